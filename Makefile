@@ -1,0 +1,52 @@
+# bpfcap: the two commands a new machine needs are `make demo` and `make test`.
+# Both install what they need (scripts/deps.sh) before doing anything else.
+
+GO        ?= go
+BIN       := bin/bpfcap
+# Privileged tests run as root; -p 1 keeps packages from racing for the
+# kernel (netns, veths, pinned maps) and from loading programs in parallel.
+TESTFLAGS ?= -count=1 -p 1 -timeout 30m
+
+# Extra suites that mk/*.mk files add to `make test` (vmtest, dpdk, ...).
+TEST_TARGETS :=
+
+.PHONY: all deps build generate generate-check vet fmt-check unit test demo clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/bpfcap
+
+# Regenerate every BPF object from bpf/ (bpf2go lines live in gen.go).
+generate: deps
+	$(GO) generate ./...
+
+# The committed objects must be exactly what `make generate` produces.
+generate-check: generate
+	@git diff --exit-code --stat -- . || { echo "generated files differ from the committed ones: run make generate and commit" >&2; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- '*_bpfel.go' '*_bpfel.o'); \
+	  if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked" >&2; exit 1; fi
+
+vet: deps
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:" >&2; echo "$$out" >&2; exit 1; fi
+
+unit: deps
+	$(GO) test $(TESTFLAGS) ./...
+
+test: deps vet fmt-check generate-check unit $(TEST_TARGETS)
+	@echo "make test: all suites passed"
+
+demo: build
+	@scripts/demo.sh
+
+clean:
+	rm -rf bin .cache
+
+include $(wildcard mk/*.mk)

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The record every bpfcap kernel program sends to userspace: a fixed header
+ * followed by cap_len bytes of packet data. Go decodes it in hook/ and checks
+ * its layout against the BTF clang emits for it, so change both together.
+ */
+#pragma once
+
+#include <linux/types.h>
+
+#define BPFCAP_COMM_LEN 16
+
+/* Direction of a packet relative to the hook, stored in bpfcap_event.dir. */
+enum bpfcap_dir {
+	BPFCAP_DIR_UNKNOWN = 0,
+	BPFCAP_DIR_IN = 1,
+	BPFCAP_DIR_OUT = 2,
+};
+
+/* bpfcap_event.flags */
+enum bpfcap_event_flag {
+	BPFCAP_EV_HAS_REASON = 1 << 0,  /* reason holds an skb_drop_reason */
+	BPFCAP_EV_HAS_VERDICT = 1 << 1, /* verdict holds an XDP or tc action */
+	BPFCAP_EV_HAS_TASK = 1 << 2,    /* pid and comm are set */
+	BPFCAP_EV_UNFILTERED = 1 << 3,  /* the kernel did not filter: userspace must */
+};
+
+struct bpfcap_event {
+	__u64 ts;        /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+	__u64 packet_id; /* skb (or xdp_buff) address; same skb, same id */
+	__u32 hook;      /* hook index from the program's config */
+	__u32 wire_len;  /* packet length from the captured header on */
+	__u32 cap_len;   /* bytes of packet data that follow this header */
+	__u32 ifindex;   /* device, 0 if unknown */
+	__u32 netns;     /* network namespace inode, 0 if unknown */
+	__u32 mark;      /* skb->mark */
+	__u32 pid;       /* tgid of the current task */
+	__u32 reason;    /* enum skb_drop_reason, with BPFCAP_EV_HAS_REASON */
+	__s32 verdict;   /* XDP or tc action, with BPFCAP_EV_HAS_VERDICT */
+	__u32 queue;     /* rx queue index */
+	__u16 linktype;  /* pcap LINKTYPE_* of the data */
+	__u8 dir;        /* enum bpfcap_dir */
+	__u8 flags;      /* enum bpfcap_event_flag */
+	__u32 _pad;
+	char comm[BPFCAP_COMM_LEN];
+};

@@ -1,0 +1,13 @@
+package testutils
+
+import "testing"
+
+func TestVethPairPings(t *testing.T) {
+	p := NewVethPair(t)
+	if out, err := Exec(p.HostNSName, "ping", "-c1", "-W2", p.PeerIP.String()); err != nil {
+		t.Fatalf("ping over the pair failed: %v\n%s", err, out)
+	}
+	if out, err := Exec(p.HostNSName, "ping", "-6", "-c1", "-W2", p.PeerIP6.String()); err != nil {
+		t.Fatalf("ping6 over the pair failed: %v\n%s", err, out)
+	}
+}
