@@ -9,3 +9,21 @@ package bpfcap
 // BPF objects, one line per object. Each is written into the package that
 // loads it. Targets are little-endian amd64 and arm64 so that bpf_tracing.h
 // knows the register layout.
+
+// xdp helper: the example firewall (bpfcap and Cloudflare hook layouts, and without a hook for the benchmarks).
+//go:generate go tool bpf2go -go-package firewall -output-dir examples/firewall -output-stem firewall -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types firewall examples/firewall/bpf/firewall.c
+//go:generate go tool bpf2go -go-package firewall -output-dir examples/firewall -output-stem firewall_cloudflare -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf -DFIREWALL_CLOUDFLARE_LAYOUT" -no-global-types firewallCloudflare examples/firewall/bpf/firewall.c
+//go:generate go tool bpf2go -go-package firewall -output-dir examples/firewall -output-stem firewall_nohook -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf -DFIREWALL_NO_HOOK" -no-global-types firewallNoHook examples/firewall/bpf/firewall.c
+
+// xdp helper: the XDP capture program (hook slots and interface entry) and the tc capture program.
+//go:generate go tool bpf2go -go-package xdpcap -output-dir xdpcap -output-stem capture -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -no-global-types capture bpf/xdp_capture.c
+//go:generate go tool bpf2go -go-package tccap -output-dir tccap -output-stem capture -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -no-global-types capture bpf/tc_capture.c
+
+// trace helper: the tracing probe (kprobe, fentry, fexit, tracepoint, tp_btf, raw_tracepoint).
+//go:generate go tool bpf2go -go-package probe -output-dir probe -output-stem probe -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types probe bpf/probe.c
+
+// filter helper: XDP test programs that run a spliced filter under BPF_PROG_TEST_RUN.
+//go:generate go tool bpf2go -go-package filter -output-dir filter -output-stem filtertest -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types filtertest bpf/filtertest.c
+
+// core helper: the capture core's test object (XDP programs that capture every packet through capture.h).
+//go:generate go tool bpf2go -go-package hook -output-dir hook -output-stem capturetest -output-suffix _test -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types capturetest bpf/capturetest.c

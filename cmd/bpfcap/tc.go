@@ -1,18 +1,78 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bpfcap/bpfcap"
+	"github.com/bpfcap/bpfcap/tccap"
 )
 
-// newTCCmd is a placeholder until its issue lands.
+// newTCCmd builds `bpfcap tc dev IFNAME [ingress|egress|both] [FILTER...]`.
 func newTCCmd(env *cliEnv) *cobra.Command {
-	return &cobra.Command{
-		Use:    "tc",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("tc: not built yet")
+	var (
+		o         captureOptions
+		mode      string
+		countSeen bool
+	)
+	cmd := &cobra.Command{
+		Use:   "tc dev IFNAME [ingress|egress|both] [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
+		Short: "capture at tc ingress and egress of an interface",
+		Long: `tc captures the packets an interface receives (ingress) and sends (egress)
+at the tc layer, with a program that never changes a packet's fate. It
+attaches with TCX where the kernel has it (Linux 6.6) and as a cls_bpf
+filter on a clsact qdisc otherwise (--tc-mode forces one); on exit it
+detaches everything and removes a clsact qdisc it added.
+
+Each direction is its own capture interface ("tc:eth0:ingress"); packets
+carry their direction (epb_flags) and paged data up to the snap length.
+The filter sees the packet's linear part.`,
+		Example: `  bpfcap tc dev eth0 ingress 'tcp port 443' -w in.pcapng
+  bpfcap tc dev veth0 both icmp | tcpdump -nr -
+  bpfcap tc dev eth0 egress --tc-mode clsact -c 100`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "dev" || len(args) < 2 {
+				return errors.New("tc needs an interface: bpfcap tc dev IFNAME [ingress|egress|both] [FILTER...]")
+			}
+			ifname, rest := args[1], args[2:]
+			dirs := []tccap.Direction{tccap.Ingress, tccap.Egress}
+			if len(rest) > 0 {
+				if d, err := tccap.ParseDirections(rest[0]); err == nil && rest[0] != "" {
+					dirs, rest = d, rest[1:]
+				}
+			}
+			m, err := tccap.ParseMode(mode)
+			if err != nil {
+				return err
+			}
+			if err := o.parseKeywords(rest); err != nil {
+				return err
+			}
+			if o.Device != "" && o.Device != ifname {
+				return fmt.Errorf("dev %s: tc dev %s captures one interface already", o.Device, ifname)
+			}
+			if o.Proto != "" {
+				return fmt.Errorf("proto %s: tc packets start where the interface's frames start (Ethernet on Ethernet devices); leave proto out", o.Proto)
+			}
+			open := func(ctx context.Context) (bpfcap.Source, error) {
+				return tccap.Open(ifname, tccap.Options{
+					Directions: dirs,
+					Mode:       m,
+					Filter:     o.Filter,
+					Snaplen:    o.snaplen(),
+					Ring:       o.ringOptions(env.stderr),
+					CountSeen:  countSeen,
+				})
+			}
+			return runCapture(cmd.Context(), env, &o, open)
 		},
 	}
+	addCaptureFlags(cmd.Flags(), &o)
+	cmd.Flags().StringVar(&mode, "tc-mode", "auto", "how to attach: tcx (Linux 6.6), clsact, or auto (tcx where the kernel has it)")
+	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")
+	return cmd
 }

@@ -1,18 +1,96 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"regexp"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bpfcap/bpfcap"
+	"github.com/bpfcap/bpfcap/probe"
 )
 
-// newTraceCmd is a placeholder until its issue lands.
+// newTraceCmd builds `bpfcap trace HOOK... [keywords] [FILTER...]`.
 func newTraceCmd(env *cliEnv) *cobra.Command {
-	return &cobra.Command{
-		Use:    "trace",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("trace: not built yet")
+	var o captureOptions
+	cmd := &cobra.Command{
+		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
+		Short: "capture the sk_buffs that reach kernel functions or tracepoints",
+		Long: `trace captures the packets (sk_buffs) that reach kernel functions and
+tracepoints, filtered in the kernel by a tcpdump expression, into pcapng
+with the hook, drop reason, device, process, netns and mark of each packet.
+
+Hooks (argN is the 1-based argument holding the sk_buff; without it bpfcap
+finds it from the kernel's BTF):
+  kprobe:FUNC[:argN]          fentry:FUNC[:argN]        fexit:FUNC[:argN]
+  tracepoint:CAT:NAME[:argN]  (tp:)  tp_btf:NAME[:argN]  raw_tracepoint:NAME[:argN] (raw_tp:)
+Where a kernel lacks kprobes, bpfcap uses fentry, then the tracepoint that
+carries the function's sk_buff (kfree_skb -> tp_btf:kfree_skb), and says
+so on stderr. ` + "`bpfcap list PATTERN`" + ` shows the hook points that take an sk_buff.
+
+proto picks where a packet starts, from the skb's header offsets: eth (MAC
+header), ip (network header, IPv4 or IPv6), ip4, ip6, ieee802_11. Without
+proto: the MAC header when the skb has one, else the network header (with
+a filter: eth). Packets lacking the header are counted as skipped.
+Tracing hooks copy the linear part of an skb; paged data is not captured.`,
+		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
+  bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
+  bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hooks, rest, err := splitHooks(args)
+			if err != nil {
+				return err
+			}
+			if err := o.parseKeywords(rest); err != nil {
+				return err
+			}
+			open := func(ctx context.Context) (bpfcap.Source, error) {
+				src, err := probe.Open(probe.Options{
+					Hooks:   hooks,
+					Filter:  o.Filter,
+					Proto:   o.Proto,
+					Snaplen: o.snaplen(),
+					Device:  o.Device,
+					Ring:    o.ringOptions(env.stderr),
+					Notices: env.stderr,
+				})
+				if err != nil {
+					return nil, err
+				}
+				return src, nil
+			}
+			return runCapture(cmd.Context(), env, &o, open)
 		},
 	}
+	addCaptureFlags(cmd.Flags(), &o)
+	return cmd
+}
+
+// specLike matches a word meant as a hook spec with a kind bpfcap may not
+// know ("kprobes:foo"), so it is reported as a bad spec, not as a filter.
+var specLike = regexp.MustCompile(`^[a-z_]+:[A-Za-z_]`)
+
+// splitHooks splits the leading hook specs from the keywords and filter
+// that follow them. Every word up to the first keyword or filter word
+// that looks like KIND:NAME is a hook; there must be at least one.
+func splitHooks(args []string) (hooks, rest []string, err error) {
+	i := 0
+	for ; i < len(args); i++ {
+		if !probe.LooksLikeSpec(args[i]) && !specLike.MatchString(args[i]) {
+			break
+		}
+		if _, err := probe.ParseSpec(args[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	if i == 0 {
+		if len(args) > 0 {
+			_, err := probe.ParseSpec(args[0])
+			return nil, nil, fmt.Errorf("%w (see `bpfcap list` for hook points)", err)
+		}
+		return nil, nil, fmt.Errorf("trace needs a hook, e.g. kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
+	}
+	return args[:i], args[i:], nil
 }

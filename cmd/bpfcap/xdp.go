@@ -1,18 +1,103 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bpfcap/bpfcap"
+	"github.com/bpfcap/bpfcap/xdpcap"
 )
 
-// newXDPCmd is a placeholder until its issue lands.
+// newXDPCmd builds `bpfcap xdp PIN [FILTER...]` and `bpfcap xdp dev
+// IFNAME [FILTER...]`.
 func newXDPCmd(env *cliEnv) *cobra.Command {
-	return &cobra.Command{
-		Use:    "xdp",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("xdp: not built yet")
+	var (
+		o         captureOptions
+		actions   string
+		countSeen bool
+	)
+	cmd := &cobra.Command{
+		Use:   "xdp (PIN | dev IFNAME) [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
+		Short: "capture inside XDP programs through their xdpcap hook, with the verdict",
+		Long: `xdp captures the packets an XDP program instrumented with bpf/xdpcap.h
+handles, with the verdict it gave each one (pass, drop, tx, redirect,
+aborted): what tcpdump cannot see. The program ends every path with
+` + "`return xdpcap_exit(ctx, &hook, action);`" + ` and its loader pins the hook map
+(a prog array with one slot per XDP action; Cloudflare xdpcap's layout works
+too). bpfcap puts one capture program per action into the hook; each returns
+its action, so the program behaves exactly as before. On exit the slots are
+emptied; slots left full by a killed bpfcap are emptied by the next run.
+
+  bpfcap xdp PIN [FILTER]        capture from the hook pinned at PIN
+  bpfcap xdp dev IFNAME [FILTER] capture at XDP entry of an interface that
+                                 has no XDP program (bpfcap attaches its own
+                                 pass-through program); packets have no verdict
+
+Packets are Ethernet frames; the verdict is in each packet's epb_verdict
+(type XDP) and comment. Multi-buffer (frags) programs are captured in full
+up to the snap length; the filter sees the first buffer.`,
+		Example: `  bpfcap xdp /sys/fs/bpf/xdpcap_hook 'udp port 53' -w dns.pcapng
+  bpfcap xdp /sys/fs/bpf/xdpcap_hook --actions drop,aborted | tcpdump -nr -
+  bpfcap xdp dev eth0 -c 10 icmp`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			devMode := args[0] == "dev"
+			target, rest := args[0], args[1:]
+			if devMode {
+				if len(args) < 2 {
+					return errors.New("xdp dev needs an interface name, e.g. bpfcap xdp dev eth0")
+				}
+				target, rest = args[1], args[2:]
+			}
+			if err := o.parseKeywords(rest); err != nil {
+				return err
+			}
+			if o.Proto != "" && o.Proto != "eth" {
+				return fmt.Errorf("proto %s: XDP packets start with the Ethernet header; use proto eth or leave proto out", o.Proto)
+			}
+			acts, err := xdpcap.ParseActions(actions)
+			if err != nil {
+				return err
+			}
+			if devMode && cmd.Flags().Changed("actions") {
+				return errors.New("--actions applies to hook captures (bpfcap xdp PIN); at XDP entry there is no verdict yet")
+			}
+			if actions == "all" {
+				acts = nil // every action the hook has a slot for
+			}
+			open := func(ctx context.Context) (bpfcap.Source, error) {
+				opts := xdpcap.CaptureOptions{
+					Actions:   acts,
+					Filter:    o.Filter,
+					Snaplen:   o.snaplen(),
+					Ring:      o.ringOptions(env.stderr),
+					CountSeen: countSeen,
+					Notices:   env.stderr,
+				}
+				if devMode {
+					if o.Device != "" {
+						return nil, errors.New("xdp dev IFNAME captures one interface already: leave out -i/dev")
+					}
+					return xdpcap.OpenDeviceCapture(target, opts)
+				}
+				if o.Device != "" {
+					ifc, err := net.InterfaceByName(o.Device)
+					if err != nil {
+						return nil, fmt.Errorf("dev %s: no such interface (list them with `ip link`): %w", o.Device, err)
+					}
+					opts.Ifindex = ifc.Index
+				}
+				return xdpcap.OpenCapture(target, opts)
+			}
+			return runCapture(cmd.Context(), env, &o, open)
 		},
 	}
+	addCaptureFlags(cmd.Flags(), &o)
+	cmd.Flags().StringVar(&actions, "actions", "all", "XDP `actions` to capture: comma-separated aborted,drop,pass,tx,redirect or all")
+	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")
+	return cmd
 }

@@ -1,0 +1,269 @@
+package tracebench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/probe"
+)
+
+// packetsPerPhase is how many datagrams each phase sends.
+const packetsPerPhase = 100_000
+
+// capture runs a tracing source into a pcapng writer on io.Discard while
+// send runs, and returns the source's counters after it drained and the
+// average run time of the probe program in the kernel (BPF run-time
+// statistics are on for the duration).
+func capture(b *testing.B, opts probe.Options, send func()) (pcapng.InterfaceStats, time.Duration) {
+	b.Helper()
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run-time statistics: %v", err)
+	}
+	defer stats.Close()
+	src, err := probe.Open(opts)
+	if err != nil {
+		b.Fatalf("open %v: %v", opts.Hooks, err)
+	}
+	defer src.Close()
+	prog := findProbeProgram(b)
+	defer prog.Close()
+	w, err := pcapng.NewWriter(io.Discard, pcapng.WriterOptions{Application: "bpfcap bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, ifc := range src.Interfaces() {
+		if _, err := w.AddInterface(ifc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, w) }()
+	send()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatalf("run: %v", err)
+	}
+	var total pcapng.InterfaceStats
+	for _, st := range src.Stats() {
+		total.Seen += st.Seen
+		total.Matched += st.Matched
+		total.Captured += st.Captured
+		total.Lost += st.Lost
+	}
+	ps, err := prog.Stats()
+	if err != nil || ps.RunCount == 0 {
+		b.Fatalf("probe program statistics: %+v, %v", ps, err)
+	}
+	return total, ps.Runtime / time.Duration(ps.RunCount)
+}
+
+// emptyProgramRun attaches a program that does nothing to the same
+// tracepoint while send runs and returns its average run time: the floor
+// any tracepoint program pays (dispatch, statistics).
+func emptyProgramRun(b *testing.B, send func()) time.Duration {
+	b.Helper()
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run-time statistics: %v", err)
+	}
+	defer stats.Close()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.TracePoint,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if err != nil {
+		b.Fatalf("load empty program: %v", err)
+	}
+	defer prog.Close()
+	l, err := link.Tracepoint("net", "net_dev_xmit", prog, nil)
+	if err != nil {
+		b.Fatalf("attach empty program: %v", err)
+	}
+	send()
+	l.Close()
+	ps, err := prog.Stats()
+	if err != nil || ps.RunCount == 0 {
+		b.Fatalf("empty program statistics: %+v, %v", ps, err)
+	}
+	return ps.Runtime / time.Duration(ps.RunCount)
+}
+
+// findProbeProgram returns the one loaded program of bpf/probe.c.
+func findProbeProgram(b *testing.B) *ebpf.Program {
+	b.Helper()
+	var id ebpf.ProgramID
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			b.Fatalf("no probe program loaded: %v", err)
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		if info, err := p.Info(); err == nil && strings.HasPrefix(info.Name, "probe_") {
+			return p
+		}
+		p.Close()
+	}
+}
+
+// tcpdumpCapture runs tcpdump on the host end of the pair while send runs
+// and returns the packets it captured and the kernel dropped.
+func tcpdumpCapture(b *testing.B, f *flooder, filter string, send func()) (captured, dropped uint64) {
+	b.Helper()
+	cmd := exec.Command("ip", "netns", "exec", f.pair.HostNSName, "tcpdump", "-n", "-i", f.pair.HostName, "-w", "/dev/null", filter)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("tcpdump: %v", err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var out []string
+	ready := false
+	for !ready {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				b.Fatalf("tcpdump ended before listening: %v", out)
+			}
+			out = append(out, l)
+			ready = strings.Contains(l, "listening on")
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			b.Fatalf("tcpdump not listening after 10 s: %v", out)
+		}
+	}
+	send()
+	cmd.Process.Signal(syscall.SIGINT)
+	for l := range lines {
+		out = append(out, l)
+	}
+	cmd.Wait()
+	num := func(re string) uint64 {
+		for _, l := range out {
+			if m := regexp.MustCompile(re).FindStringSubmatch(l); m != nil {
+				n, _ := strconv.ParseUint(m[1], 10, 64)
+				return n
+			}
+		}
+		b.Fatalf("tcpdump printed no %q: %v", re, out)
+		return 0
+	}
+	return num(`^(\d+) packets? captured`), num(`^(\d+) packets? dropped by kernel`)
+}
+
+// BenchmarkTraceVethFlood floods UDP over a veth pair and, in one run,
+// measures: the sender's time per packet with no hook and with
+// tracepoint:net:net_dev_xmit attached with a filter that matches nothing
+// (the cost the hook adds to the traced path), what bpfcap captures of
+// the flood with a matching filter, and what tcpdump captures of the same
+// flood on the same veth (the peer). Everything is reported as ratios.
+//
+//	go test -run '^$' -bench TraceVethFlood -benchtime 1x ./bench/trace/
+func BenchmarkTraceVethFlood(b *testing.B) {
+	testutils.RequireRoot(b)
+	for _, spec := range []string{"tracepoint:net:net_dev_xmit", "tp_btf:net_dev_xmit"} {
+		for _, size := range []int{64, 1000} {
+			b.Run(fmt.Sprintf("%s/payload%d", strings.SplitN(spec, ":", 2)[0], size), func(b *testing.B) {
+				floodBench(b, spec, size)
+			})
+		}
+	}
+}
+
+// floodBench is one BenchmarkTraceVethFlood case: hook spec, payload size.
+func floodBench(b *testing.B, spec string, size int) {
+	f := newFlooder(b, size)
+	f.send(b, 10_000) // warm up ARP, caches
+	hook := []string{spec}
+	match := fmt.Sprintf("udp dst port %d", floodPort)
+	for range b.N {
+		// Each measurement is the fastest of three rounds, with
+		// the rounds interleaved, so that other load on the
+		// machine inflates neither side of a ratio alone.
+		best := func(d *time.Duration, v time.Duration) {
+			if *d == 0 || v < *d {
+				*d = v
+			}
+		}
+		var noHook, hooked, flood, peerFlood time.Duration
+		var got pcapng.InterfaceStats
+		var tdCaptured, tdDropped uint64
+		var progNoMatch, progCapture, progEmpty time.Duration
+		for range 3 {
+			best(&progEmpty, emptyProgramRun(b, func() { f.send(b, packetsPerPhase/4) }))
+			best(&noHook, f.send(b, packetsPerPhase))
+
+			none, run := capture(b, probe.Options{Hooks: hook, Proto: "eth", Filter: "udp dst port 1"},
+				func() { best(&hooked, f.send(b, packetsPerPhase)) })
+			best(&progNoMatch, run)
+			if none.Captured != 0 {
+				b.Fatalf("non-matching filter captured %d packets", none.Captured)
+			}
+
+			var d time.Duration
+			st, run := capture(b, probe.Options{Hooks: hook, Proto: "eth", Filter: match, Snaplen: 128},
+				func() { d = f.send(b, packetsPerPhase) })
+			best(&progCapture, run)
+			if flood == 0 || d < flood {
+				flood, got = d, st
+			}
+
+			c, dr := tcpdumpCapture(b, f, match+" and ip", func() { d = f.send(b, packetsPerPhase) })
+			if peerFlood == 0 || d < peerFlood {
+				peerFlood, tdCaptured, tdDropped = d, c, dr
+			}
+		}
+
+		perPkt := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / packetsPerPhase }
+		bpfcapRate := float64(got.Captured) / flood.Seconds()
+		peerRate := float64(tdCaptured) / peerFlood.Seconds()
+		b.ReportMetric(perPkt(noHook), "ns/pkt-nohook")
+		b.ReportMetric(perPkt(hooked), "ns/pkt-hooked-nomatch")
+		b.ReportMetric(perPkt(hooked)/perPkt(noHook), "hook-cost-ratio")
+		// The program's own time per packet, from the kernel's
+		// BPF statistics: what the hook adds to the path, free of
+		// the sender's noise.
+		b.ReportMetric(float64(progNoMatch.Nanoseconds()), "prog-ns/pkt-nomatch")
+		b.ReportMetric(float64(progCapture.Nanoseconds()), "prog-ns/pkt-capture")
+		b.ReportMetric(float64(progNoMatch.Nanoseconds())/perPkt(noHook), "prog-nomatch/path")
+		b.ReportMetric(float64(progNoMatch.Nanoseconds())/float64(progEmpty.Nanoseconds()), "prog-nomatch/empty-prog")
+		b.ReportMetric(float64(got.Captured)/packetsPerPhase, "bpfcap-captured/sent")
+		b.ReportMetric(float64(got.Lost)/packetsPerPhase, "bpfcap-lost/sent")
+		b.ReportMetric(perPkt(flood)/perPkt(noHook), "sender-slowdown-capturing")
+		b.ReportMetric(float64(tdCaptured)/packetsPerPhase, "tcpdump-captured/sent")
+		b.ReportMetric(float64(tdDropped)/packetsPerPhase, "tcpdump-dropped/sent")
+		b.ReportMetric(perPkt(peerFlood)/perPkt(noHook), "sender-slowdown-tcpdump")
+		b.ReportMetric(bpfcapRate/peerRate, "bpfcap/tcpdump-captured-pps")
+	}
+}

@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * capture.h: the capture core every bpfcap kernel program includes (the
+ * tracing probe, the XDP and tc capture programs, the test object).
+ *
+ * It provides:
+ *   - the two filter stubs that hook/ replaces with the translated tcpdump
+ *     filter (filter.Splice, by symbol name);
+ *   - bpfcap_cfg, the per-program configuration written from Go before load;
+ *   - the maps shared by every hook of one capture session: the ring buffer
+ *     (or perf event array), per-CPU statistics, and the scratch records;
+ *   - helpers to take a scratch record, count statistics and submit a record.
+ *
+ * A program typically does (see bpf/capturetest.c for a complete one):
+ *
+ *	if (!bpfcap_want_dev(ifindex, netns)) return ...;
+ *	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+ *	struct bpfcap_record *rec = bpfcap_scratch_get();
+ *	if (!rec) return ...;
+ *	cap_len = min(wire_len, bpfcap_snaplen());
+ *	... copy cap_len bytes into rec->data: for helpers that refuse a zero
+ *	    size, skip cap_len == 0 and pass bpfcap_clamp_len(cap_len,
+ *	    BPFCAP_MAX_DATA) ...
+ *	if (bpfcap_match_scratch(rec->data, cap_len, wire_len)) {
+ *		bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
+ *		bpfcap_event_init(&rec->ev, wire_len, cap_len);
+ *		... set packet_id, ifindex, verdict, dir, ... ...
+ *		bpfcap_submit(ctx, rec, cap_len);
+ *	}
+ *	bpfcap_scratch_put();
+ *
+ * Programs holding packet pointers (XDP, tc) filter first with
+ * bpfcap_match_direct(data, data_end, wire_len) and copy only matches.
+ *
+ * Include it after the kernel type definitions: with a bpftool-generated
+ * vmlinux.h (which defines __VMLINUX_H__) the uapi <linux/bpf.h> is not
+ * included again; a hand-written vmlinux.h must not define __VMLINUX_H__
+ * unless it also provides the uapi BPF definitions.
+ */
+#pragma once
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#include <linux/bpf.h>
+#endif
+#include <bpf/bpf_helpers.h>
+
+#include "event.h"
+
+/* Largest number of packet bytes one record can carry. */
+#define BPFCAP_MAX_DATA 65536
+
+/*
+ * Scratch records per CPU: one per context that can interrupt another on the
+ * same CPU (task, softirq, hardirq, NMI). A program that would nest deeper
+ * counts BPFCAP_STAT_NESTED and skips the packet.
+ */
+#define BPFCAP_NEST_LEVELS 4
+
+/* Default size of the statistics map: hooks per session (Go may raise it). */
+#define BPFCAP_MAX_HOOKS 64
+
+/* Statistics counted per hook, key = hook * BPFCAP_NSTATS + stat. */
+enum bpfcap_stat {
+	BPFCAP_STAT_SEEN = 0,     /* packets that reached the hook (after the dev restriction) */
+	BPFCAP_STAT_MATCHED = 1,  /* packets the kernel filter accepted (all, when unfiltered) */
+	BPFCAP_STAT_CAPTURED = 2, /* records written to the ring */
+	BPFCAP_STAT_LOST = 3,     /* records the ring had no room for */
+	BPFCAP_STAT_NOHDR = 4,    /* packets without the requested header (skipped) */
+	BPFCAP_STAT_NESTED = 5,   /* packets skipped: scratch nesting too deep */
+	BPFCAP_STAT_ERROR = 6,    /* packets skipped: reading the packet failed */
+	BPFCAP_STAT_RESERVED = 7,
+	BPFCAP_NSTATS = 8,
+};
+
+/* bpfcap_cfg.flags */
+enum bpfcap_cfg_flag {
+	BPFCAP_CFG_PERF = 1 << 0,       /* submit to bpfcap_perf instead of bpfcap_ring */
+	BPFCAP_CFG_UNFILTERED = 1 << 1, /* skip the filter stub: userspace filters */
+	BPFCAP_CFG_TASK = 1 << 2,       /* record pid/comm of the current task */
+};
+
+/*
+ * Configuration of one loaded program, written from Go (hook/) into .rodata
+ * before load. The verifier sees the values as constants, so branches on
+ * them cost nothing at run time.
+ */
+struct bpfcap_config {
+	__u32 hook;         /* hook index, stored in every event and used for stats */
+	__u32 snaplen;      /* bytes of packet data to capture, 1..BPFCAP_MAX_DATA */
+	__u32 ifindex;      /* capture only this device (0: any) */
+	__u32 netns;        /* ... in this netns (inode, 0: any) */
+	__u32 flags;        /* enum bpfcap_cfg_flag */
+	__u32 wakeup_bytes; /* ringbuf: wake userspace when pending data crosses this (0: kernel default) */
+	__u32 linktype;     /* pcap LINKTYPE_* the program captures (informational) */
+	__u32 _reserved;
+};
+
+volatile const struct bpfcap_config bpfcap_cfg = {
+	.snaplen = BPFCAP_MAX_DATA,
+};
+
+/* One record: the event header followed by the packet bytes. */
+struct bpfcap_record {
+	struct bpfcap_event ev;
+	__u8 data[BPFCAP_MAX_DATA];
+};
+
+/* The BPF ring buffer; its size is set from Go (a power of two of pages). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} bpfcap_ring SEC(".maps");
+
+/* The perf event array used with BPFCAP_CFG_PERF; one entry per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} bpfcap_perf SEC(".maps");
+
+/* Per-CPU counters, key = hook * BPFCAP_NSTATS + enum bpfcap_stat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BPFCAP_MAX_HOOKS * BPFCAP_NSTATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} bpfcap_stats SEC(".maps");
+
+/*
+ * Scratch records: BPFCAP_NEST_LEVELS per CPU, key = cpu * levels + level.
+ * A plain array (per-CPU values are limited to 32 KiB); Go sizes it to the
+ * number of possible CPUs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 64 * BPFCAP_NEST_LEVELS);
+	__type(key, __u32);
+	__type(value, struct bpfcap_record);
+} bpfcap_scratch SEC(".maps");
+
+/* Current nesting level per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} bpfcap_nest SEC(".maps");
+
+/*
+ * The filter stubs. hook/ replaces their bodies with the translated filter
+ * (by symbol name); the return value is non-zero when the packet matches.
+ * The bodies are opaque to clang (asm volatile) so that calls are kept with
+ * all their arguments. Unspliced, they match every packet.
+ *
+ * Direct back end (XDP, tc): data and data_end are packet pointers.
+ */
+static __noinline __u32 bpfcap_filter_direct(void *data, void *data_end, __u32 wire_len)
+{
+	__u32 ret;
+
+	asm volatile("%0 = 1" : "=r"(ret) : "r"(data), "r"(data_end), "r"(wire_len) : "memory");
+	return ret;
+}
+
+/* Scratch back end (tracing hooks): buf points at rec->data in the scratch map. */
+static __noinline __u32 bpfcap_filter_scratch(const void *buf, __u32 cap_len, __u32 wire_len)
+{
+	__u32 ret;
+
+	asm volatile("%0 = 1" : "=r"(ret) : "r"(buf), "r"(cap_len), "r"(wire_len) : "memory");
+	return ret;
+}
+
+/* Adds one to stat for this program's hook. */
+static __always_inline void bpfcap_stat_inc(__u32 stat)
+{
+	__u32 key = bpfcap_cfg.hook * BPFCAP_NSTATS + stat;
+	__u64 *v = bpf_map_lookup_elem(&bpfcap_stats, &key);
+
+	if (v)
+		*v += 1;
+}
+
+/*
+ * Returns n clamped to max in a form every verifier since 5.x can follow:
+ * the compare and the clamp happen on the same 64-bit register.
+ */
+#define bpfcap_clamp(n, max)                                              \
+	({                                                                \
+		__u64 __n = (n);                                          \
+		asm volatile("if %[v] <= %[m] goto +1\n\t"                \
+			     "%[v] = %[m]\n\t"                            \
+			     : [v] "+r"(__n)                              \
+			     : [m] "i"(max));                             \
+		__n;                                                      \
+	})
+
+/*
+ * Returns n bounded to [1, max] for helpers whose size argument must not be
+ * zero (bpf_xdp_load_bytes, bpf_skb_load_bytes): 6.1's verifier refuses a
+ * size whose minimum is 0 even after a separate `n == 0` check, because
+ * clang tests and passes different register copies. Call it after
+ * handling n == 0 (a 0 becomes 1 here).
+ */
+#define bpfcap_clamp_len(n, max)                                          \
+	({                                                                \
+		__u64 __n = (n);                                          \
+		asm volatile("if %[v] > 0 goto +1\n\t"                    \
+			     "%[v] = 1\n\t"                               \
+			     "if %[v] <= %[m] goto +1\n\t"                \
+			     "%[v] = %[m]\n\t"                            \
+			     : [v] "+r"(__n)                              \
+			     : [m] "i"(max));                             \
+		__n;                                                      \
+	})
+
+/* The snap length of this program, 1..BPFCAP_MAX_DATA. */
+static __always_inline __u32 bpfcap_snaplen(void)
+{
+	__u32 s = bpfcap_cfg.snaplen;
+
+	if (s == 0 || s > BPFCAP_MAX_DATA)
+		s = BPFCAP_MAX_DATA;
+	return s;
+}
+
+/* Whether a packet on (ifindex, netns) passes the dev restriction. */
+static __always_inline int bpfcap_want_dev(__u32 ifindex, __u32 netns)
+{
+	if (bpfcap_cfg.ifindex == 0)
+		return 1;
+	if (ifindex != bpfcap_cfg.ifindex)
+		return 0;
+	return bpfcap_cfg.netns == 0 || netns == 0 || netns == bpfcap_cfg.netns;
+}
+
+/*
+ * Takes this CPU's scratch record for the current nesting level, or returns
+ * NULL (and counts BPFCAP_STAT_NESTED) when all levels are in use. Every
+ * non-NULL return must be paired with bpfcap_scratch_put().
+ */
+static __always_inline struct bpfcap_record *bpfcap_scratch_get(void)
+{
+	__u32 zero = 0, level, key;
+	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
+	struct bpfcap_record *rec;
+
+	if (!nest)
+		return NULL;
+	level = *nest;
+	if (level >= BPFCAP_NEST_LEVELS) {
+		bpfcap_stat_inc(BPFCAP_STAT_NESTED);
+		return NULL;
+	}
+	*nest = level + 1;
+	key = bpf_get_smp_processor_id() * BPFCAP_NEST_LEVELS + level;
+	rec = bpf_map_lookup_elem(&bpfcap_scratch, &key);
+	if (!rec) {
+		*nest = level;
+		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		return NULL;
+	}
+	return rec;
+}
+
+/* Releases the record taken by the last bpfcap_scratch_get(). */
+static __always_inline void bpfcap_scratch_put(void)
+{
+	__u32 zero = 0;
+	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
+
+	if (nest && *nest > 0)
+		*nest -= 1;
+}
+
+/*
+ * Fills the parts of rec->ev every program sets the same way: time, hook,
+ * lengths, and (with BPFCAP_CFG_TASK) the current task. The caller sets the
+ * rest (packet_id, ifindex, netns, mark, reason, verdict, queue, linktype,
+ * dir, flags) before or after.
+ */
+static __always_inline void bpfcap_event_init(struct bpfcap_event *ev, __u32 wire_len, __u32 cap_len)
+{
+	ev->ts = bpf_ktime_get_ns();
+	ev->hook = bpfcap_cfg.hook;
+	ev->wire_len = wire_len;
+	ev->cap_len = cap_len;
+	ev->packet_id = 0;
+	ev->ifindex = 0;
+	ev->netns = 0;
+	ev->mark = 0;
+	ev->reason = 0;
+	ev->verdict = 0;
+	ev->queue = 0;
+	ev->linktype = bpfcap_cfg.linktype;
+	ev->dir = BPFCAP_DIR_UNKNOWN;
+	ev->flags = 0;
+	ev->_pad = 0;
+	ev->pid = 0;
+	__builtin_memset(ev->comm, 0, sizeof(ev->comm));
+	if (bpfcap_cfg.flags & BPFCAP_CFG_TASK) {
+		ev->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+		ev->flags |= BPFCAP_EV_HAS_TASK;
+	}
+	if (bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)
+		ev->flags |= BPFCAP_EV_UNFILTERED;
+}
+
+/* Runs the direct-packet filter unless the program runs unfiltered. */
+static __always_inline int bpfcap_match_direct(void *data, void *data_end, __u32 wire_len)
+{
+	if (bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)
+		return 1;
+	return bpfcap_filter_direct(data, data_end, wire_len) != 0;
+}
+
+/* Runs the scratch filter on rec->data unless the program runs unfiltered. */
+static __always_inline int bpfcap_match_scratch(const void *buf, __u32 cap_len, __u32 wire_len)
+{
+	if (bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)
+		return 1;
+	return bpfcap_filter_scratch(buf, cap_len, wire_len) != 0;
+}
+
+/*
+ * Sends rec->ev and the first cap_len bytes of rec->data to userspace and
+ * counts BPFCAP_STAT_CAPTURED or BPFCAP_STAT_LOST. rec->ev.cap_len must
+ * already equal cap_len. ctx is the program's context (perf needs it).
+ *
+ * Ringbuf wake-ups are batched: only the record that takes the pending
+ * data past bpfcap_cfg.wakeup_bytes wakes the reader, which also polls
+ * with a short deadline for the rest (wakeup_bytes 0: the kernel's default,
+ * waking a reader that has caught up). Returns 0 or the helper's negative
+ * error.
+ */
+static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_record *rec, __u32 cap_len)
+{
+	__u64 size = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA) + sizeof(struct bpfcap_event);
+	long err;
+
+	if (bpfcap_cfg.flags & BPFCAP_CFG_PERF) {
+		err = bpf_perf_event_output(ctx, &bpfcap_perf, BPF_F_CURRENT_CPU, rec, size);
+	} else {
+		__u64 flags = 0; /* the kernel's own: wake a reader that caught up */
+
+		if (bpfcap_cfg.wakeup_bytes) {
+			__u64 avail = bpf_ringbuf_query(&bpfcap_ring, BPF_RB_AVAIL_DATA);
+
+			/*
+			 * Wake once per crossing of the threshold, never per
+			 * record: a reader behind by more than the threshold
+			 * is awake already, and each wake-up costs microseconds
+			 * (irq_work) on the packet path.
+			 */
+			flags = BPF_RB_NO_WAKEUP;
+			if (avail < bpfcap_cfg.wakeup_bytes && avail + size + 8 >= bpfcap_cfg.wakeup_bytes)
+				flags = BPF_RB_FORCE_WAKEUP;
+		}
+		err = bpf_ringbuf_output(&bpfcap_ring, rec, size, flags);
+	}
+	bpfcap_stat_inc(err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
+	return err;
+}

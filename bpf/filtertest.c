@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * filtertest: XDP programs that run a spliced filter stub on a packet given
+ * to BPF_PROG_TEST_RUN. filter/ uses them to check translated filters in
+ * the real kernel (`bpfcap filter -r`, the differential tests, the fuzz
+ * target and the benchmarks).
+ *
+ * Test input layout: a FILTERTEST_PREFIX-byte header whose first four bytes
+ * are the packet's wire length (host order), then the captured bytes. The
+ * program's return value is the filter's return value (non-zero: match).
+ */
+#include "capture.h"
+
+#define FILTERTEST_PREFIX 16
+/* Per-CPU array values are limited to 32 KiB. */
+#define FILTERTEST_SCRATCH 32768
+
+struct filtertest_buf {
+	__u8 data[FILTERTEST_SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct filtertest_buf);
+} filtertest_scratch SEC(".maps");
+
+/* Direct back end: the filter reads the packet through packet pointers. */
+SEC("xdp")
+int filtertest_direct(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 wire_len;
+
+	if (data + FILTERTEST_PREFIX > data_end)
+		return 0;
+	wire_len = *(__u32 *)data;
+	return bpfcap_filter_direct(data + FILTERTEST_PREFIX, data_end, wire_len);
+}
+
+/*
+ * Scratch back end: the packet is first copied into a per-CPU map value, as
+ * the tracing hooks copy an skb, then the filter reads the copy. xdp.frags
+ * lets the test run pass packets larger than one page.
+ */
+SEC("xdp.frags")
+int filtertest_scratch_prog(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct filtertest_buf *buf;
+	__u32 zero = 0, wire_len;
+	__u64 cap_len;
+
+	if (data + FILTERTEST_PREFIX > data_end)
+		return 0;
+	wire_len = *(__u32 *)data;
+	buf = bpf_map_lookup_elem(&filtertest_scratch, &zero);
+	if (!buf)
+		return 0;
+	cap_len = bpfcap_clamp(bpf_xdp_get_buff_len(ctx) - FILTERTEST_PREFIX, FILTERTEST_SCRATCH);
+	if (cap_len > 0 && bpf_xdp_load_bytes(ctx, FILTERTEST_PREFIX, buf->data, cap_len) < 0)
+		return 0;
+	return bpfcap_filter_scratch(buf->data, cap_len, wire_len);
+}
+
+char __license[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * probe.c: bpfcap's tracing probe. One program per hook kind (kprobe,
+ * fentry, fexit, tp_btf, raw_tracepoint, tracepoint) reads the sk_buff
+ * pointer (and the drop reason, for kfree_skb-family hooks) from where
+ * probe/ found it, then all share one path: pick the requested header from
+ * the skb's header offsets (not skb->data, which moves between layers),
+ * copy the linear bytes from there into the capture core's scratch record,
+ * run the spliced filter on the copy, fill the event and submit it.
+ *
+ * Paged data (skb_shinfo frags) is not copied: page addresses cannot be
+ * computed portably from BPF. Records then carry fewer bytes than the snap
+ * length; wire_len is always the true length, so the filter's `len` and
+ * the pcapng original length are right.
+ */
+#include "vmlinux.h"
+#include "capture.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+/* Which header a record starts at (the `proto` keyword). */
+enum probe_header {
+	PROBE_HDR_AUTO = 0, /* MAC header when the skb has one, else network header */
+	PROBE_HDR_ETH = 1,  /* MAC header, Ethernet */
+	PROBE_HDR_IP = 2,   /* network header, IPv4 or IPv6 */
+	PROBE_HDR_IP4 = 3,  /* network header, IPv4 only */
+	PROBE_HDR_IP6 = 4,  /* network header, IPv6 only */
+	PROBE_HDR_IEEE80211 = 5, /* MAC header, 802.11 */
+};
+
+/* pcap link types of the records (LINKTYPE_*). */
+#define LINKTYPE_ETHERNET 1
+#define LINKTYPE_RAW 101
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+/* Where the program finds its inputs, written by probe/ before load. */
+struct probe_config {
+	__u32 skb_arg;    /* 0-based argument index; tracepoint: record offset */
+	__u32 reason_arg; /* same, for the drop reason */
+	__u32 has_reason; /* whether reason_arg is valid */
+	__u32 header;     /* enum probe_header */
+};
+
+volatile const struct probe_config probe_cfg;
+
+/*
+ * One 8-byte load from ctx at a constant offset, in asm so that clang cannot
+ * turn a switch of such loads into ctx + index * 8, which the verifier
+ * refuses ("dereference of modified ctx ptr").
+ */
+#define CTX_LOAD(ctx, off)                                                   \
+	({                                                                   \
+		__u64 __v;                                                   \
+		asm volatile("%0 = *(u64 *)(%1 + " #off ")" : "=r"(__v) : "r"(ctx)); \
+		__v;                                                         \
+	})
+
+/* An argument of a BTF-typed program (fentry, fexit, tp_btf) or of a raw
+ * tracepoint. The index is a load-time constant, so the verifier follows
+ * only one branch and checks only that load. */
+static __always_inline __u64 ctx_arg(void *ctx, __u32 i)
+{
+	switch (i) {
+	case 0: return CTX_LOAD(ctx, 0);
+	case 1: return CTX_LOAD(ctx, 8);
+	case 2: return CTX_LOAD(ctx, 16);
+	case 3: return CTX_LOAD(ctx, 24);
+	case 4: return CTX_LOAD(ctx, 32);
+	case 5: return CTX_LOAD(ctx, 40);
+	case 6: return CTX_LOAD(ctx, 48);
+	case 7: return CTX_LOAD(ctx, 56);
+	case 8: return CTX_LOAD(ctx, 64);
+	case 9: return CTX_LOAD(ctx, 72);
+	case 10: return CTX_LOAD(ctx, 80);
+	case 11: return CTX_LOAD(ctx, 88);
+	}
+	return 0;
+}
+
+/* A register argument of a kprobe, read through CO-RE relocations. */
+static __always_inline __u64 regs_arg(struct pt_regs *regs, __u32 i)
+{
+#if defined(__TARGET_ARCH_x86)
+	switch (i) {
+	case 0: return BPF_CORE_READ(regs, di);
+	case 1: return BPF_CORE_READ(regs, si);
+	case 2: return BPF_CORE_READ(regs, dx);
+	case 3: return BPF_CORE_READ(regs, cx);
+	case 4: return BPF_CORE_READ(regs, r8);
+	}
+#else
+	switch (i) {
+	case 0: return BPF_CORE_READ(regs, regs[0]);
+	case 1: return BPF_CORE_READ(regs, regs[1]);
+	case 2: return BPF_CORE_READ(regs, regs[2]);
+	case 3: return BPF_CORE_READ(regs, regs[3]);
+	case 4: return BPF_CORE_READ(regs, regs[4]);
+	}
+#endif
+	return 0;
+}
+
+/* A field of a classic tracepoint's record, at a load-time offset. */
+static __always_inline __u64 record_u64(void *ctx, __u32 off)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + off);
+	return v;
+}
+
+static __always_inline __u32 record_u32(void *ctx, __u32 off)
+{
+	__u32 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + off);
+	return v;
+}
+
+/*
+ * Reads a field of the sk_buff (or of what it points to). BTF-typed
+ * programs (fentry, fexit, tp_btf) get the skb as a typed pointer and read
+ * it with plain loads, which the verifier turns into fault-safe ones; the
+ * others get an address and go through bpf_probe_read_kernel. direct is a
+ * constant in every caller, so clang keeps only one of the two.
+ */
+#define RD(direct, p, field) ((direct) ? (p)->field : BPF_CORE_READ(p, field))
+
+/*
+ * Offset from skb->head of the header a record starts at, and its link
+ * type; returns -1 when the skb lacks it.
+ */
+static __always_inline long start_of(struct sk_buff *skb, __u32 *linktype, const int direct)
+{
+	__u16 mac = RD(direct, skb, mac_header);
+	__u16 net = RD(direct, skb, network_header);
+	__u16 proto = bpf_ntohs(RD(direct, skb, protocol));
+	/* mac_header is ~0 until set; network_header 0 until set. */
+	int have_mac = mac != (__u16)~0U;
+	int have_net = net != 0;
+
+	switch (probe_cfg.header) {
+	case PROBE_HDR_AUTO:
+		if (have_mac) {
+			*linktype = LINKTYPE_ETHERNET;
+			return mac;
+		}
+		if (have_net && (proto == ETH_P_IP || proto == ETH_P_IPV6)) {
+			*linktype = LINKTYPE_RAW;
+			return net;
+		}
+		return -1;
+	case PROBE_HDR_ETH:
+	case PROBE_HDR_IEEE80211:
+		*linktype = bpfcap_cfg.linktype;
+		return have_mac ? mac : -1;
+	case PROBE_HDR_IP:
+		*linktype = bpfcap_cfg.linktype;
+		return have_net && (proto == ETH_P_IP || proto == ETH_P_IPV6) ? net : -1;
+	case PROBE_HDR_IP4:
+		*linktype = bpfcap_cfg.linktype;
+		return have_net && proto == ETH_P_IP ? net : -1;
+	case PROBE_HDR_IP6:
+		*linktype = bpfcap_cfg.linktype;
+		return have_net && proto == ETH_P_IPV6 ? net : -1;
+	}
+	return -1;
+}
+
+/* The device an skb is on (or came in on) and that device's netns inode. */
+static __always_inline void device_of(struct sk_buff *skb, __u32 *ifindex, __u32 *netns, const int direct)
+{
+	struct net_device *dev = RD(direct, skb, dev);
+	struct net *net;
+
+	if (dev) {
+		*ifindex = RD(direct, dev, ifindex);
+		net = RD(direct, dev, nd_net.net);
+		if (net)
+			*netns = RD(direct, net, ns.inum);
+	} else {
+		*ifindex = RD(direct, skb, skb_iif);
+	}
+}
+
+/* The common path of every hook kind. */
+static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, const int direct)
+{
+	struct bpfcap_record *rec;
+	__u32 ifindex = 0, netns = 0, linktype = 0;
+	long hoff, data_off, wire, linear;
+	unsigned char *head, *data;
+	__u32 len, data_len;
+	__u64 cap_len;
+
+	if (!skb)
+		return 0;
+	/* The device is read up front only when it decides; otherwise only
+	 * for packets that match, which keeps the non-matching path short. */
+	if (bpfcap_cfg.ifindex) {
+		device_of(skb, &ifindex, &netns, direct);
+		if (!bpfcap_want_dev(ifindex, netns))
+			return 0;
+	}
+	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+
+	hoff = start_of(skb, &linktype, direct);
+	if (hoff < 0) {
+		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
+		return 0;
+	}
+	head = RD(direct, skb, head);
+	data = RD(direct, skb, data);
+	len = RD(direct, skb, len);
+	data_len = RD(direct, skb, data_len);
+	data_off = data - head;
+	/* Length from the chosen header on: skb->len counts from skb->data. */
+	wire = (long)len + data_off - hoff;
+	/* Linear bytes from the header on; the rest is in paged frags. */
+	linear = data_off + (long)(len - data_len) - hoff;
+	if (wire <= 0 || wire > 0xffffffffL || len < data_len) {
+		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
+		return 0;
+	}
+	if (linear < 0)
+		linear = 0;
+
+	rec = bpfcap_scratch_get();
+	if (!rec)
+		return 0;
+	cap_len = linear;
+	if (cap_len > (__u64)wire)
+		cap_len = wire;
+	if (cap_len > bpfcap_snaplen())
+		cap_len = bpfcap_snaplen();
+	cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
+	if (cap_len > 0 && bpf_probe_read_kernel(rec->data, cap_len, head + hoff) < 0) {
+		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		goto out;
+	}
+	if (!bpfcap_match_scratch(rec->data, cap_len, wire))
+		goto out;
+	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
+
+	if (!bpfcap_cfg.ifindex)
+		device_of(skb, &ifindex, &netns, direct);
+	bpfcap_event_init(&rec->ev, wire, cap_len);
+	rec->ev.packet_id = (__u64)(long)skb;
+	rec->ev.ifindex = ifindex;
+	rec->ev.netns = netns;
+	rec->ev.mark = RD(direct, skb, mark);
+	rec->ev.queue = RD(direct, skb, queue_mapping);
+	rec->ev.linktype = linktype;
+	if (has_reason) {
+		rec->ev.reason = reason;
+		rec->ev.flags |= BPFCAP_EV_HAS_REASON;
+	}
+	bpfcap_submit(ctx, rec, cap_len);
+out:
+	bpfcap_scratch_put();
+	return 0;
+}
+
+SEC("kprobe")
+int probe_kprobe(struct pt_regs *ctx)
+{
+	struct sk_buff *skb = (void *)regs_arg(ctx, probe_cfg.skb_arg);
+	__u32 reason = probe_cfg.has_reason ? regs_arg(ctx, probe_cfg.reason_arg) : 0;
+
+	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+}
+
+SEC("fentry")
+int probe_fentry(__u64 *ctx)
+{
+	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
+	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+
+	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+}
+
+SEC("fexit")
+int probe_fexit(__u64 *ctx)
+{
+	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
+	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+
+	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+}
+
+SEC("tp_btf")
+int probe_tp_btf(__u64 *ctx)
+{
+	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
+	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+
+	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+}
+
+SEC("raw_tracepoint")
+int probe_raw_tp(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
+	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+
+	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+}
+
+SEC("tracepoint")
+int probe_tracepoint(void *ctx)
+{
+	struct sk_buff *skb = (void *)record_u64(ctx, probe_cfg.skb_arg);
+	__u32 reason = probe_cfg.has_reason ? record_u32(ctx, probe_cfg.reason_arg) : 0;
+
+	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+}

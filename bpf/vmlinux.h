@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * vmlinux.h: the few kernel types bpfcap's tracing probe reads, written by
+ * hand (not a bpftool dump). Every struct carries preserve_access_index, so
+ * clang emits CO-RE relocations and the loader moves each field access to
+ * the running kernel's offset: the layouts below only need the right field
+ * names and types, not the right order or padding.
+ *
+ * This file does not define __VMLINUX_H__: capture.h then includes the uapi
+ * <linux/bpf.h> for the BPF definitions, which a hand-written file lacks.
+ */
+#pragma once
+
+#include <linux/types.h>
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+struct net_device {
+	int ifindex;
+	possible_net_t nd_net;
+};
+
+/*
+ * On 64-bit kernels tail and end are offsets from head
+ * (NET_SKBUFF_DATA_USES_OFFSET), which is all bpfcap targets.
+ */
+struct sk_buff {
+	struct net_device *dev;
+	unsigned int len;
+	unsigned int data_len;
+	__u16 queue_mapping;
+	int skb_iif;
+	__u32 mark;
+	__be16 protocol;
+	__u16 transport_header;
+	__u16 network_header;
+	__u16 mac_header;
+	unsigned int tail;
+	unsigned int end;
+	unsigned char *head;
+	unsigned char *data;
+};
+
+/* The registers a kprobe sees; only the argument registers are named. */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+	unsigned long cx;
+	unsigned long r8;
+	unsigned long r9;
+};
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs {
+	__u64 regs[31];
+};
+#else
+#error "bpfcap's probe supports x86-64 and arm64 (bpf2go -target amd64,arm64)"
+#endif
+
+#pragma clang attribute pop

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The XDP capture program of `bpfcap xdp`.
+ *
+ * Hook mode: one copy is loaded per XDP action with bpfcap_xdp_action set to
+ * it and put into that action's slot of an xdpcap hook (bpf/xdpcap.h). The
+ * instrumented program tail-calls it on exit; it copies a matching packet
+ * to userspace with the action as its verdict and returns the action, so the
+ * instrumented program's behaviour never changes.
+ *
+ * Entry mode (`bpfcap xdp dev IFNAME`): attached to an interface that has
+ * no XDP program, it captures at XDP entry and passes every packet.
+ *
+ * The non-matching path is the filter and nothing else: no map update, no
+ * helper call (the wire length of a multi-buffer packet needs one, so
+ * programs for frags owners make it). Matching packets are copied up to the
+ * snap length with bpf_xdp_load_bytes, which also reads the fragments of
+ * multi-buffer (BPF_F_XDP_HAS_FRAGS) packets. The filter sees the linear
+ * part: a load past it does not match. Needs Linux 5.18
+ * (bpf_xdp_load_bytes) and 5.8 for the ring buffer.
+ */
+#include "capture.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+/* The action this copy returns and records (hook mode). */
+volatile const __u32 bpfcap_xdp_action = XDP_PASS;
+
+/* enum bpfcap_xdp_flag */
+volatile const __u32 bpfcap_xdp_flags = 0;
+
+enum bpfcap_xdp_flag {
+	BPFCAP_XDP_FRAGS = 1 << 0, /* loaded for a frags owner: packets may have fragments */
+	BPFCAP_XDP_ENTRY = 1 << 1, /* entry mode: no verdict is recorded */
+	BPFCAP_XDP_SEEN = 1 << 2,  /* count BPFCAP_STAT_SEEN (one map update per packet) */
+};
+
+SEC("xdp")
+int bpfcap_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 action = bpfcap_xdp_action;
+	struct bpfcap_record *rec;
+	__u32 wire_len;
+	__u64 cap_len;
+
+	if (bpfcap_xdp_flags & BPFCAP_XDP_FRAGS)
+		wire_len = bpf_xdp_get_buff_len(ctx);
+	else
+		wire_len = data_end - data;
+	/* Test the constant first: reading ingress_ifindex costs three loads. */
+	if (bpfcap_cfg.ifindex && !bpfcap_want_dev(ctx->ingress_ifindex, 0))
+		return action;
+	if (bpfcap_xdp_flags & BPFCAP_XDP_SEEN)
+		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+	if (!bpfcap_match_direct(data, data_end, wire_len))
+		return action;
+	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
+
+	rec = bpfcap_scratch_get();
+	if (!rec)
+		return action;
+	cap_len = wire_len;
+	if (cap_len > bpfcap_snaplen())
+		cap_len = bpfcap_snaplen();
+	cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
+	if (cap_len == 0 || bpf_xdp_load_bytes(ctx, 0, rec->data, cap_len) < 0) {
+		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		goto out;
+	}
+	bpfcap_event_init(&rec->ev, wire_len, cap_len);
+	rec->ev.ifindex = ctx->ingress_ifindex;
+	rec->ev.queue = ctx->rx_queue_index;
+	rec->ev.dir = BPFCAP_DIR_IN;
+	if (!(bpfcap_xdp_flags & BPFCAP_XDP_ENTRY)) {
+		rec->ev.verdict = action;
+		rec->ev.flags |= BPFCAP_EV_HAS_VERDICT;
+	}
+	bpfcap_submit(ctx, rec, cap_len);
+out:
+	bpfcap_scratch_put();
+	return action;
+}

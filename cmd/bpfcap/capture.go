@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap"
+	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// captureOptions are the flags and bpftool-style keywords every capture
+// command (trace, xdp, tc, dpdk) shares. Parsing them has no side effects.
+type captureOptions struct {
+	// WriteFile is -w FILE or `data_out FILE` ("-" is stdout).
+	WriteFile string
+	// Count is -c: stop after this many packets (0: no limit).
+	Count uint64
+	// Snaplen is -s or `len N`: bytes per packet (0: the default, 65536).
+	Snaplen int
+	// Device is -i or `dev IFNAME`: capture only on this device.
+	Device string
+	// Duration is --duration: stop after this long (0: no limit).
+	Duration time.Duration
+	// Verbose is -v: statistics every few seconds on stderr.
+	Verbose bool
+	// User is -Z: drop to this user after attaching.
+	User string
+	// BufferSize is --buffer-size in KiB (tcpdump -B); Pages is `pages N`
+	// (pages per CPU, as bpftool counts). 0: the default (8 MiB).
+	BufferSize int
+	Pages      int
+	// Perf is --perf: use the perf buffer instead of the BPF ring buffer.
+	Perf bool
+	// Proto is `proto P` ("" = the command's default).
+	Proto string
+	// Filter is the tcpdump expression: every other word, joined.
+	Filter string
+}
+
+// defaultSnaplen is bpfcap's snap length when -s/len is not given.
+const defaultSnaplen = 65536
+
+// addCaptureFlags registers the shared capture flags on fs.
+func addCaptureFlags(fs *pflag.FlagSet, o *captureOptions) {
+	fs.StringVarP(&o.WriteFile, "write", "w", "", "write packets to this pcapng `file` (\"-\": stdout)")
+	fs.Uint64VarP(&o.Count, "count", "c", 0, "stop after this many packets")
+	fs.IntVarP(&o.Snaplen, "snaplen", "s", 0, "capture at most this many `bytes` per packet (default 65536)")
+	fs.StringVarP(&o.Device, "interface", "i", "", "capture only packets on this `device`")
+	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (e.g. 10s)")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "print statistics every few seconds on stderr")
+	fs.StringVarP(&o.User, "relinquish-privileges", "Z", "", "drop privileges to this `user` after attaching")
+	fs.IntVarP(&o.BufferSize, "buffer-size", "B", 0, "ring buffer size in `KiB` (default 8192)")
+	fs.BoolVar(&o.Perf, "perf", false, "use a perf buffer instead of the BPF ring buffer")
+}
+
+// captureKeywords are the bpftool-style keywords parseKeywords takes.
+var captureKeywords = []string{"proto", "len", "dev", "pages", "data_out"}
+
+// parseKeywords takes the bpftool-style keywords (`proto P`, `len N`,
+// `dev IFNAME`, `pages N`, `data_out FILE`) from the front of args and
+// joins the remaining words into the filter expression. Keywords are only
+// recognised before the first filter word, so filters such as
+// `len > 100` or `ip proto 6` are left alone; `len` counts as a keyword
+// only when a number follows.
+func (o *captureOptions) parseKeywords(args []string) error {
+	i := 0
+	for ; i < len(args); i++ {
+		kw := args[i]
+		isKeyword := false
+		for _, k := range captureKeywords {
+			if kw == k {
+				isKeyword = true
+			}
+		}
+		if !isKeyword {
+			break
+		}
+		if kw == "len" && (i+1 >= len(args) || !isNumber(args[i+1])) {
+			break // the filter's own `len` primitive
+		}
+		if i+1 >= len(args) {
+			return fmt.Errorf("keyword %q needs a value (e.g. %s)", kw, keywordExample(kw))
+		}
+		val := args[i+1]
+		i++
+		switch kw {
+		case "proto":
+			o.Proto = val
+		case "len":
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("len %q: want a positive number of bytes (e.g. len 128)", val)
+			}
+			o.Snaplen = n
+		case "dev":
+			o.Device = val
+		case "pages":
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("pages %q: want a positive number of pages per CPU (e.g. pages 64)", val)
+			}
+			o.Pages = n
+		case "data_out":
+			o.WriteFile = val
+		}
+	}
+	o.Filter = strings.Join(args[i:], " ")
+	return o.validate()
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+func keywordExample(kw string) string {
+	switch kw {
+	case "proto":
+		return "proto eth"
+	case "len":
+		return "len 128"
+	case "dev":
+		return "dev eth0"
+	case "pages":
+		return "pages 64"
+	}
+	return "data_out /tmp/x.pcapng"
+}
+
+// validate checks the flag values.
+func (o *captureOptions) validate() error {
+	if o.Snaplen < 0 {
+		return fmt.Errorf("snaplen %d: want a positive number of bytes", o.Snaplen)
+	}
+	if o.Snaplen > hook.MaxData {
+		return fmt.Errorf("snaplen %d: bpfcap captures at most %d bytes per packet", o.Snaplen, hook.MaxData)
+	}
+	if o.BufferSize < 0 || o.Pages < 0 {
+		return errors.New("buffer size: want a positive size")
+	}
+	if o.Duration < 0 {
+		return fmt.Errorf("duration %v: want a positive duration", o.Duration)
+	}
+	return nil
+}
+
+// snaplen returns the snap length to use.
+func (o *captureOptions) snaplen() int {
+	if o.Snaplen == 0 {
+		return defaultSnaplen
+	}
+	return o.Snaplen
+}
+
+// ringOptions returns the transport options for the hook loader; notices
+// (such as the userspace filter fallback) go to stderr.
+func (o *captureOptions) ringOptions(stderr io.Writer) hook.RingOptions {
+	ro := hook.RingOptions{Perf: o.Perf, Notices: stderr}
+	switch {
+	case o.BufferSize > 0:
+		ro.Size = o.BufferSize << 10
+	case o.Pages > 0:
+		ro.Size = o.Pages * os.Getpagesize() * runtime.NumCPU()
+	}
+	return ro
+}
+
+// sourceOpener opens (loads and attaches) a capture source. It is called
+// after the options were parsed and before any output file is created, so
+// a bad hook or filter never clobbers an existing file.
+type sourceOpener func(ctx context.Context) (bpfcap.Source, error)
+
+// runCapture runs one capture command: it opens the source, drops
+// privileges (-Z), picks the output (file, pcapng on a non-terminal
+// stdout, one summary line per packet on a terminal), runs the session
+// until a signal (ctx), -c, --duration or a closed pipe, and prints
+// per-hook statistics on stderr. The output file is created only once the
+// source is attached; once created it is always a complete pcapng file.
+func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open sourceOpener) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	src, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	if o.User != "" {
+		if err := dropPrivileges(o.User); err != nil {
+			return err
+		}
+	}
+
+	// A reader that goes away must not kill us with SIGPIPE: writes then
+	// fail with EPIPE and the session ends cleanly.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
+
+	var (
+		sink bpfcap.Sink
+		file *os.File
+	)
+	switch {
+	case o.WriteFile != "" && o.WriteFile != "-":
+		file, err = os.OpenFile(o.WriteFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("open output file: %w", err)
+		}
+		defer file.Close()
+		w, err := pcapng.NewWriter(file, pcapng.WriterOptions{Application: "bpfcap"})
+		if err != nil {
+			return fmt.Errorf("write %s: %w", o.WriteFile, err)
+		}
+		sink = w
+	case o.WriteFile == "-" || !isTerminal(env.stdout):
+		w, err := pcapng.NewWriter(env.stdout, pcapng.WriterOptions{Application: "bpfcap"})
+		if err != nil {
+			if isClosedPipe(err) {
+				return nil
+			}
+			return fmt.Errorf("write pcapng to stdout: %w", err)
+		}
+		sink = w
+	default:
+		sink = newSummaryPrinter(env.stdout, time.Local)
+	}
+
+	printListening(env.stderr, src.Interfaces())
+
+	sopts := bpfcap.Options{Count: o.Count, Duration: o.Duration}
+	live := file != nil && isTerminal(env.stderr)
+	switch {
+	case o.Verbose:
+		sopts.ProgressInterval = 5 * time.Second
+		sopts.Progress = func(p bpfcap.Progress) { printStats(env.stderr, p.Interfaces, p.Stats) }
+	case live:
+		sopts.ProgressInterval = 500 * time.Millisecond
+		sopts.Progress = func(p bpfcap.Progress) { printCounter(env.stderr, p) }
+	}
+	res, err := bpfcap.Run(ctx, sink, []bpfcap.Source{src}, sopts)
+	if live && !o.Verbose {
+		fmt.Fprintln(env.stderr)
+	}
+	closeErr := src.Close()
+	printStats(env.stderr, res.Interfaces, src.Stats())
+	if file != nil {
+		if cerr := file.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", o.WriteFile, cerr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if closeErr != nil {
+		return fmt.Errorf("detach: %w", closeErr)
+	}
+	return nil
+}
+
+// printListening tells the user (and scripts waiting for readiness) that
+// the capture runs, as tcpdump's "listening on" line does: one line on
+// stderr naming every capture point, once the hooks are attached and the
+// output is open.
+func printListening(w io.Writer, ifaces []pcapng.Interface) {
+	seen := map[string]bool{}
+	var names []string
+	for _, ifc := range ifaces {
+		if !seen[ifc.Name] {
+			seen[ifc.Name] = true
+			names = append(names, ifc.Name)
+		}
+	}
+	snap := uint32(0)
+	if len(ifaces) > 0 {
+		snap = ifaces[0].SnapLen
+	}
+	fmt.Fprintf(w, "bpfcap: capturing at %s, snapshot length %d bytes\n", strings.Join(names, ", "), snap)
+}
+
+// printStats writes one line per capture point (interfaces of the same
+// hook with different link types are added up) with its counters.
+func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.InterfaceStats) {
+	var names []string
+	sum := map[string]*pcapng.InterfaceStats{}
+	for i, ifc := range ifaces {
+		if i >= len(stats) {
+			break
+		}
+		t := sum[ifc.Name]
+		if t == nil {
+			t = &pcapng.InterfaceStats{}
+			sum[ifc.Name] = t
+			names = append(names, ifc.Name)
+		}
+		st := stats[i]
+		t.Seen += st.Seen
+		t.Matched += st.Matched
+		t.Captured += st.Captured
+		t.Lost += st.Lost
+		t.Skipped += st.Skipped
+		t.UserFiltered += st.UserFiltered
+	}
+	for _, name := range names {
+		st := sum[name]
+		line := fmt.Sprintf("%s: seen %d, matched %d, captured %d, lost %d", name, st.Seen, st.Matched, st.Captured, st.Lost)
+		if st.Skipped > 0 {
+			line += fmt.Sprintf(", skipped %d", st.Skipped)
+		}
+		if st.UserFiltered > 0 {
+			line += fmt.Sprintf(", filtered in userspace %d", st.UserFiltered)
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// printCounter rewrites a one-line live counter (as dumpcap shows).
+func printCounter(w io.Writer, p bpfcap.Progress) {
+	var lost uint64
+	for _, st := range p.Stats {
+		lost += st.Lost
+	}
+	fmt.Fprintf(w, "\rcaptured %d, lost %d", p.Written, lost)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func isClosedPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// dropPrivileges switches every thread of the process to name's uid, gid
+// and supplementary groups (Go's syscall.Setuid and friends apply to all
+// threads on Linux), as tcpdump -Z does after opening its capture.
+func dropPrivileges(name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("-Z %s: %w", name, err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return fmt.Errorf("-Z %s: uid %q: %w", name, u.Uid, err)
+	}
+	gid, err := strconv.Atoi(u.Gid)
+	if err != nil {
+		return fmt.Errorf("-Z %s: gid %q: %w", name, u.Gid, err)
+	}
+	groups := []int{gid}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, g := range ids {
+			if n, err := strconv.Atoi(g); err == nil && n != gid {
+				groups = append(groups, n)
+			}
+		}
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("-Z %s: setgroups: %w", name, err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("-Z %s: setgid %d: %w", name, gid, err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("-Z %s: setuid %d: %w", name, uid, err)
+	}
+	return nil
+}

@@ -1,0 +1,698 @@
+//go:build dpdk
+
+package dpdk
+
+// #include <stdlib.h>
+// #include "dpdkcap.h"
+import "C"
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/bpfcap/bpfcap/filter"
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// Direction picks which packets of a port are captured.
+type Direction uint32
+
+// Directions, as pdump flags.
+const (
+	RX   Direction = C.RTE_PDUMP_FLAG_RX
+	TX   Direction = C.RTE_PDUMP_FLAG_TX
+	Both Direction = C.RTE_PDUMP_FLAG_RXTX
+)
+
+// ParseDirection reads "rx", "tx" or "both".
+func ParseDirection(s string) (Direction, error) {
+	switch s {
+	case "rx":
+		return RX, nil
+	case "tx":
+		return TX, nil
+	case "both", "rxtx":
+		return Both, nil
+	}
+	return 0, fmt.Errorf("direction %q: want rx, tx or both", s)
+}
+
+// String returns "rx", "tx" or "both".
+func (d Direction) String() string {
+	switch d {
+	case RX:
+		return "rx"
+	case TX:
+		return "tx"
+	}
+	return "both"
+}
+
+// Defaults for CaptureOptions.
+const (
+	DefaultSnapLen  = 262144
+	DefaultRingSize = 16384
+)
+
+// CaptureOptions say what to capture.
+type CaptureOptions struct {
+	// Ports are port names (or ids) of the primary; at least one.
+	Ports []string
+	// Direction is RX, TX or Both (the default when zero).
+	Direction Direction
+	// Filter is a tcpdump expression (empty: every packet).
+	Filter string
+	// SnapLen is the most bytes kept per packet (DefaultSnapLen if 0).
+	SnapLen int
+	// RingSize is the number of packets the ring between the primary and
+	// us holds (a power of two; DefaultRingSize if 0).
+	RingSize int
+	// NoAlignOps skips aligning the mempool ops tables (DPDK bug 1073).
+	// Only tests set it, to show what happens without.
+	NoAlignOps bool
+}
+
+// PortStats are pdump's counters for one port during this capture.
+type PortStats struct {
+	// Port is the port's name.
+	Port string
+	// Accepted: packets the filter accepted and the primary copied
+	// (including those then lost to a full ring).
+	Accepted uint64
+	// Filtered: packets the filter rejected.
+	Filtered uint64
+	// NoMbuf: packets the primary could not copy (our mempool was empty
+	// or unusable).
+	NoMbuf uint64
+	// RingFull: copies lost because the ring to us was full.
+	RingFull uint64
+	// Captured: packets handed to the output.
+	Captured uint64
+	// UserFiltered: packets rejected by the userspace filter (only when
+	// DPDK could not take the filter).
+	UserFiltered uint64
+}
+
+// OpsReport says how the mempool ops tables were aligned (DPDK bug
+// 1073).
+type OpsReport struct {
+	// Ops is the mempool ops our pool uses, e.g. "ring_mp_mc".
+	Ops string
+	// OurIndex and PrimaryIndex are its index in our table before
+	// aligning and in the primary's (-1: not found).
+	OurIndex, PrimaryIndex int
+	// PrimaryPools is how many of the primary's packet pools showed its
+	// index; Ambiguous is set when they disagreed.
+	PrimaryPools int
+	Ambiguous    bool
+	// Swapped says our table was reordered to match.
+	Swapped bool
+}
+
+// Capture is a running pdump capture of one or more ports. It implements
+// the bpfcap.Source interface.
+type Capture struct {
+	p      *Process
+	c      *C.struct_bc_capture
+	opts   CaptureOptions
+	ports  []Port
+	ifaces []pcapng.Interface
+	// vm filters in userspace when DPDK could not take the filter.
+	vm       *bpf.VM
+	fallback string
+
+	base         []C.struct_rte_pdump_stats
+	captured     []atomic.Uint64
+	userFiltered []atomic.Uint64
+	tsFixed      atomic.Uint64
+	tsGuessed    atomic.Uint64
+
+	mu          sync.Mutex
+	enabled     bool
+	closed      bool
+	final       []PortStats
+	primaryGone atomic.Bool
+}
+
+// Open starts capturing opts.Ports into a new ring and mempool. The
+// capture runs in the primary from now on; call Run to write packets and
+// Close to stop.
+//
+// Errors: ErrNoPort for a name the primary does not have; a bad filter
+// carries libpcap's message.
+func (p *Process) Open(opts CaptureOptions) (*Capture, error) {
+	if len(opts.Ports) == 0 {
+		return nil, errors.New("capture: no DPDK port given: name one (see `bpfcap dpdk list`)")
+	}
+	if opts.Direction == 0 {
+		opts.Direction = Both
+	}
+	if opts.SnapLen <= 0 {
+		opts.SnapLen = DefaultSnapLen
+	}
+	if opts.RingSize <= 0 {
+		opts.RingSize = DefaultRingSize
+	}
+	if opts.RingSize&(opts.RingSize-1) != 0 {
+		return nil, fmt.Errorf("ring size %d: must be a power of two", opts.RingSize)
+	}
+	all, err := p.Ports()
+	if err != nil {
+		return nil, err
+	}
+	cp := &Capture{p: p, opts: opts}
+	for _, name := range opts.Ports {
+		port, err := FindPort(all, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range cp.ports {
+			if q.ID == port.ID {
+				return nil, fmt.Errorf("port %q given twice", name)
+			}
+		}
+		cp.ports = append(cp.ports, port)
+	}
+	var prog []byte
+	if opts.Filter != "" {
+		insns, err := filter.Compile(opts.Filter, filter.LinkEthernet, opts.SnapLen)
+		if err != nil {
+			return nil, err
+		}
+		if prog, err = rawProgram(insns); err != nil {
+			return nil, fmt.Errorf("filter %q: %w", opts.Filter, err)
+		}
+		if cp.vm, err = bpf.NewVM(insns); err != nil {
+			cp.vm = nil // only needed for the fallback
+		}
+	}
+	for _, port := range cp.ports {
+		cp.ifaces = append(cp.ifaces, portInterface(port, opts))
+	}
+	cp.captured = make([]atomic.Uint64, len(cp.ports))
+	cp.userFiltered = make([]atomic.Uint64, len(cp.ports))
+	cp.base = make([]C.struct_rte_pdump_stats, len(cp.ports))
+
+	if derr := p.do(func() { err = cp.start(prog) }); derr != nil {
+		return nil, derr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// rawProgram encodes insns as libpcap's struct bpf_insn array.
+func rawProgram(insns []bpf.Instruction) ([]byte, error) {
+	b := make([]byte, 0, 8*len(insns))
+	for i, ins := range insns {
+		r, err := ins.Assemble()
+		if err != nil {
+			return nil, fmt.Errorf("assemble instruction %d: %w", i, err)
+		}
+		b = binary.LittleEndian.AppendUint16(b, r.Op)
+		b = append(b, r.Jt, r.Jf)
+		b = binary.LittleEndian.AppendUint32(b, r.K)
+	}
+	return b, nil
+}
+
+func portInterface(port Port, opts CaptureOptions) pcapng.Interface {
+	desc := fmt.Sprintf("DPDK port %d (%s), driver %s, %s", port.ID, port.Name, port.Driver, opts.Direction)
+	if port.IfName != "" {
+		desc += ", kernel interface " + port.IfName
+	}
+	return pcapng.Interface{
+		Name:        port.Name,
+		Description: desc,
+		LinkType:    pcapng.LinkTypeEthernet,
+		SnapLen:     uint32(opts.SnapLen),
+		Filter:      opts.Filter,
+		MAC:         port.MAC,
+		Speed:       port.Speed,
+	}
+}
+
+// start runs on the EAL thread: align ops, make ring and pool, convert
+// the filter, enable pdump on every port.
+func (cp *Capture) start(prog []byte) error {
+	p := cp.p
+	if !p.opsAligned && !cp.opts.NoAlignOps {
+		ctag := C.CString("bpfcap")
+		var rep C.struct_bc_ops_report
+		rc := C.bc_align_ops(ctag, &rep)
+		C.free(unsafe.Pointer(ctag))
+		p.opsReport = OpsReport{
+			Ops: C.GoString(&rep.ops_name[0]), OurIndex: int(rep.our_index), PrimaryIndex: int(rep.primary_index),
+			PrimaryPools: int(rep.primary_pools), Ambiguous: rep.ambiguous != 0, Swapped: rep.swapped != 0,
+		}
+		if rc < 0 {
+			return fmt.Errorf("align mempool ops %q with the primary's (DPDK bug 1073): %w", p.opsReport.Ops, syscall.Errno(-rc))
+		}
+		p.opsAligned = true
+	}
+
+	ctag := C.CString(p.tag())
+	defer C.free(unsafe.Pointer(ctag))
+	// Enough mbufs for a full ring plus a burst in flight on each side.
+	pool := cp.opts.RingSize + 4*C.BC_BURST - 1
+	var cerr C.int
+	cp.c = C.bc_capture_create(ctag, C.uint32_t(cp.opts.SnapLen), C.uint32_t(cp.opts.RingSize), C.uint32_t(pool), &cerr)
+	if cp.c == nil {
+		return fmt.Errorf("create capture ring and mempool (%d packets) in the primary's hugepages: %w: free hugepages or pass a smaller --ring-size", cp.opts.RingSize, syscall.Errno(-cerr))
+	}
+	for i, port := range cp.ports {
+		cp.c.port_index[port.ID] = C.uint16_t(i)
+	}
+	if prog != nil {
+		cprog := C.CBytes(prog)
+		rc := C.bc_capture_set_filter(cp.c, cprog, C.uint32_t(len(prog)/8))
+		C.free(cprog)
+		if rc < 0 {
+			if cp.vm == nil {
+				C.bc_capture_free(cp.c)
+				cp.c = nil
+				return fmt.Errorf("filter %q: DPDK cannot convert it (rte_bpf_convert: %w) and no userspace filter is available", cp.opts.Filter, syscall.Errno(-rc))
+			}
+			cp.fallback = fmt.Sprintf("DPDK cannot run filter %q (rte_bpf_convert: %v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
+		}
+	}
+	for i, port := range cp.ports {
+		if C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &cp.base[i]) == 0 {
+			// Exact counters: pdump zeroes them when it enables us.
+			cp.base[i] = C.struct_rte_pdump_stats{}
+		}
+		rc := C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
+		if rc < 0 && cp.c.prm != nil && cp.vm != nil && i == 0 {
+			// The primary refused the converted program (rte_bpf_load):
+			// fall back to filtering here.
+			C.bc_capture_drop_filter(cp.c)
+			cp.fallback = fmt.Sprintf("the primary refused filter %q (%v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
+			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
+		}
+		if rc < 0 {
+			for _, q := range cp.ports[:i] {
+				C.bc_capture_disable(C.uint16_t(q.ID), C.uint32_t(cp.opts.Direction))
+			}
+			if i > 0 {
+				time.Sleep(disableGrace)
+			}
+			C.bc_capture_free(cp.c)
+			cp.c = nil
+			return fmt.Errorf("enable capture on port %s (rte_pdump_enable_bpf): %w: is another capture (dpdk-dumpcap, bpfcap) running on it? Does the primary call rte_pdump_init()?", port.Name, syscall.Errno(-rc))
+		}
+	}
+	if cp.c.prm == nil {
+		cp.fallbackFilterOnly()
+	}
+	cp.enabled = true
+	return nil
+}
+
+// fallbackFilterOnly keeps the userspace VM only when it is needed.
+func (cp *Capture) fallbackFilterOnly() {
+	if cp.fallback == "" {
+		cp.vm = nil
+	}
+}
+
+// disableGrace is how long the primary may still be inside a capture
+// callback after rte_pdump_disable returns (a primary crashed when the
+// ring and pool were freed sooner).
+const disableGrace = 200 * time.Millisecond
+
+// Interfaces describes the ports, one per IDB, in the order given.
+func (cp *Capture) Interfaces() []pcapng.Interface { return cp.ifaces }
+
+// Notes returns what a -v user wants to know about this capture: how the
+// mempool ops were aligned, filter fallback, corrected timestamps.
+func (cp *Capture) Notes() []string {
+	r := cp.p.opsReport
+	var notes []string
+	if r.Ops != "" {
+		n := fmt.Sprintf("mempool ops %q: index %d here, %d in the primary (%d packet pools)", r.Ops, r.OurIndex, r.PrimaryIndex, r.PrimaryPools)
+		if r.Swapped {
+			n += "; aligned (DPDK bug 1073)"
+		}
+		if r.Ambiguous {
+			n += "; primary pools disagree"
+		}
+		notes = append(notes, n)
+	}
+	if cp.fallback != "" {
+		notes = append(notes, cp.fallback)
+	}
+	if n := cp.tsFixed.Load(); n > 0 {
+		notes = append(notes, fmt.Sprintf("%d timestamps corrected for DPDK's TSC wrap (2^64/tsc_hz s)", n))
+	}
+	if n := cp.tsGuessed.Load(); n > 0 {
+		notes = append(notes, fmt.Sprintf("%d timestamps unusable, replaced by the time bpfcap read the packet", n))
+	}
+	return notes
+}
+
+// FilterFallback says, when not empty, that the filter runs in userspace
+// and why.
+func (cp *Capture) FilterFallback() string { return cp.fallback }
+
+// PrimaryExited reports whether Run ended because the primary went away.
+func (cp *Capture) PrimaryExited() bool { return cp.primaryGone.Load() }
+
+// PortStats returns pdump's counters for each port since Open.
+func (cp *Capture) PortStats() []PortStats {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.final != nil {
+		return append([]PortStats(nil), cp.final...)
+	}
+	return cp.portStatsLocked()
+}
+
+func (cp *Capture) portStatsLocked() []PortStats {
+	out := make([]PortStats, len(cp.ports))
+	for i, port := range cp.ports {
+		var st C.struct_rte_pdump_stats
+		out[i].Port = port.Name
+		out[i].Captured = cp.captured[i].Load()
+		out[i].UserFiltered = cp.userFiltered[i].Load()
+		if C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &st) < 0 {
+			continue
+		}
+		b := cp.base[i]
+		out[i].Accepted = since(st.accepted, b.accepted)
+		out[i].Filtered = since(st.filtered, b.filtered)
+		out[i].NoMbuf = since(st.nombuf, b.nombuf)
+		out[i].RingFull = since(st.ringfull, b.ringfull)
+	}
+	return out
+}
+
+// since is now-base, or now when the counter was reset in between.
+func since(now, base C.uint64_t) uint64 {
+	if now < base {
+		return uint64(now)
+	}
+	return uint64(now - base)
+}
+
+// Stats maps PortStats onto the pcapng counters: seen = accepted +
+// filtered + nombuf, matched = accepted + nombuf, lost = ringfull,
+// skipped = nombuf.
+func (cp *Capture) Stats() []pcapng.InterfaceStats {
+	ps := cp.PortStats()
+	out := make([]pcapng.InterfaceStats, len(ps))
+	for i, s := range ps {
+		out[i] = pcapng.InterfaceStats{
+			Seen:         s.Accepted + s.Filtered + s.NoMbuf,
+			Matched:      s.Accepted + s.NoMbuf,
+			Captured:     s.Captured,
+			Lost:         s.RingFull,
+			Skipped:      s.NoMbuf,
+			UserFiltered: s.UserFiltered,
+		}
+	}
+	return out
+}
+
+// rawPacketWriter is the bulk path of a sink: n complete EPBs back to
+// back in b. The core's writer and session implement it for files and
+// pipes; summary printers do not.
+type rawPacketWriter interface {
+	WriteRawPackets(b []byte, n int) (int, error)
+}
+
+// Run writes packets to sink until ctx is done, the sink fails or stops
+// the capture, or the primary exits. On ctx it stops pdump, waits for the
+// primary's callbacks to finish, and writes what is left in the ring.
+// When the primary exits it writes what is left and returns nil
+// (PrimaryExited then reports true). It returns an ErrAllDropped error
+// when the primary cannot copy a single packet into our mempool.
+func (cp *Capture) Run(ctx context.Context, sink pcapng.PacketWriter) error {
+	cp.mu.Lock()
+	if cp.closed || cp.c == nil {
+		cp.mu.Unlock()
+		return errors.New("run DPDK capture: already closed")
+	}
+	cp.mu.Unlock()
+	var err error
+	if derr := cp.p.do(func() { err = cp.loop(ctx, sink) }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+const (
+	outBufSize    = 4 << 20
+	flushInterval = 100 * time.Millisecond
+	aliveInterval = 250 * time.Millisecond
+	idleSleepMax  = 2 * time.Millisecond
+)
+
+// loop runs on the EAL thread (its mempool cache is the fast one).
+func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
+	buf := C.malloc(outBufSize)
+	if buf == nil {
+		return errors.New("run DPDK capture: out of memory")
+	}
+	defer C.free(buf)
+	out := unsafe.Slice((*byte)(buf), outBufSize)
+	raw, _ := sink.(rawPacketWriter)
+	var pkt pcapng.Packet
+	var res C.struct_bc_drain_result
+	dirty := false
+	lastFlush, lastAlive, lastDropCheck := time.Now(), time.Now(), time.Now()
+	idle := time.Duration(0)
+	delta := make([]uint64, len(cp.ports))
+	drained := make([]uint64, len(cp.ports))
+
+	drain := func() (int, error) {
+		C.bc_drain(cp.c, (*C.uint8_t)(buf), outBufSize, C.BC_BURST, &res)
+		n := int(res.packets)
+		if n == 0 {
+			return 0, nil
+		}
+		cp.tsFixed.Store(uint64(cp.c.ts_fixed))
+		cp.tsGuessed.Store(uint64(cp.c.ts_guessed))
+		b := out[:res.bytes]
+		// Per-port counts of this batch, from C's running totals.
+		exact := cp.vm == nil
+		for i := range cp.ports {
+			d := uint64(cp.c.captured[i])
+			delta[i], drained[i] = d-drained[i], d
+		}
+		if cp.vm != nil {
+			b, n = cp.userFilter(b, n)
+		}
+		if n == 0 {
+			return 0, nil
+		}
+		dirty = true
+		if raw != nil {
+			w, err := raw.WriteRawPackets(b, n)
+			if w == n && exact {
+				for i := range cp.ports {
+					cp.captured[i].Add(delta[i])
+				}
+			} else {
+				cp.countBlocks(b, w)
+			}
+			return n, err
+		}
+		for len(b) > 0 {
+			var blk []byte
+			var err error
+			if blk, b, err = nextEPB(b); err != nil {
+				return n, err
+			}
+			if err := decodeEPB(blk, &pkt); err != nil {
+				return n, err
+			}
+			if err := sink.WritePacket(&pkt); err != nil {
+				return n, err
+			}
+			if pkt.Interface < len(cp.captured) {
+				cp.captured[pkt.Interface].Add(1)
+			}
+		}
+		return n, nil
+	}
+	flush := func() error {
+		dirty = false
+		lastFlush = time.Now()
+		return sink.Flush()
+	}
+	// finish drains what the primary already copied, then flushes.
+	finish := func() error {
+		for {
+			n, err := drain()
+			if err != nil {
+				return err
+			}
+			if n == 0 && res.left == 0 {
+				break
+			}
+		}
+		return flush()
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			cp.disable()
+			return finish()
+		default:
+		}
+		n, err := drain()
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		if n > 0 {
+			idle = 0
+			if dirty && (now.Sub(lastFlush) >= flushInterval || C.bc_capture_ring_count(cp.c) == 0 && res.left == 0) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if dirty {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if now.Sub(lastAlive) >= aliveInterval {
+			lastAlive = now
+			if !cp.p.PrimaryAlive() {
+				cp.primaryGone.Store(true)
+				return finish()
+			}
+		}
+		if now.Sub(lastDropCheck) >= 500*time.Millisecond {
+			lastDropCheck = now
+			if err := cp.checkAllDropped(); err != nil {
+				return err
+			}
+		}
+		if idle < idleSleepMax {
+			idle += 50 * time.Microsecond
+		}
+		time.Sleep(idle)
+	}
+}
+
+// userFilter runs the fallback filter over the blocks in b, keeps the
+// matching ones at the front, and counts the others.
+func (cp *Capture) userFilter(b []byte, n int) ([]byte, int) {
+	var pkt pcapng.Packet
+	keep, kept := 0, 0
+	rest := b
+	for len(rest) > 0 {
+		blk, r, err := nextEPB(rest)
+		if err != nil {
+			break
+		}
+		rest = r
+		if decodeEPB(blk, &pkt) != nil {
+			continue
+		}
+		if m, err := cp.vm.Run(pkt.Data); err == nil && m != 0 {
+			keep += copy(b[keep:], blk)
+			kept++
+		} else if pkt.Interface < len(cp.userFiltered) {
+			cp.userFiltered[pkt.Interface].Add(1)
+		}
+	}
+	return b[:keep], kept
+}
+
+// countBlocks adds the first n blocks of b to the captured counters.
+func (cp *Capture) countBlocks(b []byte, n int) {
+	for ; n > 0; n-- {
+		blk, rest, err := nextEPB(b)
+		if err != nil {
+			return
+		}
+		b = rest
+		if id := int(binary.LittleEndian.Uint32(blk[8:])); id < len(cp.captured) {
+			cp.captured[id].Add(1)
+		}
+	}
+}
+
+// checkAllDropped detects the primary failing every copy (trap 1).
+func (cp *Capture) checkAllDropped() error {
+	var acc, nombuf uint64
+	for _, s := range cp.PortStats() {
+		acc += s.Accepted
+		nombuf += s.NoMbuf
+	}
+	if acc > 0 || nombuf < 64 {
+		return nil
+	}
+	r := cp.p.opsReport
+	why := "bpfcap did not align its mempool ops with the primary's"
+	if r.Ops != "" {
+		why = fmt.Sprintf("mempool ops %q is at index %d in bpfcap and %d in the primary's packet pools (swapped: %v)", r.Ops, r.OurIndex, r.PrimaryIndex, r.Swapped)
+	}
+	return fmt.Errorf("%w: %d packets, 0 copied: the primary cannot allocate from bpfcap's mempool; "+
+		"its mempool ops table is ordered differently (DPDK bug 1073: drivers loaded in another order); %s: "+
+		"start the primary with the same mempool drivers (e.g. -d librte_mempool_ring.so) or report this with `bpfcap dpdk -v`",
+		ErrAllDropped, nombuf, why)
+}
+
+// disable stops pdump on every port (once) and waits for the primary's
+// callbacks to let go of the ring. Runs on the EAL thread.
+func (cp *Capture) disable() {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if !cp.enabled {
+		return
+	}
+	cp.enabled = false
+	if cp.primaryGone.Load() || !cp.p.PrimaryAlive() {
+		cp.primaryGone.Store(true)
+		return
+	}
+	for _, port := range cp.ports {
+		C.bc_capture_disable(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction))
+	}
+	time.Sleep(disableGrace)
+}
+
+// Close stops the capture and frees the ring, mempool and filter (left
+// alone when the primary is gone: they live in its hugepages). Stats stay
+// readable. Safe to call more than once.
+func (cp *Capture) Close() error {
+	cp.mu.Lock()
+	if cp.closed {
+		cp.mu.Unlock()
+		return nil
+	}
+	cp.mu.Unlock()
+	err := cp.p.do(func() {
+		cp.disable()
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		cp.final = cp.portStatsLocked()
+		cp.closed = true
+		if cp.c != nil && !cp.primaryGone.Load() {
+			C.bc_capture_free(cp.c)
+		}
+		cp.c = nil
+	})
+	if errors.Is(err, errClosed) {
+		return fmt.Errorf("close DPDK capture of %s: the process detached first", strings.Join(cp.opts.Ports, ","))
+	}
+	return err
+}

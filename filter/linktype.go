@@ -1,0 +1,104 @@
+package filter
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// LinkType is the link-layer header type of the packets a filter sees,
+// named by the bpftool-style `proto` keyword. Its value is the libpcap DLT
+// that pcap_open_dead expects, which is not always the LINKTYPE_ value that
+// pcap files carry (see FileLinkType and LinkTypeFromFile).
+type LinkType uint32
+
+// The link types filters can be compiled for.
+const (
+	// LinkEthernet is DLT_EN10MB: Ethernet (`proto eth`).
+	LinkEthernet LinkType = 1
+	// LinkRaw is Linux DLT_RAW (12): raw IPv4 or IPv6 (`proto ip`). Pcap
+	// files call it LINKTYPE_RAW (101).
+	LinkRaw LinkType = 12
+	// LinkIEEE80211 is DLT_IEEE802_11 (105): 802.11 without radio header
+	// (`proto ieee802_11`).
+	LinkIEEE80211 LinkType = 105
+	// LinkSLL is DLT_LINUX_SLL (113): Linux cooked capture v1 (`proto sll`).
+	LinkSLL LinkType = 113
+	// LinkIPv4 is DLT_IPV4 (228): raw IPv4 only (`proto ip4`).
+	LinkIPv4 LinkType = 228
+	// LinkIPv6 is DLT_IPV6 (229): raw IPv6 only (`proto ip6`).
+	LinkIPv6 LinkType = 229
+	// LinkSLL2 is DLT_LINUX_SLL2 (276): Linux cooked capture v2 (`proto sll2`).
+	LinkSLL2 LinkType = 276
+)
+
+// linkTypeFileRaw is LINKTYPE_RAW, what pcap and pcapng files store for
+// DLT_RAW.
+const linkTypeFileRaw = 101
+
+// protoNames maps the `proto` keywords to link types.
+func protoNames() map[string]LinkType {
+	return map[string]LinkType{
+		"eth":        LinkEthernet,
+		"ip":         LinkRaw,
+		"ip4":        LinkIPv4,
+		"ip6":        LinkIPv6,
+		"ieee802_11": LinkIEEE80211,
+		"sll":        LinkSLL,
+		"sll2":       LinkSLL2,
+	}
+}
+
+// ProtoNames returns the `proto` keywords ParseProto accepts, sorted.
+func ProtoNames() []string {
+	names := make([]string, 0, 8)
+	for name := range protoNames() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ParseProto returns the link type named by a `proto` keyword (eth, ip,
+// ip4, ip6, ieee802_11, sll, sll2). The error lists the valid names.
+func ParseProto(name string) (LinkType, error) {
+	if lt, ok := protoNames()[strings.ToLower(name)]; ok {
+		return lt, nil
+	}
+	return 0, fmt.Errorf("unknown proto %q: valid protos are %s", name, strings.Join(ProtoNames(), ", "))
+}
+
+// String returns the `proto` keyword of lt, or "linktype(N)".
+func (lt LinkType) String() string {
+	for name, v := range protoNames() {
+		if v == lt {
+			return name
+		}
+	}
+	return fmt.Sprintf("linktype(%d)", uint32(lt))
+}
+
+// FileLinkType returns the LINKTYPE_ value that pcap and pcapng files use
+// for lt (LINKTYPE_RAW, 101, for DLT_RAW; the same number otherwise).
+func (lt LinkType) FileLinkType() uint32 {
+	if lt == LinkRaw {
+		return linkTypeFileRaw
+	}
+	return uint32(lt)
+}
+
+// LinkTypeFromFile returns the link type of packets in a pcap or pcapng
+// file whose header says linktype. Both LINKTYPE_RAW (101) and the Linux
+// DLT_RAW value (12) some writers store mean raw IP. Link types bpfcap has
+// no `proto` name for are refused with the list of supported ones.
+func LinkTypeFromFile(linktype uint32) (LinkType, error) {
+	if linktype == linkTypeFileRaw {
+		return LinkRaw, nil
+	}
+	for _, lt := range protoNames() {
+		if uint32(lt) == linktype {
+			return lt, nil
+		}
+	}
+	return 0, fmt.Errorf("file link type %d is not supported: supported are %s", linktype, strings.Join(ProtoNames(), ", "))
+}

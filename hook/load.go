@@ -1,0 +1,254 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// Backend says how the spliced filter reads the packet.
+type Backend int
+
+const (
+	// Direct: the program calls bpfcap_filter_direct(data, data_end,
+	// wire_len) with packet pointers (XDP, tc).
+	Direct Backend = iota
+	// Scratch: the program copies the packet into its scratch record and
+	// calls bpfcap_filter_scratch(buf, cap_len, wire_len) (tracing hooks).
+	Scratch
+)
+
+// String returns "direct" or "scratch".
+func (b Backend) String() string {
+	if b == Scratch {
+		return "scratch"
+	}
+	return "direct"
+}
+
+// Options describe one program to load for one hook.
+type Options struct {
+	// Program is the name of the program in the CollectionSpec to load;
+	// the spec's other programs are not loaded. Set its AttachTo,
+	// AttachType etc. in the spec before calling Load.
+	Program string
+	// Hook is the hook's index in the session, 0..Ring.MaxHooks()-1: it
+	// tags every record and selects the hook's statistics.
+	Hook int
+	// Filter is the tcpdump filter expression ("" captures everything).
+	Filter string
+	// LinkType is what the captured bytes start with (eth, raw IP, ...).
+	LinkType pcapng.LinkType
+	// Backend is the filter stub the program calls.
+	Backend Backend
+	// Snaplen is the number of bytes to capture per packet (0: 65536;
+	// perf rings are limited to 65000).
+	Snaplen int
+	// Ifindex and Netns restrict the capture to one device (0: any).
+	Ifindex, Netns uint32
+	// Task records the pid and comm of the current task in every event
+	// (tracing programs only: XDP and tc programs cannot call the task
+	// helpers).
+	Task bool
+	// Unfiltered loads the program without the kernel filter and filters
+	// in userspace (what Load falls back to by itself when the kernel
+	// refuses the filter).
+	Unfiltered bool
+}
+
+// Program is one loaded capture program, ready to attach.
+type Program struct {
+	// Program is the loaded program; Close closes it.
+	Program *ebpf.Program
+	// Collection holds Program and the object's own maps.
+	Collection *ebpf.Collection
+	// Options are the options it was loaded with (Snaplen filled in).
+	Options Options
+	// KernelFilter is true when the filter runs in the kernel. With a
+	// filter and KernelFilter false, the program captures everything and
+	// the Source filters in userspace.
+	KernelFilter bool
+	// Fallback says why the filter runs in userspace ("" when it does not),
+	// and FallbackErr is the translator's or verifier's error behind it.
+	Fallback    string
+	FallbackErr error
+
+	matcher *userFilter
+}
+
+// Close frees the program (detach its links first).
+func (p *Program) Close() error {
+	if p == nil || p.Collection == nil {
+		return nil
+	}
+	p.Collection.Close()
+	p.Collection, p.Program = nil, nil
+	return nil
+}
+
+// Load loads program opts.Program of spec for one hook of ring's session:
+// it writes bpfcap_cfg, compiles the filter with libpcap, splices its eBPF
+// translation into the filter stub of opts.Backend and loads the program
+// with ring's maps. spec is not modified.
+//
+// When the translator cannot express the filter or the verifier refuses
+// the filtered program, Load loads the program unfiltered instead, prints
+// a notice once (RingOptions.Notices) and the Source filters in userspace.
+// A filter libpcap rejects is an error with libpcap's message. Errors for
+// missing privilege wrap ErrPermission.
+func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error) {
+	if spec.Programs[opts.Program] == nil {
+		names := make([]string, 0, len(spec.Programs))
+		for n := range spec.Programs {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return nil, fmt.Errorf("load capture program: object has no program %q (has %v)", opts.Program, names)
+	}
+	if opts.Hook < 0 || opts.Hook >= ring.MaxHooks() {
+		return nil, fmt.Errorf("load capture program %s: hook index %d out of range 0..%d (raise RingOptions.MaxHooks)", opts.Program, opts.Hook, ring.MaxHooks()-1)
+	}
+	if opts.LinkType == 0 {
+		opts.LinkType = pcapng.LinkTypeEthernet
+	}
+	limit := MaxData
+	if ring.Perf() {
+		limit = perfMaxData
+	}
+	if opts.Snaplen <= 0 || opts.Snaplen > limit {
+		opts.Snaplen = limit
+	}
+
+	var cbpf []bpf.Instruction
+	if opts.Filter != "" {
+		var err error
+		if cbpf, err = compileFilter(opts.Filter, opts.LinkType, opts.Snaplen); err != nil {
+			return nil, err
+		}
+	}
+
+	p := &Program{Options: opts}
+	if cbpf != nil && !opts.Unfiltered {
+		coll, err := loadOne(spec, ring, opts, cbpf)
+		if err == nil {
+			p.Collection, p.KernelFilter = coll, true
+		} else if reason, ok := fallbackReason(err); ok {
+			p.Fallback, p.FallbackErr = reason, err
+		} else {
+			return nil, err
+		}
+	}
+	if p.Collection == nil {
+		coll, err := loadOne(spec, ring, opts, nil)
+		if err != nil {
+			return nil, err
+		}
+		p.Collection = coll
+		if cbpf != nil {
+			if p.Fallback == "" {
+				p.Fallback = "unfiltered load requested"
+			}
+			if p.matcher, err = newUserFilter(cbpf); err != nil {
+				coll.Close()
+				return nil, fmt.Errorf("load capture program %s: userspace filter: %w", opts.Program, err)
+			}
+			ring.notice(fmt.Sprintf("bpfcap: the kernel did not take the filter (%s); capturing unfiltered and filtering in userspace", p.Fallback))
+		}
+	}
+	p.Program = p.Collection.Programs[opts.Program]
+	return p, nil
+}
+
+// errKernelFilter marks errors after which Load retries without the
+// kernel filter.
+type errKernelFilter struct {
+	reason string
+	err    error
+}
+
+func (e *errKernelFilter) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *errKernelFilter) Unwrap() error { return e.err }
+
+func fallbackReason(err error) (string, bool) {
+	var ek *errKernelFilter
+	if errors.As(err, &ek) {
+		return ek.reason, true
+	}
+	return "", false
+}
+
+// loadOne loads a copy of spec with only opts.Program, configured, and the
+// filter spliced in when cbpf is not nil.
+func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Instruction) (*ebpf.Collection, error) {
+	spec = spec.Copy()
+	for name := range spec.Programs {
+		if name != opts.Program {
+			delete(spec.Programs, name)
+		}
+	}
+	cfg := config{
+		Hook:        uint32(opts.Hook),
+		Snaplen:     uint32(opts.Snaplen),
+		Ifindex:     opts.Ifindex,
+		Netns:       opts.Netns,
+		WakeupBytes: ring.wakeupBytes(),
+		LinkType:    uint32(opts.LinkType),
+	}
+	if ring.Perf() {
+		cfg.Flags |= cfgPerf
+	}
+	if opts.Task {
+		cfg.Flags |= cfgTask
+	}
+	if cbpf == nil {
+		cfg.Flags |= cfgUnfiltered
+	}
+	v := spec.Variables[ConfigVar]
+	if v == nil {
+		return nil, fmt.Errorf("load capture program %s: object has no %s: does it include capture.h?", opts.Program, ConfigVar)
+	}
+	if err := v.Set(cfg); err != nil {
+		return nil, fmt.Errorf("load capture program %s: set %s: %w", opts.Program, ConfigVar, err)
+	}
+	if cbpf != nil {
+		if err := spliceFilter(spec.Programs[opts.Program], opts, cbpf); err != nil {
+			return nil, err
+		}
+	}
+	repl := ring.replacements()
+	if ring.Perf() {
+		spec.Maps[RingMap] = ringPlaceholder()
+	}
+	for name, m := range repl {
+		ms := spec.Maps[name]
+		if ms == nil {
+			return nil, fmt.Errorf("load capture program %s: object has no map %s: does it include capture.h?", opts.Program, name)
+		}
+		ms.MaxEntries = m.MaxEntries() // sized by NewRing
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	if err != nil {
+		what := fmt.Sprintf("load capture program %s", opts.Program)
+		if cbpf != nil && refusedFilter(err) {
+			return nil, &errKernelFilter{reason: "the verifier refused the filtered program", err: fmt.Errorf("%s: %w", what, err)}
+		}
+		return nil, wrapPerm(what, err)
+	}
+	return coll, nil
+}
+
+// refusedFilter reports whether a load error looks like the verifier (or
+// a size limit) refusing the program, rather than missing privilege.
+func refusedFilter(err error) bool {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return !errors.Is(err, unix.EPERM)
+	}
+	return errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSPC)
+}

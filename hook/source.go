@@ -1,0 +1,443 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/perfring"
+)
+
+// Hook is one attached capture program as a Source reports it.
+type Hook struct {
+	// Program is the loaded program (Load); Source.Close closes it.
+	Program *Program
+	// Links are what attach the program (links, hook map slots, ...);
+	// Source detaches them, in reverse order, when the capture stops.
+	Links []io.Closer
+	// Interface describes the hook in the output: Name is the hook spec
+	// (e.g. "tp_btf:kfree_skb"). LinkType, SnapLen and Filter are taken
+	// from the Program when left zero.
+	Interface pcapng.Interface
+	// ExtraLinkTypes are other link types the program may emit (e.g. raw
+	// IP for packets without a MAC header); each gets its own interface.
+	ExtraLinkTypes []pcapng.LinkType
+	// VerdictType says how to write the events' verdicts (XDP or tc).
+	VerdictType pcapng.VerdictType
+}
+
+// SourceOptions add names to the raw numbers in events.
+type SourceOptions struct {
+	// DropReason names an skb_drop_reason value (nil: the number).
+	DropReason func(reason uint32) string
+	// DeviceName names a device (nil: looked up in bpfcap's own netns,
+	// "ifindex N" elsewhere). Called once per (ifindex, netns); cached.
+	DeviceName func(ifindex, netns uint32) string
+}
+
+// Source reads a Ring and turns its records into pcapng packets for the
+// hooks it was given. It implements bpfcap.Source.
+type Source struct {
+	ring  *Ring
+	hooks []Hook
+	opts  SourceOptions
+
+	ifaces []pcapng.Interface
+	// ifIndex maps (hook index, link type) to an interface index.
+	ifIndex map[ifKey]int
+	byHook  map[int]*Hook
+	ownNS   uint32
+
+	mu           sync.Mutex
+	userFiltered map[int]uint64 // per hook index
+	written      []uint64       // per interface
+	unknown      uint64         // records of unknown hooks or link types
+	final        []pcapng.InterfaceStats
+	detached     bool
+	closed       bool
+
+	// lostSeen and dropPending carry the kernel's loss counter into
+	// epb_dropcount: per hook index, the losses already reported and those
+	// to report with the hook's next packet. Used by Run's goroutine only.
+	lostSeen    map[int]uint64
+	dropPending map[int]uint64
+	statBuf     []uint64
+
+	devNames map[uint64]string
+	comms    map[[16]byte]string
+	reasons  map[uint32]string
+	pkt      pcapng.Packet
+}
+
+type ifKey struct {
+	hook int
+	lt   pcapng.LinkType
+}
+
+// NewSource takes ownership of ring and of every hook's program and links:
+// Close releases them all (even when NewSource fails).
+func NewSource(ring *Ring, hooks []Hook, opts SourceOptions) (*Source, error) {
+	s := &Source{
+		ring:         ring,
+		hooks:        hooks,
+		opts:         opts,
+		ifIndex:      map[ifKey]int{},
+		byHook:       map[int]*Hook{},
+		userFiltered: map[int]uint64{},
+		lostSeen:     map[int]uint64{},
+		dropPending:  map[int]uint64{},
+		devNames:     map[uint64]string{},
+		comms:        map[[16]byte]string{},
+		reasons:      map[uint32]string{},
+	}
+	if st, err := os.Stat("/proc/self/ns/net"); err == nil {
+		if sys, ok := st.Sys().(*unix.Stat_t); ok {
+			s.ownNS = uint32(sys.Ino)
+		}
+	}
+	for i := range s.hooks {
+		h := &s.hooks[i]
+		if h.Program == nil {
+			s.Close()
+			return nil, fmt.Errorf("capture source: hook %d (%s) has no program", i, h.Interface.Name)
+		}
+		idx := h.Program.Options.Hook
+		if _, dup := s.byHook[idx]; dup {
+			s.Close()
+			return nil, fmt.Errorf("capture source: two hooks use hook index %d", idx)
+		}
+		s.byHook[idx] = h
+		ifc := h.Interface
+		if ifc.LinkType == 0 {
+			ifc.LinkType = h.Program.Options.LinkType
+		}
+		if ifc.SnapLen == 0 {
+			ifc.SnapLen = uint32(h.Program.Options.Snaplen)
+		}
+		if ifc.Filter == "" {
+			ifc.Filter = h.Program.Options.Filter
+		}
+		if h.Program.Fallback != "" && h.Program.Options.Filter != "" {
+			ifc.Description = joinNonEmpty(ifc.Description, "filtered in userspace: "+h.Program.Fallback)
+		}
+		for _, lt := range append([]pcapng.LinkType{ifc.LinkType}, h.ExtraLinkTypes...) {
+			if _, ok := s.ifIndex[ifKey{idx, lt}]; ok {
+				continue
+			}
+			c := ifc
+			c.LinkType = lt
+			s.ifIndex[ifKey{idx, lt}] = len(s.ifaces)
+			s.ifaces = append(s.ifaces, c)
+		}
+	}
+	s.written = make([]uint64, len(s.ifaces))
+	return s, nil
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// Interfaces returns one interface per (hook, link type).
+func (s *Source) Interfaces() []pcapng.Interface { return s.ifaces }
+
+// Run reads records and writes them to sink until ctx is done; then it
+// detaches every hook, drains the ring and returns nil. Errors from sink
+// end Run and are returned wrapped.
+func (s *Source) Run(ctx context.Context, sink pcapng.PacketWriter) error {
+	rd := s.ring.Reader()
+	if rd == nil {
+		return fmt.Errorf("capture source: %w", os.ErrClosed)
+	}
+	write := func(ev *perfring.Event) error { return s.deliver(ev, sink) }
+	for ctx.Err() == nil {
+		s.collectLosses()
+		n, err := rd.ReadBatch(write)
+		if err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+		if n > 0 {
+			if err := sink.Flush(); err != nil {
+				return fmt.Errorf("capture: flush output: %w", err)
+			}
+		}
+	}
+	detachErr := s.detach()
+	if _, err := rd.Drain(write); err != nil {
+		return fmt.Errorf("capture: drain ring: %w", err)
+	}
+	if err := sink.Flush(); err != nil {
+		return fmt.Errorf("capture: flush output: %w", err)
+	}
+	s.snapshot()
+	return detachErr
+}
+
+// deliver turns one event into a packet and writes it.
+func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
+	h := s.byHook[int(ev.Hook)]
+	ifc, ok := s.ifIndex[ifKey{int(ev.Hook), pcapng.LinkType(ev.LinkType)}]
+	if h == nil || !ok {
+		s.mu.Lock()
+		s.unknown++
+		s.mu.Unlock()
+		return nil
+	}
+	if m := h.Program.matcher; m != nil && !m.match(ev.Data, int(ev.WireLen)) {
+		s.mu.Lock()
+		s.userFiltered[int(ev.Hook)]++
+		s.mu.Unlock()
+		return nil
+	}
+	p := &s.pkt
+	*p = pcapng.Packet{
+		Interface:   ifc,
+		Timestamp:   s.ring.WallTime(ev.Timestamp),
+		Data:        ev.Data,
+		WireLen:     int(ev.WireLen),
+		Hook:        s.ifaces[ifc].Name,
+		VerdictType: pcapng.VerdictNone,
+	}
+	if d := s.dropPending[int(ev.Hook)]; d > 0 {
+		p.Flags |= pcapng.HasDropCount
+		p.DropCount = d
+		s.dropPending[int(ev.Hook)] = 0
+	}
+	if ev.PacketID != 0 {
+		p.Flags |= pcapng.HasPacketID
+		p.PacketID = ev.PacketID
+	}
+	if h.VerdictType == pcapng.VerdictXDP {
+		p.Flags |= pcapng.HasQueue
+		p.Queue = ev.Queue
+	}
+	switch ev.Dir {
+	case perfring.DirIn:
+		p.Direction = pcapng.DirectionInbound
+	case perfring.DirOut:
+		p.Direction = pcapng.DirectionOutbound
+	}
+	if ev.Flags&perfring.FlagHasVerdict != 0 && h.VerdictType != pcapng.VerdictNone {
+		p.VerdictType = h.VerdictType
+		p.Verdict = int64(ev.Verdict)
+	}
+	if ev.Flags&perfring.FlagHasReason != 0 {
+		p.DropReason = s.reasonName(ev.Reason)
+	}
+	if ev.Ifindex != 0 {
+		p.Device = s.deviceName(ev.Ifindex, ev.Netns)
+	}
+	if ev.Flags&perfring.FlagHasTask != 0 {
+		p.Flags |= pcapng.HasPID
+		p.PID = ev.PID
+		p.Comm = s.commString(&ev.Comm)
+	}
+	if ev.Netns != 0 {
+		p.Flags |= pcapng.HasNetns
+		p.Netns = ev.Netns
+	}
+	if ev.Mark != 0 {
+		p.Flags |= pcapng.HasMark
+		p.Mark = ev.Mark
+	}
+	if err := sink.WritePacket(p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.written[ifc]++
+	s.mu.Unlock()
+	return nil
+}
+
+// collectLosses reads each hook's loss counter and schedules what is new
+// for the hook's next packet (epb_dropcount). Once per batch: one map
+// lookup per hook.
+func (s *Source) collectLosses() {
+	if s.ring.stats == nil {
+		return
+	}
+	for idx := range s.byHook {
+		lost, err := s.ring.hookStat(idx, StatLost, &s.statBuf)
+		if err != nil || lost <= s.lostSeen[idx] {
+			continue
+		}
+		s.dropPending[idx] += lost - s.lostSeen[idx]
+		s.lostSeen[idx] = lost
+	}
+}
+
+func (s *Source) reasonName(r uint32) string {
+	if n, ok := s.reasons[r]; ok {
+		return n
+	}
+	var n string
+	if s.opts.DropReason != nil {
+		n = s.opts.DropReason(r)
+	}
+	if n == "" {
+		n = "reason " + strconv.FormatUint(uint64(r), 10)
+	}
+	s.reasons[r] = n
+	return n
+}
+
+func (s *Source) deviceName(ifindex, netns uint32) string {
+	key := uint64(netns)<<32 | uint64(ifindex)
+	if n, ok := s.devNames[key]; ok {
+		return n
+	}
+	var n string
+	if s.opts.DeviceName != nil {
+		n = s.opts.DeviceName(ifindex, netns)
+	} else if netns == 0 || netns == s.ownNS {
+		if ifc, err := net.InterfaceByIndex(int(ifindex)); err == nil {
+			n = ifc.Name
+		}
+	}
+	if n == "" {
+		n = "ifindex " + strconv.FormatUint(uint64(ifindex), 10)
+	}
+	if len(s.devNames) < 4096 {
+		s.devNames[key] = n
+	}
+	return n
+}
+
+func (s *Source) commString(c *[16]byte) string {
+	if n, ok := s.comms[*c]; ok {
+		return n
+	}
+	h := perfring.EventHeader{Comm: *c}
+	n := h.CommString()
+	if len(s.comms) < 4096 {
+		s.comms[*c] = n
+	}
+	return n
+}
+
+// Stats returns the counters of every interface. A hook's kernel counters
+// go to its first interface; a further link-type interface of the same
+// hook reports only the packets written to it, and those are taken out of
+// the first interface's Captured, so the Captured of a hook's interfaces
+// add up to what the hook captured.
+func (s *Source) Stats() []pcapng.InterfaceStats {
+	s.mu.Lock()
+	if s.final != nil {
+		defer s.mu.Unlock()
+		return append([]pcapng.InterfaceStats(nil), s.final...)
+	}
+	s.mu.Unlock()
+	return s.collect()
+}
+
+func (s *Source) collect() []pcapng.InterfaceStats {
+	out := make([]pcapng.InterfaceStats, len(s.ifaces))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	extra := map[int]uint64{} // packets written to a hook's other interfaces
+	for key, i := range s.ifIndex {
+		if i != s.firstIface(key.hook) {
+			out[i].Captured = s.written[i]
+			extra[key.hook] += s.written[i]
+		}
+	}
+	for hook := range s.byHook {
+		var k [NumStats]uint64
+		if s.ring.stats != nil {
+			k, _ = s.ring.HookStats(hook)
+		}
+		uf := s.userFiltered[hook]
+		st := pcapng.InterfaceStats{
+			Seen:         k[StatSeen],
+			Matched:      k[StatMatched],
+			Captured:     k[StatCaptured],
+			Lost:         k[StatLost],
+			Skipped:      k[StatNoHeader] + k[StatNested] + k[StatError],
+			UserFiltered: uf,
+		}
+		st.Matched -= min(uf, st.Matched)
+		st.Captured -= min(uf+extra[hook], st.Captured)
+		out[s.firstIface(hook)] = st
+	}
+	return out
+}
+
+func (s *Source) firstIface(hook int) int {
+	h := s.byHook[hook]
+	lt := h.Interface.LinkType
+	if lt == 0 {
+		lt = h.Program.Options.LinkType
+	}
+	return s.ifIndex[ifKey{hook, lt}]
+}
+
+// snapshot keeps the final counters so Stats works after Close.
+func (s *Source) snapshot() {
+	st := s.collect()
+	s.mu.Lock()
+	s.final = st
+	s.mu.Unlock()
+}
+
+// detach closes every hook's links, in reverse order.
+func (s *Source) detach() error {
+	s.mu.Lock()
+	if s.detached {
+		s.mu.Unlock()
+		return nil
+	}
+	s.detached = true
+	s.mu.Unlock()
+	var errs []error
+	for i := len(s.hooks) - 1; i >= 0; i-- {
+		links := s.hooks[i].Links
+		for j := len(links) - 1; j >= 0; j-- {
+			if err := links[j].Close(); err != nil {
+				errs = append(errs, fmt.Errorf("detach %s: %w", s.hooks[i].Interface.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Unknown returns the number of records that named a hook or link type
+// this source does not have (they are not written).
+func (s *Source) Unknown() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unknown
+}
+
+// Close detaches every hook, closes the programs and the ring. Counters
+// stay readable through Stats.
+func (s *Source) Close() error {
+	errs := []error{s.detach()}
+	s.mu.Lock()
+	closed := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if closed {
+		return errors.Join(errs...)
+	}
+	if s.final == nil && s.ring.stats != nil {
+		s.snapshot()
+	}
+	for i := range s.hooks {
+		if s.hooks[i].Program != nil {
+			errs = append(errs, s.hooks[i].Program.Close())
+		}
+	}
+	errs = append(errs, s.ring.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,43 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/net/bpf"
+
+	"github.com/bpfcap/bpfcap/filter"
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// compileFilter compiles expr with libpcap for packets of link type lt.
+func compileFilter(expr string, lt pcapng.LinkType, snaplen int) ([]bpf.Instruction, error) {
+	flt, err := filter.LinkTypeFromFile(uint32(lt))
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", expr, err)
+	}
+	return filter.Compile(expr, flt, snaplen)
+}
+
+// spliceFilter translates cbpf for opts.Backend and splices it into the
+// backend's stub in ps. A filter the translator cannot express comes back
+// as *errKernelFilter, so Load falls back to filtering in userspace.
+func spliceFilter(ps *ebpf.ProgramSpec, opts Options, cbpf []bpf.Instruction) error {
+	fo := filter.Options{Backend: filter.Direct}
+	if opts.Backend == Scratch {
+		fo = filter.Options{Backend: filter.Scratch, ScratchSize: MaxData}
+	}
+	insns, err := filter.Translate(cbpf, fo)
+	if err != nil {
+		reason := "the translator cannot express it"
+		if !errors.Is(err, filter.ErrUnsupported) {
+			reason = "the translator failed"
+		}
+		return &errKernelFilter{reason: reason, err: err}
+	}
+	if err := filter.Splice(ps, fo.Backend.Stub(), insns); err != nil {
+		return fmt.Errorf("load capture program %s: %w", opts.Program, err)
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+# Kernel matrix (internal/vmtest): the privileged tests in Debian's 6.1 and
+# 6.12 cloud kernels under qemu TCG, and on the host.
+#   make vmtest [KERNELS=6.1,6.12,host] [PKGS=./probe,./xdpcap] [RUN=regex]
+#   make vmtest-selftest     # a broken probe name must make the matrix fail
+# Downloads and unpacked kernels are cached in .cache/vmtest.
+KERNELS ?= 6.1,6.12,host
+PKGS ?=
+RUN ?=
+VMTEST_FLAGS ?=
+VMTEST_SELFTEST_KERNELS ?= 6.1,6.12
+
+.PHONY: vmtest vmtest-selftest
+
+vmtest:
+	$(GO) run ./internal/vmtest -kernels '$(KERNELS)' -pkgs '$(PKGS)' -run '$(RUN)' $(VMTEST_FLAGS)
+
+vmtest-selftest:
+	$(GO) run ./internal/vmtest -selftest -kernels '$(VMTEST_SELFTEST_KERNELS)' $(VMTEST_FLAGS)

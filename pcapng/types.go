@@ -1,0 +1,195 @@
+package pcapng
+
+import (
+	"net"
+	"time"
+)
+
+// LinkType is a pcap LINKTYPE_* value as stored in an Interface
+// Description Block.
+type LinkType uint16
+
+// Link types bpfcap writes.
+const (
+	LinkTypeEthernet  LinkType = 1   // LINKTYPE_ETHERNET
+	LinkTypeRaw       LinkType = 101 // LINKTYPE_RAW: IPv4 or IPv6, no link header
+	LinkTypeIEEE80211 LinkType = 105 // LINKTYPE_IEEE802_11
+	LinkTypeIPv4      LinkType = 228 // LINKTYPE_IPV4
+	LinkTypeIPv6      LinkType = 229 // LINKTYPE_IPV6
+	LinkTypeLinuxSLL2 LinkType = 276 // LINKTYPE_LINUX_SLL2
+)
+
+// String returns the link type's short name (as `proto` spells it) or its
+// number.
+func (lt LinkType) String() string {
+	switch lt {
+	case LinkTypeEthernet:
+		return "eth"
+	case LinkTypeRaw:
+		return "ip"
+	case LinkTypeIEEE80211:
+		return "ieee802_11"
+	case LinkTypeIPv4:
+		return "ip4"
+	case LinkTypeIPv6:
+		return "ip6"
+	case LinkTypeLinuxSLL2:
+		return "sll2"
+	}
+	return "linktype" + itoa(uint64(lt))
+}
+
+// Direction is where a packet was going relative to its hook (epb_flags
+// bits 0-1).
+type Direction uint8
+
+// Directions, as pcapng encodes them.
+const (
+	DirectionUnknown  Direction = 0
+	DirectionInbound  Direction = 1
+	DirectionOutbound Direction = 2
+)
+
+// String returns "in", "out" or "".
+func (d Direction) String() string {
+	switch d {
+	case DirectionInbound:
+		return "in"
+	case DirectionOutbound:
+		return "out"
+	}
+	return ""
+}
+
+// VerdictType says what a packet's verdict value means (the first byte of
+// an epb_verdict option).
+type VerdictType uint8
+
+// Verdict types defined by pcapng. VerdictNone means the packet has no
+// verdict.
+const (
+	VerdictHardware VerdictType = 0 // opaque hardware verdict (not written by bpfcap)
+	VerdictTC       VerdictType = 1 // Linux tc action (TC_ACT_*)
+	VerdictXDP      VerdictType = 2 // XDP action (XDP_*)
+	VerdictNone     VerdictType = 0xff
+)
+
+// Interface describes one capture point: one Interface Description Block.
+// bpfcap writes one per (hook, link type).
+type Interface struct {
+	// Name is the hook spec, e.g. "tp_btf:kfree_skb" (if_name).
+	Name string
+	// Description says more about the hook (if_description).
+	Description string
+	// LinkType is the link type of every packet on this interface.
+	LinkType LinkType
+	// SnapLen is the largest number of bytes stored per packet (0: none).
+	SnapLen uint32
+	// Filter is the capture filter expression (if_filter, type 0), if any.
+	Filter string
+	// MAC is the device address (if_MACaddr), if known.
+	MAC net.HardwareAddr
+	// Speed is the link speed in bits per second (if_speed), if known.
+	Speed uint64
+	// OS is written as if_os when set.
+	OS string
+}
+
+// PacketFlag marks which optional fields of a Packet are set.
+type PacketFlag uint16
+
+// Packet flags.
+const (
+	HasPacketID PacketFlag = 1 << iota
+	HasQueue
+	HasDropCount
+	HasPID
+	HasNetns
+	HasMark
+)
+
+// Packet is one captured packet and its metadata. Data is not retained by
+// the writer after WritePacket returns.
+type Packet struct {
+	// Interface is the index of the packet's interface: in a Writer, the
+	// value AddInterface returned; from a bpfcap.Source, the index into its
+	// Interfaces().
+	Interface int
+	// Timestamp is the wall-clock capture time (nanosecond resolution).
+	Timestamp time.Time
+	// Data holds the captured bytes (at most the interface's snap length).
+	Data []byte
+	// WireLen is the packet's original length (>= len(Data)).
+	WireLen int
+	// Flags says which of the optional fields below are set.
+	Flags PacketFlag
+	// PacketID identifies the packet across hooks (epb_packetid), e.g. the
+	// sk_buff address.
+	PacketID uint64
+	// Queue is the receive queue (epb_queue).
+	Queue uint32
+	// Direction is written in epb_flags when not unknown.
+	Direction Direction
+	// VerdictType and Verdict form epb_verdict; VerdictNone for none.
+	VerdictType VerdictType
+	Verdict     int64
+	// DropCount is the number of packets lost before this one (epb_dropcount).
+	DropCount uint64
+	// The rest is written, readably, in the opt_comment:
+	// Hook names the capture point (usually the interface name).
+	Hook string
+	// DropReason is the kernel's drop reason name, e.g. "NETFILTER_DROP".
+	DropReason string
+	// Device is the device name (or "ifindex N").
+	Device string
+	// PID and Comm identify the current task (HasPID).
+	PID  uint32
+	Comm string
+	// Netns is the network namespace inode (HasNetns).
+	Netns uint32
+	// Mark is skb->mark (HasMark).
+	Mark uint32
+	// Comment is appended to the generated comment as is.
+	Comment string
+}
+
+// InterfaceStats are one interface's counters, written as an Interface
+// Statistics Block at the end of a capture.
+type InterfaceStats struct {
+	// Seen: packets that reached the hook (isb_ifrecv).
+	Seen uint64
+	// Matched: packets the filter accepted (isb_filteraccept).
+	Matched uint64
+	// Captured: packets delivered to the output (isb_usrdeliv).
+	Captured uint64
+	// Lost: matched packets the ring had no room for (isb_ifdrop).
+	Lost uint64
+	// Skipped: packets the hook could not capture, e.g. without the
+	// requested header (isb_osdrop).
+	Skipped uint64
+	// UserFiltered: packets the kernel captured unfiltered that the
+	// userspace filter rejected (fallback filtering; in the ISB comment).
+	UserFiltered uint64
+}
+
+// PacketWriter is where captured packets go: a pcapng file, a pipe, or a
+// summary printer. Sources call Flush after each batch so that live
+// readers see packets promptly.
+type PacketWriter interface {
+	WritePacket(p *Packet) error
+	Flush() error
+}
+
+func itoa(v uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,148 @@
+package perfring
+
+import (
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
+)
+
+func record(capLen int, extra int) []byte {
+	b := make([]byte, EventHeaderSize+capLen+extra)
+	ne := binary.NativeEndian
+	ne.PutUint64(b[0:], 123456789)
+	ne.PutUint64(b[8:], 0xffff888000001234)
+	ne.PutUint32(b[16:], 3)
+	ne.PutUint32(b[20:], 1500)
+	ne.PutUint32(b[24:], uint32(capLen))
+	ne.PutUint32(b[28:], 7)
+	ne.PutUint32(b[32:], 4026531840)
+	ne.PutUint32(b[36:], 0x2a)
+	ne.PutUint32(b[40:], 4242)
+	ne.PutUint32(b[44:], 5)
+	ne.PutUint32(b[48:], uint32(0xffffffff)) // -1
+	ne.PutUint32(b[52:], 2)
+	ne.PutUint16(b[56:], 101)
+	b[58] = DirOut
+	b[59] = FlagHasReason | FlagHasTask
+	copy(b[64:], "ping")
+	for i := range capLen {
+		b[EventHeaderSize+i] = byte(i)
+	}
+	return b
+}
+
+func TestDecode(t *testing.T) {
+	var ev Event
+	raw := record(100, 7) // perf records may carry trailing bytes
+	if err := Decode(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	h := ev.EventHeader
+	if h.Timestamp != 123456789 || h.PacketID != 0xffff888000001234 || h.Hook != 3 || h.WireLen != 1500 || h.CapLen != 100 ||
+		h.Ifindex != 7 || h.Netns != 4026531840 || h.Mark != 0x2a || h.PID != 4242 || h.Reason != 5 || h.Verdict != -1 ||
+		h.Queue != 2 || h.LinkType != 101 || h.Dir != DirOut || h.Flags != FlagHasReason|FlagHasTask || h.CommString() != "ping" {
+		t.Errorf("decoded %+v", h)
+	}
+	if len(ev.Data) != 100 || ev.Data[99] != 99 || &ev.Data[0] != &raw[EventHeaderSize] {
+		t.Errorf("data: %d bytes, not aliasing the record", len(ev.Data))
+	}
+	if err := Decode(raw[:EventHeaderSize-1], &ev); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("short header: %v", err)
+	}
+	if err := Decode(raw[:EventHeaderSize+50], &ev); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("cap_len beyond the record: %v", err)
+	}
+	full := record(0, 0)
+	copy(full[64:], "0123456789abcdef")
+	Decode(full, &ev)
+	if ev.CommString() != "0123456789abcdef" {
+		t.Errorf("comm without NUL: %q", ev.CommString())
+	}
+	if n := testing.AllocsPerRun(100, func() { Decode(raw, &ev) }); n != 0 {
+		t.Errorf("Decode allocates %.0f times", n)
+	}
+}
+
+func TestReaderErrors(t *testing.T) {
+	testutils.RequireRoot(t)
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := NewReader(m, Options{}); err == nil || !strings.Contains(err.Error(), "want ringbuf or perf event array") {
+		t.Errorf("array map: %v", err)
+	}
+}
+
+// TestReaderNoData: Drain on an empty ring returns at once; ReadBatch
+// waits one poll interval; Close interrupts a waiting reader.
+func TestReaderNoData(t *testing.T) {
+	testutils.RequireRoot(t)
+	for _, spec := range []*ebpf.MapSpec{
+		{Type: ebpf.RingBuf, MaxEntries: 4096},
+		{Type: ebpf.PerfEventArray},
+	} {
+		t.Run(spec.Type.String(), func(t *testing.T) {
+			m, err := ebpf.NewMap(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			r, err := NewReader(m, Options{PollInterval: 100 * time.Millisecond, PerCPUBuffer: 4096})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn := func(*Event) error { t.Error("record from an empty ring"); return nil }
+			start := time.Now()
+			if n, err := r.Drain(fn); n != 0 || err != nil {
+				t.Errorf("Drain = %d, %v", n, err)
+			}
+			if el := time.Since(start); el > 50*time.Millisecond {
+				t.Errorf("Drain of an empty ring took %v", el)
+			}
+			start = time.Now()
+			if n, err := r.ReadBatch(fn); n != 0 || err != nil {
+				t.Errorf("ReadBatch = %d, %v", n, err)
+			}
+			if el := time.Since(start); el < 90*time.Millisecond || el > 2*time.Second {
+				t.Errorf("ReadBatch on an empty ring took %v, want about the poll interval", el)
+			}
+			r2, err := NewReader(m, Options{PollInterval: 10 * time.Second, PerCPUBuffer: 4096})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := r2.ReadBatch(fn); done <- err }()
+			time.AfterFunc(50*time.Millisecond, func() { r2.Close() })
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrClosed) {
+					t.Errorf("ReadBatch after Close: %v, want ErrClosed", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close did not interrupt ReadBatch")
+			}
+			if err := r.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	raw := record(64, 0)
+	var ev Event
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Decode(raw, &ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// param is one argument of a function or tracepoint, as BTF describes it.
+type param struct {
+	name string
+	typ  btf.Type
+}
+
+// isSkbPtr reports whether typ is a (possibly const) struct sk_buff *.
+func isSkbPtr(typ btf.Type) bool {
+	ptr, ok := btf.As[*btf.Pointer](typ)
+	if !ok {
+		return false
+	}
+	s, ok := btf.As[*btf.Struct](ptr.Target)
+	return ok && s.Name == "sk_buff"
+}
+
+// isDropReason reports whether typ is enum skb_drop_reason.
+func isDropReason(typ btf.Type) bool {
+	e, ok := btf.As[*btf.Enum](typ)
+	return ok && e.Name == "skb_drop_reason"
+}
+
+// describeType renders a parameter type for an error message:
+// "struct sock *", "unsigned int".
+func describeType(typ btf.Type) string {
+	stars := ""
+	for range 8 {
+		ptr, ok := btf.As[*btf.Pointer](typ)
+		if !ok {
+			break
+		}
+		stars += "*"
+		typ = ptr.Target
+	}
+	var name string
+	switch t := btf.UnderlyingType(typ).(type) {
+	case *btf.Struct:
+		name = "struct " + t.Name
+	case *btf.Union:
+		name = "union " + t.Name
+	case *btf.Enum:
+		name = "enum " + t.Name
+	case *btf.Int:
+		name = t.Name
+	case *btf.Void:
+		name = "void"
+	case *btf.FuncProto:
+		name = "function"
+	default:
+		name = typ.TypeName()
+	}
+	if name == "" {
+		name = "?"
+	}
+	if stars != "" {
+		return name + " " + stars
+	}
+	return name
+}
+
+// skbArgs returns the 1-based indexes of the sk_buff pointer arguments.
+func skbArgs(params []param) []int {
+	var idx []int
+	for i, p := range params {
+		if isSkbPtr(p.typ) {
+			idx = append(idx, i+1)
+		}
+	}
+	return idx
+}
+
+// reasonArg returns the 1-based index of the enum skb_drop_reason argument,
+// or 0.
+func reasonArg(params []param) int {
+	for i, p := range params {
+		if isDropReason(p.typ) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// chooseSkbArg checks the requested 1-based argument (0: find it) of hook
+// against params and returns the sk_buff argument's index. Errors name the
+// argument that is the sk_buff when the requested one is not.
+func chooseSkbArg(hook string, params []param, want int) (int, error) {
+	found := skbArgs(params)
+	if want == 0 {
+		switch len(found) {
+		case 0:
+			return 0, fmt.Errorf("%s takes no struct sk_buff * argument (%s): try `bpfcap list` for hooks that do", hook, signature(params))
+		case 1:
+			return found[0], nil
+		default:
+			return 0, fmt.Errorf("%s takes several struct sk_buff * arguments (%s): pick one with :arg%d or :arg%d", hook, signature(params), found[0], found[1])
+		}
+	}
+	if want > len(params) {
+		return 0, fmt.Errorf("%s has %d arguments (%s), not %d", hook, len(params), signature(params), want)
+	}
+	if isSkbPtr(params[want-1].typ) {
+		return want, nil
+	}
+	got := fmt.Sprintf("argument %d of %s is %s, not struct sk_buff *", want, hook, describeArg(params[want-1]))
+	switch len(found) {
+	case 0:
+		return 0, fmt.Errorf("%s, and no argument is one (%s): try `bpfcap list` for hooks that take an sk_buff", got, signature(params))
+	default:
+		return 0, fmt.Errorf("%s: the sk_buff is arg%d (%s)", got, found[0], describeArg(params[found[0]-1]))
+	}
+}
+
+func describeArg(p param) string {
+	t := describeType(p.typ)
+	if p.name == "" {
+		return t
+	}
+	if strings.HasSuffix(t, "*") {
+		return t + p.name
+	}
+	return t + " " + p.name
+}
+
+func signature(params []param) string {
+	parts := make([]string, len(params))
+	for i, p := range params {
+		parts[i] = fmt.Sprintf("arg%d %s", i+1, describeArg(p))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// errNotFound marks a function or tracepoint the kernel does not have.
+var errNotFound = errors.New("not found")
+
+// funcParams returns the parameters of kernel function name from BTF.
+func funcParams(spec *btf.Spec, name string) ([]param, error) {
+	types, err := spec.AnyTypesByName(name)
+	if err != nil && !errors.Is(err, btf.ErrNotFound) {
+		return nil, fmt.Errorf("look up %s in kernel BTF: %w", name, err)
+	}
+	for _, t := range types {
+		fn, ok := t.(*btf.Func)
+		if !ok {
+			continue
+		}
+		proto, ok := fn.Type.(*btf.FuncProto)
+		if !ok {
+			continue
+		}
+		return protoParams(proto, 0), nil
+	}
+	return nil, fmt.Errorf("kernel function %s: %w", name, errNotFound)
+}
+
+// tracepointParams returns the arguments of the BTF-typed tracepoint name
+// (the btf_trace_NAME typedef, whose first parameter is the tracepoint's
+// private data and not an argument).
+func tracepointParams(spec *btf.Spec, name string) ([]param, error) {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+name, &td); err != nil {
+		if errors.Is(err, btf.ErrNotFound) {
+			return nil, fmt.Errorf("tracepoint %s: %w", name, errNotFound)
+		}
+		return nil, fmt.Errorf("look up btf_trace_%s in kernel BTF: %w", name, err)
+	}
+	ptr, ok := btf.As[*btf.Pointer](td.Type)
+	if !ok {
+		return nil, fmt.Errorf("btf_trace_%s is not a function pointer", name)
+	}
+	proto, ok := btf.As[*btf.FuncProto](ptr.Target)
+	if !ok || len(proto.Params) == 0 {
+		return nil, fmt.Errorf("btf_trace_%s is not a function pointer", name)
+	}
+	return protoParams(proto, 1), nil
+}
+
+func protoParams(proto *btf.FuncProto, skip int) []param {
+	var ps []param
+	for _, p := range proto.Params[skip:] {
+		ps = append(ps, param{name: p.Name, typ: p.Type})
+	}
+	return ps
+}

@@ -1,0 +1,41 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// DropReasons maps the values of the kernel's enum skb_drop_reason to their
+// names without the SKB_DROP_REASON_ prefix ("NETFILTER_DROP"). The values
+// differ between kernel versions, so they are read from the running
+// kernel's BTF. An empty map (nil error) means the kernel has no such enum
+// (before 5.17).
+type DropReasons map[uint32]string
+
+// LoadDropReasons reads enum skb_drop_reason from kernel BTF.
+func LoadDropReasons(kernel *btf.Spec) (DropReasons, error) {
+	var e *btf.Enum
+	if err := kernel.TypeByName("skb_drop_reason", &e); err != nil {
+		if errors.Is(err, btf.ErrNotFound) {
+			return DropReasons{}, nil
+		}
+		return nil, fmt.Errorf("read enum skb_drop_reason from kernel BTF: %w", err)
+	}
+	names := make(DropReasons, len(e.Values))
+	for _, v := range e.Values {
+		names[uint32(v.Value)] = strings.TrimPrefix(v.Name, "SKB_DROP_REASON_")
+	}
+	return names, nil
+}
+
+// Name returns the reason's name, or its number when the kernel does not
+// name it (a subsystem's reasons such as SKB_DROP_REASON_SUBSYS_*).
+func (d DropReasons) Name(reason uint32) string {
+	if n, ok := d[reason]; ok {
+		return n
+	}
+	return fmt.Sprintf("%d", reason)
+}

@@ -1,0 +1,84 @@
+package probe
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+)
+
+// TestTraceProgramsVerify loads every program of bpf/probe.c with every
+// header mode and with and without a drop reason, so a verifier refusal on
+// some kernel shows up here rather than at a user's first capture.
+// fentry/fexit are loaded where the kernel accepts fentry programs.
+func TestTraceProgramsVerify(t *testing.T) {
+	testutils.RequireRoot(t)
+	r := newTestResolver(t)
+	fentryErr := probeTracing(ebpf.AttachTraceFEntry, "ip_rcv", "fentry:ip_rcv")
+	for _, spec := range []string{"kprobe:ip_rcv", "tp_btf:kfree_skb", "raw_tp:kfree_skb", "tracepoint:skb:kfree_skb", "fentry:ip_rcv", "fexit:ip_rcv", "kprobe:sk_skb_reason_drop"} {
+		s := mustParse(t, spec)
+		var tg *Target
+		switch s.Kind {
+		case KindFentry, KindFexit:
+			if fentryErr != nil {
+				if kconfig.Enabled("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS") == kconfig.No {
+					t.Logf("%s: not loaded: kernel config: CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS is not set", spec)
+				} else {
+					t.Logf("%s: not loaded: this kernel refuses fentry programs: %v", spec, fentryErr)
+				}
+				continue
+			}
+			params, err := funcParams(r.Kernel(), s.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg = &Target{Spec: s, Kind: s.Kind, Name: s.Name, SkbArg: skbArgs(params)[0]}
+		case KindKprobe:
+			// Kprobe programs load without CONFIG_KPROBES; only
+			// attaching needs it.
+			params, err := funcParams(r.Kernel(), s.Name)
+			if errors.Is(err, errNotFound) {
+				t.Logf("%s: no such function on this kernel", spec)
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg = &Target{Spec: s, Kind: s.Kind, Name: s.Name, SkbArg: skbArgs(params)[0]}
+			if ra := reasonArg(params); ra != 0 {
+				tg.ReasonArg, tg.HasReason = ra, true
+			}
+		default:
+			var err error
+			if tg, err = r.Resolve(s); err != nil {
+				t.Fatalf("%s: %v", spec, err)
+			}
+		}
+		for header := uint32(headerAuto); header <= headerIEEE80211; header++ {
+			base, err := loadProbe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs, name, err := prepareSpec(base, tg, header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n := range cs.Programs {
+				if n != name {
+					delete(cs.Programs, n)
+				}
+			}
+			cs.Maps["bpfcap_scratch"].MaxEntries = 1
+			cs.Maps["bpfcap_perf"].MaxEntries = 1
+			coll, err := ebpf.NewCollection(cs)
+			if err != nil {
+				t.Errorf("%s (%s, header %d, reason %v): %v", spec, name, header, tg.HasReason, err)
+				continue
+			}
+			coll.Close()
+		}
+	}
+}

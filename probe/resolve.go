@@ -1,0 +1,291 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+)
+
+// Target is a hook spec resolved against the running kernel: what is
+// actually attached, and where the program finds the sk_buff.
+type Target struct {
+	// Spec is the spec as the user wrote it.
+	Spec Spec
+	// Kind is the hook kind that is attached; it differs from Spec.Kind
+	// after a fallback.
+	Kind Kind
+	// Category (classic tracepoints only) and Name say what is attached
+	// to; Name differs from Spec.Name after a rename.
+	Category, Name string
+	// SkbArg is the 1-based argument holding the sk_buff (function and
+	// BTF tracepoint kinds).
+	SkbArg int
+	// SkbOffset is the byte offset of the sk_buff address in a classic
+	// tracepoint's record.
+	SkbOffset int
+	// ReasonArg (1-based argument) or ReasonOffset (classic tracepoint
+	// record offset) locate the enum skb_drop_reason when HasReason.
+	ReasonArg, ReasonOffset int
+	// HasReason is set for hooks that know why a packet was dropped.
+	HasReason bool
+	// Note is one line for stderr saying what was attached instead of
+	// what was asked for and why; empty when the spec attached as written.
+	Note string
+}
+
+// String returns the spec of what is attached, e.g. "tp_btf:kfree_skb:arg1".
+func (t *Target) String() string {
+	s := Spec{Kind: t.Kind, Category: t.Category, Name: t.Name, Arg: t.SkbArg}
+	if t.Kind == KindTracepoint {
+		s.Arg = 0
+	}
+	return s.String()
+}
+
+// Resolver resolves hook specs against the running kernel's BTF and
+// tracefs. It caches feature probes; it is not safe for concurrent use.
+type Resolver struct {
+	kernel  *btf.Spec
+	tracefs string
+	probes  map[string]error
+}
+
+// NewResolver loads the kernel's BTF (/sys/kernel/btf/vmlinux, kernel 5.4+
+// built with CONFIG_DEBUG_INFO_BTF) and finds tracefs.
+func NewResolver() (*Resolver, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load kernel BTF (needs CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux): %w", err)
+	}
+	return &Resolver{kernel: spec, tracefs: findTracefs(), probes: map[string]error{}}, nil
+}
+
+// Kernel returns the kernel BTF the resolver reads.
+func (r *Resolver) Kernel() *btf.Spec { return r.kernel }
+
+// rename describes a function that later kernels replaced: traces of the
+// old name go to the first successor the running kernel has.
+type rename struct {
+	oldSkbArg  int
+	successors []string
+}
+
+// renames lists kernel functions that became inline or were replaced.
+// kfree_skb became an inline wrapper of kfree_skb_reason (5.17/6.0), which
+// in turn became one of sk_skb_reason_drop (6.11), where the skb is arg2.
+var renames = map[string]rename{
+	"kfree_skb":        {oldSkbArg: 1, successors: []string{"kfree_skb_reason", "sk_skb_reason_drop"}},
+	"kfree_skb_reason": {oldSkbArg: 1, successors: []string{"sk_skb_reason_drop"}},
+}
+
+// functionTracepoints maps kernel functions to the BTF tracepoint that
+// fires inside them with the same sk_buff, for the fallback chain.
+var functionTracepoints = map[string]string{
+	"kfree_skb":          "kfree_skb",
+	"kfree_skb_reason":   "kfree_skb",
+	"sk_skb_reason_drop": "kfree_skb",
+	"consume_skb":        "consume_skb",
+	"dev_queue_xmit":     "net_dev_queue",
+	"__dev_queue_xmit":   "net_dev_queue",
+	"netif_rx":           "netif_rx",
+}
+
+// Resolve resolves spec: it checks that the function or tracepoint exists,
+// finds (or checks) its sk_buff argument, follows renames and walks the
+// fallback chain kprobe -> fentry -> tracepoint. Errors name the problem
+// and what to try instead; missing capabilities wrap [ErrPrivilege].
+func (r *Resolver) Resolve(spec Spec) (*Target, error) {
+	switch spec.Kind {
+	case KindKprobe, KindFentry, KindFexit:
+		return r.resolveFunction(spec)
+	case KindTPBTF, KindRawTracepoint:
+		return r.resolveBTFTracepoint(spec)
+	case KindTracepoint:
+		return r.resolveTracepoint(spec)
+	case KindKretprobe:
+		return nil, fmt.Errorf("%s: a kretprobe sees only the return value, not the sk_buff: use kprobe:%s or fexit:%s", spec, spec.Name, spec.Name)
+	}
+	return nil, fmt.Errorf("%s: unknown hook kind", spec)
+}
+
+func (r *Resolver) probe(key string, fn func() error) error {
+	if err, ok := r.probes[key]; ok {
+		return err
+	}
+	err := fn()
+	r.probes[key] = err
+	return err
+}
+
+func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
+	name := spec.Name
+	var renamed string
+	params, err := funcParams(r.kernel, name)
+	if errors.Is(err, errNotFound) {
+		rn, ok := renames[name]
+		if !ok {
+			return nil, fmt.Errorf("%s: kernel function %s not found in the kernel's BTF (misspelled, inlined or in a module): try `bpfcap list %s`", spec, name, name)
+		}
+		if spec.Arg != 0 && spec.Arg != rn.oldSkbArg {
+			return nil, fmt.Errorf("%s: %s's sk_buff is arg%d", spec, name, rn.oldSkbArg)
+		}
+		for _, succ := range rn.successors {
+			if params, err = funcParams(r.kernel, succ); err == nil {
+				renamed = succ
+				break
+			}
+		}
+		if renamed == "" {
+			return nil, fmt.Errorf("%s: neither %s nor its successors (%s) are traceable functions on this kernel: try `bpfcap list kfree_skb`", spec, name, strings.Join(rn.successors, ", "))
+		}
+		name = renamed
+		spec.Arg = 0 // the user's index was for the old signature
+	}
+	if err != nil {
+		return nil, err
+	}
+	want := spec.Arg
+	hook := spec.Kind.String() + ":" + name
+	idx, err := chooseSkbArg(hook, params, want)
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{Spec: spec, Kind: spec.Kind, Name: name, SkbArg: idx}
+	if ra := reasonArg(params); ra != 0 {
+		t.ReasonArg, t.HasReason = ra, true
+	}
+	var why []string
+	if renamed != "" {
+		why = append(why, fmt.Sprintf("%s is inline on this kernel, its callers reach %s (sk_buff is arg%d)", spec.Name, renamed, idx))
+	}
+
+	switch spec.Kind {
+	case KindFexit:
+		if err := r.probe("fexit:"+name, func() error { return probeTracing(ebpf.AttachTraceFExit, name, "fexit:"+name) }); err != nil {
+			if errors.Is(err, ErrPrivilege) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s: %w: try kprobe:%s or fentry:%s, or `bpfcap list %s` for tracepoints", spec, err, name, name, name)
+		}
+		return r.withNote(t, why), nil
+	case KindKprobe:
+		if idx > 5 {
+			return nil, fmt.Errorf("%s: a kprobe reads only arguments 1-5 portably, the sk_buff is arg%d: use fentry:%s", spec, idx, name)
+		}
+		err := r.probe("kprobe:"+name, func() error { return probeKprobe(name) })
+		if err == nil {
+			return r.withNote(t, why), nil
+		}
+		if errors.Is(err, ErrPrivilege) {
+			return nil, err
+		}
+		why = append(why, "kprobes: "+shortReason(err))
+		fallthrough
+	case KindFentry:
+		err := r.probe("fentry:"+name, func() error { return probeTracing(ebpf.AttachTraceFEntry, name, "fentry:"+name) })
+		if err == nil {
+			t.Kind = KindFentry
+			return r.withNote(t, why), nil
+		}
+		if errors.Is(err, ErrPrivilege) {
+			return nil, err
+		}
+		why = append(why, "fentry: "+shortReason(err))
+	}
+
+	// Last resort: a tracepoint that fires with the same sk_buff.
+	tp, ok := functionTracepoints[name]
+	if !ok {
+		tp, ok = functionTracepoints[spec.Name]
+	}
+	if !ok {
+		if _, err := tracepointParams(r.kernel, name); err == nil {
+			tp, ok = name, true
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s cannot be attached on this kernel (%s), and no tracepoint carries its sk_buff: run `bpfcap list` for the tracepoints this kernel has", spec, strings.Join(why, "; "))
+	}
+	tpt, err := r.resolveBTFTracepoint(Spec{Kind: KindTPBTF, Name: tp})
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot be attached on this kernel (%s), and its tracepoint fallback failed: %w", spec, strings.Join(why, "; "), err)
+	}
+	tpt.Spec = t.Spec
+	if tpt.Note != "" {
+		why = append(why, tpt.Note)
+	}
+	return r.withNote(tpt, why), nil
+}
+
+// withNote finishes t's note from the reasons collected on the way.
+func (r *Resolver) withNote(t *Target, why []string) *Target {
+	if len(why) == 0 {
+		return t
+	}
+	t.Note = fmt.Sprintf("%s: attached %s (%s)", t.Spec, t, strings.Join(why, "; "))
+	return t
+}
+
+// shortReason drops the "what:" prefix a feature error starts with.
+func shortReason(err error) string {
+	s := err.Error()
+	if _, rest, ok := strings.Cut(s, ": "); ok {
+		return rest
+	}
+	return s
+}
+
+func (r *Resolver) resolveBTFTracepoint(spec Spec) (*Target, error) {
+	params, err := tracepointParams(r.kernel, spec.Name)
+	if errors.Is(err, errNotFound) {
+		return nil, fmt.Errorf("%s: tracepoint %s not found in the kernel's BTF (no btf_trace_%s): try `bpfcap list %s`", spec, spec.Name, spec.Name, spec.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	idx, err := chooseSkbArg(spec.Kind.String()+":"+spec.Name, params, spec.Arg)
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{Spec: spec, Kind: spec.Kind, Name: spec.Name, SkbArg: idx}
+	if ra := reasonArg(params); ra != 0 {
+		t.ReasonArg, t.HasReason = ra, true
+	}
+	if spec.Kind == KindTPBTF {
+		err := r.probe("tp_btf:"+spec.Name, func() error {
+			return probeTracing(ebpf.AttachTraceRawTp, spec.Name, "tp_btf:"+spec.Name)
+		})
+		switch {
+		case errors.Is(err, ErrPrivilege):
+			return nil, err
+		case errors.Is(err, ErrNotSupported):
+			t.Kind = KindRawTracepoint
+			return r.withNote(t, []string{"tp_btf: " + shortReason(err)}), nil
+		}
+	}
+	return t, nil
+}
+
+func (r *Resolver) resolveTracepoint(spec Spec) (*Target, error) {
+	fields, err := tracepointFields(r.tracefs, spec.Category, spec.Name)
+	if errors.Is(err, errNotFound) {
+		return nil, fmt.Errorf("%s: unknown tracepoint %s:%s: try `bpfcap list %s`", spec, spec.Category, spec.Name, spec.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := chooseSkbField(spec.String(), fields, spec.Arg)
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{Spec: spec, Kind: KindTracepoint, Category: spec.Category, Name: spec.Name, SkbOffset: f.offset}
+	for _, rf := range fields {
+		if rf.isReasonField() && rf.size == 4 {
+			t.ReasonOffset, t.HasReason = rf.offset, true
+		}
+	}
+	return t, nil
+}

@@ -1,0 +1,170 @@
+package probe
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+)
+
+func newTestResolver(t *testing.T) *Resolver {
+	t.Helper()
+	r, err := NewResolver()
+	if err != nil {
+		t.Fatalf("kernel BTF: %v", err)
+	}
+	return r
+}
+
+func mustParse(t *testing.T, text string) Spec {
+	t.Helper()
+	s, err := ParseSpec(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestTraceFallbackChain checks the chain kprobe -> fentry -> tracepoint for
+// the card's example. The expected outcome comes from the kernel's
+// configuration and an independent look at the kprobe interfaces, not from
+// the code under test: with CONFIG_KPROBES the chain must stop at kprobe.
+func TestTraceFallbackChain(t *testing.T) {
+	testutils.RequireRoot(t)
+	r := newTestResolver(t)
+	fn := "kfree_skb"
+	if os.Getenv("BPFCAP_VMTEST_BROKEN_PROBE") != "" {
+		fn = "bpfcap_vmtest_no_such_function" // the harness's self-test: must fail
+	}
+	got, err := r.Resolve(mustParse(t, "kprobe:"+fn+":arg1"))
+	if err != nil {
+		t.Fatalf("resolve kprobe:%s:arg1: %v", fn, err)
+	}
+	t.Logf("attached %s; note: %s", got, got.Note)
+	if !got.HasReason {
+		t.Errorf("%s: no drop reason argument found", got)
+	}
+
+	kprobes := kconfig.Enabled("CONFIG_KPROBES")
+	_, errPMU := os.Stat("/sys/bus/event_source/devices/kprobe/type")
+	switch {
+	case kprobes.On() || errPMU == nil:
+		if got.Kind != KindKprobe {
+			t.Fatalf("kernel has kprobes (CONFIG_KPROBES=%s, PMU: %v) but the chain picked %s: %s", kprobes, errPMU == nil, got, got.Note)
+		}
+		if got.Name == "kfree_skb" && got.Note != "" || got.Name != "kfree_skb" && !strings.Contains(got.Note, "inline") {
+			t.Errorf("rename of kfree_skb to %s not explained right: %q", got.Name, got.Note)
+		}
+	case kprobes == kconfig.No:
+		if got.Kind == KindKprobe {
+			t.Fatalf("kernel has no kprobes but the chain picked %s", got)
+		}
+		if !strings.Contains(got.Note, "kprobes:") || !strings.Contains(got.Note, "attached "+got.String()) {
+			t.Errorf("fallback not explained in one line: %q", got.Note)
+		}
+		if strings.Contains(got.Note, "\n") {
+			t.Errorf("note spans several lines: %q", got.Note)
+		}
+		// fentry is picked exactly when a fentry program loads here.
+		ferr := probeTracing(ebpf.AttachTraceFEntry, got.Name, "fentry")
+		if got.Kind == KindFentry && ferr != nil {
+			t.Errorf("picked fentry although it does not load: %v", ferr)
+		}
+		if got.Kind == KindTPBTF && got.Name != "kfree_skb" {
+			t.Errorf("tracepoint fallback went to %s, want tp_btf:kfree_skb", got)
+		}
+	default:
+		t.Fatalf("cannot tell whether this kernel has kprobes: %s", kprobes)
+	}
+}
+
+func TestTraceResolveErrors(t *testing.T) {
+	testutils.RequireRoot(t)
+	r := newTestResolver(t)
+	for spec, want := range map[string][]string{
+		"kprobe:no_such_function_xyz":      {"not found", "bpfcap list no_such_function_xyz"},
+		"kprobe:ip_rcv:arg2":               {"argument 2", "struct net_device *dev", "not struct sk_buff *", "the sk_buff is arg1"},
+		"tp_btf:kfree_skb:arg2":            {"argument 2", "the sk_buff is arg1"},
+		"tracepoint:net:no_such_tp":        {"unknown tracepoint net:no_such_tp", "bpfcap list"},
+		"tp_btf:no_such_tp":                {"not found", "bpfcap list no_such_tp"},
+		"kprobe:tcp_v4_connect":            {"takes no struct sk_buff *", "bpfcap list"},
+		"tracepoint:net:net_dev_xmit:arg2": {"field 2", "the sk_buff is arg1"},
+	} {
+		_, err := r.Resolve(mustParse(t, spec))
+		if err == nil {
+			t.Errorf("%s resolved; want an error", spec)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not say %q", spec, err, w)
+			}
+		}
+	}
+}
+
+func TestTraceResolveTracepoints(t *testing.T) {
+	testutils.RequireRoot(t)
+	r := newTestResolver(t)
+	for spec, check := range map[string]func(*Target) bool{
+		"tp_btf:kfree_skb":            func(g *Target) bool { return g.Kind == KindTPBTF && g.SkbArg == 1 && g.HasReason && g.ReasonArg > 1 },
+		"raw_tp:net_dev_xmit":         func(g *Target) bool { return g.Kind == KindRawTracepoint && g.SkbArg == 1 && !g.HasReason },
+		"tracepoint:net:net_dev_xmit": func(g *Target) bool { return g.Kind == KindTracepoint && g.SkbOffset == 8 && !g.HasReason },
+		"tp:skb:kfree_skb":            func(g *Target) bool { return g.SkbOffset == 8 && g.HasReason && g.ReasonOffset > 8 },
+	} {
+		got, err := r.Resolve(mustParse(t, spec))
+		if err != nil {
+			t.Errorf("%s: %v", spec, err)
+			continue
+		}
+		if !check(got) {
+			t.Errorf("%s resolved to %+v", spec, got)
+		}
+	}
+}
+
+func TestTraceDropReasons(t *testing.T) {
+	r := newTestResolver(t)
+	names, err := LoadDropReasons(r.Kernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, n := range names {
+		found[n] = true
+	}
+	for _, want := range []string{"NOT_SPECIFIED", "NO_SOCKET", "NETFILTER_DROP"} {
+		if !found[want] {
+			t.Errorf("drop reason %s missing from %d names", want, len(names))
+		}
+	}
+	if names.Name(0xfffffff) != "268435455" {
+		t.Errorf("unknown reason rendered as %q", names.Name(0xfffffff))
+	}
+}
+
+func TestListFindsHooks(t *testing.T) {
+	r := newTestResolver(t)
+	points, err := r.List("kfree_skb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"tp_btf:kfree_skb:arg1": false, "tracepoint:skb:kfree_skb:arg1": false}
+	for _, p := range points {
+		if _, ok := want[p.Spec()]; ok {
+			want[p.Spec()] = true
+		}
+		if strings.HasPrefix(p.Name, "__bpf_trace") {
+			t.Errorf("tracing glue listed: %s", p.Name)
+		}
+	}
+	for s, ok := range want {
+		if !ok {
+			t.Errorf("list kfree_skb lacks %s", s)
+		}
+	}
+}

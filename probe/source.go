@@ -1,0 +1,345 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// Options configure a tracing capture.
+type Options struct {
+	// Hooks are the hook specs, e.g. "kprobe:kfree_skb:arg1" (at least one).
+	Hooks []string
+	// Filter is a tcpdump filter expression ("" captures everything).
+	Filter string
+	// Proto picks the header records start at: "eth" (MAC header), "ip"
+	// (network header, IPv4 or IPv6), "ip4", "ip6", "ieee802_11". Empty:
+	// the MAC header when the skb has one, else the network header; with
+	// a filter, empty means "eth" (a filter is compiled for one link type).
+	Proto string
+	// Snaplen is the number of bytes to capture per packet (0: 65536).
+	Snaplen int
+	// Device restricts the capture to one device of bpfcap's network
+	// namespace ("" captures all), in the kernel.
+	Device string
+	// Ring configures the transport (buffer size, perf, notices).
+	Ring hook.RingOptions
+	// Notices receives one line per hook that was attached other than as
+	// written (renames, fallbacks), and other notices (nil: discarded).
+	Notices io.Writer
+}
+
+// protoHeaders maps the `proto` keywords a tracing hook supports to the
+// header a record starts at and its link type.
+var protoHeaders = map[string]struct {
+	header uint32
+	lt     pcapng.LinkType
+}{
+	"eth":        {headerEth, pcapng.LinkTypeEthernet},
+	"ip":         {headerIP, pcapng.LinkTypeRaw},
+	"ip4":        {headerIP4, pcapng.LinkTypeIPv4},
+	"ip6":        {headerIP6, pcapng.LinkTypeIPv6},
+	"ieee802_11": {headerIEEE80211, pcapng.LinkTypeIEEE80211},
+}
+
+// ProtoNames lists the `proto` keywords tracing hooks accept.
+func ProtoNames() []string {
+	names := make([]string, 0, len(protoHeaders))
+	for n := range protoHeaders {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Source is a running tracing capture: one program per hook, attached and
+// writing into one shared ring. It implements bpfcap.Source. Close
+// detaches everything.
+type Source struct {
+	*hook.Source
+	notices io.Writer
+	snaplen int
+	// paged counts records cut short by paged data that was not copied.
+	paged atomic.Uint64
+}
+
+// Open parses and resolves every hook spec, then loads and attaches one
+// program per hook. Nothing is loaded before every spec resolved, and
+// whatever was attached is detached again when a later step fails.
+//
+// Errors name the problem and a way out: a malformed spec wraps
+// ErrBadSpec, missing capabilities wrap ErrPrivilege, a kernel that lacks
+// every kind of hook for a function wraps ErrNotSupported, a filter libpcap
+// rejects carries libpcap's message.
+func Open(opts Options) (*Source, error) {
+	if len(opts.Hooks) == 0 {
+		return nil, fmt.Errorf("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
+	}
+	specs, err := ParseSpecs(opts.Hooks)
+	if err != nil {
+		return nil, err
+	}
+	header, lt, extra, err := chooseHeader(opts.Proto, opts.Filter)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	var ifindex, netns uint32
+	if opts.Device != "" {
+		if ifindex, netns, err = deviceID(opts.Device); err != nil {
+			return nil, err
+		}
+	}
+
+	r, err := NewResolver()
+	if err != nil {
+		return nil, err
+	}
+	targets := make([]*Target, len(specs))
+	for i, s := range specs {
+		if targets[i], err = r.Resolve(s); err != nil {
+			return nil, err
+		}
+	}
+	reasons, err := LoadDropReasons(r.Kernel())
+	if err != nil {
+		return nil, err
+	}
+
+	base, err := loadProbe()
+	if err != nil {
+		return nil, fmt.Errorf("trace: read the embedded probe object: %w", err)
+	}
+	ringOpts := opts.Ring
+	if ringOpts.Notices == nil {
+		ringOpts.Notices = opts.Notices
+	}
+	if ringOpts.MaxHooks < len(targets) {
+		ringOpts.MaxHooks = max(64, len(targets))
+	}
+	ring, err := hook.NewRing(base, ringOpts)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	var hooks []hook.Hook
+	fail := func(err error) (*Source, error) {
+		for i := len(hooks) - 1; i >= 0; i-- {
+			for _, l := range hooks[i].Links {
+				l.Close()
+			}
+			hooks[i].Program.Close()
+		}
+		ring.Close()
+		return nil, err
+	}
+	for i, t := range targets {
+		spec, progName, err := prepareSpec(base, t, header)
+		if err != nil {
+			return fail(fmt.Errorf("trace: %w", err))
+		}
+		prog, err := hook.Load(spec, ring, hook.Options{
+			Program:  progName,
+			Hook:     i,
+			Filter:   opts.Filter,
+			LinkType: lt,
+			Backend:  hook.Scratch,
+			Snaplen:  opts.Snaplen,
+			Ifindex:  ifindex,
+			Netns:    netns,
+			Task:     true,
+		})
+		if err != nil {
+			return fail(explainLoad(t, err))
+		}
+		l, err := attach(t, prog.Program)
+		if err != nil {
+			prog.Close()
+			return fail(err)
+		}
+		desc := "requested as " + t.Spec.String()
+		if t.Note != "" {
+			desc = t.Note
+		}
+		hooks = append(hooks, hook.Hook{
+			Program:        prog,
+			Links:          []io.Closer{l},
+			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
+			ExtraLinkTypes: extra,
+			VerdictType:    pcapng.VerdictNone,
+		})
+		if t.Note != "" && opts.Notices != nil {
+			fmt.Fprintf(opts.Notices, "bpfcap: %s\n", t.Note)
+		}
+	}
+	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
+		DropReason: reasons.Name,
+		DeviceName: deviceName,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	snap := opts.Snaplen
+	if snap <= 0 || snap > hook.MaxData {
+		snap = hook.MaxData
+	}
+	return &Source{Source: src, notices: opts.Notices, snaplen: snap}, nil
+}
+
+// explainLoad adds what to do to a load error of t's program.
+func explainLoad(t *Target, err error) error {
+	if errors.Is(err, hook.ErrPermission) {
+		return fmt.Errorf("trace: load %s: %w", t, err)
+	}
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("trace: the kernel refused the %s program: %w", t, err)
+	}
+	return fmt.Errorf("trace: load %s: %w", t, err)
+}
+
+// chooseHeader maps the proto keyword to the probe's header setting, the
+// hook's link type and the extra link types it may emit.
+func chooseHeader(proto, filter string) (uint32, pcapng.LinkType, []pcapng.LinkType, error) {
+	if proto == "" {
+		if filter != "" {
+			return headerEth, pcapng.LinkTypeEthernet, nil, nil
+		}
+		return headerAuto, pcapng.LinkTypeEthernet, []pcapng.LinkType{pcapng.LinkTypeRaw}, nil
+	}
+	h, ok := protoHeaders[proto]
+	if !ok {
+		return 0, 0, nil, fmt.Errorf("proto %q: tracing hooks capture from the skb's headers; use one of %s", proto, strings.Join(ProtoNames(), ", "))
+	}
+	return h.header, h.lt, nil, nil
+}
+
+// deviceID returns the ifindex of device name in bpfcap's network
+// namespace and that namespace's inode.
+func deviceID(name string) (uint32, uint32, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("dev %s: no such device in this network namespace (see `ip link`): %w", name, err)
+	}
+	// thread-self: the calling thread may have entered another
+	// namespace than the process's (tests do).
+	ino, err := netnsInode("/proc/thread-self/ns/net")
+	if err != nil {
+		return 0, 0, fmt.Errorf("dev %s: %w", name, err)
+	}
+	return uint32(ifc.Index), ino, nil
+}
+
+func netnsInode(path string) (uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("read network namespace %s: %w", path, err)
+	}
+	return uint32(st.Ino), nil
+}
+
+// Run captures into sink until ctx is done (see bpfcap.Source). At the
+// end it says once, on the notices writer, when packets were cut short
+// because their paged data is not copied.
+func (s *Source) Run(ctx context.Context, sink pcapng.PacketWriter) error {
+	err := s.Source.Run(ctx, &pagedCounter{PacketWriter: sink, snaplen: s.snaplen, n: &s.paged})
+	if n := s.paged.Load(); n > 0 && s.notices != nil {
+		fmt.Fprintf(s.notices, "bpfcap: %d packets were captured up to the end of their linear data only: tracing hooks do not copy paged (fragment) data; their length is still the true one\n", n)
+	}
+	return err
+}
+
+// pagedCounter counts packets shorter than both their wire length and the
+// snap length: the part in paged frags was not copied.
+type pagedCounter struct {
+	pcapng.PacketWriter
+	snaplen int
+	n       *atomic.Uint64
+}
+
+func (p *pagedCounter) WritePacket(pkt *pcapng.Packet) error {
+	if len(pkt.Data) < min(pkt.WireLen, p.snaplen) {
+		p.n.Add(1)
+	}
+	return p.PacketWriter.WritePacket(pkt)
+}
+
+// deviceName names a device of any network namespace that has a name
+// under /run/netns or belongs to a process, so packets seen in test or
+// container namespaces show their device names.
+func deviceName(ifindex, netns uint32) string {
+	own, err := netnsInode("/proc/self/ns/net")
+	if err == nil && (netns == 0 || netns == own) {
+		if ifc, err := net.InterfaceByIndex(int(ifindex)); err == nil {
+			return ifc.Name
+		}
+		return ""
+	}
+	path := findNetns(netns)
+	if path == "" {
+		return ""
+	}
+	name, _ := linkNameIn(path, int(ifindex))
+	return name
+}
+
+// findNetns returns a path to the network namespace with inode ino.
+func findNetns(ino uint32) string {
+	var candidates []string
+	if ents, err := os.ReadDir("/run/netns"); err == nil {
+		for _, e := range ents {
+			candidates = append(candidates, "/run/netns/"+e.Name())
+		}
+	}
+	for _, c := range candidates {
+		if got, err := netnsInode(c); err == nil && got == ino {
+			return c
+		}
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if p.Name()[0] < '0' || p.Name()[0] > '9' {
+			continue
+		}
+		c := "/proc/" + p.Name() + "/ns/net"
+		if got, err := netnsInode(c); err == nil && got == ino {
+			return c
+		}
+	}
+	return ""
+}
+
+// linkNameIn asks netlink, through a socket opened inside the namespace at
+// path, for the name of ifindex.
+func linkNameIn(path string, ifindex int) (string, error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return "", fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return "", fmt.Errorf("netlink in %s: %w", path, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByIndex(ifindex)
+	if err != nil {
+		return "", fmt.Errorf("link %d in %s: %w", ifindex, path, err)
+	}
+	return l.Attrs().Name, nil
+}

@@ -1,0 +1,276 @@
+package bpfcap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// Options control how a Session ends and reports progress.
+type Options struct {
+	// Count stops the session after this many packets (0: no limit).
+	Count uint64
+	// Duration stops the session after this long (0: no limit).
+	Duration time.Duration
+	// ProgressInterval is how often Progress is called (0: never).
+	ProgressInterval time.Duration
+	// Progress receives the counters of every interface of every source
+	// while the session runs (for -v and live counters). It runs on its
+	// own goroutine.
+	Progress func(Progress)
+}
+
+// Progress is a snapshot of a running session.
+type Progress struct {
+	// Elapsed is the time since the session started.
+	Elapsed time.Duration
+	// Written is the number of packets written to the sink so far.
+	Written uint64
+	// Interfaces and Stats hold every interface of every source, in the
+	// order they were added to the sink.
+	Interfaces []pcapng.Interface
+	Stats      []pcapng.InterfaceStats
+}
+
+// StopReason says why a session ended.
+type StopReason string
+
+// Reasons a session ends.
+const (
+	StopCancelled StopReason = "cancelled"  // ctx was cancelled (signal)
+	StopCount     StopReason = "count"      // Options.Count packets written
+	StopDuration  StopReason = "duration"   // Options.Duration elapsed
+	StopSinkClose StopReason = "pipe-close" // the reader of the output went away
+	StopSource    StopReason = "source-end" // every source returned by itself
+	StopError     StopReason = "error"      // a source or the sink failed
+)
+
+// Result is what a finished session reports.
+type Result struct {
+	// Reason says why the session ended.
+	Reason StopReason
+	// Written is the number of packets written to the sink.
+	Written uint64
+	// Interfaces and Stats: the final counters, as in Progress.
+	Interfaces []pcapng.Interface
+	Stats      []pcapng.InterfaceStats
+}
+
+// errStop tells a source that the session wants no more packets.
+var errStop = errors.New("capture session stopped")
+
+// Run drives sources into sink until ctx is cancelled, Options.Count
+// packets were written, Options.Duration passed, a source ends, or the
+// sink fails. It adds every source's interfaces to the sink first, and
+// writes each interface's statistics and flushes the sink at the end, so
+// a file written this way is always complete, whatever ended the session.
+//
+// A sink that fails with EPIPE (the reader of a pipe went away) ends the
+// session cleanly: Run returns a nil error with Reason StopSinkClose.
+// Run does not close the sources; the caller does, after Run returns.
+func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result, error) {
+	start := time.Now()
+	s := &session{sink: sink, count: opts.Count}
+	for _, src := range sources {
+		base := len(s.ifaces)
+		for _, ifc := range src.Interfaces() {
+			idx, err := sink.AddInterface(ifc)
+			if err != nil {
+				return Result{Reason: StopError}, fmt.Errorf("add interface %q: %w", ifc.Name, err)
+			}
+			if idx != len(s.ifaces) {
+				return Result{Reason: StopError}, fmt.Errorf("add interface %q: sink returned index %d, want %d", ifc.Name, idx, len(s.ifaces))
+			}
+			s.ifaces = append(s.ifaces, ifc)
+		}
+		s.bases = append(s.bases, base)
+	}
+	if err := sink.Flush(); err != nil {
+		if isClosedPipe(err) {
+			return s.result(StopSinkClose, sources), nil
+		}
+		return Result{Reason: StopError}, fmt.Errorf("write interfaces: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s.cancel = cancel
+	if opts.Duration > 0 {
+		t := time.AfterFunc(opts.Duration, func() { cancel(errDuration) })
+		defer t.Stop()
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(sources))
+	for i, src := range sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := src.Run(runCtx, &sourceSink{s: s, base: s.bases[i]})
+			if err != nil && !errors.Is(err, errStop) {
+				cancel(errSourceFailed) // one failing source ends the session
+			}
+			errs[i] = err
+		}()
+	}
+	progressDone := make(chan struct{})
+	var progressWG sync.WaitGroup
+	if opts.Progress != nil && opts.ProgressInterval > 0 {
+		progressWG.Add(1)
+		go func() {
+			defer progressWG.Done()
+			t := time.NewTicker(opts.ProgressInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-progressDone:
+					return
+				case <-t.C:
+					r := s.result("", sources)
+					opts.Progress(Progress{Elapsed: time.Since(start), Written: r.Written, Interfaces: r.Interfaces, Stats: r.Stats})
+				}
+			}
+		}()
+	}
+	// Wait for every source. A source that ends cleanly on its own leaves
+	// the others running; a failing one stops them all.
+	wg.Wait()
+	close(progressDone)
+	progressWG.Wait() // no Progress call runs once Run returns
+
+	reason := StopSource
+	switch cause := context.Cause(runCtx); {
+	case s.sinkErr != nil && isClosedPipe(s.sinkErr):
+		reason = StopSinkClose
+	case s.sinkErr != nil:
+		reason = StopError
+	case errors.Is(cause, errCount):
+		reason = StopCount
+	case errors.Is(cause, errDuration):
+		reason = StopDuration
+	case ctx.Err() != nil:
+		reason = StopCancelled
+	}
+	var runErr error
+	for i, err := range errs {
+		if err == nil || errors.Is(err, errStop) || (s.sinkErr != nil && errors.Is(err, s.sinkErr)) {
+			continue
+		}
+		reason = StopError
+		runErr = errors.Join(runErr, fmt.Errorf("source %d: %w", i, err))
+	}
+	res := s.result(reason, sources)
+	if s.sinkErr != nil && !isClosedPipe(s.sinkErr) {
+		return res, fmt.Errorf("write output: %w", s.sinkErr)
+	}
+	if s.sinkErr == nil {
+		end := time.Now()
+		for i := range res.Interfaces {
+			if err := sink.WriteStats(i, start, end, res.Stats[i]); err != nil {
+				if isClosedPipe(err) {
+					break
+				}
+				return res, errors.Join(runErr, fmt.Errorf("write statistics: %w", err))
+			}
+		}
+		if err := sink.Flush(); err != nil && !isClosedPipe(err) {
+			return res, errors.Join(runErr, fmt.Errorf("flush output: %w", err))
+		}
+	}
+	return res, runErr
+}
+
+var (
+	errCount    = errors.New("packet count reached")
+	errDuration = errors.New("duration elapsed")
+
+	errSourceFailed = errors.New("a source failed")
+)
+
+// isClosedPipe reports whether err means the reader of our output went
+// away, which ends a capture cleanly (as `tcpdump | head` does).
+func isClosedPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// session serialises the sources' writes to the sink and counts packets.
+type session struct {
+	mu      sync.Mutex
+	sink    Sink
+	ifaces  []pcapng.Interface
+	bases   []int
+	count   uint64
+	written uint64
+	sinkErr error
+	cancel  context.CancelCauseFunc
+}
+
+func (s *session) result(reason StopReason, sources []Source) Result {
+	s.mu.Lock()
+	written := s.written
+	s.mu.Unlock()
+	r := Result{Reason: reason, Written: written, Interfaces: s.ifaces}
+	for _, src := range sources {
+		r.Stats = append(r.Stats, padStats(src.Stats(), len(src.Interfaces()))...)
+	}
+	return r
+}
+
+func padStats(st []pcapng.InterfaceStats, n int) []pcapng.InterfaceStats {
+	out := make([]pcapng.InterfaceStats, n)
+	copy(out, st)
+	return out
+}
+
+// sourceSink is the PacketWriter one source writes to: it shifts
+// interface indexes to the session's numbering.
+type sourceSink struct {
+	s    *session
+	base int
+}
+
+func (w *sourceSink) WritePacket(p *pcapng.Packet) error {
+	s := w.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sinkErr != nil {
+		return s.sinkErr
+	}
+	if s.count > 0 && s.written >= s.count {
+		return errStop
+	}
+	local := p.Interface
+	p.Interface = local + w.base
+	err := s.sink.WritePacket(p)
+	p.Interface = local
+	if err != nil {
+		s.sinkErr = err
+		s.cancel(err)
+		return err
+	}
+	s.written++
+	if s.count > 0 && s.written >= s.count {
+		s.cancel(errCount)
+	}
+	return nil
+}
+
+func (w *sourceSink) Flush() error {
+	s := w.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sinkErr != nil {
+		return s.sinkErr
+	}
+	if err := s.sink.Flush(); err != nil {
+		s.sinkErr = err
+		s.cancel(err)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+package xdpcap
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+
+	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// Names in bpf/xdp_capture.c.
+const (
+	captureProgram = "bpfcap_xdp"
+	actionVar      = "bpfcap_xdp_action"
+	flagsVar       = "bpfcap_xdp_flags"
+
+	xdpFlagFrags = 1 << 0 // BPFCAP_XDP_FRAGS
+	xdpFlagEntry = 1 << 1 // BPFCAP_XDP_ENTRY
+	xdpFlagSeen  = 1 << 2 // BPFCAP_XDP_SEEN
+)
+
+// ErrBusy is returned (wrapped) when a hook slot bpfcap wants holds a
+// program that a running process still holds: another capture is running.
+var ErrBusy = errors.New("hook is in use by another capture")
+
+// CaptureOptions configure a capture from a hook or an interface.
+type CaptureOptions struct {
+	// Actions are the XDP actions to capture (hook captures); nil means
+	// every action the hook has a slot for.
+	Actions []Action
+	// Filter is a tcpdump filter expression ("" captures everything).
+	Filter string
+	// Snaplen is the number of bytes to capture per packet (0: 65536).
+	Snaplen int
+	// Ifindex restricts a hook capture to packets received on this
+	// interface (0: any).
+	Ifindex int
+	// Ring configures the transport (buffer size, perf, notices).
+	Ring hook.RingOptions
+	// CountSeen counts every packet that reaches the capture program (the
+	// "seen" statistic) at the price of a per-CPU map update per packet;
+	// without it only matching packets touch a map.
+	CountSeen bool
+	// Notices receives one-line notices for the user, such as the
+	// clearing of a hook left full by a killed capture (nil: discarded).
+	Notices io.Writer
+}
+
+// Capture is a running XDP capture: a bpfcap.Source (the embedded
+// hook.Source) plus what it found about the hook.
+type Capture struct {
+	*hook.Source
+	// Target is how the capture programs were loaded to match the hook's
+	// owner (hook captures).
+	Target Target
+	// Actions are the actions captured (hook captures).
+	Actions []Action
+
+	hook *Hook
+}
+
+// Close detaches and frees everything: the hook slots are emptied (only
+// those that still hold this capture's programs).
+func (c *Capture) Close() error {
+	err := c.Source.Close()
+	if c.hook != nil {
+		err = errors.Join(err, c.hook.Close())
+		c.hook = nil
+	}
+	return err
+}
+
+// slotLink empties a hook slot that bpfcap filled when the capture stops.
+type slotLink struct {
+	hook   *Hook
+	action Action
+	id     ebpf.ProgramID
+}
+
+func (l *slotLink) Close() error { return l.hook.ClearIf(l.action, l.id) }
+
+// HookSpec returns the hook spec of a pinned hook as it names the pcapng
+// interface: "xdp:" and the pin path.
+func HookSpec(pin string) string { return "xdp:" + pin }
+
+// OpenCapture starts capturing from the hook pinned at pin: it loads one
+// capture program per action, each returning its action, with the filter
+// spliced in, and puts them into the hook's slots. Slots left full by a
+// killed capture are emptied first (with a notice); slots another running
+// capture holds make it fail with ErrBusy. Nothing is left in the hook when
+// it fails.
+//
+// Errors wrap ErrNotHook (not a hook), ErrNoOwner (no program uses the
+// hook yet), ErrBusy, os.ErrNotExist (no such pin) or hook.ErrPermission.
+func OpenCapture(pin string, opts CaptureOptions) (*Capture, error) {
+	h, err := OpenHook(pin)
+	if err != nil {
+		return nil, err
+	}
+	c, err := openHookCapture(h, pin, opts)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func openHookCapture(h *Hook, pin string, opts CaptureOptions) (*Capture, error) {
+	actions := opts.Actions
+	if len(actions) == 0 {
+		actions = Actions()[:h.NumSlots()]
+	}
+	for _, a := range actions {
+		if int(a) >= h.NumSlots() {
+			return nil, fmt.Errorf("hook %s has %d slots (Cloudflare xdpcap layout): it cannot capture %s; leave %s out of --actions",
+				pin, h.NumSlots(), a.KernelName(), a)
+		}
+	}
+	if err := clearStale(h, pin, actions, opts.Notices); err != nil {
+		return nil, err
+	}
+	target, err := h.TargetAttrs(actions[0])
+	if err != nil {
+		return nil, fmt.Errorf("hook %s: %w", pin, err)
+	}
+
+	spec, err := loadCapture()
+	if err != nil {
+		return nil, fmt.Errorf("load XDP capture object: %w", err)
+	}
+	ring, err := hook.NewRing(spec, opts.Ring)
+	if err != nil {
+		return nil, err
+	}
+	flags := uint32(0)
+	if target.Frags {
+		flags |= xdpFlagFrags
+	}
+	if opts.CountSeen {
+		flags |= xdpFlagSeen
+	}
+	var progs []*hook.Program
+	closeAll := func() {
+		for _, p := range progs {
+			p.Close()
+		}
+		ring.Close()
+	}
+	for _, a := range actions {
+		p, err := loadXDPProgram(spec, ring, opts, a, flags, target)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		progs = append(progs, p)
+	}
+
+	// Everything is loaded: fill the slots. From here a failure empties
+	// the slots filled so far.
+	var links []io.Closer
+	for _, p := range progs[1:] {
+		links = append(links, p) // closed after the slots are emptied
+	}
+	var slots []io.Closer
+	for i, a := range actions {
+		info, err := progs[i].Program.Info()
+		var id ebpf.ProgramID
+		if err == nil {
+			id, _ = info.ID()
+		}
+		if err == nil {
+			err = h.Set(a, progs[i].Program)
+		}
+		if err != nil {
+			for _, s := range slots {
+				s.Close()
+			}
+			closeAll()
+			return nil, fmt.Errorf("hook %s: %w", pin, err)
+		}
+		slots = append(slots, &slotLink{hook: h, action: a, id: id})
+	}
+	links = append(links, slots...)
+
+	names := make([]string, len(actions))
+	for i, a := range actions {
+		names[i] = a.String()
+	}
+	src, err := hook.NewSource(ring, []hook.Hook{{
+		Program: progs[0],
+		Links:   links,
+		Interface: pcapng.Interface{
+			Name:        HookSpec(pin),
+			Description: fmt.Sprintf("XDP tail-call hook %s, actions %s (%s)", pin, strings.Join(names, ","), target),
+			LinkType:    pcapng.LinkTypeEthernet,
+		},
+		VerdictType: pcapng.VerdictXDP,
+	}}, hook.SourceOptions{DeviceName: h.deviceName})
+	if err != nil {
+		return nil, err
+	}
+	return &Capture{Source: src, Target: target, Actions: actions, hook: h}, nil
+}
+
+// loadXDPProgram loads the capture program for action a.
+func loadXDPProgram(spec *ebpf.CollectionSpec, ring *hook.Ring, opts CaptureOptions, a Action, flags uint32, target Target) (*hook.Program, error) {
+	spec = spec.Copy()
+	if err := spec.Variables[actionVar].Set(uint32(a)); err != nil {
+		return nil, fmt.Errorf("configure XDP capture program: %w", err)
+	}
+	if err := spec.Variables[flagsVar].Set(flags); err != nil {
+		return nil, fmt.Errorf("configure XDP capture program: %w", err)
+	}
+	target.Apply(spec.Programs[captureProgram])
+	p, err := hook.Load(spec, ring, hook.Options{
+		Program:  captureProgram,
+		Hook:     0,
+		Filter:   opts.Filter,
+		LinkType: pcapng.LinkTypeEthernet,
+		Backend:  hook.Direct,
+		Snaplen:  opts.Snaplen,
+		Ifindex:  uint32(opts.Ifindex),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// clearStale empties the slots whose programs nobody holds any more (left
+// by a capture that was killed), with a notice, and fails with ErrBusy if
+// one of the wanted slots is held by a running process.
+func clearStale(h *Hook, pin string, actions []Action, notices io.Writer) error {
+	occ, err := h.Occupants()
+	if err != nil {
+		return fmt.Errorf("hook %s: %w", pin, err)
+	}
+	want := make(map[Action]bool)
+	for _, a := range actions {
+		want[a] = true
+	}
+	for _, o := range occ {
+		if o.Stale() || !want[o.Action] {
+			continue
+		}
+		holders := make([]string, len(o.Holders))
+		for i, hd := range o.Holders {
+			holders[i] = hd.String()
+		}
+		return fmt.Errorf("hook %s: slot %s holds program %d (%s) of %s: %w; stop that capture or pick other --actions",
+			pin, o.Action, o.ID, o.Name, strings.Join(holders, ", "), ErrBusy)
+	}
+	for _, o := range occ {
+		if !o.Stale() {
+			continue
+		}
+		if err := h.ClearIf(o.Action, o.ID); err != nil {
+			return fmt.Errorf("hook %s: %w", pin, err)
+		}
+		if notices != nil {
+			fmt.Fprintf(notices, "bpfcap: hook %s: emptied slot %s, left full by a capture that did not exit cleanly (program %d %s)\n",
+				pin, o.Action, o.ID, o.Name)
+		}
+	}
+	return nil
+}
+
+// deviceName names the device ifindex for packets from the hook: the
+// interface of that index in bpfcap's network namespace if it runs an XDP
+// program that uses this hook, "" (the index) otherwise, since the
+// instrumented program may run in another namespace.
+func (h *Hook) deviceName(ifindex, _ uint32) string {
+	info, err := h.m.Info()
+	if err != nil {
+		return ""
+	}
+	hookID, ok := info.ID()
+	if !ok {
+		return ""
+	}
+	l, err := netlink.LinkByIndex(int(ifindex))
+	if err != nil || l.Attrs().Xdp == nil || !l.Attrs().Xdp.Attached {
+		return ""
+	}
+	p, err := ebpf.NewProgramFromID(ebpf.ProgramID(l.Attrs().Xdp.ProgId))
+	if err != nil {
+		return ""
+	}
+	defer p.Close()
+	pinfo, err := p.Info()
+	if err != nil {
+		return ""
+	}
+	ids, _ := pinfo.MapIDs()
+	for _, id := range ids {
+		if id == hookID {
+			return l.Attrs().Name
+		}
+	}
+	return ""
+}

@@ -1,0 +1,153 @@
+package xdpcap
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// ErrHasProgram is returned (wrapped) by OpenDeviceCapture for an
+// interface that already runs an XDP program.
+var ErrHasProgram = errors.New("the interface already has an XDP program")
+
+// DeviceSpec returns the hook spec of an interface capture: "xdp:dev:" and
+// the interface name.
+func DeviceSpec(ifname string) string { return "xdp:dev:" + ifname }
+
+// OpenDeviceCapture captures at XDP entry of the interface ifname (in the
+// calling thread's network namespace), which must have no XDP program:
+// bpfcap attaches its own, which passes every packet, and detaches it on
+// Close. Packets carry no verdict. opts.Actions is ignored.
+//
+// An interface that runs an XDP program already is refused with
+// ErrHasProgram and how to capture inside that program instead.
+func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("interface %q does not exist (list them with `ip link`)", ifname)
+		}
+		return nil, fmt.Errorf("look up interface %q: %w", ifname, err)
+	}
+	ifindex := l.Attrs().Index
+	if x := l.Attrs().Xdp; x != nil && x.Attached {
+		return nil, hasProgramError(ifname, ebpf.ProgramID(x.ProgId))
+	}
+
+	spec, err := loadCapture()
+	if err != nil {
+		return nil, fmt.Errorf("load XDP capture object: %w", err)
+	}
+	ring, err := hook.NewRing(spec, opts.Ring)
+	if err != nil {
+		return nil, err
+	}
+	flags := uint32(xdpFlagEntry)
+	if opts.CountSeen {
+		flags |= xdpFlagSeen
+	}
+	p, err := loadXDPProgram(spec, ring, opts, Pass, flags, Target{AttachType: ebpf.AttachXDP})
+	if err != nil {
+		ring.Close()
+		return nil, err
+	}
+	lk, err := link.AttachXDP(link.XDPOptions{Program: p.Program, Interface: ifindex})
+	if err != nil {
+		p.Close()
+		ring.Close()
+		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
+			return nil, hasProgramError(ifname, 0)
+		}
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("attach XDP to %s: needs privilege (CAP_NET_ADMIN and CAP_BPF, or root): %w", ifname, err)
+		}
+		return nil, fmt.Errorf("attach XDP to %s: %w", ifname, err)
+	}
+	src, err := hook.NewSource(ring, []hook.Hook{{
+		Program: p,
+		Links:   []io.Closer{lk},
+		Interface: pcapng.Interface{
+			Name:        DeviceSpec(ifname),
+			Description: fmt.Sprintf("XDP entry of %s (bpfcap's own pass-through program)", ifname),
+			LinkType:    pcapng.LinkTypeEthernet,
+			MAC:         l.Attrs().HardwareAddr,
+		},
+		VerdictType: pcapng.VerdictNone,
+	}}, hook.SourceOptions{DeviceName: func(idx, _ uint32) string {
+		if idx == uint32(ifindex) {
+			return ifname
+		}
+		return ""
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return &Capture{Source: src}, nil
+}
+
+// hasProgramError says how to capture on an interface that runs an XDP
+// program: instrument it, or trace it with fentry/fexit where the kernel
+// allows; it says whether this kernel does.
+func hasProgramError(ifname string, id ebpf.ProgramID) error {
+	what := "an XDP program"
+	if id != 0 {
+		what = fmt.Sprintf("XDP program %d", id)
+		if p, err := ebpf.NewProgramFromID(id); err == nil {
+			if info, err := p.Info(); err == nil && info.Name != "" {
+				what = fmt.Sprintf("XDP program %d (%s)", id, info.Name)
+			}
+			p.Close()
+		}
+	}
+	tracing := "fentry/fexit on XDP programs: " + probeFexit(id)
+	return fmt.Errorf("%w: %s runs %s. bpfcap does not replace it. Instrument it: end every path with "+
+		"`return xdpcap_exit(ctx, &xdpcap_hook, action);` (bpf/xdpcap.h), pin the hook map and run `bpfcap xdp PIN`; %s",
+		ErrHasProgram, ifname, what, tracing)
+}
+
+// probeFexit says whether this kernel lets bpfcap attach an fexit program
+// to the XDP program id.
+func probeFexit(id ebpf.ProgramID) string {
+	if id == 0 {
+		return "could not tell (no program ID)"
+	}
+	target, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return fmt.Sprintf("could not tell (open program %d: %v)", id, err)
+	}
+	defer target.Close()
+	info, err := target.Info()
+	if err != nil {
+		return fmt.Sprintf("could not tell (program %d info: %v)", id, err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "bpfcap_fexit",
+		Type:         ebpf.Tracing,
+		AttachType:   ebpf.AttachTraceFExit,
+		AttachTarget: target,
+		AttachTo:     info.Name,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if err != nil {
+		// EPERM as root is the kernel's refusal (lockdown, or a kernel
+		// that refuses tracing programs), not missing privilege.
+		if errors.Is(err, unix.EPERM) && os.Geteuid() != 0 {
+			return fmt.Sprintf("could not tell (needs privilege: %v)", err)
+		}
+		return fmt.Sprintf("refused by this kernel (%v), so bpfcap cannot capture inside that program here", err)
+	}
+	prog.Close()
+	return "this kernel allows them, but bpfcap does not capture that way yet"
+}
