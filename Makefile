@@ -27,7 +27,7 @@ generate: deps
 # The committed objects must be exactly what `make generate` produces.
 generate-check: generate
 	@git diff --exit-code --stat -- . || { echo "generated files differ from the committed ones: run make generate and commit" >&2; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- '*_bpfel.go' '*_bpfel.o'); \
+	@untracked=$$(git ls-files --others --exclude-standard -- '*_bpfel*.go' '*_bpfel*.o'); \
 	  if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked" >&2; exit 1; fi
 
 vet: deps

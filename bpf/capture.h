@@ -57,10 +57,10 @@
  */
 #define BPFCAP_NEST_LEVELS 4
 
-/* Default size of the statistics map: hooks per session (Go may raise it). */
+/* Default number of hooks per session in bpfcap_stats (Go may raise it). */
 #define BPFCAP_MAX_HOOKS 64
 
-/* Statistics counted per hook, key = hook * BPFCAP_NSTATS + stat. */
+/* Statistics counted per hook and CPU (see bpfcap_stats). */
 enum bpfcap_stat {
 	BPFCAP_STAT_SEEN = 0,     /* packets that reached the hook (after the dev restriction) */
 	BPFCAP_STAT_MATCHED = 1,  /* packets the kernel filter accepted (all, when unfiltered) */
@@ -93,7 +93,7 @@ struct bpfcap_config {
 	__u32 flags;        /* enum bpfcap_cfg_flag */
 	__u32 wakeup_bytes; /* ringbuf: wake userspace when pending data crosses this (0: kernel default) */
 	__u32 linktype;     /* pcap LINKTYPE_* the program captures (informational) */
-	__u32 _reserved;
+	__u32 max_hooks;    /* hooks per CPU row in bpfcap_stats (0: BPFCAP_MAX_HOOKS) */
 };
 
 volatile const struct bpfcap_config bpfcap_cfg = {
@@ -119,10 +119,19 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } bpfcap_perf SEC(".maps");
 
-/* Per-CPU counters, key = hook * BPFCAP_NSTATS + enum bpfcap_stat. */
+/*
+ * Counters, one row per CPU: key = (cpu * max_hooks + hook) * BPFCAP_NSTATS
+ * + enum bpfcap_stat, with max_hooks from bpfcap_cfg. A plain array rather
+ * than a per-CPU one so that Go reads it through mmap (BPF_F_MMAPABLE):
+ * no bpf() call per read, and nothing for the kernel to refuse after -Z
+ * dropped privileges (older kernels refuse every bpf() command to
+ * unprivileged users when unprivileged BPF is disabled; 6.1 and later
+ * only refuse creating maps and programs). Each CPU writes only its row.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BPFCAP_MAX_HOOKS * BPFCAP_NSTATS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 64 * BPFCAP_MAX_HOOKS * BPFCAP_NSTATS);
 	__type(key, __u32);
 	__type(value, __u64);
 } bpfcap_stats SEC(".maps");
@@ -175,7 +184,8 @@ static __noinline __u32 bpfcap_filter_scratch(const void *buf, __u32 cap_len, __
 /* Adds one to stat for this program's hook. */
 static __always_inline void bpfcap_stat_inc(__u32 stat)
 {
-	__u32 key = bpfcap_cfg.hook * BPFCAP_NSTATS + stat;
+	__u32 rows = bpfcap_cfg.max_hooks ? bpfcap_cfg.max_hooks : BPFCAP_MAX_HOOKS;
+	__u32 key = (bpf_get_smp_processor_id() * rows + bpfcap_cfg.hook) * BPFCAP_NSTATS + stat;
 	__u64 *v = bpf_map_lookup_elem(&bpfcap_stats, &key);
 
 	if (v)

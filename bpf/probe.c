@@ -8,6 +8,10 @@
  * copy the linear bytes from there into the capture core's scratch record,
  * run the spliced filter on the copy, fill the event and submit it.
  *
+ * fentry, fexit and tp_btf programs read the skb with plain (fault-safe)
+ * loads; kprobe, raw_tracepoint and tracepoint programs only have its
+ * address and read it with bpf_probe_read_kernel, which costs more.
+ *
  * Paged data (skb_shinfo frags) is not copied: page addresses cannot be
  * computed portably from BPF. Records then carry fewer bytes than the snap
  * length; wire_len is always the true length, so the filter's `len` and
@@ -136,9 +140,28 @@ static __always_inline __u32 record_u32(void *ctx, __u32 off)
  */
 static __always_inline long start_of(struct sk_buff *skb, __u32 *linktype, const int direct)
 {
-	__u16 mac = RD(direct, skb, mac_header);
-	__u16 net = RD(direct, skb, network_header);
-	__u16 proto = bpf_ntohs(RD(direct, skb, protocol));
+	__u32 at = bpf_core_field_offset(struct sk_buff, protocol);
+	__u16 mac, net, proto;
+
+	/*
+	 * Without direct loads each field costs a helper call: read protocol
+	 * and the header offsets in one go where the running kernel keeps
+	 * them side by side (5.x-6.x do). The offsets are load-time
+	 * constants, so the verifier keeps one branch.
+	 */
+	if (!direct && bpf_core_field_offset(struct sk_buff, network_header) == at + 4 &&
+	    bpf_core_field_offset(struct sk_buff, mac_header) == at + 6) {
+		__u16 v[4] = {};
+
+		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
+		proto = bpf_ntohs(v[0]);
+		net = v[2];
+		mac = v[3];
+	} else {
+		mac = RD(direct, skb, mac_header);
+		net = RD(direct, skb, network_header);
+		proto = bpf_ntohs(RD(direct, skb, protocol));
+	}
 	/* mac_header is ~0 until set; network_header 0 until set. */
 	int have_mac = mac != (__u16)~0U;
 	int have_net = net != 0;
@@ -194,6 +217,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	__u32 ifindex = 0, netns = 0, linktype = 0;
 	long hoff, data_off, wire, linear;
 	unsigned char *head, *data;
+	__u32 at;
 	__u32 len, data_len;
 	__u64 cap_len;
 
@@ -213,10 +237,28 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
 		return 0;
 	}
-	head = RD(direct, skb, head);
-	data = RD(direct, skb, data);
-	len = RD(direct, skb, len);
-	data_len = RD(direct, skb, data_len);
+	at = bpf_core_field_offset(struct sk_buff, head);
+	if (!direct && bpf_core_field_offset(struct sk_buff, data) == at + 8) {
+		unsigned char *v[2] = {};
+
+		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
+		head = v[0];
+		data = v[1];
+	} else {
+		head = RD(direct, skb, head);
+		data = RD(direct, skb, data);
+	}
+	at = bpf_core_field_offset(struct sk_buff, len);
+	if (!direct && bpf_core_field_offset(struct sk_buff, data_len) == at + 4) {
+		__u32 v[2] = {};
+
+		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
+		len = v[0];
+		data_len = v[1];
+	} else {
+		len = RD(direct, skb, len);
+		data_len = RD(direct, skb, data_len);
+	}
 	data_off = data - head;
 	/* Length from the chosen header on: skb->len counts from skb->data. */
 	wire = (long)len + data_off - hoff;

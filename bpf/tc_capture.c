@@ -43,8 +43,8 @@ int bpfcap_tc(struct __sk_buff *skb)
 	cap_len = wire_len;
 	if (cap_len > bpfcap_snaplen())
 		cap_len = bpfcap_snaplen();
-	cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
-	if (cap_len == 0 || bpf_skb_load_bytes(skb, 0, rec->data, cap_len) < 0) {
+	if (cap_len == 0 ||
+	    bpf_skb_load_bytes(skb, 0, rec->data, bpfcap_clamp_len(cap_len, BPFCAP_MAX_DATA)) < 0) {
 		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
 		goto out;
 	}

@@ -249,8 +249,9 @@ func TestCLIPrimaryExits(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		select {
 		case <-done:
@@ -270,14 +271,16 @@ func TestCLIPrimaryExits(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	t.Logf("file has packets; killing the primary")
 	tp.kill()
+	t.Logf("primary killed")
 	select {
-	case err = <-done:
+	case <-done:
 	case <-time.After(15 * time.Second):
 		t.Fatalf("bpfcap still running 15s after the primary died; stderr: %s", stderr.String())
 	}
-	if err != nil {
-		t.Fatalf("bpfcap: %v; stderr: %s", err, stderr.String())
+	if waitErr != nil {
+		t.Fatalf("bpfcap: %v; stderr: %s", waitErr, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "exited; capture ended") {
 		t.Errorf("stderr does not say the primary exited: %s", stderr.String())

@@ -66,7 +66,20 @@ func BenchmarkFilter(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer kf.Close()
-			ref, err := pcapbench.New(raw, cpkts)
+			// Leave out packets on which libpcap would follow a
+			// protochain loop without end (see Matcher).
+			m, err := NewMatcher(prog)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var use []testPacket
+			var cuse []pcapbench.Packet
+			for i, p := range pkts {
+				if _, bounded := m.run(p.data, p.wireLen); !bounded {
+					use, cuse = append(use, p), append(cuse, cpkts[i])
+				}
+			}
+			ref, err := pcapbench.New(raw, cuse)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -76,7 +89,7 @@ func BenchmarkFilter(b *testing.B) {
 			var kernelMatches, libpcapMatches uint64
 			rounds := 0
 			for b.Loop() {
-				for _, p := range pkts {
+				for _, p := range use {
 					ret, d, err := kf.Benchmark(p.data, p.wireLen, repeat)
 					if err != nil {
 						b.Fatal(err)
@@ -99,7 +112,7 @@ func BenchmarkFilter(b *testing.B) {
 			if kernelMatches != libpcapMatches {
 				b.Fatalf("kernel matched %d packets, libpcap %d", kernelMatches, libpcapMatches)
 			}
-			n := float64(rounds * len(pkts))
+			n := float64(rounds * len(use))
 			ebpf := (filterNs - harnessNs) / n
 			lib := libpcapNs / float64(rounds)
 			b.ReportMetric(ebpf, "ebpf-ns/pkt")

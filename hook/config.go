@@ -42,7 +42,7 @@ type config struct {
 	Flags       uint32
 	WakeupBytes uint32
 	LinkType    uint32
-	Reserved    uint32
+	MaxHooks    uint32
 }
 
 // Configuration flags (enum bpfcap_cfg_flag).

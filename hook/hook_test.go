@@ -508,3 +508,16 @@ func TestTwoLinkTypes(t *testing.T) {
 		src.Close()
 	}
 }
+
+// TestStaleObject: an object compiled against an older capture.h is
+// refused with a message that says to regenerate it.
+func TestStaleObject(t *testing.T) {
+	spec := testSpec(t)
+	spec.Maps[StatsMap].Type = ebpf.PerCPUArray
+	if _, err := NewRing(spec, RingOptions{}); !errors.Is(err, errStaleObject) || !strings.Contains(err.Error(), "make generate") {
+		t.Errorf("NewRing with an old stats map: %v", err)
+	}
+	if _, err := Load(spec, &Ring{maxHooks: 64}, Options{Program: "capture_direct"}); !errors.Is(err, errStaleObject) {
+		t.Errorf("Load with an old stats map: %v", err)
+	}
+}

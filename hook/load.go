@@ -111,6 +111,9 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 		slices.Sort(names)
 		return nil, fmt.Errorf("load capture program: object has no program %q (has %v)", opts.Program, names)
 	}
+	if err := checkCaptureABI(spec); err != nil {
+		return nil, fmt.Errorf("load capture program %s: %w", opts.Program, err)
+	}
 	if opts.Hook < 0 || opts.Hook >= ring.MaxHooks() {
 		return nil, fmt.Errorf("load capture program %s: hook index %d out of range 0..%d (raise RingOptions.MaxHooks)", opts.Program, opts.Hook, ring.MaxHooks()-1)
 	}
@@ -199,6 +202,7 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		Netns:       opts.Netns,
 		WakeupBytes: ring.wakeupBytes(),
 		LinkType:    uint32(opts.LinkType),
+		MaxHooks:    uint32(ring.MaxHooks()),
 	}
 	if ring.Perf() {
 		cfg.Flags |= cfgPerf

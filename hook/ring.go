@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -43,13 +44,17 @@ type RingOptions struct {
 // and shared by every program loaded with Load, plus the reader. Close
 // it after the programs that write to it are detached.
 type Ring struct {
-	opts    RingOptions
-	ring    *ebpf.Map
-	perf    *ebpf.Map
-	stats   *ebpf.Map
-	scratch *ebpf.Map
-	nest    *ebpf.Map
-	reader  *perfring.Reader
+	opts  RingOptions
+	ring  *ebpf.Map
+	perf  *ebpf.Map
+	stats *ebpf.Map
+	// statsMem maps stats into our memory, so counters are read without
+	// bpf() calls (which old kernels refuse after -Z dropped privileges).
+	statsMem *ebpf.Memory
+	ncpu     int
+	scratch  *ebpf.Map
+	nest     *ebpf.Map
+	reader   *perfring.Reader
 
 	// monoOffset is wall-clock minus CLOCK_MONOTONIC, in ns, measured at
 	// NewRing.
@@ -76,6 +81,9 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 		if spec.Maps[name] == nil {
 			return nil, fmt.Errorf("create capture ring: object has no map %s: does it include capture.h?", name)
 		}
+	}
+	if err := checkCaptureABI(spec); err != nil {
+		return nil, fmt.Errorf("create capture ring: %w", err)
 	}
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -121,10 +129,14 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 		return nil, wrapPerm("create perf event array", err)
 	}
 	ss := spec.Maps[StatsMap].Copy()
-	ss.MaxEntries = uint32(opts.MaxHooks * int(NumStats))
+	ss.MaxEntries = uint32(ncpu * opts.MaxHooks * int(NumStats))
 	if r.stats, err = ebpf.NewMap(ss); err != nil {
 		return nil, wrapPerm("create statistics map", err)
 	}
+	if r.statsMem, err = r.stats.Memory(); err != nil {
+		return nil, fmt.Errorf("map statistics into memory: %w (the kernel needs BPF_F_MMAPABLE, 5.5+)", err)
+	}
+	r.ncpu = ncpu
 	sc := spec.Maps[ScratchMap].Copy()
 	sc.MaxEntries = uint32(ncpu * nestLevels)
 	if r.scratch, err = ebpf.NewMap(sc); err != nil {
@@ -148,6 +160,22 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	r.monoOffset = measureMonoOffset()
 	ok = true
 	return r, nil
+}
+
+// errStaleObject is wrapped by errors for objects compiled against an
+// older bpf/capture.h than this package expects.
+var errStaleObject = errors.New("object built with an older bpf/capture.h: regenerate it (make generate)")
+
+// checkCaptureABI checks that spec was compiled against the capture.h
+// this package reads (stats map layout, config size).
+func checkCaptureABI(spec *ebpf.CollectionSpec) error {
+	if ms := spec.Maps[StatsMap]; ms == nil || ms.Type != ebpf.Array || ms.Flags&unix.BPF_F_MMAPABLE == 0 || ms.ValueSize != 8 {
+		return fmt.Errorf("map %s is not an mmapable array of counters: %w", StatsMap, errStaleObject)
+	}
+	if v := spec.Variables[ConfigVar]; v == nil || v.Size() != uint32(binary.Size(config{})) {
+		return fmt.Errorf("%s has the wrong size: %w", ConfigVar, errStaleObject)
+	}
+	return nil
 }
 
 // ringPlaceholder is the map that stands in for bpfcap_ring in perf mode.
@@ -221,37 +249,33 @@ func (r *Ring) notice(msg string) {
 	fmt.Fprintln(r.opts.Notices, msg)
 }
 
-// HookStats returns the kernel's counters for hook, summed over CPUs.
+// HookStats returns the kernel's counters for hook, summed over CPUs. It
+// reads the mmapped map and makes no bpf() call.
 func (r *Ring) HookStats(hook int) ([NumStats]uint64, error) {
 	var out [NumStats]uint64
 	if hook < 0 || hook >= r.maxHooks {
 		return out, fmt.Errorf("read statistics: hook %d out of range 0..%d", hook, r.maxHooks-1)
 	}
-	var perCPU []uint64
-	for st := range NumStats {
-		key := uint32(hook*int(NumStats) + int(st))
-		if err := r.stats.Lookup(key, &perCPU); err != nil {
-			return out, wrapPerm(fmt.Sprintf("read statistics of hook %d", hook), err)
+	if r.statsMem == nil {
+		return out, fmt.Errorf("read statistics of hook %d: %w", hook, os.ErrClosed)
+	}
+	var row [8 * NumStats]byte
+	for cpu := range r.ncpu {
+		off := int64((cpu*r.maxHooks + hook) * int(NumStats) * 8)
+		if _, err := r.statsMem.ReadAt(row[:], off); err != nil {
+			return out, fmt.Errorf("read statistics of hook %d: %w", hook, err)
 		}
-		for _, v := range perCPU {
-			out[st] += v
+		for st := range NumStats {
+			out[st] += binary.NativeEndian.Uint64(row[8*st:])
 		}
 	}
 	return out, nil
 }
 
-// hookStat returns one kernel counter of hook, summed over CPUs, reading
-// into buf (reused between calls).
-func (r *Ring) hookStat(hook int, st Stat, buf *[]uint64) (uint64, error) {
-	key := uint32(hook*int(NumStats) + int(st))
-	if err := r.stats.Lookup(key, buf); err != nil {
-		return 0, wrapPerm(fmt.Sprintf("read statistics of hook %d", hook), err)
-	}
-	var sum uint64
-	for _, v := range *buf {
-		sum += v
-	}
-	return sum, nil
+// hookStat returns one counter of hook, summed over CPUs.
+func (r *Ring) hookStat(hook int, st Stat) (uint64, error) {
+	all, err := r.HookStats(hook)
+	return all[st], err
 }
 
 // Close closes the reader and the maps. Programs still attached keep the
@@ -262,6 +286,7 @@ func (r *Ring) Close() error {
 		errs = append(errs, r.reader.Close())
 		r.reader = nil
 	}
+	r.statsMem = nil // unmapped when the map is closed and collected
 	for _, m := range []**ebpf.Map{&r.ring, &r.perf, &r.stats, &r.scratch, &r.nest} {
 		if *m != nil {
 			errs = append(errs, (*m).Close())

@@ -69,7 +69,6 @@ type Source struct {
 	// to report with the hook's next packet. Used by Run's goroutine only.
 	lostSeen    map[int]uint64
 	dropPending map[int]uint64
-	statBuf     []uint64
 
 	devNames map[uint64]string
 	comms    map[[16]byte]string
@@ -264,11 +263,8 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 // for the hook's next packet (epb_dropcount). Once per batch: one map
 // lookup per hook.
 func (s *Source) collectLosses() {
-	if s.ring.stats == nil {
-		return
-	}
 	for idx := range s.byHook {
-		lost, err := s.ring.hookStat(idx, StatLost, &s.statBuf)
+		lost, err := s.ring.hookStat(idx, StatLost)
 		if err != nil || lost <= s.lostSeen[idx] {
 			continue
 		}
@@ -354,9 +350,7 @@ func (s *Source) collect() []pcapng.InterfaceStats {
 	}
 	for hook := range s.byHook {
 		var k [NumStats]uint64
-		if s.ring.stats != nil {
-			k, _ = s.ring.HookStats(hook)
-		}
+		k, _ = s.ring.HookStats(hook)
 		uf := s.userFiltered[hook]
 		st := pcapng.InterfaceStats{
 			Seen:         k[StatSeen],
@@ -430,7 +424,7 @@ func (s *Source) Close() error {
 	if closed {
 		return errors.Join(errs...)
 	}
-	if s.final == nil && s.ring.stats != nil {
+	if s.final == nil && s.ring.statsMem != nil {
 		s.snapshot()
 	}
 	for i := range s.hooks {

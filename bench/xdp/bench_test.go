@@ -154,8 +154,7 @@ func (c *bpfcapCapture) start(b *testing.B) {
 var capturedRe = regexp.MustCompile(`captured (\d+), lost (\d+)`)
 
 func (c *bpfcapCapture) stop(b *testing.B) uint64 {
-	c.cmd.Process.Signal(syscall.SIGINT)
-	if err := c.cmd.Wait(); err != nil {
+	if err := interruptAndWait(c.cmd, 30*time.Second); err != nil {
 		b.Fatalf("bpfcap: %v: %s", err, c.stderr.String())
 	}
 	m := capturedRe.FindStringSubmatch(c.stderr.String())
@@ -201,14 +200,31 @@ func (c *tcpdumpCapture) stop(b *testing.B) uint64 {
 	// tcpdump hands packets over in blocks that retire after up to a
 	// second: give it that long before stopping it.
 	time.Sleep(1500 * time.Millisecond)
-	c.cmd.Process.Signal(syscall.SIGINT)
-	c.cmd.Wait()
+	if err := interruptAndWait(c.cmd, 30*time.Second); err != nil {
+		b.Fatalf("tcpdump: %v: %s", err, c.stderr.String())
+	}
 	m := tcpdumpRe.FindStringSubmatch(c.stderr.String())
 	if m == nil {
 		b.Fatalf("no statistics from tcpdump: %s", c.stderr.String())
 	}
 	n, _ := strconv.ParseUint(m[1], 10, 64)
 	return n
+}
+
+// interruptAndWait stops cmd with SIGINT and waits for it, killing it
+// after timeout.
+func interruptAndWait(cmd *exec.Cmd, timeout time.Duration) error {
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("did not exit within %v of SIGINT", timeout)
+	}
 }
 
 // BenchmarkXDPCaptureVsTcpdump floods the veth at rising rates and finds,
@@ -249,7 +265,9 @@ func BenchmarkXDPCaptureVsTcpdump(b *testing.B) {
 				tool.start(b)
 				achieved := s.send(b, n, pps)
 				got := tool.stop(b)
-				b.Logf("%s: offered %.0f pps (%d frames): captured %d (%.2f%%)", tool.name(), achieved, n, got, 100*float64(got)/float64(n))
+				line := fmt.Sprintf("%s: offered %.0f pps (%d frames): captured %d (%.2f%%)", tool.name(), achieved, n, got, 100*float64(got)/float64(n))
+				b.Log(line)
+				fmt.Fprintln(os.Stderr, line) // progress while the harness runs
 				if got >= uint64(n) && achieved > lossFree[tool.name()] {
 					lossFree[tool.name()] = achieved
 				}

@@ -76,7 +76,8 @@ func TestFloodReachesPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	after = peerStats()
-	if got := after - before; got < 10000 {
-		t.Fatalf("peer received %d frames, want >= 10000", got)
+	// veth may drop a few when its ring is full: a flood, not a transport.
+	if got := after - before; got < 9900 {
+		t.Fatalf("peer received %d of 10000 frames, want at least 99%%", got)
 	}
 }

@@ -259,6 +259,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	}
 	closeErr := src.Close()
 	printStats(env.stderr, res.Interfaces, src.Stats())
+	fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s)\n", res.Written, stopText(res.Reason))
 	if file != nil {
 		if cerr := file.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close %s: %w", o.WriteFile, cerr)
@@ -271,6 +272,23 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 		return fmt.Errorf("detach: %w", closeErr)
 	}
 	return nil
+}
+
+// stopText says why a capture ended, in the user's terms.
+func stopText(r bpfcap.StopReason) string {
+	switch r {
+	case bpfcap.StopCancelled:
+		return "interrupted"
+	case bpfcap.StopCount:
+		return "-c count reached"
+	case bpfcap.StopDuration:
+		return "--duration elapsed"
+	case bpfcap.StopSinkClose:
+		return "output pipe closed"
+	case bpfcap.StopSource:
+		return "source ended"
+	}
+	return "failed"
 }
 
 // printListening tells the user (and scripts waiting for readiness) that

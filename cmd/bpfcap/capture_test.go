@@ -158,6 +158,9 @@ func TestLivePipe(t *testing.T) {
 	if !strings.HasPrefix(stderr.String(), "bpfcap: capturing at fake:tick, snapshot length 65536 bytes\n") {
 		t.Errorf("no readiness line first on stderr: %q", stderr.String())
 	}
+	if !strings.Contains(stderr.String(), "packets written (interrupted)") {
+		t.Errorf("no packet total on stderr: %q", stderr.String())
+	}
 	if !strings.Contains(stderr.String(), "fake:tick: seen ") {
 		t.Errorf("no statistics on stderr: %q", stderr.String())
 	}

@@ -29,9 +29,7 @@ import (
 // plus one datagram of 8000 bytes (paged data) from the host end.
 func tcTraffic(t *testing.T, p *testutils.VethPair, n int) {
 	t.Helper()
-	if out, err := testutils.Exec(p.HostNSName, "ping", "-c", fmt.Sprint(n), "-i0.05", "-W2", p.PeerIP.String()); err != nil {
-		t.Fatal(out, err)
-	}
+	xdpPing(t, p.HostNS, p.HostIP, p.PeerIP, n)
 	hostC := udpConn(t, p.HostNS, p.HostIP, 0)
 	peerC := udpConn(t, p.PeerNS, p.PeerIP, 4500)
 	for i := 0; i < n; i++ {

@@ -26,6 +26,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
 	"github.com/bpfcap/bpfcap/internal/testutils"
@@ -340,14 +342,7 @@ func assertHookEmpty(t *testing.T, pin string) {
 // warmUp resolves ARP between the ends so captures see only UDP.
 func warmUp(t *testing.T, s *xdpSetup) {
 	t.Helper()
-	var out string
-	var err error
-	for i := 0; i < 10; i++ { // the first probes can be lost while the links settle
-		if out, err = testutils.Exec(s.HostNSName, "ping", "-c1", "-W1", s.PeerIP.String()); err == nil {
-			return
-		}
-	}
-	t.Fatal(out, err)
+	xdpPing(t, s.HostNS, s.HostIP, s.PeerIP, 1)
 }
 
 // TestXDPCLIHookDNS: `bpfcap xdp PIN 'udp port 53' -w FILE` on the example
@@ -480,9 +475,7 @@ func TestXDPCLIDevice(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "dev.pcapng")
 	r := xdpStart(t, &p.PeerNS, "xdp", "dev", p.PeerName, "icmp", "-w", out)
 	r.waitFile(t, out)
-	if o, err := testutils.Exec(p.HostNSName, "ping", "-c3", "-i0.2", "-W2", p.PeerIP.String()); err != nil {
-		t.Fatal(o, err)
-	}
+	xdpPing(t, p.HostNS, p.HostIP, p.PeerIP, 3)
 	if err := r.stop(t); err != nil {
 		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
 	}
@@ -650,4 +643,53 @@ func xdpBuildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// xdpPing sends n ICMP echo requests from ns to dst, one at a time, and
+// waits for each reply (resending a lost request, as the links may still
+// be settling), without needing a ping binary.
+func xdpPing(t *testing.T, ns netns.NsHandle, src, dst net.IP, n int) {
+	t.Helper()
+	var c *icmp.PacketConn
+	err := testutils.Do(t, ns, func() error {
+		var err error
+		c, err = icmp.ListenPacket("ip4:icmp", src.String())
+		return err
+	})
+	if err != nil {
+		t.Fatalf("icmp socket: %v", err)
+	}
+	defer c.Close()
+	buf := make([]byte, 1500)
+	for seq := 1; seq <= n; seq++ {
+		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: os.Getpid() & 0xffff, Seq: seq, Data: []byte("bpfcap")}}
+		wire, err := msg.Marshal(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replied := false
+		for try := 0; try < 5 && !replied; try++ {
+			if _, err := c.WriteTo(wire, &net.IPAddr{IP: dst}); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			for {
+				k, _, err := c.ReadFrom(buf)
+				if err != nil {
+					break
+				}
+				m, err := icmp.ParseMessage(1, buf[:k])
+				if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+					continue
+				}
+				if e, ok := m.Body.(*icmp.Echo); ok && e.Seq == seq {
+					replied = true
+					break
+				}
+			}
+		}
+		if !replied {
+			t.Fatalf("no echo reply from %s for request %d", dst, seq)
+		}
+	}
 }

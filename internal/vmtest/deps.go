@@ -73,10 +73,21 @@ func ensureHostTools(ctx context.Context, log io.Writer) error {
 	}
 	fmt.Fprintf(log, "vmtest: apt-get install %s\n", strings.Join(missing, " "))
 	args := append([]string{"install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600"}, missing...)
-	cmd := exec.CommandContext(ctx, "apt-get", args...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get install %s: %w\n%s\n(if the package lists are stale, run apt-get update first)", strings.Join(missing, " "), err, tail(string(out), 20))
+	install := func() ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		return cmd.CombinedOutput()
+	}
+	if _, err := install(); err == nil {
+		return nil
+	}
+	// Stale or missing package lists are the usual cause: update once.
+	fmt.Fprintln(log, "vmtest: apt-get install failed; apt-get update and retry")
+	if out, err := exec.CommandContext(ctx, "apt-get", "-q", "-o", "DPkg::Lock::Timeout=600", "update").CombinedOutput(); err != nil {
+		return fmt.Errorf("apt-get update: %w\n%s", err, tail(string(out), 10))
+	}
+	if out, err := install(); err != nil {
+		return fmt.Errorf("apt-get install %s: %w\n%s", strings.Join(missing, " "), err, tail(string(out), 20))
 	}
 	return nil
 }

@@ -1,47 +1,72 @@
 // Command vmtest runs bpfcap's privileged tests in a kernel matrix: the
 // current Debian 6.1 and 6.12 cloud kernels, booted under qemu TCG, and the
-// host kernel. It prints a table kernel x test -> pass / FAIL / skip with
-// the reason, and exits non-zero on any failure, missing test, boot failure
-// or timeout. A skip that contradicts the kernel's config (a kprobe test
-// skipped on a kernel with CONFIG_KPROBES=y) counts as a failure.
+// host kernel. It prints a table kernel x test -> pass / FAIL / skip[n]
+// with the skip reasons below it, and exits non-zero on any failure, test
+// missing in a column, package that does not build, -run pattern that
+// matches nothing, boot failure or timeout. A skip that contradicts the
+// kernel's config (a kprobe test skipped on a kernel with CONFIG_KPROBES=y)
+// is shown as FAIL(skip) and counts as a failure.
 //
-// # Running
+// # Running one test in one kernel
 //
-//	make vmtest                                   # default matrix, 6.1 + 6.12 + host
-//	make vmtest KERNELS=6.12 PKGS=./probe RUN='^TestKprobe$'   # one test, one kernel
-//	make vmtest KERNELS=host PKGS=./internal/vmtest/guestcheck  # same binaries on this machine
-//	make vmtest-selftest                          # broken probe name must fail the matrix
+//	make vmtest KERNELS=6.12 PKGS=./probe RUN='^TestTraceDropNoSocket$'
 //
-// or directly: go run ./internal/vmtest -kernels 6.1 -pkgs ./xdpcap -run TestX.
-// Flags: -kernels, -pkgs, -run, -env KEY=VALUE, -j (parallel guests),
-// -timeout (per guest), -test-timeout, -memory, -smp, -cache.
+// KERNELS takes 6.1, 6.12 and host (comma-separated; default all three),
+// PKGS packages relative to the repository root (default: the matrix in
+// matrix.go, each package with its own -run pattern), RUN a -test.run
+// pattern for every chosen package. Such a run takes about 25 s (boot ~10 s
+// under TCG, the test, the initramfs build). Other forms:
 //
-// # How
+//	make vmtest                                  # whole matrix: 6.1, 6.12 and host (~7 min)
+//	make vmtest KERNELS=host PKGS=./xdpcap       # the same binaries on this machine only
+//	make vmtest-selftest                         # a broken probe name must FAIL the matrix
+//	go run ./internal/vmtest -kernels 6.1 -pkgs ./tccap -run TestX -env KEY=VALUE
+//
+// Flags of the command: -kernels, -pkgs, -run, -env KEY=VALUE (repeatable),
+// -j (guests in parallel, default 2), -timeout (per guest), -test-timeout
+// (per test binary), -cpu, -memory, -smp, -cache, -selftest. Logs of the
+// last runs stay in .cache/vmtest/run-*/ (console-<kernel>.log is the
+// kernel's console, tests-<kernel>.log the raw test output).
+//
+// # Writing tests that the matrix runs
+//
+// Guests run as root with tracefs, debugfs, bpffs and cgroup2 mounted; the
+// modules veth, sch_ingress, cls_bpf, xfrm_user and nfnetlink loaded;
+// busybox, the host's `ip` (so internal/testutils.NewVethPair works) and
+// bpftool; no tshark, tcpdump, iptables or Go toolchain. Test binaries run
+// in their package directory with testdata/ beside them. $BPFCAP_VMTEST
+// holds the guest kernel's release and $BPFCAP_KCONFIG its config file; use
+// package kconfig (Require, SkipOrFail) to decide what must work. Name
+// host-only tests so the matrix's -run patterns leave them out.
+//
+// # How it works
 //
 // Missing host tools are installed with apt-get (qemu-system-x86,
 // busybox-static, kmod, xz-utils, iproute2). Kernels are resolved through
-// the linux-image-cloud-amd64 metapackage: the system's apt sources for
-// 6.1 (bookworm, bookworm-security), and a private apt view of
-// <codename>-backports under .cache/vmtest/apt for 6.12 (the machine's apt
-// configuration is not changed). The image package is fetched with
-// `apt-get download` and unpacked into .cache/vmtest/kernels with vmlinuz,
-// config and the modules the guests load (veth, sch_ingress, cls_bpf and
-// their dependencies, from `depmod -b` + `modprobe --show-depends`,
-// decompressed).
+// the linux-image-cloud-amd64 metapackage (newest version of the series in
+// `apt-cache madison`): from the system's apt sources for 6.1
+// (bookworm-security), and for 6.12 from a private apt view of
+// <codename>-backports whose lists live in .cache/vmtest/apt (the
+// machine's apt configuration is not changed). The image package is fetched
+// with `apt-get download` (26.7 MB for 6.1, 33.9 MB for 6.12) and vmlinuz,
+// config and the guest modules (with dependencies from `depmod -b` and
+// `modprobe --show-depends`, decompressed from .ko.xz) are kept in
+// .cache/vmtest/kernels. Without network the newest cached kernel of each
+// series is used.
 //
-// Test binaries are built once with `go test -c` (cgo on). The initramfs is
-// an uncompressed newc cpio written by this program: busybox-static, /init,
-// the host's `ip` and `bpftool` and every shared library (from ldd) the
-// tools and the test binaries need, including libpcap and the dynamic
-// loader, each package's testdata, the modules, and the kernel config at
-// /boot/config-<release>. The guest mounts proc, sys, devtmpfs, tracefs,
-// debugfs, bpffs and cgroup2, loads the modules, exports BPFCAP_VMTEST and
-// BPFCAP_KCONFIG, and runs each binary with -test.v=test2json in its
-// package directory, writing to the second serial port between
-// VMTEST-BEGIN/END markers; the host parses that file (qemu itself always
-// exits 0). The same binaries then run on the host.
+// Test binaries are built once with `go test -c` (cgo on, libpcap
+// dynamic). The initramfs is an uncompressed newc cpio written by this
+// program (no cpio tool, nothing to decompress in the guest): busybox,
+// /init, the guest tools and every shared library that ldd finds for them
+// and the test binaries (libpcap, libc, the dynamic loader), each package's
+// testdata, the modules and /boot/config-<release>. /init runs each binary
+// with -test.v=test2json, writing to the second serial port between
+// VMTEST-BEGIN/END markers; qemu always exits 0, so the host parses that
+// file (go tool test2json) and a missing VMTEST-EXIT marker means the guest
+// crashed or timed out. The same binaries run on the host meanwhile.
 //
-// Guests have no tshark, tcpdump or iptables: the matrix selects each
-// package's guest-safe tests with a -run pattern (matrix.go). Tests use
-// package kconfig to decide what a kernel must support.
+// qemu runs with -accel tcg -cpu max,la57=off,cx16=off -smp 1 -m 1G:
+// qemu 7.2's TCG corrupts state on `cmpxchg16b %gs:(...)` (used by 6.12's
+// SLUB fast path), which crashed 3 of 3 6.12 boots with -cpu max; without
+// cx16 the kernel uses its own emulation and no crash has been seen since.
 package main

@@ -102,6 +102,9 @@ func TestParseRunWithTest2JSON(t *testing.T) {
 	if b == nil || b.outcome != fail || b.elapsed != 1.5 || len(b.subs) != 1 || !strings.Contains(b.reason, "boom") {
 		t.Fatalf("TestB = %+v", b)
 	}
+	if s := b.subs[0]; s.name != "TestB/sub" || s.outcome != fail || s.reason != "b_test.go:9: boom" {
+		t.Fatalf("TestB/sub = %+v", s)
+	}
 	if strings.Join(r.order, ",") != "TestA,TestB" {
 		t.Fatalf("order %v", r.order)
 	}
@@ -145,6 +148,22 @@ func TestCheckSkip(t *testing.T) {
 	}
 }
 
+func TestJudgeSubtestSkip(t *testing.T) {
+	col := &column{name: "6.12", config: testConfig(t, "CONFIG_NET_XGRESS=y\nCONFIG_BPF_SYSCALL=y\n"), runs: map[string]*runResult{
+		"tccap": {label: "tccap", tests: map[string]*testResult{
+			"TestDirections": {name: "TestDirections", outcome: pass, subs: []subResult{{name: "TestDirections/tcx", outcome: skip, reason: "tcx not supported"}}},
+			"TestOther":      {name: "TestOther", outcome: pass, subs: []subResult{{name: "TestOther/eth", outcome: skip, reason: "tshark not installed"}}},
+		}},
+	}}
+	judge(col, map[string]bool{"tccap": true})
+	if d := col.runs["tccap"].tests["TestDirections"]; d.outcome != fail || !d.overrun {
+		t.Errorf("a subtest skipping tcx on a kernel with NET_XGRESS must fail its parent: %+v", d)
+	}
+	if o := col.runs["tccap"].tests["TestOther"]; o.outcome != pass {
+		t.Errorf("an unrelated subtest skip must stay a skip: %+v", o)
+	}
+}
+
 func TestInitScriptQuotesPatterns(t *testing.T) {
 	p := &guestPlan{
 		kernel: &kernel{Release: "6.1.0-57-cloud-amd64", Modules: []string{"veth.ko"}},
@@ -175,7 +194,7 @@ func TestPlan(t *testing.T) {
 	if len(got) != len(defaultMatrix()) || got[0].run != "TestX" || got[0].strict {
 		t.Fatalf("plan with -run = %+v", got)
 	}
-	got = plan(&options{pkgs: []string{"./xdpcap"}})
+	got = plan(&options{pkgs: []string{"./internal/vmtest/not-in-matrix"}})
 	if got[0].run != "." {
 		t.Fatalf("package outside the matrix should run all its tests, got %q", got[0].run)
 	}

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // metaPackage is the Debian package whose versions name the current cloud
@@ -188,6 +190,14 @@ func resolveKernel(ctx context.Context, cacheDir, series string, log io.Writer) 
 			continue
 		}
 		versions, err := madison(ctx, v)
+		if err == nil && len(versions) == 0 && v.opts == nil && os.Geteuid() == 0 {
+			// A fresh machine may never have run apt-get update.
+			fmt.Fprintf(log, "vmtest: apt knows no %s: apt-get update\n", metaPackage)
+			if out, uerr := v.cmd(ctx, "apt-get", "-q", "update").CombinedOutput(); uerr != nil {
+				tried = append(tried, fmt.Sprintf("apt-get update: %v: %s", uerr, tail(string(out), 5)))
+			}
+			versions, err = madison(ctx, v)
+		}
 		if err != nil {
 			tried = append(tried, err.Error())
 			continue
@@ -210,6 +220,15 @@ func resolveKernel(ctx context.Context, cacheDir, series string, log io.Writer) 
 // downloading and unpacking it when the cache lacks the newest version.
 // Without network it falls back to the newest cached kernel of the series.
 func prepareKernel(ctx context.Context, cacheDir, series string, log io.Writer) (*kernel, error) {
+	// One harness at a time fills the cache (apt lists, downloads, unpacking).
+	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock the kernel cache: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("lock the kernel cache: %w", err)
+	}
 	view, pkg, ver, err := resolveKernel(ctx, cacheDir, series, log)
 	if err != nil {
 		if k, cerr := newestCachedKernel(cacheDir, series); cerr == nil {

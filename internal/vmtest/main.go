@@ -74,7 +74,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	// paging (less for TCG to walk).
 	fs.StringVar(&o.vm.cpu, "cpu", "max,la57=off,cx16=off", "qemu -cpu model (TCG)")
 	fs.IntVar(&o.vm.smp, "smp", 1, "guest CPUs")
-	fs.DurationVar(&o.vm.timeout, "timeout", 8*time.Minute, "limit for one guest's whole run")
+	fs.StringVar(&o.vm.cmdline, "cmdline", "", "extra kernel command line for the guests (e.g. loglevel=7 to see the boot)")
+	fs.DurationVar(&o.vm.timeout, "timeout", 15*time.Minute, "limit for one guest's whole run (a hang guard; each binary also has -test-timeout)")
 	fs.DurationVar(&o.testTimeout, "test-timeout", 3*time.Minute, "-test.timeout for each test binary")
 	fs.Var((*envFlag)(&o.env), "env", "KEY=VALUE for the test binaries (repeatable)")
 	fs.BoolVar(&o.selftest, "selftest", false, "run the self-test: a broken probe name and a wrong skip must make the matrix fail")
@@ -385,12 +386,22 @@ func runHost(ctx context.Context, o *options, runs []guestRun) *column {
 func judge(c *column, strict map[string]bool) {
 	for _, r := range c.runs {
 		for _, t := range r.tests {
-			if t.outcome != skip {
-				continue
+			if t.outcome == skip {
+				if why := checkSkip(c, t.reason); why != "" {
+					t.outcome, t.overrun = fail, true
+					t.reason = t.reason + "\n=> counted as FAIL: " + why
+				}
 			}
-			if why := checkSkip(c, t.reason); why != "" {
-				t.outcome, t.overrun = fail, true
-				t.reason = t.reason + "\n=> counted as FAIL: " + why
+			// A subtest's skip is judged the same way, and fails its parent.
+			for i, sub := range t.subs {
+				if sub.outcome != skip {
+					continue
+				}
+				if why := checkSkip(c, sub.reason); why != "" {
+					t.subs[i].outcome = fail
+					t.outcome, t.overrun = fail, true
+					t.reason = fmt.Sprintf("%s\n=> counted as FAIL: subtest %s skipped: %s", t.reason, sub.name, why)
+				}
 			}
 		}
 		if r.err == "" && len(r.tests) == 0 && strict[r.label] {

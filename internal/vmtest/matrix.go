@@ -24,7 +24,13 @@ func defaultMatrix() []matrixEntry {
 		{pkg: "./hook", run: "^(TestRingDelivery|TestSnaplen|TestLossCounted|TestUserspaceFallback|TestKernelFilter|TestSharedRing|TestDeviceRestriction|TestEventLayout)$"},
 		// Tracing hooks (trace helper): kprobe, fentry/fexit, tracepoint,
 		// tp_btf, raw_tp, the fallback chain, drop reasons.
-		{pkg: "./probe", run: "^Test(Parse|LooksLike|TraceFallbackChain|TraceResolve|TraceDropReasons|ListFindsHooks|TraceDropNoSocket|TraceMultiHookPacketID|TraceProgramsVerify|TraceDeviceFilter|TraceAutoHeader)"},
-		{pkg: "./cmd/bpfcap", run: "^Test(ListKfreeSkb|ListNoMatch|TraceCLIDropNoSocket)"},
+		{pkg: "./probe", run: "^Test(Parse|LooksLike|TraceFallbackChain|TraceResolve|TraceDropReasons|ListFindsHooks|TraceDropNoSocket|TraceMultiHookPacketID|TraceProgramsVerify|TraceDeviceFilter|TraceAutoHeader|TracePagedData)"},
+		// XDP hook and tc (xdp helper). TestHookCostBudget is a timing
+		// budget: meaningless under TCG.
+		{pkg: "./xdpcap", run: "^Test(CaptureHookDNS|CaptureStaleAndBusy|ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders)$"},
+		{pkg: "./tccap", run: "."},
+		// CLI end to end: trace/list (trace helper), xdp/tc (xdp helper);
+		// host-only tests carry "Host" in their names and stay out.
+		{pkg: "./cmd/bpfcap", run: "^Test(ListKfreeSkb|ListNoMatch|TraceCLIDropNoSocket|XDPCLI|TCCLI)"},
 	}
 }

@@ -16,6 +16,7 @@ import (
 // vmOptions are the qemu settings shared by all guests.
 type vmOptions struct {
 	cpu     string        // -cpu
+	cmdline string        // appended to the kernel command line
 	memory  string        // -m
 	smp     int           // -smp
 	timeout time.Duration // whole guest run
@@ -59,7 +60,7 @@ func runGuest(ctx context.Context, repo, work string, p *guestPlan, vm vmOptions
 		"-accel", "tcg", "-cpu", vm.cpu, "-smp", fmt.Sprint(vm.smp), "-m", vm.memory,
 		"-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none", "-nic", "none",
 		"-kernel", p.kernel.vmlinuz(), "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 oops=panic quiet mitigations=off rdinit=/init",
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 oops=panic quiet mitigations=off rdinit=/init "+vm.cmdline),
 		"-serial", "file:"+console, "-serial", "file:"+tests)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()

@@ -73,7 +73,15 @@ func report(w io.Writer, cols []*column, runs []guestRun) int {
 			}
 			if t != nil && len(t.subs) > 0 {
 				cell += "*"
-				notes = append(notes, fmt.Sprintf("    * %s / %s.%s subtests: %s", c.name, rw.label, rw.test, strings.Join(t.subs, ", ")))
+				var subs []string
+				for _, s := range t.subs {
+					word := map[outcome]string{fail: "FAIL", skip: "skip"}[s.outcome]
+					if s.outcome == skip {
+						word += " (" + oneLine(s.reason) + ")"
+					}
+					subs = append(subs, s.name+": "+word)
+				}
+				notes = append(notes, fmt.Sprintf("    * %s / %s.%s subtests: %s", c.name, rw.label, rw.test, strings.Join(subs, "; ")))
 			}
 			fmt.Fprintf(tw, "\t%s", cell)
 		}

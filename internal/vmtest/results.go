@@ -29,9 +29,16 @@ type testResult struct {
 	name    string
 	outcome outcome
 	elapsed float64
-	reason  string // skip reason, failure output, or why a skip was overruled
-	subs    []string
-	overrun bool // a skip the harness turned into a failure
+	reason  string      // skip reason, failure output, or why a skip was overruled
+	subs    []subResult // subtests that did not pass
+	overrun bool        // a skip the harness turned into a failure
+}
+
+// subResult is a subtest that failed or skipped.
+type subResult struct {
+	name    string // "TestX/sub"
+	outcome outcome
+	reason  string
 }
 
 // runResult is one test binary invocation in one column.
@@ -75,7 +82,7 @@ func parseRun(ctx context.Context, label string, raw []byte, exit int) (*runResu
 	if err != nil {
 		return nil, fmt.Errorf("go tool test2json: %w", err)
 	}
-	outputs := map[string]*strings.Builder{}
+	outputs := map[string]*strings.Builder{} // by full test name, subtests too
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64*1024), 4<<20)
 	for sc.Scan() {
@@ -86,13 +93,15 @@ func parseRun(ctx context.Context, label string, raw []byte, exit int) (*runResu
 		if ev.Test == "" {
 			continue
 		}
-		top, sub, isSub := strings.Cut(ev.Test, "/")
+		top, _, isSub := strings.Cut(ev.Test, "/")
 		t := r.tests[top]
 		if t == nil {
 			t = &testResult{name: top}
 			r.tests[top] = t
 			r.order = append(r.order, top)
-			outputs[top] = &strings.Builder{}
+		}
+		if outputs[ev.Test] == nil {
+			outputs[ev.Test] = &strings.Builder{}
 		}
 		switch ev.Action {
 		case "output":
@@ -100,13 +109,17 @@ func parseRun(ctx context.Context, label string, raw []byte, exit int) (*runResu
 				t.elapsed, _ = strconv.ParseFloat(m[2], 64)
 			}
 			if !strings.HasPrefix(ev.Output, "=== ") && !strings.HasPrefix(strings.TrimSpace(ev.Output), "--- ") {
-				outputs[top].WriteString(strings.TrimPrefix(ev.Output, "    "))
+				line := strings.TrimPrefix(ev.Output, "    ")
+				outputs[ev.Test].WriteString(line)
+				if isSub { // a subtest's lines belong to its parent's story too
+					outputs[top].WriteString(line)
+				}
 			}
 		case "pass", "fail", "skip":
 			o := map[string]outcome{"pass": pass, "fail": fail, "skip": skip}[ev.Action]
 			if isSub {
 				if o != pass {
-					t.subs = append(t.subs, sub+": "+ev.Action)
+					t.subs = append(t.subs, subResult{name: ev.Test, outcome: o, reason: strings.TrimSpace(outputs[ev.Test].String())})
 				}
 				continue
 			}
