@@ -326,6 +326,14 @@ func (cp *Capture) fallbackFilterOnly() {
 	}
 }
 
+// fixTime is bc_drain's timestamp correction, for tests: how is 0 (ts
+// kept), 1 (whole TSC wraps removed) or 2 (replaced by now).
+func fixTime(wrapNs, ts, now uint64) (fixed uint64, how int) {
+	var h C.int
+	fixed = uint64(C.bc_fix_time_with(C.uint64_t(wrapNs), C.uint64_t(ts), C.uint64_t(now), &h))
+	return fixed, int(h)
+}
+
 // disableGrace is how long the primary may still be inside a capture
 // callback after rte_pdump_disable returns (a primary crashed when the
 // ring and pool were freed sooner).
@@ -475,6 +483,26 @@ func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
 	delta := make([]uint64, len(cp.ports))
 	drained := make([]uint64, len(cp.ports))
 
+	// writeDecoded writes the n blocks in b one packet at a time.
+	writeDecoded := func(b []byte, n int) (int, error) {
+		for len(b) > 0 {
+			var blk []byte
+			var err error
+			if blk, b, err = nextEPB(b); err != nil {
+				return n, err
+			}
+			if err := decodeEPB(blk, &pkt); err != nil {
+				return n, err
+			}
+			if err := sink.WritePacket(&pkt); err != nil {
+				return n, err
+			}
+			if pkt.Interface < len(cp.captured) {
+				cp.captured[pkt.Interface].Add(1)
+			}
+		}
+		return n, nil
+	}
 	drain := func() (int, error) {
 		C.bc_drain(cp.c, (*C.uint8_t)(buf), outBufSize, C.BC_BURST, &res)
 		n := int(res.packets)
@@ -499,6 +527,12 @@ func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
 		dirty = true
 		if raw != nil {
 			w, err := raw.WriteRawPackets(b, n)
+			if w == 0 && errors.Is(err, errors.ErrUnsupported) {
+				// The sink only looks like it takes blocks (a session
+				// over a summary printer): decode from now on.
+				raw = nil
+				return writeDecoded(b, n)
+			}
 			if w == n && exact {
 				for i := range cp.ports {
 					cp.captured[i].Add(delta[i])
@@ -508,23 +542,7 @@ func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
 			}
 			return n, err
 		}
-		for len(b) > 0 {
-			var blk []byte
-			var err error
-			if blk, b, err = nextEPB(b); err != nil {
-				return n, err
-			}
-			if err := decodeEPB(blk, &pkt); err != nil {
-				return n, err
-			}
-			if err := sink.WritePacket(&pkt); err != nil {
-				return n, err
-			}
-			if pkt.Interface < len(cp.captured) {
-				cp.captured[pkt.Interface].Add(1)
-			}
-		}
-		return n, nil
+		return writeDecoded(b, n)
 	}
 	flush := func() error {
 		dirty = false

@@ -418,6 +418,17 @@ static inline uint64_t bc_fix_time(struct bc_capture *c, uint64_t ts,
 	return now;
 }
 
+uint64_t bc_fix_time_with(uint64_t wrap_ns, uint64_t ts, uint64_t now, int *how)
+{
+	struct bc_capture c;
+
+	memset(&c, 0, sizeof(c));
+	c.wrap_ns = wrap_ns;
+	ts = bc_fix_time(&c, ts, now);
+	*how = c.ts_fixed ? 1 : c.ts_guessed ? 2 : 0;
+	return ts;
+}
+
 void bc_drain(struct bc_capture *c, uint8_t *out, uint32_t cap,
 	      uint32_t max_pkts, struct bc_drain_result *res)
 {

@@ -134,4 +134,9 @@ struct bc_drain_result {
 void bc_drain(struct bc_capture *c, uint8_t *out, uint32_t cap,
 	      uint32_t max_pkts, struct bc_drain_result *res);
 
+// bc_fix_time_with runs the timestamp correction of bc_drain for a TSC
+// wrap of wrap_ns: *how is 0 (kept), 1 (wraps removed) or 2 (replaced by
+// now). For tests.
+uint64_t bc_fix_time_with(uint64_t wrap_ns, uint64_t ts, uint64_t now, int *how);
+
 #endif

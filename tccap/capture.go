@@ -136,7 +136,7 @@ func Open(ifname string, opts Options) (*Capture, error) {
 			Program: progs[i],
 			Interface: pcapng.Interface{
 				Name:        HookSpec(ifname, d),
-				Description: fmt.Sprintf("tc %s of %s (%s)", d, ifname, att.mode),
+				Description: fmt.Sprintf("tc %s of %s (%s)%s", d, ifname, att.mode, seenNote(opts.CountSeen)),
 				MAC:         l.Attrs().HardwareAddr,
 			},
 			VerdictType: pcapng.VerdictNone,
@@ -165,3 +165,12 @@ func Open(ifname string, opts Options) (*Capture, error) {
 type attacherCloser struct{ a *attacher }
 
 func (c attacherCloser) Close() error { return c.a.close() }
+
+// seenNote says in an interface description when packets seen are not
+// counted (counting costs a map update per packet).
+func seenNote(counted bool) string {
+	if counted {
+		return ""
+	}
+	return "; packets seen are not counted (--count-seen counts them)"
+}

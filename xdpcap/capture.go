@@ -196,7 +196,7 @@ func openHookCapture(h *Hook, pin string, opts CaptureOptions) (*Capture, error)
 		Links:   links,
 		Interface: pcapng.Interface{
 			Name:        HookSpec(pin),
-			Description: fmt.Sprintf("XDP tail-call hook %s, actions %s (%s)", pin, strings.Join(names, ","), target),
+			Description: fmt.Sprintf("XDP tail-call hook %s, actions %s (%s)%s", pin, strings.Join(names, ","), target, seenNote(opts.CountSeen)),
 			LinkType:    pcapng.LinkTypeEthernet,
 		},
 		VerdictType: pcapng.VerdictXDP,
@@ -303,4 +303,13 @@ func (h *Hook) deviceName(ifindex, _ uint32) string {
 		}
 	}
 	return ""
+}
+
+// seenNote says in an interface description when packets seen are not
+// counted (counting costs a map update per packet).
+func seenNote(counted bool) string {
+	if counted {
+		return ""
+	}
+	return "; packets seen are not counted (--count-seen counts them)"
 }

@@ -79,7 +79,7 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
 		Links:   []io.Closer{lk},
 		Interface: pcapng.Interface{
 			Name:        DeviceSpec(ifname),
-			Description: fmt.Sprintf("XDP entry of %s (bpfcap's own pass-through program)", ifname),
+			Description: fmt.Sprintf("XDP entry of %s (bpfcap's own pass-through program)%s", ifname, seenNote(opts.CountSeen)),
 			LinkType:    pcapng.LinkTypeEthernet,
 			MAC:         l.Attrs().HardwareAddr,
 		},

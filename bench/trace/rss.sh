@@ -36,9 +36,15 @@ mkfifo "$work/out"
 bpfcap=$!
 pids+=("$bpfcap")
 # The pcapng header arrives once the hook is attached: that is readiness.
-head -c 4 <"$work/out" >"$work/ready"
-cat <"$work/out" >/dev/null &
+# One reader keeps the pipe open throughout (a gap would end bpfcap with
+# EPIPE, as a closed pipe should).
+{ head -c 4 >"$work/ready"; cat >/dev/null; } <"$work/out" &
 pids+=("$!")
+for ((i = 0; i < 200; i++)); do
+	[ -s "$work/ready" ] && break
+	kill -0 "$bpfcap" 2>/dev/null || break
+	sleep 0.1
+done
 [ -s "$work/ready" ] || { echo "bpfcap did not start:" >&2; cat "$work/stderr" >&2; exit 1; }
 
 ip netns exec "$h" "$work/flood" -dst 10.98.0.2 -port 9999 -duration "${DURATION}s" >"$work/flood.out" &
@@ -47,7 +53,8 @@ pids+=("$flood")
 
 samples=()
 for ((i = 0; i < DURATION; i++)); do
-	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$bpfcap/status")
+	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$bpfcap/status" 2>/dev/null) ||
+		{ echo "bpfcap ended early:" >&2; cat "$work/stderr" >&2; exit 1; }
 	samples+=("$rss")
 	sleep 1
 done

@@ -1,0 +1,22 @@
+# XDP and tc capture (xdp helper): the xdpcap hook (bpf/xdpcap.h, xdpcap/),
+# the example firewall (examples/firewall), bpfcap xdp and bpfcap tc.
+# `make unit` runs these tests too; these targets run just them (as root).
+#   make test-xdp          # all xdp/tc tests (host: tshark, tcpdump, go toolchain)
+#   make test-xdp-guest    # the ones that also run in minimal VM guests (no tshark/tcpdump)
+#   make bench-xdp         # veth flood: bpfcap xdp vs tcpdump -w, hook cost vs no hook (ratios)
+.PHONY: test-xdp test-xdp-guest bench-xdp
+
+XDP_GUEST_RUN := ^Test(ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders|CaptureHookDNS|CaptureStaleAndBusy|CaptureDirections|OpenErrors|FloodReachesPeer|XDPCLIHookDNS|XDPCLIActions|XDPCLIBadInput|XDPCLIDevice|TCCLIDirections|TCCLIBadInput)$$
+
+test-xdp: deps
+	$(GO) test $(TESTFLAGS) ./xdpcap/ ./tccap/ ./bench/xdp/
+	$(GO) test $(TESTFLAGS) -run '^Test(XDP|TC)' ./cmd/bpfcap/
+
+test-xdp-guest: deps
+	$(GO) test $(TESTFLAGS) -run '$(XDP_GUEST_RUN)' ./xdpcap/ ./tccap/ ./bench/xdp/ ./cmd/bpfcap/
+
+# About a minute: capture rates at rising flood rates (CPU0 floods, CPU1
+# captures, files on /dev/shm) and BPF_PROG_TEST_RUN hook costs.
+bench-xdp: deps
+	$(GO) test -count=1 -timeout 20m -run '^$$' -bench 'XDPCaptureVsTcpdump|XDPHookCost' -benchtime 1x ./bench/xdp/
+	$(GO) test -count=1 -run '^$$' -bench HookCost -benchtime 3x ./xdpcap/
