@@ -15,8 +15,9 @@ package bpfcap
 //go:generate go tool bpf2go -go-package firewall -output-dir examples/firewall -output-stem firewall_cloudflare -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf -DFIREWALL_CLOUDFLARE_LAYOUT" -no-global-types firewallCloudflare examples/firewall/bpf/firewall.c
 //go:generate go tool bpf2go -go-package firewall -output-dir examples/firewall -output-stem firewall_nohook -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf -DFIREWALL_NO_HOOK" -no-global-types firewallNoHook examples/firewall/bpf/firewall.c
 
-// xdp helper: the XDP capture program (hook slots and interface entry) and the tc capture program.
+// xdp helper: the XDP capture program (hook slots and interface entry), fexit on an XDP program, and the tc capture program.
 //go:generate go tool bpf2go -go-package xdpcap -output-dir xdpcap -output-stem capture -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -no-global-types capture bpf/xdp_capture.c
+//go:generate go tool bpf2go -go-package xdpcap -output-dir xdpcap -output-stem fexit -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -no-global-types fexit bpf/xdp_fexit.c
 //go:generate go tool bpf2go -go-package tccap -output-dir tccap -output-stem capture -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -no-global-types capture bpf/tc_capture.c
 
 // trace helper: the tracing probe (kprobe, fentry, fexit, tracepoint, tp_btf, raw_tracepoint).

@@ -2,6 +2,7 @@
 
 package dpdk
 
+// #include <errno.h>
 // #include <stdlib.h>
 // #include "dpdkcap.h"
 import "C"
@@ -77,6 +78,9 @@ type CaptureOptions struct {
 	// RingSize is the number of packets the ring between the primary and
 	// us holds (a power of two; DefaultRingSize if 0).
 	RingSize int
+	// Takeover replaces a capture already enabled on a port (one left by
+	// a killed bpfcap or dpdk-dumpcap) instead of failing.
+	Takeover bool
 	// NoAlignOps skips aligning the mempool ops tables (DPDK bug 1073).
 	// Only tests set it, to show what happens without.
 	NoAlignOps bool
@@ -139,6 +143,8 @@ type Capture struct {
 
 	mu          sync.Mutex
 	enabled     bool
+	leak        bool  // pdump may still use the ring and pool: never free them
+	disableErr  error // why pdump could not be stopped
 	closed      bool
 	final       []PortStats
 	primaryGone atomic.Bool
@@ -300,6 +306,11 @@ func (cp *Capture) start(prog []byte) error {
 			cp.fallback = fmt.Sprintf("the primary refused filter %q (%v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
 			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
 		}
+		if rc == -C.EEXIST && cp.opts.Takeover {
+			C.bc_capture_disable(C.uint16_t(port.ID), C.RTE_PDUMP_FLAG_RXTX)
+			time.Sleep(disableGrace)
+			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
+		}
 		if rc < 0 {
 			for _, q := range cp.ports[:i] {
 				C.bc_capture_disable(C.uint16_t(q.ID), C.uint32_t(cp.opts.Direction))
@@ -309,7 +320,10 @@ func (cp *Capture) start(prog []byte) error {
 			}
 			C.bc_capture_free(cp.c)
 			cp.c = nil
-			return fmt.Errorf("enable capture on port %s (rte_pdump_enable_bpf): %w: is another capture (dpdk-dumpcap, bpfcap) running on it? Does the primary call rte_pdump_init()?", port.Name, syscall.Errno(-rc))
+			if rc == -C.EEXIST {
+				return fmt.Errorf("enable capture on port %s: %w: the port already has a capture (dpdk-dumpcap, another bpfcap, or one that was killed and left it enabled): stop it, or pass --takeover to replace it", port.Name, syscall.Errno(-rc))
+			}
+			return fmt.Errorf("enable capture on port %s (rte_pdump_enable_bpf): %w: does the primary call rte_pdump_init()?", port.Name, syscall.Errno(-rc))
 		}
 	}
 	if cp.c.prm == nil {
@@ -468,6 +482,10 @@ const (
 
 // loop runs on the EAL thread (its mempool cache is the fast one).
 func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
+	// However the loop ends (also -c or a failed sink), pdump stops
+	// before Run returns, so the statistics the session writes are the
+	// final ones.
+	defer cp.disable()
 	buf := C.malloc(outBufSize)
 	if buf == nil {
 		return errors.New("run DPDK capture: out of memory")
@@ -682,10 +700,48 @@ func (cp *Capture) disable() {
 		cp.primaryGone.Store(true)
 		return
 	}
+	var failed []string
 	for _, port := range cp.ports {
-		C.bc_capture_disable(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction))
+		if rc := C.bc_capture_disable(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction)); rc < 0 {
+			failed = append(failed, fmt.Sprintf("%s: %v", port.Name, syscall.Errno(-rc)))
+		}
 	}
 	time.Sleep(disableGrace)
+	// Freeing the ring and pool while the primary still copies into them
+	// crashes the primary: free them only once pdump is off for sure, that
+	// is, once its counters stand still.
+	if len(failed) == 0 && cp.countersSettle() {
+		return
+	}
+	cp.leak = true
+	if len(failed) > 0 {
+		cp.disableErr = fmt.Errorf("stop capture (rte_pdump_disable) on %s: its ring and mempool stay allocated in the primary's hugepages", strings.Join(failed, ", "))
+	} else {
+		cp.disableErr = errors.New("stop capture: the primary still copies packets after rte_pdump_disable: its ring and mempool stay allocated in the primary's hugepages")
+	}
+}
+
+// countersSettle reports whether pdump's counters of our ports stop
+// moving within a second.
+func (cp *Capture) countersSettle() bool {
+	sum := func() (t uint64) {
+		for i, port := range cp.ports {
+			var st C.struct_rte_pdump_stats
+			C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &st)
+			t += uint64(st.accepted+st.filtered+st.nombuf+st.ringfull) + uint64(i)
+		}
+		return t
+	}
+	prev := sum()
+	for range 20 {
+		time.Sleep(50 * time.Millisecond)
+		cur := sum()
+		if cur == prev {
+			return true
+		}
+		prev = cur
+	}
+	return false
 }
 
 // Close stops the capture and frees the ring, mempool and filter (left
@@ -704,7 +760,7 @@ func (cp *Capture) Close() error {
 		defer cp.mu.Unlock()
 		cp.final = cp.portStatsLocked()
 		cp.closed = true
-		if cp.c != nil && !cp.primaryGone.Load() {
+		if cp.c != nil && !cp.primaryGone.Load() && !cp.leak {
 			C.bc_capture_free(cp.c)
 		}
 		cp.c = nil
@@ -712,5 +768,8 @@ func (cp *Capture) Close() error {
 	if errors.Is(err, errClosed) {
 		return fmt.Errorf("close DPDK capture of %s: the process detached first", strings.Join(cp.opts.Ports, ","))
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return cp.disableErr
 }

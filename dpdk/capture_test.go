@@ -109,7 +109,7 @@ func TestPorts(t *testing.T) {
 // writes what is still in flight), with sink
 // writing through the plain WritePacket path (raw=false) or the bulk
 // path, and returns the file and the capture (closed).
-func captureFor(t *testing.T, opts CaptureOptions, d time.Duration, raw bool) (string, *Capture) {
+func captureFor(t *testing.T, opts CaptureOptions, d time.Duration, mode sinkMode) (string, *Capture) {
 	const stopAfter = 3000
 	if opts.RingSize == 0 {
 		opts.RingSize = 1024 // bounds what is in flight at the stop
@@ -142,9 +142,15 @@ func captureFor(t *testing.T, opts CaptureOptions, d time.Duration, raw bool) (s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	var sink pcapng.PacketWriter = &plainSink{w: w, stopAfter: stopAfter, stop: cancel}
-	if raw {
-		sink = &rawSink{plainSink{w: w, stopAfter: stopAfter, stop: cancel}}
+	var sink pcapng.PacketWriter
+	plain := plainSink{w: w, stopAfter: stopAfter, stop: cancel}
+	switch mode {
+	case packetSink:
+		sink = &plain
+	case blockSink:
+		sink = &rawSink{plain}
+	case refusingSink:
+		sink = &noRawSink{plain}
 	}
 	start := time.Now()
 	if err := cp.Run(ctx, sink); err != nil {
@@ -164,6 +170,23 @@ func captureFor(t *testing.T, opts CaptureOptions, d time.Duration, raw bool) (s
 	}
 	return path, cp
 }
+
+// sinkMode picks the path packets take to the writer.
+type sinkMode int
+
+const (
+	packetSink   sinkMode = iota // WritePacket only
+	blockSink                    // the bulk path
+	refusingSink                 // has the bulk method but refuses it
+)
+
+func (m sinkMode) String() string { return [...]string{"packets", "blocks", "refused-blocks"}[m] }
+
+// noRawSink has WriteRawPackets but refuses it, as a session over a
+// summary printer does.
+type noRawSink struct{ plainSink }
+
+func (s *noRawSink) WriteRawPackets(b []byte, n int) (int, error) { return 0, errors.ErrUnsupported }
 
 // plainSink hides the writer's bulk path; it calls stop once it wrote
 // stopAfter packets, and goes on writing.
@@ -309,9 +332,9 @@ func checkCounts(t *testing.T, cp *Capture, rb readBack) {
 }
 
 func TestCaptureNoFilter(t *testing.T) {
-	for _, raw := range []bool{false, true} {
-		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
-			path, cp := captureFor(t, CaptureOptions{Ports: []string{nullPort, ringPort}, SnapLen: 128}, 700*time.Millisecond, raw)
+	for _, mode := range []sinkMode{packetSink, blockSink, refusingSink} {
+		t.Run(mode.String(), func(t *testing.T) {
+			path, cp := captureFor(t, CaptureOptions{Ports: []string{nullPort, ringPort}, SnapLen: 128}, 700*time.Millisecond, mode)
 			rb := readFile(t, path)
 			if len(rb.ifaces) != 2 || rb.ifaces[0].Name != nullPort || rb.ifaces[1].Name != ringPort {
 				t.Fatalf("interfaces %+v, want %s and %s", rb.ifaces, nullPort, ringPort)
@@ -344,7 +367,7 @@ func TestCaptureFilter(t *testing.T) {
 	// txonly-multi-flow varies the source address over 198.18.x.3; the
 	// filter keeps an eighth of them, in the primary.
 	const expr = "udp and src net 198.18.0.0/19"
-	path, cp := captureFor(t, CaptureOptions{Ports: []string{nullPort}, Filter: expr, Direction: TX}, 700*time.Millisecond, true)
+	path, cp := captureFor(t, CaptureOptions{Ports: []string{nullPort}, Filter: expr, Direction: TX}, 700*time.Millisecond, blockSink)
 	rb := readFile(t, path)
 	ps := cp.PortStats()[0]
 	if ps.Filtered == 0 || ps.Accepted == 0 {
@@ -369,7 +392,7 @@ func TestCaptureFilter(t *testing.T) {
 }
 
 func TestCaptureFilterNothing(t *testing.T) {
-	path, cp := captureFor(t, CaptureOptions{Ports: []string{ringPort}, Filter: "tcp"}, 400*time.Millisecond, true)
+	path, cp := captureFor(t, CaptureOptions{Ports: []string{ringPort}, Filter: "tcp"}, 400*time.Millisecond, blockSink)
 	rb := readFile(t, path)
 	ps := cp.PortStats()[0]
 	if rb.perIf[0] != 0 || ps.Accepted != 0 || ps.Filtered == 0 {
@@ -392,4 +415,49 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Attach(Config{FilePrefix: "bpfcap-none"}); !errors.Is(err, ErrNoPrimary) {
 		t.Errorf("Attach to no primary: %v, want ErrNoPrimary", err)
 	}
+}
+
+// BenchmarkCaptureSinks compares the two ways packets reach a pcapng
+// file on /dev/shm: the bulk block path and one WritePacket per packet.
+// It reports packets written per second of each and their ratio.
+func BenchmarkCaptureSinks(b *testing.B) {
+	p := sharedProcess(b)
+	rate := func(mode sinkMode) float64 {
+		cp, err := p.Open(CaptureOptions{Ports: []string{nullPort}, Direction: TX, SnapLen: 2176})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cp.Close()
+		f, err := os.CreateTemp("/dev/shm", "bpfcap-dpdk-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		w, err := pcapng.NewWriter(f, pcapng.WriterOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.AddInterface(cp.Interfaces()[0])
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		plain := plainSink{w: w, stopAfter: 1 << 62, stop: cancel}
+		var sink pcapng.PacketWriter = &plain
+		if mode == blockSink {
+			sink = &rawSink{plain}
+		}
+		start := time.Now()
+		if err := cp.Run(ctx, sink); err != nil {
+			b.Fatal(err)
+		}
+		return float64(cp.PortStats()[0].Captured) / time.Since(start).Seconds()
+	}
+	var blocks, packets float64
+	for b.Loop() {
+		blocks += rate(blockSink)
+		packets += rate(packetSink)
+	}
+	b.ReportMetric(blocks/float64(b.N), "block-pkts/s")
+	b.ReportMetric(packets/float64(b.N), "packet-pkts/s")
+	b.ReportMetric(blocks/packets, "blocks/packets")
 }

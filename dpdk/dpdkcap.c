@@ -404,7 +404,12 @@ static inline uint64_t bc_fix_time(struct bc_capture *c, uint64_t ts,
 	if (likely(ts <= now + slack))
 		return ts;
 	if (c->wrap_ns) {
-		n = (ts - now + c->wrap_ns / 2) / c->wrap_ns;
+		uint64_t d = ts - now;
+
+		// Nearest whole number of wraps (no overflow near 2^64).
+		n = d / c->wrap_ns;
+		if (d - n * c->wrap_ns > c->wrap_ns / 2)
+			n++;
 		if (n > 0 && n <= 2) {
 			uint64_t t = ts - n * c->wrap_ns;
 

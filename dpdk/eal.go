@@ -35,10 +35,10 @@ type Config struct {
 	// must not be one the primary uses; the default is the highest lcore
 	// id, on every CPU this process may run on.
 	Lcores string
-	// PCI makes the EAL scan the PCI bus (needed to see the primary's
-	// PCI devices by their drivers; off by default, as vdev-only
-	// primaries need nothing from the bus).
-	PCI bool
+	// NoPCI stops the EAL from scanning the PCI bus (--no-pci). A
+	// secondary must probe the primary's PCI devices to use their ports,
+	// so only primaries with virtual devices alone can do without.
+	NoPCI bool
 	// EALArgs are passed to rte_eal_init after the others.
 	EALArgs []string
 }
@@ -151,7 +151,7 @@ func (p *Process) ealThread(started chan<- error) {
 func (p *Process) initEAL() error {
 	args := []string{"bpfcap", "--proc-type=secondary", "--file-prefix=" + p.cfg.FilePrefix,
 		"--lcores=" + p.lcores(), "--log-level=notice"}
-	if !p.cfg.PCI {
+	if p.cfg.NoPCI {
 		args = append(args, "--no-pci")
 	}
 	args = append(args, p.cfg.EALArgs...)

@@ -38,7 +38,8 @@ func TestFixTime(t *testing.T) {
 			t.Errorf("%s: fixTime(%d) = %d (how %d), want %d (how %d)", c.name, c.ts, got, how, c.want, c.how)
 		}
 	}
-	if y := time.Unix(0, int64(real+wrap)).Year(); y < 2200 {
+	// pcapng timestamps are unsigned nanoseconds since 1970.
+	if y := time.Unix(int64((real+wrap)/1e9), 0).Year(); y < 2200 {
 		t.Errorf("one wrap lands in %d; the trap says year ~2251", y)
 	}
 }

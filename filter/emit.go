@@ -18,13 +18,15 @@ const (
 	rTmp2 = asm.R6
 )
 
-// memOffset is the stack offset of scratch cell M[i].
-func memOffset(k uint32) int16 { return int16(-4 * (memWords - int(k))) }
+// defaultStackOffset is where M[0] lives in a stub body: the bottom of
+// the subprogram's own 64-byte frame.
+const defaultStackOffset = -4 * memWords
 
 // Jump labels: block indices, or one of these.
 const (
 	labelNone = -1
 	labelFail = -2 // the shared "return 0" tail
+	labelEnd  = -3 // Inline: just past the fragment
 )
 
 // emitter collects eBPF instructions whose jumps name labels, and resolves
@@ -32,6 +34,22 @@ const (
 type emitter struct {
 	insns  []asm.Instruction
 	labels []int
+	inline bool
+	stack  int16 // stack offset of M[0]
+}
+
+// memOffset is the stack offset of scratch cell M[k].
+func (e *emitter) memOffset(k uint32) int16 { return e.stack + int16(4*k) }
+
+// ret ends the filter with the verdict in R0: an exit, or with Inline a
+// jump past the fragment.
+func (e *emitter) ret(setR0 asm.Instruction) {
+	e.add(setR0)
+	if e.inline {
+		e.jump(ja(), labelEnd)
+		return
+	}
+	e.add(asm.Return())
 }
 
 func (e *emitter) add(ins ...asm.Instruction) {
@@ -101,19 +119,19 @@ type backend interface {
 func newBackend(opts Options) (backend, error) {
 	switch opts.Backend {
 	case Direct:
-		return directBackend{}, nil
+		return directBackend{inline: opts.Inline}, nil
 	case Scratch:
 		if opts.ScratchSize <= 0 || opts.ScratchSize > MaxScratchSize {
 			return nil, fmt.Errorf("scratch back end: buffer size %d is not in 1..%d", opts.ScratchSize, MaxScratchSize)
 		}
-		return scratchBackend{size: uint64(opts.ScratchSize)}, nil
+		return scratchBackend{size: uint64(opts.ScratchSize), inline: opts.Inline}, nil
 	}
 	return nil, fmt.Errorf("unknown back end %d", int(opts.Backend))
 }
 
 // directBackend reads packets through packet pointers (R1 data, R2
 // data_end): each block proves its bytes with one data+n <= data_end check.
-type directBackend struct{}
+type directBackend struct{ inline bool }
 
 func (directBackend) limit() uint64 { return DirectLimit }
 
@@ -131,6 +149,14 @@ func (d directBackend) loadIndirect(e *emitter, k uint32, size int) {
 	// variable packet offset, then data+tmp+size <= data_end.
 	e.add(asm.Mov.Reg(rTmp, rX), asm.Add.Imm(rTmp, int32(k)))
 	e.jump(jmp64Imm(asm.JGT, rTmp, int32(d.limit()-uint64(size))), labelFail)
+	if d.inline {
+		// R0 only: tmp = data + X + k + size, checked against
+		// data_end, then the load reaches back size bytes.
+		e.add(asm.Add.Reg(rTmp, rPkt), asm.Add.Imm(rTmp, int32(size)))
+		e.jump(jmp64Reg(asm.JGT, rTmp, rEnd), labelFail)
+		e.add(asm.LoadMem(rA, rTmp, int16(-size), ebpfSize(size)))
+		return
+	}
 	e.add(asm.Mov.Reg(rTmp2, rPkt), asm.Add.Reg(rTmp2, rTmp),
 		asm.Mov.Reg(rTmp, rTmp2), asm.Add.Imm(rTmp, int32(size)))
 	e.jump(jmp64Reg(asm.JGT, rTmp, rEnd), labelFail)
@@ -141,7 +167,10 @@ func (d directBackend) loadIndirect(e *emitter, k uint32, size int) {
 // (R1 buffer, R2 captured length, clamped to the size): constant offsets
 // are checked against the size at translation time, and each block checks
 // the captured length once.
-type scratchBackend struct{ size uint64 }
+type scratchBackend struct {
+	size   uint64
+	inline bool
+}
 
 func (s scratchBackend) limit() uint64 { return s.size }
 
@@ -158,6 +187,14 @@ func (scratchBackend) guard(e *emitter, n uint64) {
 func (s scratchBackend) loadIndirect(e *emitter, k uint32, size int) {
 	e.add(asm.Mov.Reg(rTmp, rX), asm.Add.Imm(rTmp, int32(k)))
 	e.jump(jmp64Imm(asm.JGT, rTmp, int32(s.size-uint64(size))), labelFail)
+	if s.inline {
+		// R0 only: tmp = X + k + size <= captured length, then the
+		// load reaches back size bytes from buf + tmp.
+		e.add(asm.Add.Imm(rTmp, int32(size)))
+		e.jump(jmp64Reg(asm.JGT, rTmp, rEnd), labelFail)
+		e.add(asm.Add.Reg(rTmp, rPkt), asm.LoadMem(rA, rTmp, int16(-size), ebpfSize(size)))
+		return
+	}
 	// The length check uses a register computed afresh from X, not a copy
 	// of tmp: a copy would be linked to tmp, and the verifier's precision
 	// tracking would then make the captured length precise and stop
@@ -199,7 +236,7 @@ type block struct {
 }
 
 // emit lays out the basic blocks in topological order and generates code.
-func (g *graph) emit(be backend) (asm.Instructions, error) {
+func (g *graph) emit(be backend, opts Options) (asm.Instructions, error) {
 	leader := make([]bool, len(g.nodes))
 	for i := range g.nodes {
 		nd := &g.nodes[i]
@@ -270,10 +307,16 @@ func (g *graph) emit(be backend) (asm.Instructions, error) {
 		}
 	}
 
-	e := &emitter{}
+	e := &emitter{inline: opts.Inline, stack: defaultStackOffset}
+	if opts.Inline && opts.StackOffset != 0 {
+		e.stack = opts.StackOffset
+	}
 	if !blocks[0].emitted {
 		// No path can match.
-		e.add(asm.Mov.Imm32(asm.R0, 0), asm.Return())
+		e.add(asm.Mov.Imm32(asm.R0, 0))
+		if !e.inline {
+			e.add(asm.Return())
+		}
 		return e.insns, nil
 	}
 	be.prologue(e)
@@ -317,9 +360,13 @@ func (g *graph) emit(be backend) (asm.Instructions, error) {
 	failAt := len(e.insns)
 	for _, l := range e.labels {
 		if l == labelFail {
-			e.add(asm.Mov.Imm32(asm.R0, 0), asm.Return())
+			e.ret(asm.Mov.Imm32(asm.R0, 0))
 			break
 		}
+	}
+	// A final jump past the end is a no-op.
+	if n := len(e.insns); e.inline && e.labels[n-1] == labelEnd {
+		e.insns, e.labels = e.insns[:n-1], e.labels[:n-1]
 	}
 	// Resolve labels to offsets. Every instruction is one slot wide.
 	for i, l := range e.labels {
@@ -327,8 +374,11 @@ func (g *graph) emit(be backend) (asm.Instructions, error) {
 			continue
 		}
 		to := failAt
-		if l >= 0 {
+		switch {
+		case l >= 0:
 			to = start[l]
+		case l == labelEnd:
+			to = len(e.insns)
 		}
 		off := to - i - 1
 		if off < 0 || off > math.MaxInt16 {
@@ -398,9 +448,9 @@ func (g *graph) emitNode(e *emitter, be backend, id int) {
 	case opLdImm:
 		e.add(asm.Mov.Imm32(dst, int32(nd.k)))
 	case opLdMem:
-		e.add(asm.LoadMem(dst, asm.RFP, memOffset(nd.k), asm.Word))
+		e.add(asm.LoadMem(dst, asm.RFP, e.memOffset(nd.k), asm.Word))
 	case opSt:
-		e.add(asm.StoreMem(asm.RFP, memOffset(nd.k), dst, asm.Word))
+		e.add(asm.StoreMem(asm.RFP, e.memOffset(nd.k), dst, asm.Word))
 	case opAluK:
 		g.emitAluK(e, nd)
 	case opAluX:
@@ -412,9 +462,9 @@ func (g *graph) emitNode(e *emitter, be backend, id int) {
 	case opTxa:
 		e.add(asm.Mov.Reg32(rA, rX))
 	case opRetK:
-		e.add(asm.Mov.Imm32(asm.R0, int32(nd.k)), asm.Return())
+		e.ret(asm.Mov.Imm32(asm.R0, int32(nd.k)))
 	case opRetA:
-		e.add(asm.Mov.Reg32(asm.R0, rA), asm.Return())
+		e.ret(asm.Mov.Reg32(asm.R0, rA))
 	case opJa, opJcond:
 		// Control flow is the block's terminator.
 	}

@@ -24,6 +24,7 @@ const (
 	filtertestMapFiltertestScratch      = "filtertest_scratch"
 	filtertestProgFiltertestDirect      = "filtertest_direct"
 	filtertestProgFiltertestScratchProg = "filtertest_scratch_prog"
+	filtertestProgFiltertestTc          = "filtertest_tc"
 	filtertestVarBpfcapCfg              = "bpfcap_cfg"
 )
 
@@ -71,6 +72,7 @@ type filtertestSpecs struct {
 type filtertestProgramSpecs struct {
 	FiltertestDirect      *ebpf.ProgramSpec `ebpf:"filtertest_direct"`
 	FiltertestScratchProg *ebpf.ProgramSpec `ebpf:"filtertest_scratch_prog"`
+	FiltertestTc          *ebpf.ProgramSpec `ebpf:"filtertest_tc"`
 }
 
 // filtertestMapSpecs contains maps before they are loaded into the kernel.
@@ -144,12 +146,14 @@ type filtertestVariables struct {
 type filtertestPrograms struct {
 	FiltertestDirect      *ebpf.Program `ebpf:"filtertest_direct"`
 	FiltertestScratchProg *ebpf.Program `ebpf:"filtertest_scratch_prog"`
+	FiltertestTc          *ebpf.Program `ebpf:"filtertest_tc"`
 }
 
 func (p *filtertestPrograms) Close() error {
 	return _FiltertestClose(
 		p.FiltertestDirect,
 		p.FiltertestScratchProg,
+		p.FiltertestTc,
 	)
 }
 

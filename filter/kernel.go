@@ -90,6 +90,11 @@ func (tb *TestBed) LoadTranslated(insns asm.Instructions, backend Backend) (*Ker
 	if backend == Scratch {
 		name = "filtertest_scratch_prog"
 	}
+	return tb.load(name, insns, backend)
+}
+
+// load splices insns into the test program name and loads it.
+func (tb *TestBed) load(name string, insns asm.Instructions, backend Backend) (*KernelFilter, error) {
 	ps, ok := tb.spec.Programs[name]
 	if !ok {
 		return nil, fmt.Errorf("filter test object has no program %s", name)
@@ -132,7 +137,8 @@ func (kf *KernelFilter) input(data []byte, wireLen int) ([]byte, error) {
 	if wireLen < len(data) {
 		wireLen = len(data)
 	}
-	kf.buf = append(kf.buf[:0], make([]byte, testPrefix)...)
+	var prefix [testPrefix]byte
+	kf.buf = append(kf.buf[:0], prefix[:]...)
 	binary.NativeEndian.PutUint32(kf.buf, uint32(wireLen))
 	kf.buf = append(kf.buf, data...)
 	return kf.buf, nil

@@ -65,6 +65,16 @@ type Options struct {
 	// the Scratch back end. The verifier must be able to prove that R1
 	// points to at least that many bytes.
 	ScratchSize int
+	// Inline makes a fragment for SpliceInline, which replaces the calls
+	// of the stub instead of its body (no bpf-to-bpf call and return per
+	// packet): it uses only R0-R5, keeps M[] in the caller's frame at
+	// StackOffset, and ends by falling through past its last instruction
+	// with the verdict in R0 instead of exiting.
+	Inline bool
+	// StackOffset is the R10-relative offset of M[0] with Inline; M[]
+	// takes 64 bytes from there. InlineStackOffset finds a free one.
+	// 0 means -64.
+	StackOffset int16
 }
 
 // Translate converts a classic BPF program into an eBPF fragment that
@@ -74,7 +84,7 @@ type Options struct {
 // write. The fragment takes its arguments in R1-R3 as described by the
 // back end, returns the cBPF return value in R0 (non-zero means match),
 // uses R0-R6 and 64 bytes of stack, calls no helpers, and has no
-// symbols: Splice it into a stub subprogram. It needs kernel 5.1
+// symbols: Splice it into a stub subprogram (or see Options.Inline). It needs kernel 5.1
 // (JMP32), and is written for the verifiers of Linux 6.1 and later.
 //
 // Programs with constructs that cannot be translated return an error
@@ -83,6 +93,9 @@ func Translate(prog []bpf.Instruction, opts Options) (asm.Instructions, error) {
 	be, err := newBackend(opts)
 	if err != nil {
 		return nil, err
+	}
+	if off := opts.StackOffset; opts.Inline && off != 0 && (off > -4*memWords || off < -512 || off%4 != 0) {
+		return nil, fmt.Errorf("inline filter: stack offset %d is not a 4-byte aligned offset in -512..-64", off)
 	}
 	raw, err := assemble(prog)
 	if err != nil {
@@ -96,7 +109,7 @@ func Translate(prog []bpf.Instruction, opts Options) (asm.Instructions, error) {
 		return nil, err
 	}
 	g.computeNeed(be.limit())
-	return g.emit(be)
+	return g.emit(be, opts)
 }
 
 // op is a decoded cBPF instruction.

@@ -6,7 +6,7 @@
 #   make bench-xdp         # veth flood: bpfcap xdp vs tcpdump -w, hook cost vs no hook (ratios)
 .PHONY: test-xdp test-xdp-guest bench-xdp
 
-XDP_GUEST_RUN := ^Test(ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders|CaptureHookDNS|CaptureStaleAndBusy|CaptureDirections|OpenErrors|FloodReachesPeer|XDPCLIHookDNS|XDPCLIActions|XDPCLIBadInput|XDPCLIDevice|TCCLIDirections|TCCLIBadInput)$$
+XDP_GUEST_RUN := ^Test(ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders|CaptureHookDNS|CaptureStaleAndBusy|CaptureRedirect|CaptureFragsJumbo|CaptureDirections|OpenErrors|StaleClsactFilter|FloodReachesPeer|XDPCLIHookDNS|XDPCLIActions|XDPCLIBadInput|XDPCLIDevice|XDPCLIPerfSnaplen|TCCLIDirections|TCCLIBadInput|TCCLIEgressSnaplen)$$
 
 test-xdp: deps
 	$(GO) test $(TESTFLAGS) ./xdpcap/ ./tccap/ ./bench/xdp/

@@ -3,6 +3,7 @@ package tccap
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -92,15 +93,16 @@ type attacher struct {
 	mode         Mode // resolved: ModeTCX or ModeClsact
 	createdQdisc bool
 	attachments  []attachment
+	notices      io.Writer // nil: discarded
 }
 
 // newAttacher opens a netlink handle in the calling thread's netns.
-func newAttacher(ifindex int, mode Mode) (*attacher, error) {
+func newAttacher(ifindex int, mode Mode, notices io.Writer) (*attacher, error) {
 	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
-	return &attacher{nl: nl, ifindex: ifindex, mode: mode}, nil
+	return &attacher{nl: nl, ifindex: ifindex, mode: mode, notices: notices}, nil
 }
 
 // attach attaches prog in direction dir. In ModeAuto the first attach picks
@@ -158,6 +160,11 @@ func (a *attacher) attachClsact(prog *ebpf.Program, dir Direction) error {
 	if dir == Egress {
 		parent = netlink.HANDLE_MIN_EGRESS
 	}
+	if !a.createdQdisc {
+		if err := a.removeStale(parent, a.notices); err != nil {
+			return err
+		}
+	}
 	prio, err := a.freePriority(parent)
 	if err != nil {
 		return err
@@ -171,7 +178,7 @@ func (a *attacher) attachClsact(prog *ebpf.Program, dir Direction) error {
 			Protocol:  unix.ETH_P_ALL,
 		},
 		Fd:           prog.FD(),
-		Name:         "bpfcap_tc",
+		Name:         filterName,
 		DirectAction: true,
 	}
 	if err := a.nl.FilterAdd(f); err != nil {
@@ -201,9 +208,6 @@ func (a *attacher) freePriority(parent uint32) (uint16, error) {
 	}
 	return 0, errors.New("no free tc filter priority")
 }
-
-// Mode returns the mode in use (after the first attach).
-func (a *attacher) Mode() Mode { return a.mode }
 
 // close detaches everything, removes a clsact qdisc it created, and closes
 // the netlink handle.

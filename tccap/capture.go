@@ -33,6 +33,9 @@ type Options struct {
 	// CountSeen counts every packet that reaches the program (the "seen"
 	// statistic) at the price of a per-CPU map update per packet.
 	CountSeen bool
+	// Notices receives one-line notices for the user, such as the removal
+	// of a filter a killed bpfcap left behind (nil: discarded).
+	Notices io.Writer
 }
 
 // Capture is a running tc capture: a bpfcap.Source (the embedded
@@ -118,7 +121,7 @@ func Open(ifname string, opts Options) (*Capture, error) {
 		progs = append(progs, p)
 	}
 
-	att, err := newAttacher(l.Attrs().Index, opts.Mode)
+	att, err := newAttacher(l.Attrs().Index, opts.Mode, opts.Notices)
 	if err != nil {
 		return fail(err)
 	}
@@ -162,8 +165,10 @@ func Open(ifname string, opts Options) (*Capture, error) {
 	return &Capture{Source: src, Mode: att.mode}, nil
 }
 
+// attacherCloser detaches everything an attacher attached, as a link.
 type attacherCloser struct{ a *attacher }
 
+// Close detaches every direction and removes a qdisc bpfcap created.
 func (c attacherCloser) Close() error { return c.a.close() }
 
 // seenNote says in an interface description when packets seen are not

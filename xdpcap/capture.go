@@ -82,6 +82,7 @@ type slotLink struct {
 	id     ebpf.ProgramID
 }
 
+// Close empties the slot if it still holds this capture's program.
 func (l *slotLink) Close() error { return l.hook.ClearIf(l.action, l.id) }
 
 // HookSpec returns the hook spec of a pinned hook as it names the pcapng

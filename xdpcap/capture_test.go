@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
 	"github.com/bpfcap/bpfcap/hook"
@@ -68,7 +69,21 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // attaches it to the peer end of a new veth pair.
 func firewallOnVeth(t *testing.T, opts firewall.Options) (*testutils.VethPair, string, *firewall.Firewall) {
 	t.Helper()
+	return firewallOnVethMTU(t, opts, 0)
+}
+
+// firewallOnVethMTU is firewallOnVeth with both ends' MTU set to mtu first
+// (0: unchanged); a large MTU needs programs with frags on both ends.
+func firewallOnVethMTU(t *testing.T, opts firewall.Options, mtu int) (*testutils.VethPair, string, *firewall.Firewall) {
+	t.Helper()
 	p := testutils.NewVethPair(t)
+	if mtu > 0 {
+		for _, c := range [][2]string{{p.HostNSName, p.HostName}, {p.PeerNSName, p.PeerName}} {
+			if out, err := testutils.Exec(c[0], "ip", "link", "set", c[1], "mtu", fmt.Sprint(mtu)); err != nil {
+				t.Fatal(out, err)
+			}
+		}
+	}
 	pin := pinPath(t)
 	hook, err := xdpcap.CreatePinned(pin)
 	if err != nil {
@@ -91,8 +106,12 @@ func firewallOnVeth(t *testing.T, opts firewall.Options) (*testutils.VethPair, s
 	// veth hands XDP_TX frames only to a peer with XDP (or GRO) enabled:
 	// a pass-through program on the host end lets bounced packets arrive.
 	err = testutils.Do(t, p.HostNS, func() error {
-		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "pass", Type: ebpf.XDP, AttachType: ebpf.AttachXDP, License: "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(xdpcap.Pass)), asm.Return()}})
+		spec := &ebpf.ProgramSpec{Name: "pass", Type: ebpf.XDP, AttachType: ebpf.AttachXDP, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(xdpcap.Pass)), asm.Return()}}
+		if opts.Frags {
+			spec.Flags = unix.BPF_F_XDP_HAS_FRAGS
+		}
+		prog, err := ebpf.NewProgram(spec)
 		if err != nil {
 			return err
 		}

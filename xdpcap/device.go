@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -25,12 +23,13 @@ var ErrHasProgram = errors.New("the interface already has an XDP program")
 func DeviceSpec(ifname string) string { return "xdp:dev:" + ifname }
 
 // OpenDeviceCapture captures at XDP entry of the interface ifname (in the
-// calling thread's network namespace), which must have no XDP program:
-// bpfcap attaches its own, which passes every packet, and detaches it on
-// Close. Packets carry no verdict. opts.Actions is ignored.
-//
-// An interface that runs an XDP program already is refused with
-// ErrHasProgram and how to capture inside that program instead.
+// calling thread's network namespace). Where the interface has no XDP
+// program, bpfcap attaches its own, which passes every packet, and detaches
+// it on Close; packets carry no verdict. Where it runs one, bpfcap attaches
+// an fexit program to it (kernels that allow tracing BPF programs, 5.5+)
+// and captures each packet as the program leaves it, with its verdict; a
+// kernel that refuses gives ErrHasProgram with how to instrument the
+// program instead. opts.Actions is ignored.
 func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
 	l, err := netlink.LinkByName(ifname)
 	if err != nil {
@@ -42,7 +41,16 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
 	}
 	ifindex := l.Attrs().Index
 	if x := l.Attrs().Xdp; x != nil && x.Attached {
-		return nil, hasProgramError(ifname, ebpf.ProgramID(x.ProgId))
+		// Capture inside the program with fexit where the kernel allows.
+		id := ebpf.ProgramID(x.ProgId)
+		c, err := openFexitCapture(ifname, ifindex, id, opts)
+		if err == nil {
+			if opts.Notices != nil {
+				fmt.Fprintf(opts.Notices, "bpfcap: %s runs XDP program %d: capturing its packets and verdicts with fexit (first buffer of each packet)\n", ifname, id)
+			}
+			return c, nil
+		}
+		return nil, hasProgramError(ifname, id, err)
 	}
 
 	spec, err := loadCapture()
@@ -67,7 +75,7 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
 		p.Close()
 		ring.Close()
 		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
-			return nil, hasProgramError(ifname, 0)
+			return nil, hasProgramError(ifname, 0, nil)
 		}
 		if errors.Is(err, unix.EPERM) {
 			return nil, fmt.Errorf("attach XDP to %s: needs privilege (CAP_NET_ADMIN and CAP_BPF, or root): %w", ifname, err)
@@ -97,9 +105,8 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
 }
 
 // hasProgramError says how to capture on an interface that runs an XDP
-// program: instrument it, or trace it with fentry/fexit where the kernel
-// allows; it says whether this kernel does.
-func hasProgramError(ifname string, id ebpf.ProgramID) error {
+// program bpfcap could not trace with fexit (fexitErr says why).
+func hasProgramError(ifname string, id ebpf.ProgramID, fexitErr error) error {
 	what := "an XDP program"
 	if id != 0 {
 		what = fmt.Sprintf("XDP program %d", id)
@@ -110,44 +117,11 @@ func hasProgramError(ifname string, id ebpf.ProgramID) error {
 			p.Close()
 		}
 	}
-	tracing := "fentry/fexit on XDP programs: " + probeFexit(id)
+	tracing := "capturing inside it with fentry/fexit: not tried"
+	if fexitErr != nil {
+		tracing = "capturing inside it with fentry/fexit: " + errFexitRefused(fexitErr) + ", so bpfcap cannot capture inside that program here"
+	}
 	return fmt.Errorf("%w: %s runs %s. bpfcap does not replace it. Instrument it: end every path with "+
 		"`return xdpcap_exit(ctx, &xdpcap_hook, action);` (bpf/xdpcap.h), pin the hook map and run `bpfcap xdp PIN`; %s",
 		ErrHasProgram, ifname, what, tracing)
-}
-
-// probeFexit says whether this kernel lets bpfcap attach an fexit program
-// to the XDP program id.
-func probeFexit(id ebpf.ProgramID) string {
-	if id == 0 {
-		return "could not tell (no program ID)"
-	}
-	target, err := ebpf.NewProgramFromID(id)
-	if err != nil {
-		return fmt.Sprintf("could not tell (open program %d: %v)", id, err)
-	}
-	defer target.Close()
-	info, err := target.Info()
-	if err != nil {
-		return fmt.Sprintf("could not tell (program %d info: %v)", id, err)
-	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "bpfcap_fexit",
-		Type:         ebpf.Tracing,
-		AttachType:   ebpf.AttachTraceFExit,
-		AttachTarget: target,
-		AttachTo:     info.Name,
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
-	if err != nil {
-		// EPERM as root is the kernel's refusal (lockdown, or a kernel
-		// that refuses tracing programs), not missing privilege.
-		if errors.Is(err, unix.EPERM) && os.Geteuid() != 0 {
-			return fmt.Sprintf("could not tell (needs privilege: %v)", err)
-		}
-		return fmt.Sprintf("refused by this kernel (%v), so bpfcap cannot capture inside that program here", err)
-	}
-	prog.Close()
-	return "this kernel allows them, but bpfcap does not capture that way yet"
 }

@@ -87,8 +87,16 @@ dpdk_testpmd_start() {
 	return 1
 }
 
-# dpdk_testpmd_stop stops testpmd (newline, then TERM, then KILL).
+# dpdk_testpmd_stop stops testpmd (newline, then TERM, then KILL). If
+# testpmd had died by itself, its log goes to stderr.
 dpdk_testpmd_stop() {
+	# A dead testpmd leaves the fifo without a reader: writing to it must
+	# not kill this script before it cleaned up.
+	trap '' PIPE
+	if [ -n "$_dpdk_tp_pid" ] && ! kill -0 "$_dpdk_tp_pid" 2>/dev/null; then
+		echo "dpdk-testpmd (prefix $DPDK_PREFIX) had exited by itself; its log ends:" >&2
+		tail -n 30 "$_dpdk_tp_log" >&2
+	fi
 	if [ -n "$_dpdk_tp_pid" ]; then
 		echo >&9 2>/dev/null
 		exec 9>&- 2>/dev/null

@@ -26,6 +26,11 @@ type xdpMD struct {
 // test run would pay for an RCU grace period. Use it from a thread in the
 // interface's network namespace.
 type Flooder struct {
+	// BatchSize is how many frames the kernel builds and sends before it
+	// lets the receiver run (BPF_PROG_TEST_RUN batch size; default 256).
+	// A veth ring holds 256 frames: on a single CPU, larger batches drop.
+	BatchSize uint32
+
 	tx      *ebpf.Program
 	pass    *ebpf.Program
 	link    link.Link
@@ -59,7 +64,7 @@ func NewFlooder(ifindex int) (*Flooder, error) {
 		pass.Close()
 		return nil, fmt.Errorf("attach pass program to the sending end: %w", err)
 	}
-	return &Flooder{tx: tx, pass: pass, link: l, ifindex: ifindex}, nil
+	return &Flooder{BatchSize: 256, tx: tx, pass: pass, link: l, ifindex: ifindex}, nil
 }
 
 // Send transmits frame n times (rounded up to whole batches of the kernel's
@@ -70,7 +75,7 @@ func (f *Flooder) Send(frame []byte, n uint32) error {
 		Context:   xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(f.ifindex)},
 		Repeat:    n,
 		Flags:     unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-		BatchSize: 256,
+		BatchSize: f.BatchSize,
 	})
 	if err != nil {
 		return fmt.Errorf("live-frames flood of %d frames: %w", n, err)

@@ -21,12 +21,13 @@ type dpdkFlags struct {
 	filePrefix string
 	ringSize   int
 	lcores     string
-	pci        bool
+	noPCI      bool
 	noAlignOps bool
+	takeover   bool
 }
 
 func (f *dpdkFlags) config() dpdk.Config {
-	return dpdk.Config{FilePrefix: f.filePrefix, Lcores: f.lcores, PCI: f.pci}
+	return dpdk.Config{FilePrefix: f.filePrefix, Lcores: f.lcores, NoPCI: f.noPCI}
 }
 
 // newDPDKCmd builds `bpfcap dpdk PORT... [rx|tx|both] [FILTER...]` and
@@ -76,6 +77,7 @@ dropped = ringfull, OS drops = nombuf.`,
 	addCaptureFlags(cmd.Flags(), &o)
 	addDPDKFlags(cmd.PersistentFlags(), &df)
 	cmd.Flags().IntVar(&df.ringSize, "ring-size", dpdk.DefaultRingSize, "packets the ring from the primary holds (a power of two)")
+	cmd.Flags().BoolVar(&df.takeover, "takeover", false, "replace a capture already enabled on a port (left by a killed bpfcap or dpdk-dumpcap)")
 	cmd.Flags().BoolVar(&df.noAlignOps, "no-align-ops", false, "do not align the mempool ops tables (shows DPDK bug 1073)")
 	cmd.Flags().MarkHidden("no-align-ops")
 	cmd.AddCommand(newDPDKListCmd(env, &df))
@@ -90,7 +92,7 @@ type flagAdder interface {
 func addDPDKFlags(fs flagAdder, df *dpdkFlags) {
 	fs.StringVar(&df.filePrefix, "file-prefix", dpdk.DefaultFilePrefix, "the DPDK application's --file-prefix")
 	fs.StringVar(&df.lcores, "lcores", "", "EAL --lcores for bpfcap (default: the highest lcore id, on every CPU)")
-	fs.BoolVar(&df.pci, "pci", false, "let bpfcap's EAL scan the PCI bus (for primaries driving PCI NICs)")
+	fs.BoolVar(&df.noPCI, "no-pci", false, "do not scan the PCI bus (only for primaries without PCI devices)")
 }
 
 // newDPDKListCmd builds `bpfcap dpdk list`.
@@ -203,6 +205,7 @@ func startDPDK(env *cliEnv, p *dpdk.Process, o *captureOptions, df *dpdkFlags, a
 		SnapLen:    o.snaplen(),
 		RingSize:   df.ringSize,
 		NoAlignOps: df.noAlignOps,
+		Takeover:   df.takeover,
 	})
 	if err != nil {
 		return nil, err

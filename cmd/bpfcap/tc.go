@@ -66,6 +66,7 @@ The filter sees the packet's linear part.`,
 					Snaplen:    o.snaplen(),
 					Ring:       o.ringOptions(env.stderr),
 					CountSeen:  countSeen,
+					Notices:    env.stderr,
 				})
 			}
 			return runCapture(cmd.Context(), env, &o, open)

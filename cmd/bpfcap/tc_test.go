@@ -302,3 +302,35 @@ func tcPcapFrames(t *testing.T, path string) []string {
 		out = append(out, hex.EncodeToString(data))
 	}
 }
+
+// TestTCCLIEgressSnaplen: one direction only, the perf transport and a
+// snap length: the 8000-byte datagram is cut to 100 bytes of 8042.
+func TestTCCLIEgressSnaplen(t *testing.T) {
+	p := testutils.NewVethPair(t)
+	setJumboMTU(t, p)
+	out := filepath.Join(t.TempDir(), "egress.pcapng")
+	r := xdpStart(t, &p.HostNS, "tc", "dev", p.HostName, "egress", "--tc-mode", "clsact", "--perf", "-s", "100", "udp", "-w", out)
+	r.waitFile(t, out)
+	tcTraffic(t, p, 2)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
+	}
+	pkts, ifs := xdpReadPcapng(t, out)
+	if len(ifs) != 1 || ifs[0].Name != "tc:"+p.HostName+":egress" {
+		t.Fatalf("interfaces = %+v", ifs)
+	}
+	var lens []string
+	for _, pk := range pkts {
+		if pk.Direction != pcapng.DirectionOutbound {
+			t.Errorf("egress packet with direction %q", pk.Direction)
+		}
+		lens = append(lens, fmt.Sprintf("%d/%d", len(pk.Data), pk.WireLen))
+	}
+	sort.Strings(lens)
+	if want := "[100/8042 49/49 49/49]"; fmt.Sprint(lens) != want {
+		t.Fatalf("captured/wire lengths %v, want %s", lens, want)
+	}
+	if left := tcLeftovers(t, p); len(left) != 0 {
+		t.Fatalf("left attached after exit: %v", left)
+	}
+}

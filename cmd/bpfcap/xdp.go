@@ -33,9 +33,13 @@ its action, so the program behaves exactly as before. On exit the slots are
 emptied; slots left full by a killed bpfcap are emptied by the next run.
 
   bpfcap xdp PIN [FILTER]        capture from the hook pinned at PIN
-  bpfcap xdp dev IFNAME [FILTER] capture at XDP entry of an interface that
-                                 has no XDP program (bpfcap attaches its own
-                                 pass-through program); packets have no verdict
+  bpfcap xdp dev IFNAME [FILTER] an interface without an XDP program: capture
+                                 at XDP entry (bpfcap attaches its own
+                                 pass-through program; no verdicts). One with
+                                 an XDP program: capture what it returns with
+                                 fexit on it where the kernel allows (first
+                                 buffer of each packet, with the verdict);
+                                 elsewhere bpfcap says how to instrument it
 
 Packets are Ethernet frames; the verdict is in each packet's epb_verdict
 (type XDP) and comment. Multi-buffer (frags) programs are captured in full

@@ -513,26 +513,65 @@ func TestXDPCLIDevice(t *testing.T) {
 		t.Fatalf("XDP program %d left on %s", x.ProgId, p.PeerName)
 	}
 
-	// With an XDP program on the interface: refused, with the way out.
+	// With an XDP program on the interface: where the kernel lets bpfcap
+	// attach fexit to it, the capture shows the program's packets with
+	// their verdicts; where it refuses, the error says how to instrument
+	// the program and that fexit was refused.
 	s := newXDPSetup(t, firewall.Options{})
-	var runErr error
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(s.PeerNS); err != nil {
-			errc <- err
-			return
+	xdpDeviceOnProgram(t, s)
+}
+
+// xdpDeviceOnProgram runs `bpfcap xdp dev PEER 'udp port 53'` with the
+// firewall on PEER.
+func xdpDeviceOnProgram(t *testing.T, s *xdpSetup) {
+	t.Helper()
+	warmUp(t, s)
+	out := filepath.Join(t.TempDir(), "fexit.pcapng")
+	r := xdpStart(t, &s.PeerNS, "xdp", "dev", s.PeerName, "udp port 53", "-w", out)
+	attached := false
+	deadline := time.Now().Add(15 * time.Second)
+wait:
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(out); err == nil {
+			attached = true
+			break
 		}
-		err, _ := runOnce("xdp", "dev", s.PeerName)
-		errc <- err
-	}()
-	runErr = <-errc
-	for _, want := range []string{"already has an XDP program", "(firewall)", "xdpcap_exit", "bpfcap xdp PIN", "fentry/fexit on XDP programs"} {
-		if runErr == nil || !strings.Contains(runErr.Error(), want) {
-			t.Fatalf("xdp dev on an interface with XDP: %v; want it to say %q", runErr, want)
+		select {
+		case err := <-r.done: // ended before attaching
+			r.once.Do(func() { r.err = err })
+			break wait
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	t.Logf("%v", runErr)
+	if !attached {
+		runErr := r.stop(t)
+		for _, want := range []string{"already has an XDP program", "(firewall)", "xdpcap_exit", "bpfcap xdp PIN", "capturing inside it with fentry/fexit: refused"} {
+			if runErr == nil || !strings.Contains(runErr.Error(), want) {
+				t.Fatalf("xdp dev on an interface with XDP: %v; want it to say %q\nstderr: %s", runErr, want, r.stderr)
+			}
+		}
+		var msg bytes.Buffer
+		if code := exitCode(runErr, &msg); code != 2 {
+			t.Fatalf("exit status %d, want 2", code)
+		}
+		t.Logf("this kernel refuses fexit on XDP programs: %v", runErr)
+		return
+	}
+	want := dnsTraffic(t, s, 2)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
+	}
+	if !strings.Contains(r.stderr.String(), "capturing its packets and verdicts with fexit") {
+		t.Errorf("no notice about fexit on stderr:\n%s", r.stderr)
+	}
+	pkts, ifs := xdpReadPcapng(t, out)
+	if len(ifs) != 1 || ifs[0].Name != "xdp:fexit:"+s.PeerName {
+		t.Fatalf("interfaces = %+v", ifs)
+	}
+	if got := flows(t, pkts); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("fexit captured %v, want %v", got, want)
+	}
+	t.Logf("fexit capture: %d packets with verdicts", len(pkts))
 }
 
 // TestXDPHostTshark: tshark reads the capture of 'udp port 53' and shows
@@ -692,4 +731,32 @@ func xdpPing(t *testing.T, ns netns.NsHandle, src, dst net.IP, n int) {
 			t.Fatalf("no echo reply from %s for request %d", dst, seq)
 		}
 	}
+}
+
+// TestXDPCLIPerfSnaplen: the perf buffer transport and a snap length
+// (bpftool's `len` keyword) work for hook captures: every DNS packet is
+// cut to 60 bytes and keeps its wire length and verdict.
+func TestXDPCLIPerfSnaplen(t *testing.T) {
+	s := newXDPSetup(t, firewall.Options{})
+	warmUp(t, s)
+	out := filepath.Join(t.TempDir(), "perf.pcapng")
+	r := xdpStart(t, nil, "xdp", s.pin, "--perf", "len", "60", "udp port 53", "-w", out)
+	r.waitFile(t, out)
+	dnsTraffic(t, s, 2)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
+	}
+	pkts, ifs := xdpReadPcapng(t, out)
+	if len(ifs) != 1 || ifs[0].SnapLen != 60 {
+		t.Fatalf("interfaces = %+v, want snap length 60", ifs)
+	}
+	if len(pkts) != 6 {
+		t.Fatalf("captured %d packets, want 6", len(pkts))
+	}
+	for _, p := range pkts {
+		if len(p.Data) != 60 || p.WireLen <= 60 || p.VerdictType != pcapng.VerdictXDP {
+			t.Fatalf("packet of %d bytes (wire %d, verdict type %d), want 60 of more, with a verdict", len(p.Data), p.WireLen, p.VerdictType)
+		}
+	}
+	assertHookEmpty(t, s.pin)
 }

@@ -27,10 +27,16 @@ func defaultMatrix() []matrixEntry {
 		{pkg: "./probe", run: "^Test(Parse|LooksLike|TraceFallbackChain|TraceResolve|TraceDropReasons|ListFindsHooks|TraceDropNoSocket|TraceMultiHookPacketID|TraceProgramsVerify|TraceDeviceFilter|TraceAutoHeader|TracePagedData)"},
 		// XDP hook and tc (xdp helper). TestHookCostBudget is a timing
 		// budget: meaningless under TCG.
-		{pkg: "./xdpcap", run: "^Test(CaptureHookDNS|CaptureStaleAndBusy|ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders)$"},
-		{pkg: "./tccap", run: "."},
-		// CLI end to end: trace/list (trace helper), xdp/tc (xdp helper);
-		// host-only tests carry "Host" in their names and stay out.
-		{pkg: "./cmd/bpfcap", run: "^Test(ListKfreeSkb|ListNoMatch|TraceCLIDropNoSocket|XDPCLI|TCCLI)"},
+		{pkg: "./xdpcap", run: "^Test(ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders|CaptureHookDNS|CaptureStaleAndBusy|CaptureRedirect)$"},
+		{pkg: "./tccap", run: "^Test(CaptureDirections|OpenErrors|StaleClsactFilter)$"},
+		{pkg: "./bench/xdp", run: "^TestFloodReachesPeer$"},
+		// Translator against each kernel's verifier (filter helper); the
+		// differential test shrinks its corpus under $BPFCAP_VMTEST.
+		// TestFilterDumpMatchesTcpdump needs tcpdump.
+		{pkg: "./filter", run: "^(TestFilterCompileErrors|TestFilterParseProto|TestFilterTranslateRefuses|TestFilterMatcher|TestFilterSplice|TestFilterSpliceLoads|TestFilterSemantics|TestFilterDifferential|TestFilterDemoPcap|FuzzTranslate)$|^TestFilterInline"},
+		// CLI end to end: trace/list (trace helper, prefixes), xdp/tc (xdp
+		// helper), filter (filter helper). Host-only tests (TestXDPHost*,
+		// TestTCHost*, TestTraceHost*, TestFilterCLIReadWrite) stay out.
+		{pkg: "./cmd/bpfcap", run: "^Test(ListKfreeSkb|ListNoMatch|TraceCLIDropNoSocket)|^Test(XDPCLIHookDNS|XDPCLIActions|XDPCLIBadInput|XDPCLIDevice|XDPCLIPerfSnaplen|TCCLIDirections|TCCLIBadInput|TCCLIEgressSnaplen|FilterCLIDump|FilterCLIBadInput|FilterCLIInputs)$"},
 	}
 }

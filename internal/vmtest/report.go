@@ -65,7 +65,7 @@ func report(w io.Writer, cols []*column, runs []guestRun) int {
 			case t.outcome == fail:
 				failures++
 				cell = "FAIL"
-				fails = append(fails, fmt.Sprintf("%s / %s.%s:\n%s", c.name, rw.label, rw.test, indent(tail(t.reason, 12))))
+				fails = append(fails, fmt.Sprintf("%s / %s.%s:\n%s", c.name, rw.label, rw.test, indent(excerpt(t.reason))))
 			case t.outcome == missing:
 				failures++
 				cell = "INCOMPLETE"
@@ -102,7 +102,7 @@ func report(w io.Writer, cols []*column, runs []guestRun) int {
 			rr := c.runs[r.label]
 			if rr != nil && rr.err != "" {
 				failures++
-				fails = append(fails, fmt.Sprintf("%s / %s: %s\n%s", c.name, r.label, rr.err, indent(tail(rr.output, 15))))
+				fails = append(fails, fmt.Sprintf("%s / %s: %s\n%s", c.name, r.label, rr.err, indent(excerpt(rr.output))))
 			}
 		}
 	}
@@ -120,6 +120,22 @@ func report(w io.Writer, cols []*column, runs []guestRun) int {
 	}
 	fmt.Fprintf(w, "\n%d test rows x %d kernels, %d failure(s)\n", len(rows), len(cols), failures)
 	return failures
+}
+
+// excerpt keeps the first lines of a failure's output (where the error
+// usually is) and its last lines (where a panic or summary is).
+func excerpt(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic: ") { // a crash or -test.timeout: show it and what follows
+			lines = lines[i:]
+			break
+		}
+	}
+	if len(lines) <= 16 {
+		return strings.Join(lines, "\n")
+	}
+	return strings.Join(lines[:10], "\n") + fmt.Sprintf("\n... (%d lines left out: see the log) ...\n", len(lines)-15) + strings.Join(lines[len(lines)-5:], "\n")
 }
 
 func oneLine(s string) string {

@@ -1,0 +1,79 @@
+package tccap
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// filterName is the name bpfcap gives its cls_bpf filters (the program's
+// name as `tc filter show` prints it).
+const filterName = "bpfcap_tc"
+
+// removeStale deletes the cls_bpf filters a killed bpfcap left at parent
+// (named bpfcap_tc, with a program no process holds any more), saying so
+// on notices. Filters of a running bpfcap are left alone.
+func (a *attacher) removeStale(parent uint32, notices io.Writer) error {
+	l := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: a.ifindex}}
+	filters, err := a.nl.FilterList(l, parent)
+	if err != nil {
+		return fmt.Errorf("list tc filters: %w", err)
+	}
+	for _, f := range filters {
+		bf, ok := f.(*netlink.BpfFilter)
+		if !ok || !strings.HasPrefix(bf.Name, filterName) || bf.Id == 0 {
+			continue
+		}
+		held, err := programHeld(uint32(bf.Id))
+		if err != nil || held {
+			continue
+		}
+		if err := a.nl.FilterDel(bf); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("remove a stale bpfcap filter (program %d): %w", bf.Id, err)
+		}
+		if notices != nil {
+			fmt.Fprintf(notices, "bpfcap: removed a tc filter left by a bpfcap that did not exit cleanly (program %d, priority %d)\n",
+				bf.Id, bf.Priority)
+		}
+	}
+	return nil
+}
+
+// programHeld reports whether a process other than this one has the BPF
+// program id open (from /proc/PID/fdinfo "prog_id:" lines).
+func programHeld(id uint32) (bool, error) {
+	self := os.Getpid()
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return false, fmt.Errorf("list processes: %w", err)
+	}
+	want := "prog_id:\t" + strconv.FormatUint(uint64(id), 10) + "\n"
+	for _, d := range procs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		fdDir := filepath.Join("/proc", d.Name(), "fd")
+		fds, err := os.ReadDir(fdDir)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if t, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err != nil || t != "anon_inode:bpf-prog" {
+				continue
+			}
+			info, err := os.ReadFile(filepath.Join("/proc", d.Name(), "fdinfo", fd.Name()))
+			if err == nil && strings.Contains(string(info), want) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
