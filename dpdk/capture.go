@@ -349,9 +349,10 @@ func fixTime(wrapNs, ts, now uint64) (fixed uint64, how int) {
 }
 
 // disableGrace is how long the primary may still be inside a capture
-// callback after rte_pdump_disable returns (a primary crashed when the
-// ring and pool were freed sooner).
-const disableGrace = 200 * time.Millisecond
+// callback after rte_pdump_disable returns: DPDK 22.11 removes the
+// callbacks without waiting for bursts in progress, and a primary crashed
+// when the ring and pool were freed 200 ms later on a loaded machine.
+const disableGrace = 500 * time.Millisecond
 
 // Interfaces describes the ports, one per IDB, in the order given.
 func (cp *Capture) Interfaces() []pcapng.Interface { return cp.ifaces }
@@ -721,8 +722,8 @@ func (cp *Capture) disable() {
 	}
 }
 
-// countersSettle reports whether pdump's counters of our ports stop
-// moving within a second.
+// countersSettle reports whether pdump's counters of our ports stand
+// still for 150 ms, within two seconds.
 func (cp *Capture) countersSettle() bool {
 	sum := func() (t uint64) {
 		for i, port := range cp.ports {
@@ -732,14 +733,17 @@ func (cp *Capture) countersSettle() bool {
 		}
 		return t
 	}
-	prev := sum()
-	for range 20 {
+	prev, still := sum(), 0
+	for range 40 {
 		time.Sleep(50 * time.Millisecond)
 		cur := sum()
-		if cur == prev {
+		if cur != prev {
+			prev, still = cur, 0
+			continue
+		}
+		if still++; still == 3 {
 			return true
 		}
-		prev = cur
 	}
 	return false
 }

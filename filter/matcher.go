@@ -74,6 +74,11 @@ func (m *Matcher) Run(data []byte, wireLen int) uint32 {
 // run is Run that also reports whether the run stopped at the
 // backward-jump bound.
 func (m *Matcher) run(data []byte, wireLen int) (ret uint32, bounded bool) {
+	return m.runBounded(data, wireLen, MaxBackwardJumps)
+}
+
+// runBounded is run with a given bound on backward jumps.
+func (m *Matcher) runBounded(data []byte, wireLen int, bound int) (ret uint32, bounded bool) {
 	var a, x uint32
 	backward := 0
 	var mem [memWords]uint32
@@ -175,7 +180,7 @@ func (m *Matcher) run(data []byte, wireLen int) (ret uint32, bounded bool) {
 			case jmpJA:
 				// Sign-extended, as libpcap does for protochain.
 				if int32(k) < 0 {
-					if backward++; backward > MaxBackwardJumps {
+					if backward++; backward > bound {
 						return 0, true
 					}
 				}

@@ -32,6 +32,9 @@ type Hook struct {
 	ExtraLinkTypes []pcapng.LinkType
 	// VerdictType says how to write the events' verdicts (XDP or tc).
 	VerdictType pcapng.VerdictType
+	// SeenNotCounted says the program does not count every packet it
+	// sees (StatSeen stays 0), so statistics must not report a figure.
+	SeenNotCounted bool
 }
 
 // SourceOptions add names to the raw numbers in events.
@@ -354,6 +357,7 @@ func (s *Source) collect() []pcapng.InterfaceStats {
 		uf := s.userFiltered[hook]
 		st := pcapng.InterfaceStats{
 			Seen:         k[StatSeen],
+			SeenCounted:  !s.byHook[hook].SeenNotCounted,
 			Matched:      k[StatMatched],
 			Captured:     k[StatCaptured],
 			Lost:         k[StatLost],

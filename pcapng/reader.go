@@ -281,6 +281,7 @@ func (rd *Reader) readISB(b []byte) error {
 			s.Comment = string(val)
 		case optISBIfRecv:
 			s.Stats.Seen = v
+			s.Stats.SeenCounted = true
 		case optISBIfDrop:
 			s.Stats.Lost = v
 		case optISBFilterAccept:

@@ -156,8 +156,12 @@ type Packet struct {
 // InterfaceStats are one interface's counters, written as an Interface
 // Statistics Block at the end of a capture.
 type InterfaceStats struct {
-	// Seen: packets that reached the hook (isb_ifrecv).
+	// Seen: packets that reached the hook (isb_ifrecv), when SeenCounted.
 	Seen uint64
+	// SeenCounted says the hook counts every packet it sees. Hooks that
+	// keep map updates off their non-matching path do not: then Seen is
+	// meaningless, isb_ifrecv is left out and no "seen" figure is shown.
+	SeenCounted bool
 	// Matched: packets the filter accepted (isb_filteraccept).
 	Matched uint64
 	// Captured: packets delivered to the output (isb_usrdeliv).

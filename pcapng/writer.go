@@ -247,7 +247,9 @@ func (w *Writer) WriteStats(ifIndex int, start, ts time.Time, s InterfaceStats) 
 		bb.optTimestamp(optISBStartTime, uint64(start.UnixNano()))
 	}
 	bb.optTimestamp(optISBEndTime, ns)
-	bb.optU64(optISBIfRecv, s.Seen)
+	if s.SeenCounted {
+		bb.optU64(optISBIfRecv, s.Seen)
+	}
 	bb.optU64(optISBIfDrop, s.Lost)
 	bb.optU64(optISBFilterAccept, s.Matched)
 	bb.optU64(optISBOSDrop, s.Skipped)

@@ -75,7 +75,7 @@ func writeTestFile(t *testing.T, w io.Writer, t0 time.Time) {
 			t.Fatal(err)
 		}
 	}
-	if err := pw.WriteStats(0, t0, t0.Add(2*time.Second), InterfaceStats{Seen: 10, Matched: 5, Captured: 4, Lost: 1, Skipped: 2, UserFiltered: 3}); err != nil {
+	if err := pw.WriteStats(0, t0, t0.Add(2*time.Second), InterfaceStats{Seen: 10, SeenCounted: true, Matched: 5, Captured: 4, Lost: 1, Skipped: 2, UserFiltered: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if err := pw.Flush(); err != nil {
@@ -141,9 +141,42 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("packet 2: %+v", p)
 	}
 	st := rd.Stats()
-	if len(st) != 1 || st[0].Stats != (InterfaceStats{Seen: 10, Matched: 5, Captured: 4, Lost: 1, Skipped: 2}) ||
+	if len(st) != 1 || st[0].Stats != (InterfaceStats{Seen: 10, SeenCounted: true, Matched: 5, Captured: 4, Lost: 1, Skipped: 2}) ||
 		st[0].Comment != "filtered in userspace: 3" || !st[0].Timestamp.Equal(t0.Add(2*time.Second)) {
 		t.Errorf("stats: %+v", st)
+	}
+}
+
+// A hook that does not count the packets it sees must not claim a figure:
+// the ISB then has no isb_ifrecv, and a reader sees SeenCounted false.
+func TestStatsWithoutSeen(t *testing.T) {
+	var buf bytes.Buffer
+	pw, err := NewWriter(&buf, WriterOptions{Application: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pw.AddInterface(Interface{Name: "tc:eth0:ingress", LinkType: LinkTypeEthernet, SnapLen: 128}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1700000000, 0)
+	if err := pw.WriteStats(0, t0, t0, InterfaceStats{Seen: 7, Matched: 3, Captured: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := rd.Next(); err != nil {
+			break
+		}
+	}
+	st := rd.Stats()
+	if len(st) != 1 || st[0].Stats != (InterfaceStats{Matched: 3, Captured: 3}) {
+		t.Errorf("stats without seen: %+v, want no isb_ifrecv", st)
 	}
 }
 

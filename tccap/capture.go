@@ -142,7 +142,8 @@ func Open(ifname string, opts Options) (*Capture, error) {
 				Description: fmt.Sprintf("tc %s of %s (%s)%s", d, ifname, att.mode, seenNote(opts.CountSeen)),
 				MAC:         l.Attrs().HardwareAddr,
 			},
-			VerdictType: pcapng.VerdictNone,
+			VerdictType:    pcapng.VerdictNone,
+			SeenNotCounted: !opts.CountSeen,
 		}
 	}
 	// The first hook's links are closed last: the attacher detaches every

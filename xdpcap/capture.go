@@ -200,7 +200,8 @@ func openHookCapture(h *Hook, pin string, opts CaptureOptions) (*Capture, error)
 			Description: fmt.Sprintf("XDP tail-call hook %s, actions %s (%s)%s", pin, strings.Join(names, ","), target, seenNote(opts.CountSeen)),
 			LinkType:    pcapng.LinkTypeEthernet,
 		},
-		VerdictType: pcapng.VerdictXDP,
+		VerdictType:    pcapng.VerdictXDP,
+		SeenNotCounted: !opts.CountSeen,
 	}}, hook.SourceOptions{DeviceName: h.deviceName})
 	if err != nil {
 		return nil, err

@@ -91,7 +91,8 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
 			LinkType:    pcapng.LinkTypeEthernet,
 			MAC:         l.Attrs().HardwareAddr,
 		},
-		VerdictType: pcapng.VerdictNone,
+		VerdictType:    pcapng.VerdictNone,
+		SeenNotCounted: !opts.CountSeen,
 	}}, hook.SourceOptions{DeviceName: func(idx, _ uint32) string {
 		if idx == uint32(ifindex) {
 			return ifname

@@ -88,7 +88,8 @@ func openFexitCapture(ifname string, ifindex int, id ebpf.ProgramID, opts Captur
 				id, fn, ifname, seenNote(opts.CountSeen)),
 			LinkType: pcapng.LinkTypeEthernet,
 		},
-		VerdictType: pcapng.VerdictXDP,
+		VerdictType:    pcapng.VerdictXDP,
+		SeenNotCounted: !opts.CountSeen,
 	}}, hook.SourceOptions{DeviceName: func(idx, _ uint32) string {
 		if idx == uint32(ifindex) {
 			return ifname

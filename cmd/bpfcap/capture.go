@@ -328,6 +328,7 @@ func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.Interface
 		}
 		st := stats[i]
 		t.Seen += st.Seen
+		t.SeenCounted = t.SeenCounted || st.SeenCounted
 		t.Matched += st.Matched
 		t.Captured += st.Captured
 		t.Lost += st.Lost
@@ -336,7 +337,11 @@ func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.Interface
 	}
 	for _, name := range names {
 		st := sum[name]
-		line := fmt.Sprintf("%s: seen %d, matched %d, captured %d, lost %d", name, st.Seen, st.Matched, st.Captured, st.Lost)
+		line := name + ":"
+		if st.SeenCounted {
+			line += fmt.Sprintf(" seen %d,", st.Seen)
+		}
+		line += fmt.Sprintf(" matched %d, captured %d, lost %d", st.Matched, st.Captured, st.Lost)
 		if st.Skipped > 0 {
 			line += fmt.Sprintf(", skipped %d", st.Skipped)
 		}

@@ -236,25 +236,55 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "vmtest: test binaries built in %.1fs\n", time.Since(buildStart).Seconds())
+	rs := matchRuns(plans, bins, o.testTimeout)
+	cols := runColumns(ctx, o, work, series, kernels, kerrs, rs.runs, host, stderr)
+	for _, c := range cols {
+		for label, err := range rs.buildErrs {
+			c.runs[label] = &runResult{label: label, tests: map[string]*testResult{}, err: "build failed: " + err.Error()}
+		}
+		judge(c, rs.strict)
+	}
+	failed := report(stdout, cols, rs.all)
+	fmt.Fprintf(stdout, "\ntotal %.1fs; logs in %s\n", time.Since(start).Seconds(), work)
+	if o.selftest {
+		return checkSelftest(stdout, cols, failed)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d failure(s) in the kernel matrix", failed)
+	}
+	return nil
+}
+
+// runSet is the plan matched with the built binaries.
+type runSet struct {
+	runs      []guestRun // what the columns execute
+	all       []guestRun // runs plus the packages that did not build
+	strict    map[string]bool
+	buildErrs map[string]error
+}
+
+func matchRuns(plans []planned, bins []testBinary, timeout time.Duration) runSet {
 	binFor := map[string]testBinary{}
 	for _, b := range bins {
 		binFor[b.pkg] = b
 	}
-	var runs, all []guestRun
-	strict := map[string]bool{}
-	buildErrs := map[string]error{}
+	rs := runSet{strict: map[string]bool{}, buildErrs: map[string]error{}}
 	for _, p := range plans {
 		b := binFor[p.pkg]
-		r := guestRun{label: p.label, pkgDir: b.pkgDir, bin: b.path, run: p.run, env: p.env, timeout: o.testTimeout.String()}
-		all = append(all, r)
-		strict[p.label] = p.strict
+		r := guestRun{label: p.label, pkgDir: b.pkgDir, bin: b.path, run: p.run, env: p.env, timeout: timeout.String()}
+		rs.all = append(rs.all, r)
+		rs.strict[p.label] = p.strict
 		if b.err != nil {
-			buildErrs[p.label] = b.err
+			rs.buildErrs[p.label] = b.err
 			continue
 		}
-		runs = append(runs, r)
+		rs.runs = append(rs.runs, r)
 	}
+	return rs
+}
 
+// runColumns runs the guests (o.jobs at a time) and, meanwhile, the host.
+func runColumns(ctx context.Context, o *options, work string, series []string, kernels []*kernel, kerrs []error, runs []guestRun, host bool, stderr io.Writer) []*column {
 	cols := make([]*column, len(series))
 	sem := make(chan struct{}, o.jobs)
 	var wg sync.WaitGroup
@@ -284,21 +314,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	if hostCol != nil {
 		cols = append(cols, hostCol)
 	}
-	for _, c := range cols {
-		for label, err := range buildErrs {
-			c.runs[label] = &runResult{label: label, tests: map[string]*testResult{}, err: "build failed: " + err.Error()}
-		}
-		judge(c, strict)
-	}
-	failed := report(stdout, cols, all)
-	fmt.Fprintf(stdout, "\ntotal %.1fs; logs in %s\n", time.Since(start).Seconds(), work)
-	if o.selftest {
-		return checkSelftest(stdout, cols, failed)
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d failure(s) in the kernel matrix", failed)
-	}
-	return nil
+	return cols
 }
 
 func containsHostOnly(kernels []string) bool {
