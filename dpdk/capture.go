@@ -299,16 +299,16 @@ func (cp *Capture) start(prog []byte) error {
 			cp.base[i] = C.struct_rte_pdump_stats{}
 		}
 		rc := C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
-		if rc < 0 && cp.c.prm != nil && cp.vm != nil && i == 0 {
+		if rc == -C.EEXIST && cp.opts.Takeover {
+			C.bc_capture_disable(C.uint16_t(port.ID), C.RTE_PDUMP_FLAG_RXTX)
+			time.Sleep(disableGrace)
+			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
+		}
+		if (rc == -C.EINVAL || rc == -C.ENOTSUP) && cp.c.prm != nil && cp.vm != nil && i == 0 {
 			// The primary refused the converted program (rte_bpf_load):
 			// fall back to filtering here.
 			C.bc_capture_drop_filter(cp.c)
 			cp.fallback = fmt.Sprintf("the primary refused filter %q (%v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
-			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
-		}
-		if rc == -C.EEXIST && cp.opts.Takeover {
-			C.bc_capture_disable(C.uint16_t(port.ID), C.RTE_PDUMP_FLAG_RXTX)
-			time.Sleep(disableGrace)
 			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
 		}
 		if rc < 0 {
@@ -437,6 +437,7 @@ func (cp *Capture) Stats() []pcapng.InterfaceStats {
 	for i, s := range ps {
 		out[i] = pcapng.InterfaceStats{
 			Seen:         s.Accepted + s.Filtered + s.NoMbuf,
+			SeenCounted:  true, // pdump counts every packet its filter sees
 			Matched:      s.Accepted + s.NoMbuf,
 			Captured:     s.Captured,
 			Lost:         s.RingFull,

@@ -228,9 +228,11 @@ struct bc_capture *bc_capture_create(const char *tag, uint32_t snaplen,
 				     uint32_t ring_size, uint32_t pool_size,
 				     int *err)
 {
-	char name[RTE_RING_NAMESIZE];
+	char rname[RTE_RING_NAMESIZE], pname[RTE_MEMPOOL_NAMESIZE];
+	struct rte_mbuf *m[BC_BURST];
 	struct bc_capture *c;
 	uint32_t room;
+	unsigned int n;
 	__uint128_t wrap;
 
 	c = calloc(1, sizeof(*c));
@@ -238,10 +240,31 @@ struct bc_capture *bc_capture_create(const char *tag, uint32_t snaplen,
 		*err = -ENOMEM;
 		return NULL;
 	}
-	snprintf(name, sizeof(name), "%s_r", tag);
+	wrap = ((__uint128_t)1 << 64) * 1000000000u;
+	c->wrap_ns = rte_get_tsc_hz() ? (uint64_t)(wrap / rte_get_tsc_hz()) : 0;
+	snprintf(rname, sizeof(rname), "%s_r", tag);
+	snprintf(pname, sizeof(pname), "%s_p", tag);
+
+	// A ring and pool left by an earlier capture of this slot are reused:
+	// freeing them is what can crash a DPDK 22.11 primary (its capture
+	// callbacks may still run on them after rte_pdump_disable), so they
+	// are never freed while the primary runs.
+	c->ring = rte_ring_lookup(rname);
+	c->pool = rte_mempool_lookup(pname);
+	if (c->ring != NULL && c->pool != NULL) {
+		while ((n = rte_ring_sc_dequeue_burst(c->ring, (void **)m, BC_BURST, NULL)) > 0)
+			rte_pktmbuf_free_bulk(m, n);
+		c->reused = 1;
+		return c;
+	}
+	if (c->ring != NULL || c->pool != NULL) {
+		*err = -EEXIST;
+		free(c);
+		return NULL;
+	}
 	// pdump insists on an MP/MC ring; we are its only consumer and use
 	// the single-consumer dequeue.
-	c->ring = rte_ring_create(name, ring_size, rte_socket_id(), 0);
+	c->ring = rte_ring_create(rname, ring_size, rte_socket_id(), 0);
 	if (c->ring == NULL) {
 		*err = -rte_errno;
 		free(c);
@@ -253,8 +276,7 @@ struct bc_capture *bc_capture_create(const char *tag, uint32_t snaplen,
 	room = rte_pcapng_mbuf_size(snaplen) + 16;
 	if (room > RTE_MBUF_DEFAULT_BUF_SIZE)
 		room = RTE_MBUF_DEFAULT_BUF_SIZE;
-	snprintf(name, sizeof(name), "%s_p", tag);
-	c->pool = rte_pktmbuf_pool_create_by_ops(name, pool_size, 256, 0, room,
+	c->pool = rte_pktmbuf_pool_create_by_ops(pname, pool_size, 256, 0, room,
 						 rte_socket_id(),
 						 rte_mbuf_best_mempool_ops());
 	if (c->pool == NULL) {
@@ -263,8 +285,6 @@ struct bc_capture *bc_capture_create(const char *tag, uint32_t snaplen,
 		free(c);
 		return NULL;
 	}
-	wrap = ((__uint128_t)1 << 64) * 1000000000u;
-	c->wrap_ns = rte_get_tsc_hz() ? (uint64_t)(wrap / rte_get_tsc_hz()) : 0;
 	return c;
 }
 
@@ -316,7 +336,7 @@ unsigned int bc_capture_ring_count(struct bc_capture *c)
 	return rte_ring_count(c->ring);
 }
 
-void bc_capture_free(struct bc_capture *c)
+void bc_capture_free(struct bc_capture *c, int keep)
 {
 	struct rte_mbuf *m[BC_BURST];
 	unsigned int n;
@@ -327,8 +347,13 @@ void bc_capture_free(struct bc_capture *c)
 		rte_pktmbuf_free_bulk(&c->pending[c->pend_head], c->pend_count);
 	while ((n = rte_ring_sc_dequeue_burst(c->ring, (void **)m, BC_BURST, NULL)) > 0)
 		rte_pktmbuf_free_bulk(m, n);
-	rte_ring_free(c->ring);
-	rte_mempool_free(c->pool);
+	// Hand our lcore's cached mbufs back, or a reused pool shrinks by
+	// them on every run.
+	rte_mempool_cache_flush(NULL, c->pool);
+	if (!keep) {
+		rte_ring_free(c->ring);
+		rte_mempool_free(c->pool);
+	}
 	rte_free(c->prm);
 	free(c);
 }

@@ -90,12 +90,14 @@ struct bc_capture {
 	uint64_t ts_fixed;                     // timestamps corrected by a TSC wrap
 	uint64_t ts_guessed;                   // timestamps replaced by the drain time
 	uint64_t wrap_ns;                      // 2^64 / tsc_hz seconds, in ns
+	int reused;                            // ring and pool were left by an earlier capture
 	struct rte_mbuf *pending[BC_BURST];
 	unsigned int pend_head, pend_count;
 };
 
 // bc_capture_create makes the ring and mempool (named after tag) sized
-// for snaplen; returns NULL with *err set to a negative errno.
+// for snaplen, or reuses the ones an earlier capture left under that
+// name; returns NULL with *err set to a negative errno.
 struct bc_capture *bc_capture_create(const char *tag, uint32_t snaplen,
 				     uint32_t ring_size, uint32_t pool_size,
 				     int *err);
@@ -109,8 +111,9 @@ int bc_capture_enable(struct bc_capture *c, uint16_t port, uint32_t flags,
 		      uint32_t snaplen);
 // bc_capture_disable stops pdump on port; returns 0 or -errno.
 int bc_capture_disable(uint16_t port, uint32_t flags);
-// bc_capture_free frees the ring, pool, filter and pending mbufs.
-void bc_capture_free(struct bc_capture *c);
+// bc_capture_free returns every mbuf to the pool and frees the filter;
+// it frees the ring and pool too unless keep is set.
+void bc_capture_free(struct bc_capture *c, int keep);
 // bc_capture_ring_count is how many mbufs wait in the ring.
 unsigned int bc_capture_ring_count(struct bc_capture *c);
 

@@ -498,6 +498,10 @@ func ebpfALU(alu uint16) asm.ALUOp {
 
 func (g *graph) emitAluK(e *emitter, nd *node) {
 	switch {
+	case nd.k == 0 && (nd.alu == aluADD || nd.alu == aluSUB || nd.alu == aluOR || nd.alu == aluXOR || nd.alu == aluLSH || nd.alu == aluRSH),
+		nd.k == 1 && (nd.alu == aluMUL || nd.alu == aluDIV),
+		nd.k == 0xffffffff && nd.alu == aluAND:
+		// Leaves A as it is (libpcap emits `add #0` in protochain).
 	case (nd.alu == aluLSH || nd.alu == aluRSH) && nd.k >= 32:
 		// libpcap and Go shift everything out; eBPF would mask the count.
 		e.add(asm.Mov.Imm32(rA, 0))

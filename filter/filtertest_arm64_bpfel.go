@@ -25,6 +25,7 @@ const (
 	filtertestProgFiltertestDirect      = "filtertest_direct"
 	filtertestProgFiltertestScratchProg = "filtertest_scratch_prog"
 	filtertestProgFiltertestTc          = "filtertest_tc"
+	filtertestProgFiltertestTcBench     = "filtertest_tc_bench"
 	filtertestVarBpfcapCfg              = "bpfcap_cfg"
 )
 
@@ -73,6 +74,7 @@ type filtertestProgramSpecs struct {
 	FiltertestDirect      *ebpf.ProgramSpec `ebpf:"filtertest_direct"`
 	FiltertestScratchProg *ebpf.ProgramSpec `ebpf:"filtertest_scratch_prog"`
 	FiltertestTc          *ebpf.ProgramSpec `ebpf:"filtertest_tc"`
+	FiltertestTcBench     *ebpf.ProgramSpec `ebpf:"filtertest_tc_bench"`
 }
 
 // filtertestMapSpecs contains maps before they are loaded into the kernel.
@@ -147,6 +149,7 @@ type filtertestPrograms struct {
 	FiltertestDirect      *ebpf.Program `ebpf:"filtertest_direct"`
 	FiltertestScratchProg *ebpf.Program `ebpf:"filtertest_scratch_prog"`
 	FiltertestTc          *ebpf.Program `ebpf:"filtertest_tc"`
+	FiltertestTcBench     *ebpf.Program `ebpf:"filtertest_tc_bench"`
 }
 
 func (p *filtertestPrograms) Close() error {
@@ -154,6 +157,7 @@ func (p *filtertestPrograms) Close() error {
 		p.FiltertestDirect,
 		p.FiltertestScratchProg,
 		p.FiltertestTc,
+		p.FiltertestTcBench,
 	)
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/asm"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcap"
 	"golang.org/x/net/bpf"
@@ -145,9 +146,12 @@ func (l *loadThrottle) wait() {
 }
 
 // FuzzTranslate translates random valid cBPF programs for both back
-// ends, runs them in the kernel with BPF_PROG_TEST_RUN and compares the
-// return value with x/net/bpf's VM, with Matcher, and (verdict only) with
-// libpcap's bpf_filter. Run it only with -parallel 1 (make fuzz-filter).
+// ends (and Direct inlined at the call site), runs them in the kernel with
+// BPF_PROG_TEST_RUN on the packet, its first half, and its first half
+// with a longer wire length, and compares the return value with
+// x/net/bpf's VM, with Matcher, and (verdict only) with libpcap's
+// bpf_filter. Run it only with -parallel 1 (make fuzz-filter): loads are
+// throttled to one per 5 ms.
 func FuzzTranslate(f *testing.F) {
 	testutils.RequireRoot(f)
 	tb, err := NewTestBed()
@@ -190,18 +194,33 @@ func FuzzTranslate(f *testing.F) {
 			}
 		}
 		short := pkt[:len(pkt)/2]
-		for _, be := range []Backend{Direct, Scratch} {
-			insns, err := Translate(prog, Options{Backend: be, ScratchSize: TestScratchSize})
-			if errors.Is(err, ErrUnsupported) {
-				return // M[] read that is not written on every path
+		if _, err := Translate(prog, Options{}); errors.Is(err, ErrUnsupported) {
+			return // M[] read that is not written on every path
+		}
+		// Both back ends spliced into the stub, and Direct inlined at
+		// the call site of the XDP test program.
+		for _, variant := range []struct {
+			be     Backend
+			inline bool
+		}{{Direct, false}, {Scratch, false}, {Direct, true}} {
+			be, name := variant.be, variant.be.String()
+			if variant.inline {
+				name += " inline"
 			}
-			if err != nil {
-				t.Fatalf("%s: %v\n%v", be, err, prog)
-			}
+			var kf *KernelFilter
+			var insns asm.Instructions
 			throttle.wait()
-			kf, err := tb.LoadTranslated(insns, be)
-			if err != nil {
-				t.Fatalf("%s: %v\ncBPF: %v\neBPF:\n%v", be, err, prog, insns)
+			if variant.inline {
+				kf, _ = tb.loadInline(t, "filtertest_direct", prog, be)
+			} else {
+				insns, err = Translate(prog, Options{Backend: be, ScratchSize: TestScratchSize})
+				if err != nil {
+					t.Fatalf("%s: %v\n%v", be, err, prog)
+				}
+				kf, err = tb.LoadTranslated(insns, be)
+				if err != nil {
+					t.Fatalf("%s: %v\ncBPF: %v\neBPF:\n%v", be, err, prog, insns)
+				}
 			}
 			defer kf.Close()
 			for _, in := range []struct {
@@ -213,17 +232,17 @@ func FuzzTranslate(f *testing.F) {
 					t.Fatal(err)
 				}
 				if want := m.Run(in.data, in.wire); got != want {
-					t.Fatalf("%s: kernel %d, matcher %d (wire %d)\ncBPF: %v\neBPF:\n%v\npacket %x", be, got, want, in.wire, prog, insns, in.data)
+					t.Fatalf("%s: kernel %d, matcher %d (wire %d)\ncBPF: %v\neBPF:\n%v\npacket %x", name, got, want, in.wire, prog, insns, in.data)
 				}
 				if in.wire == len(in.data) {
 					if want, err := vm.Run(in.data); err == nil && uint32(want) != got {
-						t.Fatalf("%s: kernel %d, x/net/bpf VM %d\ncBPF: %v\neBPF:\n%v\npacket %x", be, got, want, prog, insns, in.data)
+						t.Fatalf("%s: kernel %d, x/net/bpf VM %d\ncBPF: %v\neBPF:\n%v\npacket %x", name, got, want, prog, insns, in.data)
 					}
 				}
 				if ref != nil {
 					ci := gopacket.CaptureInfo{CaptureLength: len(in.data), Length: in.wire}
 					if want := ref.Matches(ci, in.data); want != (got != 0) {
-						t.Fatalf("%s: kernel %d, libpcap match %v\ncBPF: %v\neBPF:\n%v\npacket %x", be, got, want, prog, insns, in.data)
+						t.Fatalf("%s: kernel %d, libpcap match %v\ncBPF: %v\neBPF:\n%v\npacket %x", name, got, want, prog, insns, in.data)
 					}
 				}
 			}

@@ -16,4 +16,4 @@ fuzz-filter: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate$$' -parallel 1 -fuzztime 30s ./filter/
 
 bench-filter: deps
-	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFilter$$' -benchtime 5x ./filter/
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFilter$$' -benchtime 3x ./filter/

@@ -26,20 +26,32 @@ dpdk_testpmd_start txonly || exit 2
 
 # dpdk-dumpcap is linked like any pkg-config DPDK application, so its
 # mempool ops table is ordered differently from testpmd's (DPDK bug 1073)
-# and testpmd would drop every packet: preload the driver testpmd links
-# first so both tables agree.
-dpdk_lib=$(dirname "$(ldd "$(command -v dpdk-testpmd)" | awk '/librte_mempool_dpaa/ {print $3}')")
+# and testpmd would fail to allocate every packet it copies for it. bpfcap
+# aligns the tables itself and says by how much they differ (-v); shift
+# dumpcap's table by as many entries by preloading mempool drivers that
+# register that many ops and need no bus (bucket: 1, stack: 2). Preloading
+# testpmd's own first driver (mempool_dpaa) also aligns it, but brings the
+# dpaa bus along, which made testpmd exit ("process_portal_map(): Unknown
+# error -19").
+pmds=$(dirname "$(ldd "$(command -v dpdk-testpmd)" | awk '/librte_mempool_dpaa/ {print $3}')")
+notes=$("$BPFCAP" dpdk --file-prefix "$DPDK_PREFIX" net_null0 -c 1 -v -w /dev/null 2>&1)
+shift_by=$(echo "$notes" | sed -n 's/.*index \([0-9]*\) here, \([0-9]*\) in the primary.*/\2 \1/p' | head -1 | awk '{print $1 - $2}')
 DUMPCAP_PRELOAD=
-if [ -n "$dpdk_lib" ] && [ -e "$dpdk_lib/librte_mempool_dpaa.so.23" ]; then
-	DUMPCAP_PRELOAD=$dpdk_lib/librte_mempool_dpaa.so.23
-fi
+case "$shift_by" in
+0) ;;
+1) DUMPCAP_PRELOAD=$pmds/librte_mempool_bucket.so.23 ;;
+2) DUMPCAP_PRELOAD=$pmds/librte_mempool_stack.so.23 ;;
+3) DUMPCAP_PRELOAD=$pmds/librte_mempool_bucket.so.23:$pmds/librte_mempool_stack.so.23 ;;
+*) echo "bench: cannot align dpdk-dumpcap's mempool ops with testpmd's (shift '${shift_by}'): its figures will be 0" >&2 ;;
+esac
+echo "bench: mempool ops tables differ by ${shift_by:-?} entries; dpdk-dumpcap runs with LD_PRELOAD=${DUMPCAP_PRELOAD:-none}" >&2
 
 run_bpfcap() {
 	local err
 	[ -n "${BENCH_VERIFY:-}" ] && trap 'capinfos -c -M "$OUT.bpfcap.pcapng" >&2; trap - RETURN' RETURN
 	err=$("$BPFCAP" dpdk --file-prefix "$DPDK_PREFIX" net_null0 --duration "${SECONDS_PER_RUN}s" -s 2176 \
 		-w "$OUT.bpfcap.pcapng" 2>&1 >/dev/null)
-	echo "$err" | sed -n 's/^net_null0: seen .*captured \([0-9]*\),.*/\1/p'
+	echo "$err" | sed -n 's/^net_null0:.* captured \([0-9]*\),.*/\1/p'
 	echo "$err" | grep -v 'seen\|dpdk accepted\|capturing at' >&2
 }
 

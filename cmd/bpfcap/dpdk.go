@@ -65,6 +65,12 @@ dropped = ringfull, OS drops = nombuf.`,
 			if o.Device != "" {
 				return errors.New("-i/dev does not apply to DPDK: name the ports as arguments (see bpfcap dpdk list)")
 			}
+			if o.BufferSize != 0 || o.Perf {
+				return errors.New("-B/--perf set up kernel ring buffers, which DPDK does not use: size its ring with --ring-size")
+			}
+			if o.User != "" {
+				return errors.New("-Z does not apply to DPDK: stopping the capture in the primary needs the privileges bpfcap attached with")
+			}
 			if df.ringSize <= 0 || df.ringSize&(df.ringSize-1) != 0 {
 				return fmt.Errorf("--ring-size %d: want a power of two, e.g. %d", df.ringSize, dpdk.DefaultRingSize)
 			}
@@ -75,6 +81,9 @@ dropped = ringfull, OS drops = nombuf.`,
 		},
 	}
 	addCaptureFlags(cmd.Flags(), &o)
+	for _, name := range []string{"buffer-size", "perf", "interface", "relinquish-privileges"} {
+		cmd.Flags().MarkHidden(name) // kernel-side options; refused above
+	}
 	addDPDKFlags(cmd.PersistentFlags(), &df)
 	cmd.Flags().IntVar(&df.ringSize, "ring-size", dpdk.DefaultRingSize, "packets the ring from the primary holds (a power of two)")
 	cmd.Flags().BoolVar(&df.takeover, "takeover", false, "replace a capture already enabled on a port (left by a killed bpfcap or dpdk-dumpcap)")
@@ -194,6 +203,9 @@ func startDPDK(env *cliEnv, p *dpdk.Process, o *captureOptions, df *dpdkFlags, a
 	}
 	if o.Proto != "" && o.Proto != "eth" {
 		return nil, fmt.Errorf("proto %s: DPDK ports carry Ethernet frames; use proto eth or leave proto out", o.Proto)
+	}
+	if o.Device != "" || o.Pages != 0 {
+		return nil, errors.New("dev/pages do not apply to DPDK: name the ports as arguments and size the ring with --ring-size")
 	}
 	if err := o.validate(); err != nil {
 		return nil, err

@@ -142,6 +142,8 @@ type packetReader interface {
 
 // openCapture opens a pcap or pcapng stream and returns a reader and the
 // link type of each interface (pcap files have one).
+// Pcapng files may mix link types (one per interface); interfaces become
+// known as the reader reaches them.
 func openCapture(r io.Reader) (packetReader, func(int) (layers.LinkType, uint32, error), error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	magic, err := br.Peek(4)
@@ -149,7 +151,9 @@ func openCapture(r io.Reader) (packetReader, func(int) (layers.LinkType, uint32,
 		return nil, nil, fmt.Errorf("read capture file header: %w", err)
 	}
 	if string(magic) == "\x0a\x0d\x0d\x0a" {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		opts := pcapgo.DefaultNgReaderOptions
+		opts.WantMixedLinkType = true
+		ng, err := pcapgo.NewNgReader(br, opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read pcapng: %w", err)
 		}
@@ -298,11 +302,14 @@ func runFilterFile(ctx context.Context, env *cliEnv, o filterOptions, expr strin
 		return out.WritePacket(ci, data)
 	}
 
-	// Compile and load the filter for the first interface before
-	// anything is written: a bad expression leaves no output behind.
-	first, err := filterFor(0)
-	if err != nil {
-		return fmt.Errorf("filter: %w", err)
+	// A pcap file's link type is known now: compile and load the filter
+	// before reading. (A pcapng's interfaces come with its packets; the
+	// filter is compiled at the first one, still before any output.) A
+	// bad expression leaves no output behind.
+	if _, _, err := linkOf(0); err == nil {
+		if _, err := filterFor(0); err != nil {
+			return fmt.Errorf("filter: %w", err)
+		}
 	}
 
 	matched, total, truncated := 0, 0, 0
@@ -348,9 +355,13 @@ func runFilterFile(ctx context.Context, env *cliEnv, o filterOptions, expr strin
 			}
 		}
 	}
-	if o.write != "" {
+	if o.write != "" && out == nil {
 		// No packet matched: still write a valid, empty pcapng.
-		if err := ensureOut(first); err != nil {
+		ff, err := filterFor(0)
+		if err != nil {
+			return fmt.Errorf("filter: %s has no interface to write an empty capture for: %w", o.read, err)
+		}
+		if err := ensureOut(ff); err != nil {
 			return fmt.Errorf("filter: write %s: %w", o.write, err)
 		}
 	}

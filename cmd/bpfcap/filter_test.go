@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcap"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -50,6 +52,38 @@ func TestFilterCLIDump(t *testing.T) {
 	}
 	if !strings.Contains(out, "proto ip") || !strings.Contains(out, "scratch back end") {
 		t.Errorf("filter -d proto ip --backend scratch:\n%s", out)
+	}
+}
+
+// TestFilterCLIDumpGolden compares `bpfcap filter -d` with golden files
+// (go test ./cmd/bpfcap -run DumpGolden -update rewrites them): a change
+// in the translation shows up here for review.
+func TestFilterCLIDumpGolden(t *testing.T) {
+	for _, tc := range []struct {
+		golden string
+		args   []string
+	}{
+		{"filter-dump-tcp-port-80.golden", []string{"-d", "tcp port 80"}},
+		{"filter-dump-scratch-raw-udp-53.golden", []string{"-d", "--backend", "scratch", "proto", "ip", "udp port 53"}},
+		{"filter-dump-protochain.golden", []string{"-d", "ip protochain 6"}},
+	} {
+		out, _, err := runFilterCLI(t, nil, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("../../testdata", tc.golden)
+		if *update {
+			if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (create it with -update)", err)
+		}
+		if out != string(want) {
+			t.Errorf("bpfcap filter %q differs from %s (rerun with -update after checking):\n%s", tc.args, path, out)
+		}
 	}
 }
 
@@ -254,6 +288,59 @@ func TestFilterCLIInputs(t *testing.T) {
 	_, stderr, err := runFilterCLI(t, bytes.NewReader(ng.Bytes()), "-r", "-", "tcp port 80")
 	if err != nil || !strings.Contains(stderr, "8 matched of 18") {
 		t.Errorf("pcapng on stdin: %v, %q", err, stderr)
+	}
+
+	// A pcapng with an Ethernet and a raw-IP interface: each packet is
+	// filtered for its own link type, and the output keeps both.
+	var mixed bytes.Buffer
+	mw, err := pcapgo.NewNgWriterInterface(&mixed, pcapgo.NgInterface{Name: "eth", LinkType: layers.LinkTypeEthernet, SnapLength: 65535},
+		pcapgo.NgWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawID, err := mw.AddInterface(pcapgo.NgInterface{Name: "raw", LinkType: layers.LinkTypeRaw, SnapLength: 65535})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ethPkts := libpcapMatches(t, filterDemoPcap, "")
+	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, p := range ethPkts {
+		ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(p), Length: len(p)}
+		if err := mw.WritePacket(ci, p); err != nil {
+			t.Fatal(err)
+		}
+		if et := uint16(p[12])<<8 | uint16(p[13]); et == 0x0800 || et == 0x86dd {
+			ci = gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(p) - 14, Length: len(p) - 14, InterfaceIndex: rawID}
+			if err := mw.WritePacket(ci, p[14:]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := mw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mixedOut := filepath.Join(dir, "mixed-out.pcapng")
+	_, stderr, err = runFilterCLI(t, bytes.NewReader(mixed.Bytes()), "-r", "-", "-w", mixedOut, "tcp port 80")
+	if err != nil || !strings.Contains(stderr, "16 matched of 34") {
+		t.Errorf("two-interface pcapng: %v, %q, want 16 matched of 34", err, stderr)
+	}
+	// tcpdump (libpcap) refuses pcapng files that mix link types;
+	// Wireshark reads them.
+	out, err := exec.Command("tshark", "-n", "-r", mixedOut, "-T", "fields", "-e", "frame.interface_id", "-e", "tcp.port").Output()
+	if err != nil {
+		t.Fatalf("tshark -r %s: %v", mixedOut, err)
+	}
+	perIntf := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || !strings.Contains(f[1], "80") {
+			t.Errorf("tshark line %q: not a tcp port 80 packet", line)
+			continue
+		}
+		perIntf[f[0]]++
+	}
+	if perIntf["0"] != 8 || perIntf["1"] != 8 {
+		t.Errorf("tshark sees %v packets per output interface, want 8 and 8", perIntf)
 	}
 	for _, expr := range []string{"tcp port 80", "udp port 53", "ip6", "icmp or tcp port 22"} {
 		want := libpcapMatches(t, rawPath, expr)

@@ -2,8 +2,22 @@
 
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+)
 
 // addPlatformCmds adds the commands that need optional libraries. This
-// binary was built without DPDK: `make build-dpdk` builds one with it.
-func addPlatformCmds(root *cobra.Command, env *cliEnv) {}
+// binary was built without DPDK, so `dpdk` only says how to get one that
+// has it.
+func addPlatformCmds(root *cobra.Command, env *cliEnv) {
+	root.AddCommand(&cobra.Command{
+		Use:                "dpdk",
+		Short:              "capture from DPDK ports (needs a binary built with make build-dpdk)",
+		DisableFlagParsing: true,
+		RunE: func(*cobra.Command, []string) error {
+			return errors.New("dpdk: this bpfcap was built without DPDK support: build one with make build-dpdk (needs libdpdk-dev)")
+		},
+	})
+}

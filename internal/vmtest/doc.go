@@ -17,7 +17,7 @@
 // pattern for every chosen package. Such a run takes about 25 s (boot ~10 s
 // under TCG, the test, the initramfs build). Other forms:
 //
-//	make vmtest                                  # whole matrix: 6.1, 6.12 and host (~7 min)
+//	make vmtest                                  # whole matrix: 6.1, 6.12 and host (~6.5 min)
 //	make vmtest KERNELS=host PKGS=./xdpcap       # the same binaries on this machine only
 //	make vmtest-selftest                         # a broken probe name must FAIL the matrix
 //	go run ./internal/vmtest -kernels 6.1 -pkgs ./tccap -run TestX -env KEY=VALUE

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -206,11 +205,4 @@ func addTree(c *cpioWriter, src, dst string) {
 		}
 		return nil
 	})
-}
-
-// bufferedLines reads lines of at most 1 MiB.
-func bufferedLines(f *os.File) *bufio.Scanner {
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	return sc
 }
