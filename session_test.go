@@ -56,7 +56,7 @@ func (f *fakeSource) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 
 func (f *fakeSource) Stats() []pcapng.InterfaceStats {
 	n := f.sent.Load()
-	return []pcapng.InterfaceStats{{Seen: n, Matched: n, Captured: n}}
+	return []pcapng.InterfaceStats{{Seen: n, SeenCounted: true, Matched: n, Captured: n}}
 }
 
 func (f *fakeSource) Close() error { f.closed.Store(true); return nil }

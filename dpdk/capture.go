@@ -12,6 +12,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,6 +143,7 @@ type Capture struct {
 	tsFixed      atomic.Uint64
 	tsGuessed    atomic.Uint64
 
+	slot        *os.File // flock on the slot whose ring and pool we use
 	mu          sync.Mutex
 	enabled     bool
 	leak        bool  // pdump may still use the ring and pool: never free them
@@ -268,13 +271,18 @@ func (cp *Capture) start(prog []byte) error {
 		p.opsAligned = true
 	}
 
-	ctag := C.CString(p.tag())
+	tag, err := cp.claimSlot()
+	if err != nil {
+		return err
+	}
+	ctag := C.CString(tag)
 	defer C.free(unsafe.Pointer(ctag))
 	// Enough mbufs for a full ring plus a burst in flight on each side.
 	pool := cp.opts.RingSize + 4*C.BC_BURST - 1
 	var cerr C.int
 	cp.c = C.bc_capture_create(ctag, C.uint32_t(cp.opts.SnapLen), C.uint32_t(cp.opts.RingSize), C.uint32_t(pool), &cerr)
 	if cp.c == nil {
+		cp.releaseSlot()
 		return fmt.Errorf("create capture ring and mempool (%d packets) in the primary's hugepages: %w: free hugepages or pass a smaller --ring-size", cp.opts.RingSize, syscall.Errno(-cerr))
 	}
 	for i, port := range cp.ports {
@@ -286,8 +294,9 @@ func (cp *Capture) start(prog []byte) error {
 		C.free(cprog)
 		if rc < 0 {
 			if cp.vm == nil {
-				C.bc_capture_free(cp.c)
+				C.bc_capture_free(cp.c, 1)
 				cp.c = nil
+				cp.releaseSlot()
 				return fmt.Errorf("filter %q: DPDK cannot convert it (rte_bpf_convert: %w) and no userspace filter is available", cp.opts.Filter, syscall.Errno(-rc))
 			}
 			cp.fallback = fmt.Sprintf("DPDK cannot run filter %q (rte_bpf_convert: %v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
@@ -318,8 +327,9 @@ func (cp *Capture) start(prog []byte) error {
 			if i > 0 {
 				time.Sleep(disableGrace)
 			}
-			C.bc_capture_free(cp.c)
+			C.bc_capture_free(cp.c, 1)
 			cp.c = nil
+			cp.releaseSlot()
 			if rc == -C.EEXIST {
 				return fmt.Errorf("enable capture on port %s: %w: the port already has a capture (dpdk-dumpcap, another bpfcap, or one that was killed and left it enabled): stop it, or pass --takeover to replace it", port.Name, syscall.Errno(-rc))
 			}
@@ -331,6 +341,48 @@ func (cp *Capture) start(prog []byte) error {
 	}
 	cp.enabled = true
 	return nil
+}
+
+// maxSlots bounds how many captures of one primary can run at once, and
+// so how many rings and pools bpfcap ever leaves in its hugepages.
+const maxSlots = 16
+
+// claimSlot locks the first free capture slot of this primary and returns
+// the name of its ring and pool. Rings and pools are never freed while
+// the primary runs (DPDK 22.11's pdump may still touch them after
+// rte_pdump_disable, and a primary crashed when they were freed), so each
+// slot's are reused by the next capture that takes the slot, and the
+// memory bpfcap leaves behind stays bounded.
+func (cp *Capture) claimSlot() (string, error) {
+	dir := filepath.Dir(cp.p.configPath)
+	for n := range maxSlots {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("bpfcap-slot-%d.lock", n)), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("claim a capture slot in %s: %w", dir, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		cp.slot = f
+		// The name carries what the ring and pool were made for, so a
+		// capture never reuses ones of another size or ops alignment.
+		room := min(cp.opts.SnapLen, 2176)
+		suffix := ""
+		if cp.opts.NoAlignOps {
+			suffix = "u"
+		}
+		return fmt.Sprintf("bpfcap_s%d_%d_%d%s", n, cp.opts.RingSize, room, suffix), nil
+	}
+	return "", fmt.Errorf("all %d capture slots of the primary are in use: stop another bpfcap dpdk first", maxSlots)
+}
+
+// releaseSlot unlocks the slot (also done by the kernel when we exit).
+func (cp *Capture) releaseSlot() {
+	if cp.slot != nil {
+		cp.slot.Close()
+		cp.slot = nil
+	}
 }
 
 // fallbackFilterOnly keeps the userspace VM only when it is needed.
@@ -749,9 +801,10 @@ func (cp *Capture) countersSettle() bool {
 	return false
 }
 
-// Close stops the capture and frees the ring, mempool and filter (left
-// alone when the primary is gone: they live in its hugepages). Stats stay
-// readable. Safe to call more than once.
+// Close stops the capture, returns the packets still in the ring to the
+// pool, frees the filter and releases the slot; the ring and pool stay
+// for the next capture of the slot (see claimSlot). Stats stay readable.
+// Safe to call more than once.
 func (cp *Capture) Close() error {
 	cp.mu.Lock()
 	if cp.closed {
@@ -766,9 +819,11 @@ func (cp *Capture) Close() error {
 		cp.final = cp.portStatsLocked()
 		cp.closed = true
 		if cp.c != nil && !cp.primaryGone.Load() && !cp.leak {
-			C.bc_capture_free(cp.c)
+			// Keep the ring and pool for the next capture of this slot.
+			C.bc_capture_free(cp.c, 1)
 		}
 		cp.c = nil
+		cp.releaseSlot()
 	})
 	if errors.Is(err, errClosed) {
 		return fmt.Errorf("close DPDK capture of %s: the process detached first", strings.Join(cp.opts.Ports, ","))

@@ -9,7 +9,6 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -57,7 +56,6 @@ type Process struct {
 	// opsAligned is set once the mempool ops tables were aligned.
 	opsAligned bool
 	opsReport  OpsReport
-	nextTag    int
 }
 
 // attachOnce guards the EAL: DPDK initialises it once per process and
@@ -253,11 +251,4 @@ func (p *Process) Close() error {
 		return fmt.Errorf("detach from DPDK primary %q: %w", p.cfg.FilePrefix, syscall.Errno(-rc))
 	}
 	return nil
-}
-
-// tag returns a name prefix for shared-memory objects that is unique
-// across processes and captures.
-func (p *Process) tag() string {
-	p.nextTag++
-	return fmt.Sprintf("bpfcap%d_%d", os.Getpid(), p.nextTag)
 }

@@ -98,7 +98,7 @@ func (s *tickSource) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 
 func (s *tickSource) Stats() []pcapng.InterfaceStats {
 	n := s.sent.Load()
-	return []pcapng.InterfaceStats{{Seen: n, Matched: n, Captured: n}}
+	return []pcapng.InterfaceStats{{Seen: n, SeenCounted: true, Matched: n, Captured: n}}
 }
 
 func (s *tickSource) Close() error { s.closed.Add(1); return nil }
