@@ -46,7 +46,6 @@ test: deps vet fmt-check generate-check unit $(TEST_TARGETS)
 # A live capture on namespaces the demo creates (drops at kfree_skb, tc),
 # then the translated filter checked in the kernel against a shipped pcap.
 demo: build
-	@scripts/demo-live.sh
 	@scripts/demo.sh
 
 clean:

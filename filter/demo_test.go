@@ -15,7 +15,7 @@ import (
 
 var updateDemo = flag.Bool("update-demo", false, "rewrite testdata/filter-demo.pcap")
 
-// demoPcapPath is the shipped demo capture (`make demo`, scripts/demo.sh).
+// demoPcapPath is the shipped demo capture (`make demo`, scripts/demo-filter.sh).
 const demoPcapPath = "../testdata/filter-demo.pcap"
 
 // demoPackets builds the demo capture: a small, deterministic mix of web,

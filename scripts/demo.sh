@@ -1,37 +1,90 @@
 #!/usr/bin/env bash
-# bpfcap demo (filter pipeline; a live-capture demo replaces it later):
-# compiles a tcpdump filter with libpcap, translates it to eBPF, runs it in
-# the kernel on every packet of a shipped capture (BPF_PROG_TEST_RUN), and
-# shows the matching packets with tcpdump. Run by `make demo`, as root.
+# make demo: a live capture on two network namespaces this script creates.
+#
+#   bpfcap-demo-a (10.203.0.1) <-veth-> bpfcap-demo-b (10.203.0.2)
+#
+# In bpfcap-demo-b a netfilter rule drops TCP to port 6666. bpfcap attaches
+# to the kernel's drop point (`kprobe:kfree_skb:arg1`, falling back to
+# whatever this kernel offers), captures the dropped SYNs with their drop
+# reason, and tshark reads the pcapng it wrote. Then bpfcap captures at tc
+# on the veth while a ping crosses it. Everything is removed on exit.
+# Last, scripts/demo-filter.sh runs a translated filter in the kernel over a
+# shipped capture file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=bin/bpfcap
-in=testdata/filter-demo.pcap
-expr='tcp port 80'
-if [ ! -x "$bin" ]; then
-	echo "demo: $bin is missing: run make build (or make demo)" >&2
-	exit 1
-fi
-if [ "$(id -u)" -ne 0 ]; then
-	echo "demo: loading BPF programs needs root: sudo make demo" >&2
-	exit 1
-fi
-out=$(mktemp /tmp/bpfcap-demo.XXXXXX.pcapng)
-trap 'rm -f "$out"' EXIT
+BPFCAP=${BPFCAP:-bin/bpfcap}
+A=bpfcap-demo-a B=bpfcap-demo-b
+out=$(mktemp -d /tmp/bpfcap-demo.XXXXXX)
+pids=()
 
-echo "== the capture: tcpdump -nr $in"
-tcpdump -nr "$in" 2>/dev/null
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	ip netns del "$A" 2>/dev/null || true
+	ip netns del "$B" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "demo: bpfcap needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN); run: sudo make demo" >&2
+	exit 1
+fi
+
+# wait_ready FILE PID: wait until bpfcap says it is capturing (its
+# "capturing at" line on stderr), or fail if it exits first.
+wait_ready() {
+	for _ in $(seq 100); do
+		grep -q 'capturing at' "$1" 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || { cat "$1" >&2; return 1; }
+		sleep 0.1
+	done
+	echo "demo: bpfcap did not start in 10 s" >&2
+	cat "$1" >&2
+	return 1
+}
+
+echo "== creating namespaces $A and $B joined by a veth pair"
+cleanup
+ip netns add "$A"
+ip netns add "$B"
+ip -n "$A" link add demo-a type veth peer name demo-b netns "$B"
+ip -n "$A" addr add 10.203.0.1/24 dev demo-a
+ip -n "$B" addr add 10.203.0.2/24 dev demo-b
+ip -n "$A" link set demo-a up
+ip -n "$B" link set demo-b up
+ip -n "$A" link set lo up
+ip -n "$B" link set lo up
+ip netns exec "$B" iptables -A INPUT -p tcp --dport 6666 -j DROP
+
 echo
-echo "== $bin filter -d '$expr' (libpcap's cBPF, then our eBPF)"
-"$bin" filter -d "$expr" | head -n 30
-echo "   ..."
+echo "== bpfcap trace kprobe:kfree_skb:arg1 proto ip 'tcp port 6666' -c 3"
+"$BPFCAP" trace kprobe:kfree_skb:arg1 proto ip -c 3 --duration 20s -w "$out/drops.pcapng" 'tcp port 6666' 2>"$out/trace.err" &
+pid=$!
+pids+=("$pid")
+wait_ready "$out/trace.err" "$pid"
+for _ in 1 2 3; do
+	ip netns exec "$A" nc -z -w 1 10.203.0.2 6666 >/dev/null 2>&1 || true
+done
+wait "$pid"
+cat "$out/trace.err"
+echo "-- tshark reads what bpfcap wrote (the comment holds hook, drop reason, device, netns):"
+tshark -r "$out/drops.pcapng" -T fields -e frame.number -e ip.src -e ip.dst -e tcp.dstport -e frame.comment \
+	-E separator=' | ' 2>/dev/null
+
 echo
-echo "== $bin filter -r $in -w $out '$expr'"
-"$bin" filter -r "$in" -w "$out" "$expr"
+echo "== bpfcap tc dev demo-a both icmp -c 4 (ping 10.203.0.2, in namespace $A)"
+ip netns exec "$A" "$BPFCAP" tc dev demo-a both -c 4 --duration 20s -w "$out/tc.pcapng" icmp 2>"$out/tc.err" &
+pid=$!
+pids+=("$pid")
+wait_ready "$out/tc.err" "$pid"
+ip netns exec "$A" ping -c 2 -i 0.2 -W 1 10.203.0.2 >/dev/null
+wait "$pid"
+cat "$out/tc.err"
+echo "-- tcpdump reads it:"
+tcpdump -nn -r "$out/tc.pcapng" 2>/dev/null
+
 echo
-echo "== tcpdump -nr $out (the packets the kernel matched)"
-tcpdump -nr "$out" 2>/dev/null
+echo "demo: files kept in $out"
 echo
-echo "== the same filter in tcpdump, for comparison: tcpdump -nr $in '$expr'"
-tcpdump -nr "$in" "$expr" 2>/dev/null
+scripts/demo-filter.sh
