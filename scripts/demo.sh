@@ -7,7 +7,8 @@
 # to the kernel's drop point (`kprobe:kfree_skb:arg1`, falling back to
 # whatever this kernel offers), captures the dropped SYNs with their drop
 # reason, and tshark reads the pcapng it wrote. Then bpfcap captures at tc
-# on the veth while a ping crosses it. Everything is removed on exit.
+# on the veth while a ping crosses it, and inside the example XDP firewall
+# (examples/firewall) through its xdpcap hook, with each packet's verdict. Everything is removed on exit.
 # Last, scripts/demo-filter.sh runs a translated filter in the kernel over a
 # shipped capture file.
 set -euo pipefail
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 BPFCAP=${BPFCAP:-bin/bpfcap}
 A=bpfcap-demo-a B=bpfcap-demo-b
 out=$(mktemp -d /tmp/bpfcap-demo.XXXXXX)
+hookpin=/sys/fs/bpf/bpfcap-demo-hook
 pids=()
 
 cleanup() {
@@ -23,6 +25,7 @@ cleanup() {
 	wait 2>/dev/null || true
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
+	rm -f "$hookpin"
 }
 trap cleanup EXIT
 
@@ -83,6 +86,30 @@ wait "$pid"
 cat "$out/tc.err"
 echo "-- tcpdump reads it:"
 tcpdump -nn -r "$out/tc.pcapng" 2>/dev/null
+
+echo
+echo "== bpfcap xdp PIN -c 4: the example XDP firewall on demo-b passes UDP 53 and drops UDP 9"
+go build -o bin/xdpfirewall ./examples/firewall/cmd/xdpfirewall
+# nsenter keeps our mounts (bpffs), unlike ip netns exec.
+nsenter --net=/run/netns/"$B" bin/xdpfirewall -dev demo-b -hook "$hookpin" -rule 53=pass -rule 9=drop 2>"$out/fw.err" &
+fwpid=$!
+pids+=("$fwpid")
+for _ in $(seq 100); do [ -e "$hookpin" ] && break; kill -0 "$fwpid" 2>/dev/null || break; sleep 0.1; done
+[ -e "$hookpin" ] || { echo "demo: the example firewall did not start" >&2; cat "$out/fw.err" >&2; exit 1; }
+"$BPFCAP" xdp "$hookpin" -c 4 --duration 20s -w "$out/xdp.pcapng" udp 2>"$out/xdp.err" &
+pid=$!
+pids+=("$pid")
+wait_ready "$out/xdp.err" "$pid"
+for port in 53 9 53 9; do
+	echo demo | ip netns exec "$A" nc -u -w 0 10.203.0.2 "$port" || true
+done
+wait "$pid"
+cat "$out/xdp.err"
+echo "-- tshark shows each packet's XDP verdict (1 = drop, 2 = pass):"
+tshark -r "$out/xdp.pcapng" -T fields -e frame.number -e ip.dst -e udp.dstport -e frame.verdict.ebpf_xdp -e frame.comment \
+	-E separator=' | ' 2>/dev/null
+kill "$fwpid" 2>/dev/null || true
+wait "$fwpid" 2>/dev/null || true
 
 echo
 echo "demo: files kept in $out"
