@@ -8,9 +8,9 @@
 # whatever this kernel offers), captures the dropped SYNs with their drop
 # reason, and tshark reads the pcapng it wrote. Then bpfcap captures at tc
 # on the veth while a ping crosses it, and inside the example XDP firewall
-# (examples/firewall) through its xdpcap hook, with each packet's verdict. Everything is removed on exit.
-# Last, scripts/demo-filter.sh runs a translated filter in the kernel over a
-# shipped capture file.
+# (examples/firewall) through its xdpcap hook, with each packet's verdict.
+# Everything is removed on exit. Last, scripts/demo-filter.sh runs a
+# translated filter in the kernel over a shipped capture file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
