@@ -45,7 +45,7 @@ func newFilterCmd(env *cliEnv) *cobra.Command {
       ("-" is stdout) and prints "N matched of M" on stderr. Needs root.`,
 		Example: `  bpfcap filter -d 'tcp port 80'
   bpfcap filter -d proto ip 'udp and len > 100'
-  bpfcap filter -r testdata/demo.pcap -w /tmp/web.pcapng 'tcp port 80'`,
+  bpfcap filter -r testdata/filter-demo.pcap -w /tmp/web.pcapng 'tcp port 80'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runFilter(cmd.Context(), env, o, args)
 		},
