@@ -55,6 +55,9 @@ func testMain(m *testing.M) int {
 		}
 	}
 	code := m.Run()
+	if cliPath != "" {
+		os.RemoveAll(filepath.Dir(cliPath)) // the bpfcap binary cli_test.go built
+	}
 	if sharedProc != nil {
 		sharedProc.Close()
 	}

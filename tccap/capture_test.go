@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,45 +15,11 @@ import (
 
 	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/testutils"
-	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/tccap"
 )
 
 // testRing keeps the ring at capture.h's declared size.
 var testRing = hook.RingOptions{Size: 4 << 20}
-
-type collector struct {
-	mu   sync.Mutex
-	pkts []pcapng.Packet
-}
-
-func (c *collector) WritePacket(p *pcapng.Packet) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	q := *p
-	q.Data = append([]byte(nil), p.Data...)
-	c.pkts = append(c.pkts, q)
-	return nil
-}
-
-func (c *collector) Flush() error { return nil }
-
-func (c *collector) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pkts)
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // sendUDP sends one datagram of size bytes from the namespace ns.
 func sendUDP(t *testing.T, ns func(func() error) error, from, to net.IP, dport, size int) {
@@ -146,20 +111,20 @@ func TestCaptureDirections(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			sink := &collector{}
+			sink := &testutils.PacketCollector{}
 			done := make(chan error, 1)
 			go func() { done <- c.Run(ctx, sink) }()
 
 			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4001, 100)  // egress
 			sendUDP(t, peerNS, p.PeerIP, p.HostIP, 4002, 200)  // ingress
 			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4003, 8000) // egress, paged
-			waitFor(t, "3 packets", 10*time.Second, func() bool { return sink.count() >= 3 })
+			testutils.WaitFor(t, "3 packets", 10*time.Second, func() bool { return sink.Len() >= 3 })
 			cancel()
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
 			got := map[int]string{}
-			for _, pk := range sink.pkts {
+			for _, pk := range sink.Packets() {
 				pkt := gopacket.NewPacket(pk.Data, layers.LayerTypeEthernet, gopacket.Default)
 				udp, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
 				if !ok {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,41 +28,6 @@ import (
 
 // testRing keeps the ring at capture.h's declared size (see requests.md).
 var testRing = hook.RingOptions{Size: 4 << 20}
-
-// collector is a PacketWriter that keeps copies of what it is given.
-type collector struct {
-	mu   sync.Mutex
-	pkts []pcapng.Packet
-}
-
-func (c *collector) WritePacket(p *pcapng.Packet) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	q := *p
-	q.Data = append([]byte(nil), p.Data...)
-	c.pkts = append(c.pkts, q)
-	return nil
-}
-
-func (c *collector) Flush() error { return nil }
-
-func (c *collector) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pkts)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // firewallOnVeth loads the example firewall with a fresh pinned hook and
 // attaches it to the peer end of a new veth pair.
@@ -175,10 +139,17 @@ func listenUDP(t *testing.T, ns func(func() error) error, ip net.IP, port int) *
 
 // received counts datagrams on c until none arrives for quiet.
 func received(c *net.UDPConn, quiet time.Duration) int {
+	return receivedWithin(c, quiet, quiet)
+}
+
+// receivedWithin counts the datagrams that arrive on c: it waits up to
+// first for the first one (a loaded machine can delay delivery), then until
+// none arrives for quiet.
+func receivedWithin(c *net.UDPConn, first, quiet time.Duration) int {
 	n := 0
-	buf := make([]byte, 2048)
-	for {
-		c.SetReadDeadline(time.Now().Add(quiet))
+	buf := make([]byte, 65536)
+	for wait := first; ; wait = quiet {
+		c.SetReadDeadline(time.Now().Add(wait))
 		if _, _, err := c.ReadFromUDP(buf); err != nil {
 			return n
 		}
@@ -226,7 +197,7 @@ func TestCaptureHookDNS(t *testing.T) {
 			bounced := listenUDP(t, hostNS, p.HostIP, 53)
 			// Resolve ARP before capturing, so the capture sees only UDP.
 			// (The first datagrams can be lost while the links settle.)
-			waitFor(t, "a warm-up datagram to arrive", 10*time.Second, func() bool {
+			testutils.WaitFor(t, "a warm-up datagram to arrive", 10*time.Second, func() bool {
 				sendUDP(t, p, 0, 2000, []byte("warm-up"))
 				return received(other, 100*time.Millisecond) > 0
 			})
@@ -242,7 +213,7 @@ func TestCaptureHookDNS(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			sink := &collector{}
+			sink := &testutils.PacketCollector{}
 			done := make(chan error, 1)
 			go func() { done <- c.Run(ctx, sink) }()
 
@@ -260,18 +231,18 @@ func TestCaptureHookDNS(t *testing.T) {
 					}
 				}
 			}
-			waitFor(t, "9 DNS packets captured", 10*time.Second, func() bool { return sink.count() >= 3*n })
+			testutils.WaitFor(t, "9 DNS packets captured", 10*time.Second, func() bool { return sink.Len() >= 3*n })
 			// The firewall did what it does without a capture.
-			if got := received(dnsSrv, 300*time.Millisecond); got != n {
+			if got := receivedWithin(dnsSrv, 5*time.Second, 300*time.Millisecond); got != n {
 				t.Errorf("DNS server got %d queries, want %d (passed)", got, n)
 			}
-			if got := received(other, 300*time.Millisecond); got != n {
+			if got := receivedWithin(other, 5*time.Second, 300*time.Millisecond); got != n {
 				t.Errorf("port 2000 got %d datagrams, want %d (passed)", got, n)
 			}
 			if got := received(discard, 300*time.Millisecond); got != 0 {
 				t.Errorf("port 9 got %d datagrams, want 0 (dropped)", got)
 			}
-			if got := received(bounced, 300*time.Millisecond); got != n {
+			if got := receivedWithin(bounced, 5*time.Second, 300*time.Millisecond); got != n {
 				t.Errorf("host got %d bounced datagrams, want %d (XDP_TX)", got, n)
 			}
 			cancel()
@@ -280,7 +251,7 @@ func TestCaptureHookDNS(t *testing.T) {
 			}
 
 			var flows []string
-			for _, pk := range sink.pkts {
+			for _, pk := range sink.Packets() {
 				f := flowOf(t, pk)
 				// Ephemeral ports read as 0.
 				if f.sport >= 1024 {

@@ -19,7 +19,7 @@ func TestCaptureFragsJumbo(t *testing.T) {
 	p, pin, _ := firewallOnVethMTU(t, firewall.Options{Frags: true}, 9000)
 	peerNS := func(fn func() error) error { return testutils.Do(t, p.PeerNS, fn) }
 	srv := listenUDP(t, peerNS, p.PeerIP, 53)
-	waitFor(t, "a warm-up datagram to arrive", 10*time.Second, func() bool {
+	testutils.WaitFor(t, "a warm-up datagram to arrive", 10*time.Second, func() bool {
 		sendUDP(t, p, 0, 53, []byte("warm-up"))
 		return received(srv, 100*time.Millisecond) > 0
 	})
@@ -35,7 +35,7 @@ func TestCaptureFragsJumbo(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sink := &collector{}
+	sink := &testutils.PacketCollector{}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, sink) }()
 	payload := make([]byte, 8000)
@@ -43,15 +43,15 @@ func TestCaptureFragsJumbo(t *testing.T) {
 		payload[i] = byte(i)
 	}
 	sendUDP(t, p, 0, 53, payload)
-	waitFor(t, "the jumbo datagram to be captured", 10*time.Second, func() bool { return sink.count() >= 1 })
-	if got := received(srv, 300*time.Millisecond); got != 1 {
+	testutils.WaitFor(t, "the jumbo datagram to be captured", 10*time.Second, func() bool { return sink.Len() >= 1 })
+	if got := receivedWithin(srv, 5*time.Second, 300*time.Millisecond); got != 1 {
 		t.Fatalf("the server got %d datagrams, want 1", got)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	pk := sink.pkts[0]
+	pk := sink.Packets()[0]
 	if pk.WireLen != 14+20+8+8000 || len(pk.Data) != pk.WireLen {
 		t.Fatalf("captured %d of %d bytes, want all %d", len(pk.Data), pk.WireLen, 14+20+8+8000)
 	}

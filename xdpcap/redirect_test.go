@@ -92,7 +92,7 @@ func TestCaptureRedirect(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sink := &collector{}
+	sink := &testutils.PacketCollector{}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, sink) }()
 
@@ -123,7 +123,7 @@ func TestCaptureRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the redirected packets to be captured", 10*time.Second, func() bool { return sink.count() >= n })
+	testutils.WaitFor(t, "the redirected packets to be captured", 10*time.Second, func() bool { return sink.Len() >= n })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestCaptureRedirect(t *testing.T) {
 	if got := peerRx() - before; got < n {
 		t.Fatalf("peer received %d redirected frames, want %d: the redirect did not survive the capture", got, n)
 	}
-	for _, pk := range sink.pkts {
+	for _, pk := range sink.Packets() {
 		if pk.VerdictType != pcapng.VerdictXDP || xdpcap.Action(pk.Verdict) != xdpcap.Redirect {
 			t.Fatalf("packet with verdict %d/%d, want XDP_REDIRECT", pk.VerdictType, pk.Verdict)
 		}

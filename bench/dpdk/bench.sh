@@ -68,10 +68,25 @@ run_dumpcap() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# check_primary restarts testpmd if the run before ($1) brought it down
+# (seen with dpdk-dumpcap, which frees its ring and pool right after
+# rte_pdump_disable), so one crash does not void the other rounds.
+check_primary() {
+	if ! kill -0 "$_dpdk_tp_pid" 2>/dev/null; then
+		echo "bench: dpdk-testpmd died during the $1 run; restarting it" >&2
+		crashes=$((crashes + 1))
+		dpdk_testpmd_stop
+		dpdk_testpmd_start txonly || exit 2
+	fi
+}
+
+crashes=0
 b_runs=() d_runs=()
 for r in $(seq "$ROUNDS"); do
 	b=$(run_bpfcap)
+	check_primary bpfcap
 	d=$(run_dumpcap)
+	check_primary dpdk-dumpcap
 	bsz=$(stat -c %s "$OUT.bpfcap.pcapng" 2>/dev/null || echo 0)
 	dsz=$(stat -c %s "$OUT.dumpcap.pcapng" 2>/dev/null || echo 0)
 	echo "round $r: bpfcap ${b:-?} packets (${bsz} bytes), dumpcap ${d:-?} packets (${dsz} bytes) in ${SECONDS_PER_RUN}s" >&2
@@ -80,6 +95,7 @@ for r in $(seq "$ROUNDS"); do
 done
 bm=$(printf '%s\n' "${b_runs[@]}" | median)
 dm=$(printf '%s\n' "${d_runs[@]}" | median)
+[ "$crashes" -gt 0 ] && echo "bench: dpdk-testpmd crashed $crashes time(s) (see above which tool's run)" >&2
 awk -v b="$bm" -v d="$dm" -v s="$SECONDS_PER_RUN" 'BEGIN {
 	printf "bpfcap dpdk:  %.0f packets/s written to /dev/shm\n", b / s
 	printf "dpdk-dumpcap: %.0f packets/s written to /dev/shm\n", d / s

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -125,6 +126,15 @@ func NewVethPair(tb testing.TB) *VethPair {
 	}
 	p.HostIndex = setup(hostH, p.HostName, p.HostIP, p.HostIP6)
 	p.PeerIndex = setup(peerH, p.PeerName, p.PeerIP, p.PeerIP6)
+
+	// A veth end reports carrier a moment after both ends are up; traffic
+	// sent before that is lost. Wait for both to be operationally up.
+	WaitFor(tb, "the veth pair to come up", 5*time.Second, func() bool {
+		h, err1 := hostH.LinkByName(p.HostName)
+		q, err2 := peerH.LinkByName(p.PeerName)
+		return err1 == nil && err2 == nil &&
+			h.Attrs().OperState == netlink.OperUp && q.Attrs().OperState == netlink.OperUp
+	})
 	return p
 }
 
