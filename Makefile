@@ -8,7 +8,10 @@ BIN       := bin/bpfcap
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
 
 # Extra suites that mk/*.mk files add to `make test` (vmtest, dpdk, ...).
+# They are included here, before the rules that use TEST_TARGETS.
 TEST_TARGETS :=
+.DEFAULT_GOAL := all
+include $(wildcard mk/*.mk)
 
 .PHONY: all deps build generate generate-check vet fmt-check unit test demo clean
 
@@ -40,6 +43,8 @@ fmt-check:
 unit: deps
 	$(GO) test $(TESTFLAGS) ./...
 
+# `unit` already runs every test on this kernel: the matrix adds the guests.
+test: KERNELS = 6.1,6.12
 test: deps vet fmt-check generate-check unit $(TEST_TARGETS)
 	@echo "make test: all suites passed"
 
@@ -51,4 +56,3 @@ demo: build
 clean:
 	rm -rf bin .cache
 
-include $(wildcard mk/*.mk)
