@@ -1,8 +1,6 @@
 package tccap_test
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -49,12 +47,7 @@ func TestStaleClsactFilter(t *testing.T) {
 	}
 	leave(1).Close() // stale: nobody holds it
 	held := leave(2)
-	child := exec.Command("sleep", "30")
-	child.ExtraFiles = []*os.File{os.NewFile(uintptr(held.FD()), "prog")}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { child.Process.Kill(); child.Wait() }()
+	testutils.HoldInChild(t, held.FD())
 	held.Close()
 
 	var notices strings.Builder

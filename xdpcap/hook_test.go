@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -194,13 +193,7 @@ func TestOccupantsHolders(t *testing.T) {
 	defer hook.Clear(xdpcap.Drop)
 
 	// A child process holding the program's fd.
-	f := os.NewFile(uintptr(prog.FD()), "prog")
-	cmd := exec.Command("sleep", "30")
-	cmd.ExtraFiles = []*os.File{f}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	cmd := testutils.HoldInChild(t, prog.FD())
 	occ, err := hook.Occupants()
 	if err != nil {
 		t.Fatal(err)
