@@ -60,6 +60,13 @@ type Options struct {
 	// in userspace (what Load falls back to by itself when the kernel
 	// refuses the filter).
 	Unfiltered bool
+	// InlineFilter puts the filter at the call sites of the backend's stub
+	// instead of into the stub's body (filter.SpliceInline), which saves a
+	// bpf-to-bpf call and return per packet. When the filter cannot be
+	// inlined or the verifier refuses the inlined program, Load splices it
+	// into the stub as without InlineFilter (Program.InlineErr says why),
+	// and falls back to filtering in userspace as usual from there.
+	InlineFilter bool
 }
 
 // Program is one loaded capture program, ready to attach.
@@ -78,6 +85,11 @@ type Program struct {
 	// and FallbackErr is the translator's or verifier's error behind it.
 	Fallback    string
 	FallbackErr error
+	// Inlined is true when the kernel filter runs inlined at its call
+	// sites (Options.InlineFilter). InlineErr is why a filter asked to be
+	// inlined was spliced into its stub instead (nil otherwise).
+	Inlined   bool
+	InlineErr error
 
 	matcher *userFilter
 }
@@ -95,7 +107,8 @@ func (p *Program) Close() error {
 // Load loads program opts.Program of spec for one hook of ring's session:
 // it writes bpfcap_cfg, compiles the filter with libpcap, splices its eBPF
 // translation into the filter stub of opts.Backend and loads the program
-// with ring's maps. spec is not modified.
+// with ring's maps. spec is not modified. With opts.InlineFilter the
+// filter is first tried inlined at the stub's call sites, then in the stub.
 //
 // When the translator cannot express the filter or the verifier refuses
 // the filtered program, Load loads the program unfiltered instead, prints
@@ -137,8 +150,18 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 	}
 
 	p := &Program{Options: opts}
-	if cbpf != nil && !opts.Unfiltered {
-		coll, err := loadOne(spec, ring, opts, cbpf)
+	if cbpf != nil && !opts.Unfiltered && opts.InlineFilter {
+		coll, err := loadOne(spec, ring, opts, cbpf, true)
+		if err == nil {
+			p.Collection, p.KernelFilter, p.Inlined = coll, true, true
+		} else if _, ok := fallbackReason(err); ok {
+			p.InlineErr = err // retried below with the filter in its stub
+		} else {
+			return nil, err
+		}
+	}
+	if cbpf != nil && !opts.Unfiltered && p.Collection == nil {
+		coll, err := loadOne(spec, ring, opts, cbpf, false)
 		if err == nil {
 			p.Collection, p.KernelFilter = coll, true
 		} else if reason, ok := fallbackReason(err); ok {
@@ -148,7 +171,7 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 		}
 	}
 	if p.Collection == nil {
-		coll, err := loadOne(spec, ring, opts, nil)
+		coll, err := loadOne(spec, ring, opts, nil, false)
 		if err != nil {
 			return nil, err
 		}
@@ -187,8 +210,9 @@ func fallbackReason(err error) (string, bool) {
 }
 
 // loadOne loads a copy of spec with only opts.Program, configured, and the
-// filter spliced in when cbpf is not nil.
-func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Instruction) (*ebpf.Collection, error) {
+// filter spliced in when cbpf is not nil: inlined at the stub's call sites
+// when inline is true, into the stub otherwise.
+func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Instruction, inline bool) (*ebpf.Collection, error) {
 	spec = spec.Copy()
 	for name := range spec.Programs {
 		if name != opts.Program {
@@ -221,7 +245,7 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		return nil, fmt.Errorf("load capture program %s: set %s: %w", opts.Program, ConfigVar, err)
 	}
 	if cbpf != nil {
-		if err := spliceFilter(spec.Programs[opts.Program], opts, cbpf); err != nil {
+		if err := spliceFilter(spec.Programs[opts.Program], opts, cbpf, inline); err != nil {
 			return nil, err
 		}
 	}
@@ -240,7 +264,11 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 	if err != nil {
 		what := fmt.Sprintf("load capture program %s", opts.Program)
 		if cbpf != nil && refusedFilter(err) {
-			return nil, &errKernelFilter{reason: "the verifier refused the filtered program", err: fmt.Errorf("%s: %w", what, err)}
+			reason := "the verifier refused the filtered program"
+			if inline {
+				reason = "the verifier refused the program with the filter inlined"
+			}
+			return nil, &errKernelFilter{reason: reason, err: fmt.Errorf("%s: %w", what, err)}
 		}
 		return nil, wrapPerm(what, err)
 	}

@@ -21,12 +21,22 @@ func compileFilter(expr string, lt pcapng.LinkType, snaplen int) ([]bpf.Instruct
 }
 
 // spliceFilter translates cbpf for opts.Backend and splices it into the
-// backend's stub in ps. A filter the translator cannot express comes back
-// as *errKernelFilter, so Load falls back to filtering in userspace.
-func spliceFilter(ps *ebpf.ProgramSpec, opts Options, cbpf []bpf.Instruction) error {
+// backend's stub in ps, or with inline at every call of the stub
+// (filter.SpliceInline, which also removes the stub). A filter that cannot
+// be translated or inlined comes back as *errKernelFilter, so Load falls
+// back to the stub splice or to filtering in userspace.
+func spliceFilter(ps *ebpf.ProgramSpec, opts Options, cbpf []bpf.Instruction, inline bool) error {
 	fo := filter.Options{Backend: filter.Direct}
 	if opts.Backend == Scratch {
 		fo = filter.Options{Backend: filter.Scratch, ScratchSize: MaxData}
+	}
+	stub := fo.Backend.Stub()
+	if inline {
+		off, err := filter.InlineStackOffset(ps, stub)
+		if err != nil {
+			return &errKernelFilter{reason: "the filter cannot be inlined", err: err}
+		}
+		fo.Inline, fo.StackOffset = true, off
 	}
 	insns, err := filter.Translate(cbpf, fo)
 	if err != nil {
@@ -36,7 +46,13 @@ func spliceFilter(ps *ebpf.ProgramSpec, opts Options, cbpf []bpf.Instruction) er
 		}
 		return &errKernelFilter{reason: reason, err: err}
 	}
-	if err := filter.Splice(ps, fo.Backend.Stub(), insns); err != nil {
+	if inline {
+		if err := filter.SpliceInline(ps, stub, insns); err != nil {
+			return &errKernelFilter{reason: "the filter cannot be inlined", err: err}
+		}
+		return nil
+	}
+	if err := filter.Splice(ps, stub, insns); err != nil {
 		return fmt.Errorf("load capture program %s: %w", opts.Program, err)
 	}
 	return nil

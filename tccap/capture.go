@@ -44,6 +44,10 @@ type Capture struct {
 	*hook.Source
 	// Mode is how the programs were attached: ModeTCX or ModeClsact.
 	Mode Mode
+	// FilterInlined is true when the kernel filter runs inlined in every
+	// direction's program (no call per packet); false without a filter or
+	// when Load fell back to the filter's stub or to userspace.
+	FilterInlined bool
 }
 
 // HookSpec names the capture point of ifname in direction dir as pcapng
@@ -114,6 +118,8 @@ func Open(ifname string, opts Options) (*Capture, error) {
 			LinkType: lt,
 			Backend:  hook.Direct,
 			Snaplen:  opts.Snaplen,
+			// Inline the filter: no call and return per packet.
+			InlineFilter: true,
 		})
 		if err != nil {
 			return fail(err)
@@ -163,7 +169,11 @@ func Open(ifname string, opts Options) (*Capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Capture{Source: src, Mode: att.mode}, nil
+	inlined := true
+	for _, p := range progs {
+		inlined = inlined && p.Inlined
+	}
+	return &Capture{Source: src, Mode: att.mode, FilterInlined: inlined}, nil
 }
 
 // attacherCloser detaches everything an attacher attached, as a link.

@@ -102,6 +102,9 @@ func TestCaptureDirections(t *testing.T) {
 			if c.Mode != want {
 				t.Fatalf("attached with %s, want %s", c.Mode, want)
 			}
+			if !c.FilterInlined {
+				t.Errorf("the kernel filter is not inlined into the tc programs")
+			}
 			if got := clsactPresent(t, p); got != (want == tccap.ModeClsact) {
 				t.Fatalf("clsact qdisc present = %v in mode %s", got, c.Mode)
 			}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -211,6 +209,12 @@ func TestCaptureHookDNS(t *testing.T) {
 			if want := []string{"aborted", "drop", "pass", "tx"}; len(c.Actions) < 4 || fmt.Sprint(c.Actions[:4]) != fmt.Sprint(want) {
 				t.Fatalf("actions = %v", c.Actions)
 			}
+			if !c.FilterInlined {
+				t.Errorf("the kernel filter is not inlined into the capture programs")
+			}
+			if n := slotFunctionCalls(t, pin, xdpcap.Pass); n != 0 {
+				t.Errorf("the capture program in slot pass makes %d bpf-to-bpf calls, want 0 (filter inlined)", n)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			sink := &testutils.PacketCollector{}
@@ -325,12 +329,7 @@ func TestCaptureStaleAndBusy(t *testing.T) {
 	}
 	// Busy: the drop slot's program is held by another process.
 	held := fill(xdpcap.Drop)
-	child := exec.Command("sleep", "30")
-	child.ExtraFiles = []*os.File{os.NewFile(uintptr(held.FD()), "prog")}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { child.Process.Kill(); child.Wait() }()
+	child := testutils.HoldInChild(t, held.FD())
 	held.Close()
 	// Stale: the tx slot's program is held by nobody.
 	fill(xdpcap.TX).Close()
@@ -361,5 +360,72 @@ func TestCaptureStaleAndBusy(t *testing.T) {
 	}
 	if occ, _ := h.Occupants(); len(occ) != 1 || occ[0].Action != xdpcap.Drop {
 		t.Fatalf("after the capture the hook holds %+v, want only the other capture's drop slot", occ)
+	}
+}
+
+// slotFunctionCalls counts the bpf-to-bpf calls in the instructions the
+// kernel runs for the program in slot a of the hook pinned at pin.
+func slotFunctionCalls(t *testing.T, pin string, a xdpcap.Action) int {
+	t.Helper()
+	h, err := xdpcap.OpenHook(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var id uint32
+	if err := h.Map().Lookup(uint32(a), &id); err != nil {
+		t.Fatalf("slot %s: %v", a, err)
+	}
+	prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+	if err != nil {
+		t.Fatalf("slot %s: program %d: %v", a, id, err)
+	}
+	defer prog.Close()
+	info, err := prog.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	insns, err := info.Instructions()
+	if err != nil {
+		t.Fatalf("read the instructions of program %d: %v", id, err)
+	}
+	n := 0
+	for _, ins := range insns {
+		if ins.IsFunctionCall() {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCaptureFilterInlined: by default the capture programs run the filter
+// inlined (no bpf-to-bpf call per packet); with FilterInStub they call it
+// in its stub, which also shows that slotFunctionCalls sees such a call.
+func TestCaptureFilterInlined(t *testing.T) {
+	testutils.RequireRoot(t)
+	for _, inStub := range []bool{false, true} {
+		pin := pinPath(t)
+		h, err := xdpcap.CreatePinned(pin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		fw, err := firewall.Load(firewall.Options{Hook: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fw.Close()
+		c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Filter: "udp port 53", FilterInStub: inStub, Actions: []xdpcap.Action{xdpcap.Pass}, Ring: testRing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := slotFunctionCalls(t, pin, xdpcap.Pass)
+		c.Close()
+		if inStub && (c.FilterInlined || calls == 0) {
+			t.Errorf("FilterInStub: FilterInlined %v, %d bpf-to-bpf calls: want the filter called in its stub", c.FilterInlined, calls)
+		}
+		if !inStub && (!c.FilterInlined || calls != 0) {
+			t.Errorf("default: FilterInlined %v, %d bpf-to-bpf calls: want the filter inlined", c.FilterInlined, calls)
+		}
 	}
 }

@@ -102,7 +102,7 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Capture{Source: src}, nil
+	return &Capture{Source: src, FilterInlined: p.Inlined}, nil
 }
 
 // hasProgramError says how to capture on an interface that runs an XDP
