@@ -12,7 +12,7 @@ VMTEST_SELFTEST_KERNELS ?= 6.1,6.12
 # Part of `make test`: the default matrix takes ~6.5 min on 2 cores (the first
 # run also downloads ~61 MB of kernels); every run since the qemu -cpu fix
 # (cx16=off) has booted both guests.
-TEST_TARGETS += vmtest
+TEST_TARGETS += vmtest vmtest-selftest
 
 .PHONY: vmtest vmtest-selftest
 

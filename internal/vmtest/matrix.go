@@ -21,13 +21,13 @@ func defaultMatrix() []matrixEntry {
 		{pkg: "./internal/testutils", run: "^TestVethPairPings$"},
 		// Capture core (core helper).
 		{pkg: "./perfring", run: "^(TestDecode|TestReaderErrors|TestReaderNoData)$"},
-		{pkg: "./hook", run: "^(TestRingDelivery|TestSnaplen|TestLossCounted|TestUserspaceFallback|TestKernelFilter|TestSharedRing|TestDeviceRestriction|TestEventLayout)$"},
+		{pkg: "./hook", run: "^(TestRingDelivery|TestSnaplen|TestLossCounted|TestUserspaceFallback|TestKernelFilter|TestSharedRing|TestDeviceRestriction|TestEventLayout|TestInlineFilter|TestInlineFilterRefused|TestVerifierRefusalFallback)$"},
 		// Tracing hooks (trace helper): kprobe, fentry/fexit, tracepoint,
 		// tp_btf, raw_tp, the fallback chain, drop reasons.
 		{pkg: "./probe", run: "^Test(Parse|LooksLike|TraceFallbackChain|TraceResolve|TraceDropReasons|ListFindsHooks|TraceDropNoSocket|TraceMultiHookPacketID|TraceProgramsVerify|TraceDeviceFilter|TraceAutoHeader|TracePagedData)"},
 		// XDP hook and tc (xdp helper). TestHookCostBudget is a timing
 		// budget: meaningless under TCG.
-		{pkg: "./xdpcap", run: "^Test(ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders|CaptureHookDNS|CaptureStaleAndBusy|CaptureRedirect)$"},
+		{pkg: "./xdpcap", run: "^Test(ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders|CaptureHookDNS|CaptureStaleAndBusy|CaptureRedirect|CaptureFilterInlined|CaptureFragsJumbo)$"},
 		{pkg: "./tccap", run: "^Test(CaptureDirections|OpenErrors|StaleClsactFilter)$"},
 		{pkg: "./bench/xdp", run: "^TestFloodReachesPeer$"},
 		// Translator against each kernel's verifier (filter helper); the
