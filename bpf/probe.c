@@ -5,17 +5,19 @@
  * pointer (and the drop reason, for kfree_skb-family hooks) from where
  * probe/ found it, then all share one path: pick the requested header from
  * the skb's header offsets (not skb->data, which moves between layers),
- * copy the linear bytes from there into the capture core's scratch record,
- * run the spliced filter on the copy, fill the event and submit it.
+ * copy the linear bytes and then the paged frags from there into the
+ * capture core's scratch record, run the spliced filter on the copy, fill
+ * the event and submit it.
  *
  * fentry, fexit and tp_btf programs read the skb with plain (fault-safe)
  * loads; kprobe, raw_tracepoint and tracepoint programs only have its
  * address and read it with bpf_probe_read_kernel, which costs more.
  *
- * Paged data (skb_shinfo frags) is not copied: page addresses cannot be
- * computed portably from BPF. Records then carry fewer bytes than the snap
- * length; wire_len is always the true length, so the filter's `len` and
- * the pcapng original length are right.
+ * Paged data (skb_shinfo frags) is copied after the linear part, up to the
+ * snap length, where probe/ could tell where the kernel maps pages (x86-64:
+ * page_offset_base and vmemmap_base, see probe_config). Elsewhere records
+ * carry only the linear bytes. wire_len is always the true length, so the
+ * filter's `len` and the pcapng original length are right either way.
  */
 #include "vmlinux.h"
 #include "capture.h"
@@ -47,7 +49,24 @@ struct probe_config {
 	__u32 reason_arg; /* same, for the drop reason */
 	__u32 has_reason; /* whether reason_arg is valid */
 	__u32 header;     /* enum probe_header */
+	__u32 frags;      /* enum probe_frags: how to find paged data */
+	__u64 page_offset; /* page_offset_base: its value, or its address */
+	__u64 vmemmap;     /* vmemmap_base: the same */
 };
+
+/* Whether and how paged frags are copied (probe_config.frags). */
+enum probe_frags {
+	PROBE_FRAGS_NONE = 0,     /* linear data only */
+	PROBE_FRAGS_BASES = 1,    /* page_offset and vmemmap are the bases */
+	PROBE_FRAGS_BASE_VARS = 2, /* they are the addresses of the kernel's
+				    * page_offset_base and vmemmap_base */
+};
+
+/* Frags walked per skb: MAX_SKB_FRAGS's default. */
+#define PROBE_MAX_FRAGS 17
+#define PROBE_PAGE_SHIFT 12
+/* Page frame numbers fit in 40 bits: 4 PiB, the 5-level direct map. */
+#define PROBE_MAX_PFN_BITS 40
 
 volatile const struct probe_config probe_cfg;
 
@@ -210,6 +229,144 @@ static __always_inline void device_of(struct sk_buff *skb, __u32 *ifindex, __u32
 	}
 }
 
+/*
+ * One step of probe_copy_span: copies the P bit of n (0 or P bytes) to
+ * rec->data + off. The destination offset is clamped to MAX - P, which
+ * changes nothing at run time when the bit is set (off + the bits of n
+ * still to copy <= MAX) and lets the verifier bound the access with a
+ * constant size; when it is clear nothing is copied. No branch, so the
+ * verifier walks each step once.
+ */
+#define SPAN_STEP(P)                                                         \
+	do {                                                                 \
+		__u64 __c = n & (P);                                         \
+		__u64 __o = bpfcap_clamp(off, BPFCAP_MAX_DATA - (P));        \
+		err |= bpf_probe_read_kernel(rec->data + __o, __c, (void *)src); \
+		off += __c;                                                  \
+		src += __c;                                                  \
+	} while (0)
+
+/*
+ * Copies n bytes from the kernel address src to rec->data + off, where off
+ * + n <= BPFCAP_MAX_DATA. Returns a negative value when a read failed.
+ *
+ * A global function: the verifier checks it once, for any arguments,
+ * instead of at every call with the caller's state (which made it track
+ * every frag's offset precisely and walk each combination).
+ */
+__noinline long probe_copy_span(struct bpfcap_record *rec, __u64 off, __u64 n, __u64 src)
+{
+	long err = 0;
+
+	if (!rec)
+		return -1;
+
+	SPAN_STEP(65536);
+	SPAN_STEP(32768);
+	SPAN_STEP(16384);
+	SPAN_STEP(8192);
+	SPAN_STEP(4096);
+	SPAN_STEP(2048);
+	SPAN_STEP(1024);
+	SPAN_STEP(512);
+	SPAN_STEP(256);
+	SPAN_STEP(128);
+	SPAN_STEP(64);
+	SPAN_STEP(32);
+	SPAN_STEP(16);
+	SPAN_STEP(8);
+	SPAN_STEP(4);
+	SPAN_STEP(2);
+	SPAN_STEP(1);
+	return err;
+}
+
+/*
+ * Appends the skb's paged frags (skb_shinfo at shinfo) to rec->data from
+ * cap on, up to end bytes in all, after skipping skip bytes of them (when
+ * the record starts past the linear part). Returns the new length. Stops
+ * at a frag it cannot map: a net_iov (device memory), a page pointer
+ * that is not one of vmemmap's, a failed read.
+ *
+ * Global, like probe_copy_span, so that the verifier walks the frag loop
+ * once rather than once per path of the caller.
+ */
+__noinline __u64 probe_copy_frags(struct bpfcap_record *rec, __u64 shinfo, __u64 cap, __u64 end, __u64 skip)
+{
+	__u64 page_offset = probe_cfg.page_offset, vmemmap = probe_cfg.vmemmap;
+	__u32 fsize, f_page, f_len, f_off, i;
+	__u64 psize = bpf_core_type_size(struct page);
+	const unsigned char *frags;
+	int netmem = 0;
+	__u8 nr = 0;
+
+	if (probe_cfg.frags == PROBE_FRAGS_BASE_VARS) {
+		if (bpf_probe_read_kernel(&page_offset, sizeof(page_offset), (void *)probe_cfg.page_offset) < 0 ||
+		    bpf_probe_read_kernel(&vmemmap, sizeof(vmemmap), (void *)probe_cfg.vmemmap) < 0)
+			return cap;
+	}
+	if (bpf_core_field_exists(struct skb_frag___netmem, netmem)) {
+		netmem = 1;
+		fsize = bpf_core_type_size(struct skb_frag___netmem);
+		f_page = bpf_core_field_offset(struct skb_frag___netmem, netmem);
+		f_len = bpf_core_field_offset(struct skb_frag___netmem, len);
+		f_off = bpf_core_field_offset(struct skb_frag___netmem, offset);
+	} else if (bpf_core_field_exists(struct skb_frag___bv, bv_page)) {
+		fsize = bpf_core_type_size(struct skb_frag___bv);
+		f_page = bpf_core_field_offset(struct skb_frag___bv, bv_page);
+		f_len = bpf_core_field_offset(struct skb_frag___bv, bv_len);
+		f_off = bpf_core_field_offset(struct skb_frag___bv, bv_offset);
+	} else if (bpf_core_field_exists(struct bio_vec, bv_page)) {
+		fsize = bpf_core_type_size(struct bio_vec);
+		f_page = bpf_core_field_offset(struct bio_vec, bv_page);
+		f_len = bpf_core_field_offset(struct bio_vec, bv_len);
+		f_off = bpf_core_field_offset(struct bio_vec, bv_offset);
+	} else {
+		return cap;
+	}
+	if (!rec || psize == 0 || page_offset == 0 || vmemmap == 0)
+		return cap;
+	if (bpf_probe_read_kernel(&nr, sizeof(nr), (void *)shinfo + bpf_core_field_offset(struct skb_shared_info, nr_frags)) < 0)
+		return cap;
+	frags = (const unsigned char *)shinfo + bpf_core_field_offset(struct skb_shared_info, frags);
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < PROBE_MAX_FRAGS; i++) {
+		const unsigned char *frag = frags + (__u64)i * fsize;
+		__u64 page = 0, va, n;
+		__u32 len = 0, off = 0;
+
+		if (i >= nr || cap >= end)
+			break;
+		if (bpf_probe_read_kernel(&page, sizeof(page), frag + f_page) < 0 ||
+		    bpf_probe_read_kernel(&len, sizeof(len), frag + f_len) < 0 ||
+		    bpf_probe_read_kernel(&off, sizeof(off), frag + f_off) < 0)
+			break;
+		/* A net_iov (device memory), or not a struct page of the
+		 * vmemmap array: stop rather than read a wrong address. */
+		if ((netmem && (page & 1)) || page < vmemmap || (page - vmemmap) % psize ||
+		    ((page - vmemmap) / psize) >> PROBE_MAX_PFN_BITS)
+			break;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		off += skip;
+		len -= skip;
+		skip = 0;
+		va = page_offset + (((page - vmemmap) / psize) << PROBE_PAGE_SHIFT) + off;
+		n = end - cap;
+		if (n > len)
+			n = len;
+		cap = bpfcap_clamp(cap, BPFCAP_MAX_DATA);
+		n = bpfcap_clamp(n, BPFCAP_MAX_DATA);
+		if (probe_copy_span(rec, cap, n, va) < 0)
+			break;
+		cap += n;
+	}
+	return cap;
+}
+
 /* The common path of every hook kind. */
 static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, const int direct)
 {
@@ -218,8 +375,8 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	long hoff, data_off, wire, linear;
 	unsigned char *head, *data;
 	__u32 at;
-	__u32 len, data_len;
-	__u64 cap_len;
+	__u32 len, data_len, end;
+	__u64 cap_len, want;
 
 	if (!skb)
 		return 0;
@@ -268,21 +425,31 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
 		return 0;
 	}
-	if (linear < 0)
-		linear = 0;
 
 	rec = bpfcap_scratch_get();
 	if (!rec)
 		return 0;
-	cap_len = linear;
-	if (cap_len > (__u64)wire)
-		cap_len = wire;
-	if (cap_len > bpfcap_snaplen())
-		cap_len = bpfcap_snaplen();
+	want = wire;
+	if (want > bpfcap_snaplen())
+		want = bpfcap_snaplen();
+	cap_len = linear > 0 ? linear : 0;
+	if (cap_len > want)
+		cap_len = want;
 	cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
 	if (cap_len > 0 && bpf_probe_read_kernel(rec->data, cap_len, head + hoff) < 0) {
 		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
 		goto out;
+	}
+	/* The rest from the paged frags, where their pages can be mapped. */
+	if (probe_cfg.frags != PROBE_FRAGS_NONE && data_len > 0 && cap_len < want) {
+		/* skb_shinfo at head + end, as a plain number (a global
+		 * function takes no kernel pointer): head is read again. */
+		__u64 shinfo = 0;
+
+		end = RD(direct, skb, end);
+		bpf_core_read(&shinfo, sizeof(shinfo), &skb->head);
+		cap_len = probe_copy_frags(rec, shinfo + end, cap_len, want, linear < 0 ? -linear : 0);
+		cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
 	}
 	if (!bpfcap_match_scratch(rec->data, cap_len, wire))
 		goto out;

@@ -53,6 +53,52 @@ struct sk_buff {
 	unsigned char *data;
 };
 
+/*
+ * Paged data. struct page is only measured (bpf_core_type_size): the
+ * probe turns a page pointer into its direct-map address as
+ * page_offset_base + (page - vmemmap_base) / sizeof(struct page) * 4096.
+ */
+struct page {
+	unsigned long flags;
+};
+
+/*
+ * An skb fragment, in the three layouts kernels have used: up to 6.7
+ * skb_frag_t is a struct bio_vec; 6.8 and 6.9 have struct skb_frag with
+ * the same bv_* fields; 6.10 on have struct skb_frag with a netmem_ref
+ * (a page pointer, or a net_iov with bit 0 set) and len/offset. The
+ * ___flavor suffixes are dropped when relocating, so both flavors match
+ * the kernel's struct skb_frag and bpf_core_field_exists picks the one
+ * the running kernel has.
+ */
+struct bio_vec {
+	struct page *bv_page;
+	unsigned int bv_len;
+	unsigned int bv_offset;
+};
+
+struct skb_frag___bv {
+	struct page *bv_page;
+	unsigned int bv_len;
+	unsigned int bv_offset;
+};
+
+struct skb_frag___netmem {
+	unsigned long netmem;
+	unsigned int len;
+	unsigned int offset;
+};
+
+/*
+ * At skb->head + skb->end. frags is only located (bpf_core_field_offset);
+ * its element type differs between kernels (see above), and any struct
+ * element is compatible for the relocation.
+ */
+struct skb_shared_info {
+	__u8 nr_frags;
+	struct bio_vec frags[17];
+};
+
 /* The registers a kprobe sees; only the argument registers are named. */
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {

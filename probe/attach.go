@@ -30,8 +30,8 @@ func programFor(kind Kind) (string, error) {
 // prepareSpec returns a copy of the probe object's spec set up for t: the
 // BTF attach target of the program that serves t's kind and the probe's
 // configuration (where the sk_buff and the drop reason are, which header a
-// record starts at).
-func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32) (*ebpf.CollectionSpec, string, error) {
+// record starts at, how paged data is mapped).
+func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages pageMap) (*ebpf.CollectionSpec, string, error) {
 	name, err := programFor(t.Kind)
 	if err != nil {
 		return nil, "", err
@@ -41,7 +41,7 @@ func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32) (*ebpf.Col
 	if ps == nil {
 		return nil, "", fmt.Errorf("probe object has no program %s", name)
 	}
-	cfg := probeConfig{Header: header}
+	cfg := probeConfig{Header: header, Frags: pages.Mode, PageOffset: pages.PageOffset, Vmemmap: pages.Vmemmap}
 	switch t.Kind {
 	case KindFentry, KindFexit, KindTPBTF:
 		ps.AttachTo = t.Name

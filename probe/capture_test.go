@@ -1,13 +1,17 @@
 package probe
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
@@ -228,55 +232,108 @@ func TestTraceAutoHeader(t *testing.T) {
 }
 
 // TestTracePagedData: a large datagram on loopback (which does
-// scatter-gather) keeps most of its payload in paged frags. The record
-// holds the linear part only, the wire length is the true one, and one
-// notice says so at the end.
+// scatter-gather) keeps most of its payload in paged frags. Where the
+// kernel shows where it maps pages (x86-64, page_offset_base and
+// vmemmap_base in /proc/kallsyms, or a fixed layout), the record holds
+// min(snap length, wire length) bytes, the payload byte for byte, and the
+// in-kernel filter matched on a payload byte that lives in a frag. Where it
+// does not, the record holds the linear part only and one notice says so.
+// Under vmtest a kernel with CONFIG_KALLSYMS_ALL must copy the frags.
 func TestTracePagedData(t *testing.T) {
 	testutils.RequireRoot(t)
-	p := testutils.NewVethPair(t)
-	const port, payload = 6550, 20000
-	var notices syncBuffer
-	var (
-		sink *collectSink
-		stop func() error
-	)
-	err := testutils.Do(t, p.HostNS, func() error {
-		_, sink, stop = runCapture(t, Options{
-			Hooks:   []string{"tracepoint:net:net_dev_xmit"},
-			Proto:   "eth",
-			Device:  "lo",
-			Filter:  "udp dst port 6550",
-			Notices: &notices,
-		})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	pages := findPageMap()
+	if os.Getenv(kconfig.EnvVMTest) != "" && runtime.GOARCH == "amd64" &&
+		kconfig.Enabled("CONFIG_KALLSYMS_ALL") == kconfig.Yes && pages.Mode == fragsNone {
+		t.Fatalf("kernel config: CONFIG_KALLSYMS_ALL=y, yet paged data would not be copied: %s", pages.Reason)
 	}
-	send := func() {
-		testutils.Do(t, p.HostNS, func() error {
-			c, err := net.ListenUDP("udp4", nil)
+	if pages.Mode == fragsNone {
+		t.Logf("paged frags are not copied on this kernel: %s", pages.Reason)
+	} else {
+		t.Logf("paged frags are copied (page map mode %d)", pages.Mode)
+	}
+	const port, payloadLen = 6550, 20000
+	payload := make([]byte, payloadLen)
+	for i := range payload {
+		payload[i] = byte(i % 251)
+	}
+	// Payload bytes 992..995 are far past the linear headers.
+	filter := "udp dst port 6550"
+	if pages.Mode != fragsNone {
+		filter += fmt.Sprintf(" and udp[1000:4] = 0x%08x", binary.BigEndian.Uint32(payload[992:]))
+	}
+	for _, snap := range []int{0, 3000} {
+		t.Run(fmt.Sprintf("snaplen=%d", snap), func(t *testing.T) {
+			p := testutils.NewVethPair(t)
+			var notices syncBuffer
+			var (
+				src  *Source
+				sink *collectSink
+				stop func() error
+			)
+			err := testutils.Do(t, p.HostNS, func() error {
+				src, sink, stop = runCapture(t, Options{
+					Hooks:   []string{"tracepoint:net:net_dev_xmit"},
+					Proto:   "eth",
+					Device:  "lo",
+					Filter:  filter,
+					Snaplen: snap,
+					Notices: &notices,
+				})
+				return nil
+			})
 			if err != nil {
-				return err
+				t.Fatal(err)
 			}
-			defer c.Close()
-			_, err = c.WriteToUDP(make([]byte, payload), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-			return err
+			if d := src.Interfaces()[0].Description; strings.Contains(d, "userspace") {
+				t.Fatalf("the filter does not run in the kernel: %s", d)
+			}
+			send := func() {
+				testutils.Do(t, p.HostNS, func() error {
+					c, err := net.ListenUDP("udp4", nil)
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					_, err = c.WriteToUDP(payload, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+					return err
+				})
+			}
+			all := func(*pcapng.Packet) bool { return true }
+			waitFor(t, "a large datagram on lo", send, func() bool { return len(sink.find(all)) > 0 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			pk := sink.find(all)[0]
+			const hdrs = 14 + 20 + 8
+			if want := hdrs + payloadLen; pk.WireLen != want {
+				t.Errorf("wire length %d, want %d", pk.WireLen, want)
+			}
+			limit := pk.WireLen
+			if snap > 0 {
+				limit = min(snap, pk.WireLen)
+			}
+			if pages.Mode == fragsNone {
+				if len(pk.Data) >= limit || len(pk.Data) < hdrs {
+					t.Errorf("captured %d of %d bytes: want the linear headers and not the paged payload", len(pk.Data), pk.WireLen)
+				}
+				if !strings.Contains(notices.String(), "paged") {
+					t.Errorf("no notice about paged data; notices:\n%s", notices.String())
+				}
+				return
+			}
+			if len(pk.Data) != limit {
+				t.Fatalf("captured %d of %d bytes, want %d (linear part and paged frags); notices:\n%s", len(pk.Data), pk.WireLen, limit, notices.String())
+			}
+			if got, want := pk.Data[hdrs:], payload[:limit-hdrs]; !bytes.Equal(got, want) {
+				at := 0
+				for at < len(got) && got[at] == want[at] {
+					at++
+				}
+				t.Errorf("payload differs from byte %d on: got % x, want % x", at, got[at:min(at+16, len(got))], want[at:min(at+16, len(want))])
+			}
+			if n := notices.String(); strings.Contains(n, "captured up to") || strings.Contains(n, "short of") {
+				t.Errorf("notice about data not copied:\n%s", n)
+			}
 		})
-	}
-	all := func(*pcapng.Packet) bool { return true }
-	waitFor(t, "a large datagram on lo", send, func() bool { return len(sink.find(all)) > 0 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	pk := sink.find(all)[0]
-	if want := 14 + 20 + 8 + payload; pk.WireLen != want {
-		t.Errorf("wire length %d, want %d", pk.WireLen, want)
-	}
-	if len(pk.Data) >= pk.WireLen || len(pk.Data) < 14+20+8 {
-		t.Errorf("captured %d of %d bytes: want the linear headers and not the paged payload", len(pk.Data), pk.WireLen)
-	}
-	if !strings.Contains(notices.String(), "paged") {
-		t.Errorf("no notice about paged data; notices:\n%s", notices.String())
 	}
 }

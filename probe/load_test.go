@@ -17,6 +17,10 @@ import (
 func TestTraceProgramsVerify(t *testing.T) {
 	testutils.RequireRoot(t)
 	r := newTestResolver(t)
+	// Load with paged-frag copying on even where the bases are unknown
+	// (the values only matter at run time), so its code is verified on
+	// every kernel.
+	pages := pageMap{Mode: fragsBaseVars, PageOffset: x86PageOffsetBase, Vmemmap: x86VmemmapBase}
 	fentryErr := probeTracing(ebpf.AttachTraceFEntry, "ip_rcv", "fentry:ip_rcv")
 	for _, spec := range []string{"kprobe:ip_rcv", "tp_btf:kfree_skb", "raw_tp:kfree_skb", "tracepoint:skb:kfree_skb", "fentry:ip_rcv", "fexit:ip_rcv", "kprobe:sk_skb_reason_drop"} {
 		s := mustParse(t, spec)
@@ -62,7 +66,7 @@ func TestTraceProgramsVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cs, name, err := prepareSpec(base, tg, header)
+			cs, name, err := prepareSpec(base, tg, header, pages)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -73,6 +73,7 @@ type Source struct {
 	*hook.Source
 	notices io.Writer
 	snaplen int
+	pages   pageMap
 	// paged counts records cut short by paged data that was not copied.
 	paged atomic.Uint64
 }
@@ -137,6 +138,7 @@ func Open(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
+	pages := findPageMap()
 	var hooks []hook.Hook
 	fail := func(err error) (*Source, error) {
 		for i := len(hooks) - 1; i >= 0; i-- {
@@ -149,7 +151,7 @@ func Open(opts Options) (*Source, error) {
 		return nil, err
 	}
 	for i, t := range targets {
-		spec, progName, err := prepareSpec(base, t, header)
+		spec, progName, err := prepareSpec(base, t, header, pages)
 		if err != nil {
 			return fail(fmt.Errorf("trace: %w", err))
 		}
@@ -198,7 +200,7 @@ func Open(opts Options) (*Source, error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, notices: opts.Notices, snaplen: snap}, nil
+	return &Source{Source: src, notices: opts.Notices, snaplen: snap, pages: pages}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.
@@ -255,11 +257,15 @@ func netnsInode(path string) (uint32, error) {
 
 // Run captures into sink until ctx is done (see bpfcap.Source). At the
 // end it says once, on the notices writer, when packets were cut short
-// because their paged data is not copied.
+// because part of their data is not copied.
 func (s *Source) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 	err := s.Source.Run(ctx, &pagedCounter{PacketWriter: sink, snaplen: s.snaplen, n: &s.paged})
 	if n := s.paged.Load(); n > 0 && s.notices != nil {
-		fmt.Fprintf(s.notices, "bpfcap: %d packets were captured up to the end of their linear data only: tracing hooks do not copy paged (fragment) data; their length is still the true one\n", n)
+		if s.pages.Mode == fragsNone {
+			fmt.Fprintf(s.notices, "bpfcap: %d packets were captured up to the end of their linear data only: tracing hooks do not copy paged (fragment) data on this kernel (%s); their length is still the true one\n", n, s.pages.Reason)
+		} else {
+			fmt.Fprintf(s.notices, "bpfcap: %d packets were captured short of the snap length: tracing hooks copy linear data and paged frags, not a frag_list, device memory or frags past the 17th; their length is still the true one\n", n)
+		}
 	}
 	return err
 }

@@ -33,7 +33,12 @@ proto picks where a packet starts, from the skb's header offsets: eth (MAC
 header), ip (network header, IPv4 or IPv6), ip4, ip6, ieee802_11. Without
 proto: the MAC header when the skb has one, else the network header (with
 a filter: eth). Packets lacking the header are counted as skipped.
-Tracing hooks copy the linear part of an skb; paged data is not captured.`,
+Tracing hooks copy an skb's linear part and then its paged frags, up to
+the snap length, and the filter sees all of it. Paged frags need the
+kernel's page_offset_base and vmemmap_base (x86-64; /proc/kallsyms lists
+them with CONFIG_KALLSYMS_ALL): where they are unknown, only the linear
+part is captured and bpfcap says so at exit. The length is always the
+true one.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp`,
