@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
-	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 

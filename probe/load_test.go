@@ -7,7 +7,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
-	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 // TestTraceProgramsVerify loads every program of bpf/probe.c with every

@@ -8,7 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
-	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 func newTestResolver(t *testing.T) *Resolver {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 func TestCPIOReadableByCpio(t *testing.T) {

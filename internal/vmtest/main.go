@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 func main() {

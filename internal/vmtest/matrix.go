@@ -17,7 +17,7 @@ func defaultMatrix() []matrixEntry {
 	return []matrixEntry{
 		// The harness's own proof of what each kernel supports.
 		{pkg: "./internal/vmtest/guestcheck", run: "."},
-		{pkg: "./internal/vmtest/kconfig", run: "^TestRunningKernel$"},
+		{pkg: "./internal/kconfig", run: "^TestRunningKernel$"},
 		{pkg: "./internal/testutils", run: "^TestVethPairPings$"},
 		// Capture core (core helper).
 		{pkg: "./perfring", run: "^(TestDecode|TestReaderErrors|TestReaderNoData)$"},

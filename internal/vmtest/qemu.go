@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 // vmOptions are the qemu settings shared by all guests.

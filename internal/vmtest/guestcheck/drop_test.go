@@ -18,7 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 // brokenFunction is the function name the self-test substitutes for the

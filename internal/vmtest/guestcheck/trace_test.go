@@ -10,7 +10,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
-	"github.com/bpfcap/bpfcap/internal/vmtest/kconfig"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 // drops is how many NO_SOCKET drops each trace test waits for.

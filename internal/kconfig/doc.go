@@ -1,6 +1,7 @@
-// Package kconfig reads the running kernel's build configuration so tests
-// can tell "this kernel lacks the feature" (skip) from "this kernel has the
-// feature and our code failed to use it" (fail).
+// Package kconfig reads the running kernel's build configuration. probe/
+// uses it where no probe can answer (the kernel's memory layout), and tests
+// use it to tell "this kernel lacks the feature" (skip) from "this kernel
+// has the feature and our code failed to use it" (fail).
 //
 // The configuration comes from, in order: the file named by $BPFCAP_KCONFIG
 // (the vmtest harness sets it inside its guests), /proc/config.gz
