@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/internal/kconfig"
+	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 

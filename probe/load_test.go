@@ -6,8 +6,8 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/internal/kconfig"
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // TestTraceProgramsVerify loads every program of bpf/probe.c with every

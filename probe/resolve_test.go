@@ -7,8 +7,8 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/internal/kconfig"
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 func newTestResolver(t *testing.T) *Resolver {

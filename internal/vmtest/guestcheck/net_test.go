@@ -11,8 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/internal/kconfig"
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // udpPort is the destination port the packet programs count.

@@ -9,8 +9,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/internal/kconfig"
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // drops is how many NO_SOCKET drops each trace test waits for.
