@@ -264,7 +264,7 @@ func TestTracePagedData(t *testing.T) {
 	for _, snap := range []int{0, 3000} {
 		t.Run(fmt.Sprintf("snaplen=%d", snap), func(t *testing.T) {
 			p := testutils.NewVethPair(t)
-			var notices syncBuffer
+			var notices testutils.SyncBuffer
 			var (
 				src  *Source
 				sink *collectSink

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,30 +32,13 @@ import (
 type traceRun struct {
 	cancel context.CancelFunc
 	done   chan error
-	stderr *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr *testutils.SyncBuffer
 }
 
 func startRun(t *testing.T, args ...string) *traceRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &traceRun{cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	tr := &traceRun{cancel: cancel, done: make(chan error, 1), stderr: &testutils.SyncBuffer{}}
 	go func() { tr.done <- run(ctx, strings.NewReader(""), io.Discard, tr.stderr, args) }()
 	t.Cleanup(func() { tr.stop(t) })
 	return tr

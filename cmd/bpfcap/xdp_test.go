@@ -44,33 +44,16 @@ import (
 type xdpRun struct {
 	cancel context.CancelFunc
 	done   chan error
-	stderr *xdpBuffer
+	stderr *testutils.SyncBuffer
 	once   sync.Once
 	err    error
-}
-
-type xdpBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *xdpBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *xdpBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // xdpStart runs bpfcap with args in ns (nil: the test's own netns).
 func xdpStart(t *testing.T, ns *netns.NsHandle, args ...string) *xdpRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &xdpRun{cancel: cancel, done: make(chan error, 1), stderr: &xdpBuffer{}}
+	r := &xdpRun{cancel: cancel, done: make(chan error, 1), stderr: &testutils.SyncBuffer{}}
 	go func() {
 		if ns != nil {
 			// The thread stays in ns and dies with this goroutine.
