@@ -91,16 +91,6 @@ func firewallOnVethMTU(t *testing.T, opts firewall.Options, mtu int) (*testutils
 	return p, pin, fw
 }
 
-// dnsQuery is a DNS query for example.org, type A.
-func dnsQuery(id uint16) []byte {
-	dns := &layers.DNS{ID: id, RD: true, Questions: []layers.DNSQuestion{{Name: []byte("example.org"), Type: layers.DNSTypeA, Class: layers.DNSClassIN}}}
-	buf := gopacket.NewSerializeBuffer()
-	if err := dns.SerializeTo(buf, gopacket.SerializeOptions{FixLengths: true}); err != nil {
-		panic(err)
-	}
-	return buf.Bytes()
-}
-
 // sendUDP sends payload from srcPort (0: any) on the host end to dst:dstPort.
 func sendUDP(t *testing.T, p *testutils.VethPair, srcPort, dstPort int, payload []byte) {
 	t.Helper()
@@ -115,43 +105,6 @@ func sendUDP(t *testing.T, p *testutils.VethPair, srcPort, dstPort int, payload 
 	})
 	if err != nil {
 		t.Fatalf("send udp %d->%d: %v", srcPort, dstPort, err)
-	}
-}
-
-// listenUDP opens a UDP socket on port in ns and returns a function that
-// counts the datagrams that arrived within d.
-func listenUDP(t *testing.T, ns func(func() error) error, ip net.IP, port int) *net.UDPConn {
-	t.Helper()
-	var c *net.UDPConn
-	err := ns(func() error {
-		var err error
-		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("listen udp %s:%d: %v", ip, port, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// received counts datagrams on c until none arrives for quiet.
-func received(c *net.UDPConn, quiet time.Duration) int {
-	return receivedWithin(c, quiet, quiet)
-}
-
-// receivedWithin counts the datagrams that arrive on c: it waits up to
-// first for the first one (a loaded machine can delay delivery), then until
-// none arrives for quiet.
-func receivedWithin(c *net.UDPConn, first, quiet time.Duration) int {
-	n := 0
-	buf := make([]byte, 65536)
-	for wait := first; ; wait = quiet {
-		c.SetReadDeadline(time.Now().Add(wait))
-		if _, _, err := c.ReadFromUDP(buf); err != nil {
-			return n
-		}
-		n++
 	}
 }
 
@@ -187,19 +140,17 @@ func TestCaptureHookDNS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, pin, _ := firewallOnVeth(t, tc.opts)
-			peerNS := func(fn func() error) error { return testutils.Do(t, p.PeerNS, fn) }
-			hostNS := func(fn func() error) error { return testutils.Do(t, p.HostNS, fn) }
-			dnsSrv := listenUDP(t, peerNS, p.PeerIP, 53)
-			discard := listenUDP(t, peerNS, p.PeerIP, 9)
-			other := listenUDP(t, peerNS, p.PeerIP, 2000)
-			bounced := listenUDP(t, hostNS, p.HostIP, 53)
+			dnsSrv := testutils.ListenUDP(t, p.PeerNS, p.PeerIP, 53)
+			discard := testutils.ListenUDP(t, p.PeerNS, p.PeerIP, 9)
+			other := testutils.ListenUDP(t, p.PeerNS, p.PeerIP, 2000)
+			bounced := testutils.ListenUDP(t, p.HostNS, p.HostIP, 53)
 			// Resolve ARP before capturing, so the capture sees only UDP.
 			// (The first datagrams can be lost while the links settle.)
 			testutils.WaitFor(t, "a warm-up datagram to arrive", 10*time.Second, func() bool {
 				sendUDP(t, p, 0, 2000, []byte("warm-up"))
-				return received(other, 100*time.Millisecond) > 0
+				return testutils.CountDatagrams(other, 100*time.Millisecond, 100*time.Millisecond) > 0
 			})
-			received(other, 100*time.Millisecond)
+			testutils.CountDatagrams(other, 100*time.Millisecond, 100*time.Millisecond)
 
 			c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Filter: "udp port 53", CountSeen: true, Ring: testRing})
 			if err != nil {
@@ -227,26 +178,26 @@ func TestCaptureHookDNS(t *testing.T) {
 				sendUDP(t, p, 0, 2000, []byte("not dns, passed"))
 			}
 			for i := 0; i < n; i++ {
-				sendUDP(t, p, 0, 53, dnsQuery(uint16(i))) // passed
+				sendUDP(t, p, 0, 53, testutils.DNSQuery(uint16(i))) // passed
 				// From port 53: the socket that receives the bounced ones.
 				for _, port := range []int{9, 7} { // dropped, bounced
-					if _, err := bounced.WriteToUDP(dnsQuery(uint16(i)), &net.UDPAddr{IP: p.PeerIP, Port: port}); err != nil {
+					if _, err := bounced.WriteToUDP(testutils.DNSQuery(uint16(i)), &net.UDPAddr{IP: p.PeerIP, Port: port}); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
 			testutils.WaitFor(t, "9 DNS packets captured", 10*time.Second, func() bool { return sink.Len() >= 3*n })
 			// The firewall did what it does without a capture.
-			if got := receivedWithin(dnsSrv, 5*time.Second, 300*time.Millisecond); got != n {
+			if got := testutils.CountDatagrams(dnsSrv, 5*time.Second, 300*time.Millisecond); got != n {
 				t.Errorf("DNS server got %d queries, want %d (passed)", got, n)
 			}
-			if got := receivedWithin(other, 5*time.Second, 300*time.Millisecond); got != n {
+			if got := testutils.CountDatagrams(other, 5*time.Second, 300*time.Millisecond); got != n {
 				t.Errorf("port 2000 got %d datagrams, want %d (passed)", got, n)
 			}
-			if got := received(discard, 300*time.Millisecond); got != 0 {
+			if got := testutils.CountDatagrams(discard, 300*time.Millisecond, 300*time.Millisecond); got != 0 {
 				t.Errorf("port 9 got %d datagrams, want 0 (dropped)", got)
 			}
-			if got := receivedWithin(bounced, 5*time.Second, 300*time.Millisecond); got != n {
+			if got := testutils.CountDatagrams(bounced, 5*time.Second, 300*time.Millisecond); got != n {
 				t.Errorf("host got %d bounced datagrams, want %d (XDP_TX)", got, n)
 			}
 			cancel()

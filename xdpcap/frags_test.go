@@ -17,13 +17,12 @@ import (
 // length of all buffers, and the datagram still arrives.
 func TestCaptureFragsJumbo(t *testing.T) {
 	p, pin, _ := firewallOnVethMTU(t, firewall.Options{Frags: true}, 9000)
-	peerNS := func(fn func() error) error { return testutils.Do(t, p.PeerNS, fn) }
-	srv := listenUDP(t, peerNS, p.PeerIP, 53)
+	srv := testutils.ListenUDP(t, p.PeerNS, p.PeerIP, 53)
 	testutils.WaitFor(t, "a warm-up datagram to arrive", 10*time.Second, func() bool {
 		sendUDP(t, p, 0, 53, []byte("warm-up"))
-		return received(srv, 100*time.Millisecond) > 0
+		return testutils.CountDatagrams(srv, 100*time.Millisecond, 100*time.Millisecond) > 0
 	})
-	received(srv, 100*time.Millisecond)
+	testutils.CountDatagrams(srv, 100*time.Millisecond, 100*time.Millisecond)
 
 	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Filter: "udp port 53", Ring: testRing})
 	if err != nil {
@@ -44,7 +43,7 @@ func TestCaptureFragsJumbo(t *testing.T) {
 	}
 	sendUDP(t, p, 0, 53, payload)
 	testutils.WaitFor(t, "the jumbo datagram to be captured", 10*time.Second, func() bool { return sink.Len() >= 1 })
-	if got := receivedWithin(srv, 5*time.Second, 300*time.Millisecond); got != 1 {
+	if got := testutils.CountDatagrams(srv, 5*time.Second, 300*time.Millisecond); got != 1 {
 		t.Fatalf("the server got %d datagrams, want 1", got)
 	}
 	cancel()

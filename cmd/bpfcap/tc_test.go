@@ -30,8 +30,8 @@ import (
 func tcTraffic(t *testing.T, p *testutils.VethPair, n int) {
 	t.Helper()
 	xdpPing(t, p.HostNS, p.HostIP, p.PeerIP, n)
-	hostC := udpConn(t, p.HostNS, p.HostIP, 0)
-	peerC := udpConn(t, p.PeerNS, p.PeerIP, 4500)
+	hostC := testutils.ListenUDP(t, p.HostNS, p.HostIP, 0)
+	peerC := testutils.ListenUDP(t, p.PeerNS, p.PeerIP, 4500)
 	for i := 0; i < n; i++ {
 		if _, err := hostC.WriteToUDP([]byte("to peer"), &net.UDPAddr{IP: p.PeerIP, Port: 4500}); err != nil {
 			t.Fatal(err)
@@ -44,10 +44,10 @@ func tcTraffic(t *testing.T, p *testutils.VethPair, n int) {
 		t.Fatal(err)
 	}
 	// Everything arrived (and so went through tc both ways).
-	if got := drain(peerC, 300*time.Millisecond); got != n+1 {
+	if got := testutils.CountDatagrams(peerC, 5*time.Second, 300*time.Millisecond); got != n+1 {
 		t.Fatalf("peer got %d datagrams, want %d", got, n+1)
 	}
-	if got := drain(hostC, 300*time.Millisecond); got != n {
+	if got := testutils.CountDatagrams(hostC, 5*time.Second, 300*time.Millisecond); got != n {
 		t.Fatalf("host got %d datagrams, want %d", got, n)
 	}
 }

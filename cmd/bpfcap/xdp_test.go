@@ -200,44 +200,6 @@ func newXDPSetup(t *testing.T, opts firewall.Options) *xdpSetup {
 	return &xdpSetup{VethPair: p, pin: pin, fw: fw}
 }
 
-// udpConn opens a UDP socket on ip:port in ns.
-func udpConn(t *testing.T, ns netns.NsHandle, ip net.IP, port int) *net.UDPConn {
-	t.Helper()
-	var c *net.UDPConn
-	err := testutils.Do(t, ns, func() error {
-		var err error
-		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("udp socket %s:%d: %v", ip, port, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// drain counts the datagrams waiting on c (until none comes for quiet).
-func drain(c *net.UDPConn, quiet time.Duration) int {
-	n := 0
-	buf := make([]byte, 65536)
-	for {
-		c.SetReadDeadline(time.Now().Add(quiet))
-		if _, _, err := c.ReadFromUDP(buf); err != nil {
-			return n
-		}
-		n++
-	}
-}
-
-func dnsQuery(id uint16) []byte {
-	dns := &layers.DNS{ID: id, RD: true, Questions: []layers.DNSQuestion{{Name: []byte("example.org"), Type: layers.DNSTypeA, Class: layers.DNSClassIN}}}
-	buf := gopacket.NewSerializeBuffer()
-	if err := dns.SerializeTo(buf, gopacket.SerializeOptions{FixLengths: true}); err != nil {
-		panic(err)
-	}
-	return buf.Bytes()
-}
-
 // dnsTraffic sends, through the firewall: n datagrams each to port 9
 // (dropped) and 2000 (passed) that are not DNS, then n DNS queries each to
 // port 53 (passed), from port 53 to port 9 (dropped) and from port 53 to
@@ -246,11 +208,11 @@ func dnsQuery(id uint16) []byte {
 // "sport->dport:verdict" with ephemeral ports as 0.
 func dnsTraffic(t *testing.T, s *xdpSetup, n int) []string {
 	t.Helper()
-	dnsSrv := udpConn(t, s.PeerNS, s.PeerIP, 53)
-	discard := udpConn(t, s.PeerNS, s.PeerIP, 9)
-	other := udpConn(t, s.PeerNS, s.PeerIP, 2000)
-	client := udpConn(t, s.HostNS, s.HostIP, 0)
-	dns53 := udpConn(t, s.HostNS, s.HostIP, 53)
+	dnsSrv := testutils.ListenUDP(t, s.PeerNS, s.PeerIP, 53)
+	discard := testutils.ListenUDP(t, s.PeerNS, s.PeerIP, 9)
+	other := testutils.ListenUDP(t, s.PeerNS, s.PeerIP, 2000)
+	client := testutils.ListenUDP(t, s.HostNS, s.HostIP, 0)
+	dns53 := testutils.ListenUDP(t, s.HostNS, s.HostIP, 53)
 	send := func(c *net.UDPConn, port int, payload []byte) {
 		if _, err := c.WriteToUDP(payload, &net.UDPAddr{IP: s.PeerIP, Port: port}); err != nil {
 			t.Fatal(err)
@@ -262,9 +224,9 @@ func dnsTraffic(t *testing.T, s *xdpSetup, n int) []string {
 	}
 	var want []string
 	for i := 0; i < n; i++ {
-		send(client, 53, dnsQuery(uint16(i)))
-		send(dns53, 9, dnsQuery(uint16(i)))
-		send(dns53, 7, dnsQuery(uint16(i)))
+		send(client, 53, testutils.DNSQuery(uint16(i)))
+		send(dns53, 9, testutils.DNSQuery(uint16(i)))
+		send(dns53, 7, testutils.DNSQuery(uint16(i)))
 		want = append(want, "0->53:2", "53->9:1", "7->53:3")
 	}
 	for _, c := range []struct {
@@ -272,7 +234,11 @@ func dnsTraffic(t *testing.T, s *xdpSetup, n int) []string {
 		conn *net.UDPConn
 		want int
 	}{{"DNS server (passed)", dnsSrv, n}, {"port 2000 (passed)", other, n}, {"port 9 (dropped)", discard, 0}, {"host port 53 (bounced)", dns53, n}} {
-		if got := drain(c.conn, 300*time.Millisecond); got != c.want {
+		first := 300 * time.Millisecond
+		if c.want > 0 {
+			first = 5 * time.Second
+		}
+		if got := testutils.CountDatagrams(c.conn, first, 300*time.Millisecond); got != c.want {
 			t.Errorf("%s received %d datagrams, want %d: the firewall's behaviour changed", c.name, got, c.want)
 		}
 	}
