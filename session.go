@@ -2,6 +2,7 @@ package bpfcap
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -258,6 +259,59 @@ func (w *sourceSink) WritePacket(p *pcapng.Packet) error {
 		s.cancel(errCount)
 	}
 	return nil
+}
+
+// WriteRawPackets passes a source's encoded blocks to the sink in bulk
+// when the sink takes them (a pcapng file or pipe; not the summary
+// printer): it moves the blocks' interface IDs by the source's base and
+// stops at the -c count like WritePacket.
+func (w *sourceSink) WriteRawPackets(b []byte, n int) (int, error) {
+	raw, ok := w.s.sink.(pcapng.RawPacketWriter)
+	if !ok {
+		return 0, fmt.Errorf("the output takes packets one by one: %w", errors.ErrUnsupported)
+	}
+	s := w.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sinkErr != nil {
+		return 0, s.sinkErr
+	}
+	if s.count > 0 && s.written >= s.count {
+		return 0, errStop
+	}
+	take := n
+	if s.count > 0 && s.written+uint64(n) > s.count {
+		take = int(s.count - s.written)
+	}
+	end := 0
+	for i := 0; i < take; i++ {
+		if len(b)-end < 12 {
+			return 0, fmt.Errorf("raw packet block %d of %d: %w", i+1, n, pcapng.ErrBadBlock)
+		}
+		l := int(binary.LittleEndian.Uint32(b[end+4:]))
+		if l < 12 || l > len(b)-end {
+			return 0, fmt.Errorf("raw packet block %d of %d: length %d: %w", i+1, n, l, pcapng.ErrBadBlock)
+		}
+		if w.base != 0 {
+			id := binary.LittleEndian.Uint32(b[end+8:])
+			binary.LittleEndian.PutUint32(b[end+8:], id+uint32(w.base))
+		}
+		end += l
+	}
+	wrote, err := raw.WriteRawPackets(b[:end], take)
+	s.written += uint64(wrote)
+	if err != nil {
+		s.sinkErr = err
+		s.cancel(err)
+		return wrote, err
+	}
+	if s.count > 0 && s.written >= s.count {
+		s.cancel(errCount)
+		if take < n {
+			return wrote, errStop
+		}
+	}
+	return wrote, nil
 }
 
 func (w *sourceSink) Flush() error {

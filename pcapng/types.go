@@ -176,6 +176,17 @@ type InterfaceStats struct {
 	UserFiltered uint64
 }
 
+// RawPacketWriter is the bulk path a PacketWriter may offer to sources
+// that already hold encoded blocks (DPDK's pdump): b holds n complete
+// little-endian Enhanced Packet Blocks back to back, whose interface IDs
+// index the writer's interfaces. The writer may rewrite the IDs in b. It
+// returns how many of the n blocks it wrote: fewer than n only with an
+// error. A writer that cannot take blocks returns 0 and an error wrapping
+// errors.ErrUnsupported; the source then writes packet by packet.
+type RawPacketWriter interface {
+	WriteRawPackets(b []byte, n int) (int, error)
+}
+
 // PacketWriter is where captured packets go: a pcapng file, a pipe, or a
 // summary printer. Sources call Flush after each batch so that live
 // readers see packets promptly.

@@ -286,6 +286,43 @@ func (w *Writer) WriteRawBlock(b []byte) error {
 	return w.write(b)
 }
 
+// WriteRawPackets writes n Enhanced Packet Blocks laid back to back in b,
+// after checking each one's lengths and interface ID (ErrBadBlock). It
+// writes all of them or none.
+func (w *Writer) WriteRawPackets(b []byte, n int) (int, error) {
+	off := 0
+	for i := 0; i < n; i++ {
+		l, err := w.checkRawEPB(b[off:])
+		if err != nil {
+			return 0, fmt.Errorf("write raw packet block %d of %d: %w", i+1, n, err)
+		}
+		off += l
+	}
+	if off != len(b) {
+		return 0, fmt.Errorf("write raw packet blocks: %d bytes after %d blocks: %w", len(b)-off, n, ErrBadBlock)
+	}
+	if err := w.write(b); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// checkRawEPB checks the Enhanced Packet Block at the start of b and
+// returns its length.
+func (w *Writer) checkRawEPB(b []byte) (int, error) {
+	if len(b) < 32 || le.Uint32(b) != blockEPB {
+		return 0, fmt.Errorf("not an enhanced packet block: %w", ErrBadBlock)
+	}
+	n := int(le.Uint32(b[4:]))
+	if n < 32 || n%4 != 0 || n > len(b) || int(le.Uint32(b[n-4:])) != n {
+		return 0, fmt.Errorf("block length %d does not fit %d bytes: %w", n, len(b), ErrBadBlock)
+	}
+	if id := le.Uint32(b[8:]); int(id) >= len(w.ifaces) {
+		return 0, fmt.Errorf("interface %d not added (have %d): %w", id, len(w.ifaces), ErrBadBlock)
+	}
+	return n, nil
+}
+
 // Flush writes buffered blocks to the underlying writer.
 func (w *Writer) Flush() error {
 	if w.err != nil {

@@ -291,3 +291,39 @@ func stderrOf(err error) string {
 	}
 	return ""
 }
+
+// TestWriteRawPacketsChecksBlocks: the bulk path writes all blocks or none,
+// and refuses an interface that was never added or a cut-off block.
+func TestWriteRawPacketsChecksBlocks(t *testing.T) {
+	block := func(ifc uint32) []byte {
+		b := make([]byte, 32)
+		le.PutUint32(b[0:], blockEPB)
+		le.PutUint32(b[4:], 32)
+		le.PutUint32(b[8:], ifc)
+		le.PutUint32(b[28:], 32)
+		return b
+	}
+	var buf bytes.Buffer
+	pw, err := NewWriter(&buf, WriterOptions{Application: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pw.AddInterface(Interface{Name: "dpdk:0", LinkType: LinkTypeEthernet}); err != nil {
+		t.Fatal(err)
+	}
+	pw.Flush()
+	before := buf.Len()
+	if n, err := pw.WriteRawPackets(append(block(0), block(1)...), 2); n != 0 || !errors.Is(err, ErrBadBlock) {
+		t.Errorf("a block on interface 1 of 1: wrote %d, %v; want 0 and ErrBadBlock", n, err)
+	}
+	if n, err := pw.WriteRawPackets(block(0)[:28], 1); n != 0 || !errors.Is(err, ErrBadBlock) {
+		t.Errorf("a cut-off block: wrote %d, %v; want 0 and ErrBadBlock", n, err)
+	}
+	if n, err := pw.WriteRawPackets(append(block(0), block(0)...), 2); n != 2 || err != nil {
+		t.Errorf("two good blocks: wrote %d, %v", n, err)
+	}
+	pw.Flush()
+	if got := buf.Len() - before; got != 64 {
+		t.Errorf("%d bytes written, want only the two good blocks (64)", got)
+	}
+}
