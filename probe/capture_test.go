@@ -53,7 +53,7 @@ func udpDstPort(b []byte) int {
 // device and the true length. Needs no iptables or tshark (guest-safe).
 func TestTraceDropNoSocket(t *testing.T) {
 	testutils.RequireRoot(t)
-	before := loadedProbePrograms(t)
+	before := testutils.CountPrograms(t, "probe_")
 	p := testutils.NewVethPair(t)
 	const port = 6543
 	fn := "kfree_skb"
@@ -102,7 +102,7 @@ func TestTraceDropNoSocket(t *testing.T) {
 		t.Errorf("stats %+v", st[0])
 	}
 	src.Close()
-	waitUnloaded(t, before)
+	testutils.WaitProgramsUnloaded(t, "probe_", before)
 }
 
 // TestTraceMultiHookPacketID: one ping seen at two hooks carries one packet

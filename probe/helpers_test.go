@@ -3,13 +3,9 @@ package probe
 import (
 	"context"
 	"errors"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/bpfcap/bpfcap/pcapng"
 )
@@ -85,49 +81,5 @@ func waitFor(t *testing.T, what string, send func(), cond func() bool) {
 		}
 		send()
 		time.Sleep(20 * time.Millisecond) // pacing of the traffic, not readiness
-	}
-}
-
-// loadedProbePrograms counts the loaded BPF programs that come from probe.c
-// (names start with "probe_"), to check that nothing stays loaded.
-func loadedProbePrograms(t *testing.T) int {
-	t.Helper()
-	n := 0
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			return n
-		}
-		if err != nil {
-			t.Fatalf("iterate programs: %v", err)
-		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		info, err := p.Info()
-		p.Close()
-		if err == nil && strings.HasPrefix(info.Name, "probe_") {
-			n++
-		}
-	}
-}
-
-// waitUnloaded waits until no more probe programs are loaded than before:
-// the kernel frees a closed program after an RCU grace period.
-func waitUnloaded(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := loadedProbePrograms(t)
-		if n <= before {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d probe programs loaded before, still %d after Close", before, n)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
@@ -76,46 +74,6 @@ func (tr *traceRun) waitAttached(t *testing.T, path string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no output file after 20 s; stderr:\n%s", tr.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// probeProgs counts loaded BPF programs from bpf/probe.c (named probe_*):
-// a link that stays attached keeps its program loaded.
-func probeProgs(t *testing.T) int {
-	t.Helper()
-	n := 0
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			return n
-		}
-		if err != nil {
-			t.Fatalf("iterate programs: %v", err)
-		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue
-		}
-		info, err := p.Info()
-		p.Close()
-		if err == nil && strings.HasPrefix(info.Name, "probe_") {
-			n++
-		}
-	}
-}
-
-// requireNothingLeft waits (the kernel frees programs after an RCU grace
-// period) until no more probe programs are loaded than before.
-func requireNothingLeft(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for probeProgs(t) > before {
-		if time.Now().After(deadline) {
-			t.Fatalf("probe programs still loaded: %d before, %d now", before, probeProgs(t))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -210,7 +168,7 @@ func udpNoPorts(t *testing.T, ns string) int {
 // back with bpfcap's own reader. Guest-safe.
 func TestTraceCLIDropNoSocket(t *testing.T) {
 	testutils.RequireRoot(t)
-	before := probeProgs(t)
+	before := testutils.CountPrograms(t, "probe_")
 	p := testutils.NewVethPair(t)
 	out := filepath.Join(t.TempDir(), "drops.pcapng")
 	tr := startRun(t, "trace", "kprobe:kfree_skb:arg1", "proto", "ip", "-w", out, "udp port 6544")
@@ -248,7 +206,7 @@ func TestTraceCLIDropNoSocket(t *testing.T) {
 			t.Errorf("comment %q does not name the drop reason NO_SOCKET", pk.Comment)
 		}
 	}
-	requireNothingLeft(t, before)
+	testutils.WaitProgramsUnloaded(t, "probe_", before)
 }
 
 // TestTraceHostNetfilterDrops is the card's proof: TCP SYNs dropped by a
@@ -382,7 +340,7 @@ func TestTraceHostLivePipe(t *testing.T) {
 func TestTraceHostBadInput(t *testing.T) {
 	testutils.RequireRoot(t)
 	linksBefore := bpftoolLinks(t)
-	progsBefore := probeProgs(t)
+	progsBefore := testutils.CountPrograms(t, "probe_")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -413,7 +371,7 @@ func TestTraceHostBadInput(t *testing.T) {
 			}
 		}
 	}
-	requireNothingLeft(t, progsBefore)
+	testutils.WaitProgramsUnloaded(t, "probe_", progsBefore)
 	if after := bpftoolLinks(t); after > linksBefore {
 		t.Errorf("bpftool link show: %d probe links before, %d after", linksBefore, after)
 	}
