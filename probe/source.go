@@ -234,9 +234,9 @@ func chooseHeader(proto, filter string) (uint32, pcapng.LinkType, []pcapng.LinkT
 // deviceID returns the ifindex of device name in bpfcap's network
 // namespace and that namespace's inode.
 func deviceID(name string) (uint32, uint32, error) {
-	ifc, err := net.InterfaceByName(name)
+	ifc, err := hook.LookupDevice(name)
 	if err != nil {
-		return 0, 0, fmt.Errorf("dev %s: no such device in this network namespace (see `ip link`): %w", name, err)
+		return 0, 0, err
 	}
 	// thread-self: the calling thread may have entered another
 	// namespace than the process's (tests do).
@@ -244,7 +244,7 @@ func deviceID(name string) (uint32, uint32, error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("dev %s: %w", name, err)
 	}
-	return uint32(ifc.Index), ino, nil
+	return uint32(ifc.Attrs().Index), ino, nil
 }
 
 func netnsInode(path string) (uint32, error) {

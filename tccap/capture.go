@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
@@ -66,13 +64,9 @@ func Open(ifname string, opts Options) (*Capture, error) {
 	if len(dirs) == 0 {
 		dirs = []Direction{Ingress, Egress}
 	}
-	l, err := netlink.LinkByName(ifname)
+	l, err := hook.LookupDevice(ifname)
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("interface %q does not exist (list them with `ip link`)", ifname)
-		}
-		return nil, fmt.Errorf("look up interface %q: %w", ifname, err)
+		return nil, err
 	}
 	lt := pcapng.LinkTypeEthernet
 	if l.Attrs().EncapType == "none" || l.Type() == "tun" || l.Type() == "wireguard" {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/hook"
@@ -31,13 +30,9 @@ func DeviceSpec(ifname string) string { return "xdp:dev:" + ifname }
 // kernel that refuses gives ErrHasProgram with how to instrument the
 // program instead. opts.Actions is ignored.
 func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
-	l, err := netlink.LinkByName(ifname)
+	l, err := hook.LookupDevice(ifname)
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("interface %q does not exist (list them with `ip link`)", ifname)
-		}
-		return nil, fmt.Errorf("look up interface %q: %w", ifname, err)
+		return nil, err
 	}
 	ifindex := l.Attrs().Index
 	if x := l.Attrs().Xdp; x != nil && x.Attached {

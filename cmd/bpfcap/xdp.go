@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bpfcap/bpfcap"
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/xdpcap"
 )
 
@@ -89,11 +89,11 @@ up to the snap length; the filter sees the first buffer.`,
 					return xdpcap.OpenDeviceCapture(target, opts)
 				}
 				if o.Device != "" {
-					ifc, err := net.InterfaceByName(o.Device)
+					ifc, err := hook.LookupDevice(o.Device)
 					if err != nil {
-						return nil, fmt.Errorf("dev %s: no such interface (list them with `ip link`): %w", o.Device, err)
+						return nil, err
 					}
-					opts.Ifindex = ifc.Index
+					opts.Ifindex = ifc.Attrs().Index
 				}
 				return xdpcap.OpenCapture(target, opts)
 			}
