@@ -215,7 +215,15 @@ func TestTraceAutoHeader(t *testing.T) {
 		}
 	}
 	sendUDP(t, p, absent, 6547)
-	waitFor(t, "both drops", func() { sendUDP(t, p, p.PeerIP, 6546) }, func() bool {
+	sends := 0
+	waitFor(t, "both drops", func() {
+		sendUDP(t, p, p.PeerIP, 6546)
+		// Again about every second, in case the first one never reached
+		// the neighbour queue (the pair was still settling).
+		if sends++; sends%50 == 0 {
+			sendUDP(t, p, absent, 6547)
+		}
+	}, func() bool {
 		return len(sink.find(toPort(p.PeerIP, 6546))) > 0 && len(sink.find(toPort(absent, 6547))) > 0
 	})
 	if err := stop(); err != nil {
