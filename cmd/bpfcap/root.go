@@ -31,6 +31,8 @@ Filters are tcpdump expressions, run in the kernel as eBPF. Output is pcapng
 		newListCmd(env),
 		newXDPCmd(env),
 		newTCCmd(env),
+		newProgCmd(env),
+		newExtcapCmd(env),
 	)
 	addPlatformCmds(root, env)
 	return root
