@@ -35,32 +35,30 @@ enum bpfcap_xdp_flag {
 	BPFCAP_XDP_SEEN = 1 << 2,  /* count BPFCAP_STAT_SEEN (one map update per packet) */
 };
 
-SEC("xdp")
-int bpfcap_xdp(struct xdp_md *ctx)
+/*
+ * Copies a packet the filter matched (or every packet, unfiltered) to
+ * userspace. Everything is read again from ctx so that nothing but ctx has
+ * to stay live across the filter, and the non-matching path needs no stack
+ * spills.
+ */
+static __always_inline void bpfcap_xdp_capture(struct xdp_md *ctx, __u32 action)
 {
+	__u32 flags = bpfcap_xdp_flags;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 action = bpfcap_xdp_action;
 	struct bpfcap_record *rec;
 	__u32 wire_len;
 	__u64 cap_len;
 
-	if (bpfcap_xdp_flags & BPFCAP_XDP_FRAGS)
+	if (flags & BPFCAP_XDP_FRAGS)
 		wire_len = bpf_xdp_get_buff_len(ctx);
 	else
 		wire_len = data_end - data;
-	/* Test the constant first: reading ingress_ifindex costs three loads. */
-	if (bpfcap_cfg.ifindex && !bpfcap_want_dev(ctx->ingress_ifindex, 0))
-		return action;
-	if (bpfcap_xdp_flags & BPFCAP_XDP_SEEN)
-		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
-	if (!bpfcap_match_direct(data, data_end, wire_len))
-		return action;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 
 	rec = bpfcap_scratch_get();
 	if (!rec)
-		return action;
+		return;
 	cap_len = wire_len;
 	if (cap_len > bpfcap_snaplen())
 		cap_len = bpfcap_snaplen();
@@ -73,12 +71,41 @@ int bpfcap_xdp(struct xdp_md *ctx)
 	rec->ev.ifindex = ctx->ingress_ifindex;
 	rec->ev.queue = ctx->rx_queue_index;
 	rec->ev.dir = BPFCAP_DIR_IN;
-	if (!(bpfcap_xdp_flags & BPFCAP_XDP_ENTRY)) {
+	if (!(flags & BPFCAP_XDP_ENTRY)) {
 		rec->ev.verdict = action;
 		rec->ev.flags |= BPFCAP_EV_HAS_VERDICT;
 	}
 	bpfcap_submit(ctx, rec, cap_len);
 out:
 	bpfcap_scratch_put();
-	return action;
+}
+
+SEC("xdp")
+int bpfcap_xdp(struct xdp_md *ctx)
+{
+	/*
+	 * The constants (frozen .rodata) are known to the verifier, which
+	 * drops the branches they rule out but not the loads: read each once.
+	 */
+	__u32 flags = bpfcap_xdp_flags;
+
+	/* Test the constant first: reading ingress_ifindex costs three loads. */
+	if (bpfcap_cfg.ifindex && !bpfcap_want_dev(ctx->ingress_ifindex, 0))
+		return bpfcap_xdp_action;
+	if (flags & BPFCAP_XDP_SEEN)
+		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+	if (!(bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)) {
+		void *data = (void *)(long)ctx->data;
+		void *data_end = (void *)(long)ctx->data_end;
+		__u32 wire_len;
+
+		if (flags & BPFCAP_XDP_FRAGS)
+			wire_len = bpf_xdp_get_buff_len(ctx);
+		else
+			wire_len = data_end - data;
+		if (!bpfcap_filter_direct(data, data_end, wire_len))
+			return bpfcap_xdp_action;
+	}
+	bpfcap_xdp_capture(ctx, bpfcap_xdp_action);
+	return bpfcap_xdp_action;
 }

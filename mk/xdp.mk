@@ -3,7 +3,7 @@
 # `make unit` runs these tests too; these targets run just them (as root).
 #   make test-xdp          # all xdp/tc tests (host: tshark, tcpdump, go toolchain)
 #   make test-xdp-guest    # the ones that also run in minimal VM guests (no tshark/tcpdump)
-#   make bench-xdp         # veth flood: bpfcap xdp vs tcpdump -w, hook cost vs no hook (ratios)
+#   make bench-xdp         # veth flood: bpfcap xdp vs tcpdump -w; hook cost vs no hook when forwarding and per program run (ratios)
 .PHONY: test-xdp test-xdp-guest bench-xdp
 
 XDP_GUEST_RUN := ^Test(ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders|CaptureHookDNS|CaptureStaleAndBusy|CaptureRedirect|CaptureFragsJumbo|CaptureDirections|OpenErrors|StaleClsactFilter|FloodReachesPeer|XDPCLIHookDNS|XDPCLIActions|XDPCLIBadInput|XDPCLIDevice|XDPCLIPerfSnaplen|TCCLIDirections|TCCLIBadInput|TCCLIEgressSnaplen)$$
@@ -15,8 +15,9 @@ test-xdp: deps
 test-xdp-guest: deps
 	$(GO) test $(TESTFLAGS) -run '$(XDP_GUEST_RUN)' ./xdpcap/ ./tccap/ ./bench/xdp/ ./cmd/bpfcap/
 
-# About a minute: capture rates at rising flood rates (CPU0 floods, CPU1
-# captures, files on /dev/shm) and BPF_PROG_TEST_RUN hook costs.
+# About two minutes: capture rates at rising flood rates (CPU0 floods, CPU1
+# captures, files on /dev/shm), the hook's cost on XDP_TX forwarding (live
+# frames) and on the program alone (BPF_PROG_TEST_RUN).
 bench-xdp: deps
-	$(GO) test -count=1 -timeout 20m -run '^$$' -bench 'XDPCaptureVsTcpdump|XDPHookCost' -benchtime 1x ./bench/xdp/
+	$(GO) test -count=1 -timeout 20m -run '^$$' -bench 'XDPCaptureVsTcpdump|XDPHookCost|XDPForwardCost' -benchtime 1x ./bench/xdp/
 	$(GO) test -count=1 -run '^$$' -bench HookCost -benchtime 3x ./xdpcap/

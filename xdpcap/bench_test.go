@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 
 	xdpbench "github.com/bpfcap/bpfcap/bench/xdp"
 	"github.com/bpfcap/bpfcap/examples/firewall"
@@ -56,6 +57,31 @@ func hookCostVariants(tb testing.TB) (names []string, progs []*ebpf.Program) {
 			tb.Cleanup(func() { c.Close() })
 		}
 	}
+	// The floor of the xdpcap design: a hook whose slots hold programs that
+	// only return their action, so the difference from "empty" is the tail
+	// call itself and the difference to "filled" is bpfcap's program.
+	h, err := xdpcap.NewHook("bpfcap_floor")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.Close() })
+	for slot := 0; slot < h.NumSlots(); slot++ {
+		ret, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name:         "bpfcap_ret",
+			Type:         ebpf.XDP,
+			AttachType:   ebpf.AttachXDP,
+			License:      "Dual BSD/GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(slot)), asm.Return()},
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { ret.Close() })
+		if err := h.Map().Put(uint32(slot), ret); err != nil {
+			tb.Fatalf("fill hook slot %d: %v", slot, err)
+		}
+	}
+	add("tailcall", firewall.Options{Hook: h})
 	return names, progs
 }
 
@@ -103,12 +129,14 @@ func BenchmarkHookCost(b *testing.B) {
 }
 
 // TestHookCostBudget guards the hook's cost: with bpfcap's programs in the
-// hook and a filter that does not match, the firewall may be at most 50%
-// slower than without a hook. (DESIGN's target is 5%; this machine
-// measures about 12% with the filter inlined, 20-25% with it called in its
-// stub, see BenchmarkHookCost and the report; the bound
-// catches regressions such as a per-packet map update or helper call on
-// the non-matching path.)
+// hook and a filter that does not match, the firewall program may be at
+// most 50% slower than without a hook. This measures the program alone
+// (BPF_PROG_TEST_RUN), the strictest view: here about 1.10-1.14 x, of which
+// the tail call itself ("tailcall") is up to 1.07 x, the rest the filter.
+// DESIGN's target (< 5%) is for forwarding, which bench/xdp's
+// BenchmarkXDPForwardCost measures (about 1.04 x). The bound catches
+// regressions such as a per-packet map update or helper call on the
+// non-matching path.
 func TestHookCostBudget(t *testing.T) {
 	names, progs := hookCostVariants(t)
 	frame := udpFrame(t, 40000, 2000, make([]byte, 18))
