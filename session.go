@@ -77,19 +77,14 @@ var errStop = errors.New("capture session stopped")
 func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result, error) {
 	start := time.Now()
 	s := &session{sink: sink, count: opts.Count}
-	for _, src := range sources {
-		base := len(s.ifaces)
+	sinks := make([]*sourceSink, len(sources))
+	for i, src := range sources {
+		sinks[i] = &sourceSink{s: s, src: i}
 		for _, ifc := range src.Interfaces() {
-			idx, err := sink.AddInterface(ifc)
-			if err != nil {
-				return Result{Reason: StopError}, fmt.Errorf("add interface %q: %w", ifc.Name, err)
+			if _, err := sinks[i].addInterface(ifc); err != nil {
+				return Result{Reason: StopError}, err
 			}
-			if idx != len(s.ifaces) {
-				return Result{Reason: StopError}, fmt.Errorf("add interface %q: sink returned index %d, want %d", ifc.Name, idx, len(s.ifaces))
-			}
-			s.ifaces = append(s.ifaces, ifc)
 		}
-		s.bases = append(s.bases, base)
 	}
 	if err := sink.Flush(); err != nil {
 		if isClosedPipe(err) {
@@ -112,7 +107,7 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := src.Run(runCtx, &sourceSink{s: s, base: s.bases[i]})
+			err := src.Run(runCtx, sinks[i])
 			if err != nil && !errors.Is(err, errStop) {
 				cancel(errSourceFailed) // one failing source ends the session
 			}
@@ -204,35 +199,71 @@ type session struct {
 	mu      sync.Mutex
 	sink    Sink
 	ifaces  []pcapng.Interface
-	bases   []int
+	owners  []ifOwner // per session interface: which source's which interface
 	count   uint64
 	written uint64
 	sinkErr error
 	cancel  context.CancelCauseFunc
 }
 
+// ifOwner names a session interface's source and its index there.
+type ifOwner struct{ src, local int }
+
 func (s *session) result(reason StopReason, sources []Source) Result {
 	s.mu.Lock()
 	written := s.written
+	ifaces := s.ifaces[:len(s.ifaces):len(s.ifaces)]
+	owners := s.owners[:len(s.owners):len(s.owners)]
 	s.mu.Unlock()
-	r := Result{Reason: reason, Written: written, Interfaces: s.ifaces}
-	for _, src := range sources {
-		r.Stats = append(r.Stats, padStats(src.Stats(), len(src.Interfaces()))...)
+	r := Result{Reason: reason, Written: written, Interfaces: ifaces}
+	stats := make([][]pcapng.InterfaceStats, len(sources))
+	for i, src := range sources {
+		stats[i] = src.Stats()
+	}
+	r.Stats = make([]pcapng.InterfaceStats, len(owners))
+	for i, o := range owners {
+		if o.local < len(stats[o.src]) {
+			r.Stats[i] = stats[o.src][o.local]
+		}
 	}
 	return r
 }
 
-func padStats(st []pcapng.InterfaceStats, n int) []pcapng.InterfaceStats {
-	out := make([]pcapng.InterfaceStats, n)
-	copy(out, st)
-	return out
+// sourceSink is the PacketWriter one source writes to: it maps the
+// source's interface indexes to the session's numbering, and lets the
+// source add interfaces while it runs (InterfaceAdder).
+type sourceSink struct {
+	s   *session
+	src int
+	ids []int // source interface index -> session interface index
 }
 
-// sourceSink is the PacketWriter one source writes to: it shifts
-// interface indexes to the session's numbering.
-type sourceSink struct {
-	s    *session
-	base int
+// AddInterface adds an interface the source found while running: it is
+// written to the sink at once and returns the source's index for it.
+func (w *sourceSink) AddInterface(ifc pcapng.Interface) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if w.s.sinkErr != nil {
+		return 0, w.s.sinkErr
+	}
+	return w.addInterface(ifc)
+}
+
+// addInterface adds ifc to the sink; the caller holds s.mu or runs before
+// the sources start.
+func (w *sourceSink) addInterface(ifc pcapng.Interface) (int, error) {
+	s := w.s
+	idx, err := s.sink.AddInterface(ifc)
+	if err != nil {
+		return 0, fmt.Errorf("add interface %q: %w", ifc.Name, err)
+	}
+	if idx != len(s.ifaces) {
+		return 0, fmt.Errorf("add interface %q: sink returned index %d, want %d", ifc.Name, idx, len(s.ifaces))
+	}
+	s.ifaces = append(s.ifaces, ifc)
+	s.owners = append(s.owners, ifOwner{src: w.src, local: len(w.ids)})
+	w.ids = append(w.ids, idx)
+	return len(w.ids) - 1, nil
 }
 
 func (w *sourceSink) WritePacket(p *pcapng.Packet) error {
@@ -246,7 +277,10 @@ func (w *sourceSink) WritePacket(p *pcapng.Packet) error {
 		return errStop
 	}
 	local := p.Interface
-	p.Interface = local + w.base
+	if local < 0 || local >= len(w.ids) {
+		return fmt.Errorf("write packet: source interface %d not added (have %d)", local, len(w.ids))
+	}
+	p.Interface = w.ids[local]
 	err := s.sink.WritePacket(p)
 	p.Interface = local
 	if err != nil {
@@ -292,9 +326,12 @@ func (w *sourceSink) WriteRawPackets(b []byte, n int) (int, error) {
 		if l < 12 || l > len(b)-end {
 			return 0, fmt.Errorf("raw packet block %d of %d: length %d: %w", i+1, n, l, pcapng.ErrBadBlock)
 		}
-		if w.base != 0 {
-			id := binary.LittleEndian.Uint32(b[end+8:])
-			binary.LittleEndian.PutUint32(b[end+8:], id+uint32(w.base))
+		id := binary.LittleEndian.Uint32(b[end+8:])
+		if int(id) >= len(w.ids) {
+			return 0, fmt.Errorf("raw packet block %d of %d: source interface %d not added (have %d): %w", i+1, n, id, len(w.ids), pcapng.ErrBadBlock)
+		}
+		if w.ids[id] != int(id) {
+			binary.LittleEndian.PutUint32(b[end+8:], uint32(w.ids[id]))
 		}
 		end += l
 	}

@@ -13,7 +13,9 @@ import (
 type Source interface {
 	// Interfaces describes the source's capture points, one per (hook,
 	// link type). Packet.Interface values from Run index this slice. The
-	// list is fixed once the source is open.
+	// list is fixed once the source is open, except for interfaces the
+	// source adds while it runs through InterfaceAdder (appended, in the
+	// order of the AddInterface calls).
 	Interfaces() []pcapng.Interface
 	// Run writes packets to sink until ctx is done or sink fails. It calls
 	// sink.Flush after each batch so live readers see packets promptly.
@@ -27,6 +29,17 @@ type Source interface {
 	// Close detaches and frees everything the source holds. It is safe to
 	// call more than once and after Run returned.
 	Close() error
+}
+
+// InterfaceAdder is implemented by the PacketWriter that Run passes to
+// Source.Run. A source that discovers capture points while it runs (bpfcap
+// prog learns the link types of a program's records as they arrive) adds
+// each one with AddInterface before the first packet for it; the sink
+// writes it at once (pcapng: an Interface Description Block between
+// packets) and AddInterface returns the source's own index for it, the
+// next index of its Interfaces().
+type InterfaceAdder interface {
+	AddInterface(ifc pcapng.Interface) (int, error)
 }
 
 // Sink is where a Session writes: a pcapng.Writer, or a printer of
