@@ -3,6 +3,7 @@ package xdpbench
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -116,7 +117,7 @@ func (s *forwardSetup) run(tb testing.TB, prog *ebpf.Program, frame []byte, n ui
 	tb.Helper()
 	var d time.Duration
 	err := testutils.Do(tb, s.HostNS, func() error {
-		return onCPU(captureCPU, func() error {
+		return onCPU(runtime.NumCPU()-1, func() error {
 			var err error
 			d, err = LiveRun(prog, frame, s.HostIndex, n, 64)
 			return err

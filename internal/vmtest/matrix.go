@@ -29,7 +29,12 @@ func defaultMatrix() []matrixEntry {
 		// budget: meaningless under TCG.
 		{pkg: "./xdpcap", run: "^Test(ParseActions|FirewallVerdicts|OpenHookRefuses|OccupantsHolders|CaptureHookDNS|CaptureStaleAndBusy|CaptureRedirect|CaptureFilterInlined|CaptureFragsJumbo)$"},
 		{pkg: "./tccap", run: "^Test(CaptureDirections|OpenErrors|StaleClsactFilter)$"},
-		{pkg: "./bench/xdp", run: "^TestFloodReachesPeer$"},
+		{pkg: "./bench/xdp", run: "^(TestFloodReachesPeer|TestForwardSetupForwards)$"},
+		// bpfcap prog (prog helper): bpf/bpfcap.h's examples captured
+		// through their own maps. TestOutputCostWithinNoise is a timing
+		// budget: host only.
+		{pkg: "./progcap", run: "^Test(Capture|OpenErrors)"},
+		{pkg: ".", run: "^TestRunInterfaceAdder$"},
 		// Translator against each kernel's verifier (filter helper); the
 		// differential test shrinks its packet corpus under $BPFCAP_VMTEST.
 		// Left out to keep the matrix under 10 minutes on 2 cores:
@@ -41,6 +46,6 @@ func defaultMatrix() []matrixEntry {
 		// helper), filter (filter helper). Host-only tests (TestXDPHost*,
 		// TestTCHost*, TestTraceHost*, TestFilterCLIReadWrite and
 		// TestFilterCLIInputs: tcpdump, tshark) stay out.
-		{pkg: "./cmd/bpfcap", run: "^Test(ListKfreeSkb|ListNoMatch|TraceCLIDropNoSocket)|^Test(XDPCLIHookDNS|XDPCLIActions|XDPCLIBadInput|XDPCLIDevice|XDPCLIPerfSnaplen|TCCLIDirections|TCCLIBadInput|TCCLIEgressSnaplen|FilterCLIDump|FilterCLIBadInput)$"},
+		{pkg: "./cmd/bpfcap", run: "^Test(ListKfreeSkb|ListNoMatch|TraceCLIDropNoSocket)|^Test(XDPCLIHookDNS|XDPCLIActions|XDPCLIBadInput|XDPCLIDevice|XDPCLIPerfSnaplen|TCCLIDirections|TCCLIBadInput|TCCLIEgressSnaplen|FilterCLIDump|FilterCLIBadInput|ProgDropsByName|ProgByIDSnaplen|ProgBadInput|ProgHelp)$"},
 	}
 }
