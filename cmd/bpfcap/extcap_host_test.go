@@ -233,6 +233,38 @@ func TestExtcapHostTshark(t *testing.T) {
 		t.Logf("log:\n%s", readFile(logPath))
 	})
 
+	t.Run("prog", func(t *testing.T) {
+		// The XDP example of bpf/bpfcap.h, found by name; its rule ids
+		// arrive as packet ids.
+		p, xp, name := progXDP(t)
+		dir := t.TempDir()
+		pcap, logPath := filepath.Join(dir, "prog.pcapng"), filepath.Join(dir, "log")
+		r := startTshark(t, x.command("", "-i", "bpfcap-prog",
+			"-o", "extcap.bpfcap_prog.progname:"+name, "-o", "extcap.bpfcap_prog.logfile:"+logPath,
+			"-f", "udp", "-a", "duration:4", "-w", pcap))
+		extcapWaitLog(t, logPath, "bpfcap: capturing at prog:"+name, r.ended)
+		if !progEnabled(t, xp.Program) {
+			t.Fatal("capture is off while tshark captures")
+		}
+		progSend(t, p, 5353, 3, 30)
+		progSend(t, p, 9, 2, 30)
+		progSend(t, p, 7777, 2, 30) // no rule: the program emits nothing
+		if err := r.wait(t, 20*time.Second); err != nil {
+			t.Fatalf("tshark: %v\n%s", err, r.stderr)
+		}
+		if progEnabled(t, xp.Program) {
+			t.Fatal("capture still on after tshark stopped bpfcap")
+		}
+		got := map[string]int{}
+		lines := tsharkFields(t, pcap, "udp.dstport", "frame.packet_id")
+		for _, l := range lines {
+			got[l]++
+		}
+		if len(lines) != 5 || got["5353|4097"] != 3 || got["9|8194"] != 2 {
+			t.Fatalf("tshark captured\n%s\nwant 3 x 5353|4097 and 2 x 9|8194\nlog:\n%s", strings.Join(lines, "\n"), readFile(logPath))
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		p := testutils.NewVethPair(t)
 		for _, c := range []struct {
