@@ -94,9 +94,9 @@ func TestCaptureXDPIDs(t *testing.T) {
 	r := start(t, progcap.Selector{Pinned: pin}, progcap.Options{})
 	requireEnabled(t, x.Program, true)
 
-	sendUDP(t, p, 7777, 2, 30) // no rule: not emitted
-	sendUDP(t, p, 5353, 3, 30)
-	sendUDP(t, p, 9, 2, 30)
+	testutils.SendUDP(t, p, 7777, 2, 30) // no rule: not emitted
+	testutils.SendUDP(t, p, 5353, 3, 30)
+	testutils.SendUDP(t, p, 9, 2, 30)
 	testutils.WaitFor(t, "5 packets", 10*time.Second, func() bool { return r.coll.Len() >= 5 })
 	pkts := r.finish(t)
 	requireEnabled(t, x.Program, false)
@@ -139,9 +139,9 @@ func TestCaptureFilterWireLen(t *testing.T) {
 	x := loadXDP(t, example.XDPOptions{})
 	attachPeer(t, p, x.Program)
 	r := start(t, progcap.Selector{ID: progID(t, x.Program)}, progcap.Options{Filter: "udp dst port 5353 and len > 100", Snaplen: 64})
-	sendUDP(t, p, 9, 2, 300)    // long, wrong port
-	sendUDP(t, p, 5353, 2, 20)  // short
-	sendUDP(t, p, 5353, 3, 300) // long: wire length 342, captured 64
+	testutils.SendUDP(t, p, 9, 2, 300)    // long, wrong port
+	testutils.SendUDP(t, p, 5353, 2, 20)  // short
+	testutils.SendUDP(t, p, 5353, 3, 300) // long: wire length 342, captured 64
 	testutils.WaitFor(t, "3 packets", 10*time.Second, func() bool { return r.coll.Len() >= 3 })
 	// Wait for all 7 records to be read before stopping.
 	testutils.WaitFor(t, "7 records", 10*time.Second, func() bool { return r.c.Stats()[0].Matched >= 7 })
@@ -180,7 +180,7 @@ func TestCaptureDropsTpBtf(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	r := start(t, progcap.Selector{Name: name}, progcap.Options{Filter: "udp and dst host " + p.PeerIP.String() + " and dst port 9999"})
-	sendUDP(t, p, 9999, 3, 40)
+	testutils.SendUDP(t, p, 9999, 3, 40)
 	testutils.WaitFor(t, "3 dropped packets", 10*time.Second, func() bool { return r.coll.Len() >= 3 })
 	pkts := r.finish(t)
 	requireEnabled(t, d.Program, false)
@@ -232,7 +232,7 @@ func TestCaptureOffOnFailure(t *testing.T) {
 	defer c.Close()
 	done := make(chan error, 1)
 	go func() { done <- c.Run(context.Background(), failSink{}) }()
-	sendUDP(t, p, 5353, 1, 10)
+	testutils.SendUDP(t, p, 5353, 1, 10)
 	select {
 	case err := <-done:
 		if !errors.Is(err, errSink) {
@@ -256,7 +256,7 @@ func TestCaptureOffOnFailure(t *testing.T) {
 	if !strings.Contains(notices.String(), "already on") || !strings.Contains(notices.String(), "pid 57") {
 		t.Fatalf("notices: %q", notices.String())
 	}
-	sendUDP(t, p, 5353, 1, 10)
+	testutils.SendUDP(t, p, 5353, 1, 10)
 	testutils.WaitFor(t, "a packet", 10*time.Second, func() bool { return r.coll.Len() >= 1 })
 	r.finish(t)
 	requireEnabled(t, x.Program, false)

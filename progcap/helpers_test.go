@@ -2,7 +2,6 @@ package progcap_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -63,30 +62,6 @@ func attachPeer(t *testing.T, p *testutils.VethPair, prog *ebpf.Program) {
 	})
 	if err != nil {
 		t.Fatalf("attach XDP: %v", err)
-	}
-}
-
-// sendUDP sends n datagrams of size bytes from the host end to the peer's
-// port.
-func sendUDP(t *testing.T, p *testutils.VethPair, port, n, size int) {
-	t.Helper()
-	err := testutils.Do(t, p.HostNS, func() error {
-		// Unconnected: the peer's ICMP port unreachable must not fail
-		// the next write.
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: p.HostIP})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		for i := 0; i < n; i++ {
-			if _, err := c.WriteToUDP(make([]byte, size), &net.UDPAddr{IP: p.PeerIP, Port: port}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("send to port %d: %v", port, err)
 	}
 }
 

@@ -246,9 +246,9 @@ func TestExtcapHostTshark(t *testing.T) {
 		if !progEnabled(t, xp.Program) {
 			t.Fatal("capture is off while tshark captures")
 		}
-		progSend(t, p, 5353, 3, 30)
-		progSend(t, p, 9, 2, 30)
-		progSend(t, p, 7777, 2, 30) // no rule: the program emits nothing
+		testutils.SendUDP(t, p, 5353, 3, 30)
+		testutils.SendUDP(t, p, 9, 2, 30)
+		testutils.SendUDP(t, p, 7777, 2, 30) // no rule: the program emits nothing
 		if err := r.wait(t, 20*time.Second); err != nil {
 			t.Fatalf("tshark: %v\n%s", err, r.stderr)
 		}

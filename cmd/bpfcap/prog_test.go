@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,28 +60,6 @@ func progXDP(t *testing.T) (*testutils.VethPair, *example.XDP, string) {
 	return p, x, name
 }
 
-// progSend sends n datagrams of size bytes from the host end to the
-// peer's port, from an unconnected socket (ICMP errors do not fail it).
-func progSend(t *testing.T, p *testutils.VethPair, port, n, size int) {
-	t.Helper()
-	err := testutils.Do(t, p.HostNS, func() error {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: p.HostIP})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		for i := 0; i < n; i++ {
-			if _, err := c.WriteToUDP(make([]byte, size), &net.UDPAddr{IP: p.PeerIP, Port: port}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("send to port %d: %v", port, err)
-	}
-}
-
 // progWaitEnd waits for a run that ends by itself (-c).
 func progWaitEnd(t *testing.T, r *xdpRun) error {
 	t.Helper()
@@ -134,9 +111,9 @@ func TestProgHostPinnedXDP(t *testing.T) {
 	if !progEnabled(t, x.Program) {
 		t.Fatal("capture is off while bpfcap runs")
 	}
-	progSend(t, p, 7777, 2, 30) // no rule: not emitted
-	progSend(t, p, 5353, 3, 30)
-	progSend(t, p, 9, 2, 30)
+	testutils.SendUDP(t, p, 7777, 2, 30) // no rule: not emitted
+	testutils.SendUDP(t, p, 5353, 3, 30)
+	testutils.SendUDP(t, p, 9, 2, 30)
 	if err := progWaitEnd(t, r); err != nil {
 		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
 	}
@@ -198,7 +175,7 @@ func TestProgDropsByName(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "drops.pcapng")
 	r := xdpStart(t, nil, "prog", "name", name, "-w", out, "-c", "3", "udp and dst host "+p.PeerIP.String()+" and dst port 9999")
 	r.waitFile(t, out)
-	progSend(t, p, 9999, 3, 40)
+	testutils.SendUDP(t, p, 9999, 3, 40)
 	if err := progWaitEnd(t, r); err != nil {
 		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
 	}
@@ -262,8 +239,8 @@ func TestProgByIDSnaplen(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "id.pcapng")
 	r := xdpStart(t, nil, "prog", "id", fmt.Sprint(progID(t, x.Program)), "len", "64", "udp dst port 9", "-w", out, "-c", "2")
 	r.waitFile(t, out)
-	progSend(t, p, 5353, 2, 300)
-	progSend(t, p, 9, 2, 300)
+	testutils.SendUDP(t, p, 5353, 2, 300)
+	testutils.SendUDP(t, p, 9, 2, 300)
 	if err := progWaitEnd(t, r); err != nil {
 		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
 	}

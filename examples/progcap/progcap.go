@@ -93,6 +93,9 @@ type dropsLoaded struct {
 
 // DropsOptions say how to load the tp_btf example.
 type DropsOptions struct {
+	// NoOutput loads the build without bpfcap_output() (and without the
+	// capture maps): the cost baseline.
+	NoOutput bool
 	// Name replaces the program's kernel name "progcap_drops" (at most
 	// 15 characters).
 	Name string
@@ -102,7 +105,11 @@ type DropsOptions struct {
 // and the drop reason argument of kfree_skb, Linux 5.17). Attach it with
 // Attach.
 func LoadDrops(opts DropsOptions) (*Drops, error) {
-	spec, err := loadDrops()
+	load := loadDrops
+	if opts.NoOutput {
+		load = loadDropsNoOutput
+	}
+	spec, err := load()
 	if err != nil {
 		return nil, fmt.Errorf("load drops example spec: %w", err)
 	}

@@ -52,3 +52,27 @@ func DNSQuery(id uint16) []byte {
 	}
 	return buf.Bytes()
 }
+
+// SendUDP sends n datagrams of size zero bytes from p's host end to port on
+// its peer end. The socket is unconnected, so the peer's ICMP port
+// unreachable (a closed port is how tests make drops) does not fail the
+// next write.
+func SendUDP(tb testing.TB, p *VethPair, port, n, size int) {
+	tb.Helper()
+	err := Do(tb, p.HostNS, func() error {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: p.HostIP})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for i := 0; i < n; i++ {
+			if _, err := c.WriteToUDP(make([]byte, size), &net.UDPAddr{IP: p.PeerIP, Port: port}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("send %d datagrams to port %d: %v", n, port, err)
+	}
+}
