@@ -8,7 +8,9 @@
 # whatever this kernel offers), captures the dropped SYNs with their drop
 # reason, and tshark reads the pcapng it wrote. Then bpfcap captures at tc
 # on the veth while a ping crosses it, and inside the example XDP firewall
-# (examples/firewall) through its xdpcap hook, with each packet's verdict.
+# (examples/firewall) through its xdpcap hook, with each packet's verdict,
+# and the packets an XDP program of its author's emits with bpfcap_output()
+# (examples/progcap, bpf/bpfcap.h), with the ids it chose.
 # Everything is removed on exit. Last, scripts/demo-filter.sh runs a
 # translated filter in the kernel over a shipped capture file.
 set -euo pipefail
@@ -18,6 +20,7 @@ BPFCAP=${BPFCAP:-bin/bpfcap}
 A=bpfcap-demo-a B=bpfcap-demo-b
 out=$(mktemp -d /tmp/bpfcap-demo.XXXXXX)
 hookpin=/sys/fs/bpf/bpfcap-demo-hook
+progpin=/sys/fs/bpf/bpfcap-demo-prog
 pids=()
 
 cleanup() {
@@ -25,7 +28,7 @@ cleanup() {
 	wait 2>/dev/null || true
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
-	rm -f "$hookpin"
+	rm -f "$hookpin" "$progpin"
 }
 trap cleanup EXIT
 
@@ -110,6 +113,29 @@ tshark -r "$out/xdp.pcapng" -T fields -e frame.number -e ip.dst -e udp.dstport -
 	-E separator=' | ' 2>/dev/null
 kill "$fwpid" 2>/dev/null || true
 wait "$fwpid" 2>/dev/null || true
+
+echo
+echo "== bpfcap prog pinned PIN -c 4: an XDP program emits UDP 53 (id 0x35) and UDP 9 (id 0x9, then dropped) with bpfcap_output()"
+go build -o bin/progcapxdp ./examples/progcap/cmd/progcapxdp
+nsenter --net=/run/netns/"$B" bin/progcapxdp -dev demo-b -pin "$progpin" -rule 53=0x35 -rule 9=0x9:drop 2>"$out/progcapxdp.err" &
+ppid=$!
+pids+=("$ppid")
+for _ in $(seq 100); do [ -e "$progpin" ] && break; kill -0 "$ppid" 2>/dev/null || break; sleep 0.1; done
+[ -e "$progpin" ] || { echo "demo: the example program did not start" >&2; cat "$out/progcapxdp.err" >&2; exit 1; }
+"$BPFCAP" prog pinned "$progpin" -c 4 --duration 20s -w "$out/prog.pcapng" 2>"$out/prog.err" &
+pid=$!
+pids+=("$pid")
+wait_ready "$out/prog.err" "$pid"
+for port in 53 9 53 9; do
+	echo demo | ip netns exec "$A" nc -u -w 0 10.203.0.2 "$port" || true
+done
+wait "$pid"
+cat "$out/prog.err"
+echo "-- tshark shows the id each packet was emitted with (frame.packet_id and the comment):"
+tshark -r "$out/prog.pcapng" -T fields -e frame.number -e ip.dst -e udp.dstport -e frame.packet_id -e frame.comment \
+	-E separator=' | ' 2>/dev/null
+kill "$ppid" 2>/dev/null || true
+wait "$ppid" 2>/dev/null || true
 
 echo
 echo "demo: files kept in $out"
