@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
@@ -240,19 +237,11 @@ func deviceID(name string) (uint32, uint32, error) {
 	}
 	// thread-self: the calling thread may have entered another
 	// namespace than the process's (tests do).
-	ino, err := netnsInode("/proc/thread-self/ns/net")
+	ino, err := netnsfind.Inode("/proc/thread-self/ns/net")
 	if err != nil {
 		return 0, 0, fmt.Errorf("dev %s: %w", name, err)
 	}
 	return uint32(ifc.Attrs().Index), ino, nil
-}
-
-func netnsInode(path string) (uint32, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, fmt.Errorf("read network namespace %s: %w", path, err)
-	}
-	return uint32(st.Ino), nil
 }
 
 // Run captures into sink until ctx is done (see bpfcap.Source). At the
@@ -289,63 +278,20 @@ func (p *pagedCounter) WritePacket(pkt *pcapng.Packet) error {
 // under /run/netns or belongs to a process, so packets seen in test or
 // container namespaces show their device names.
 func deviceName(ifindex, netns uint32) string {
-	own, err := netnsInode("/proc/self/ns/net")
+	own, err := netnsfind.Inode("/proc/self/ns/net")
 	if err == nil && (netns == 0 || netns == own) {
 		if ifc, err := net.InterfaceByIndex(int(ifindex)); err == nil {
 			return ifc.Name
 		}
 		return ""
 	}
-	path := findNetns(netns)
+	path := netnsfind.Find(netns)
 	if path == "" {
 		return ""
 	}
-	name, _ := linkNameIn(path, int(ifindex))
-	return name
-}
-
-// findNetns returns a path to the network namespace with inode ino.
-func findNetns(ino uint32) string {
-	var candidates []string
-	if ents, err := os.ReadDir("/run/netns"); err == nil {
-		for _, e := range ents {
-			candidates = append(candidates, "/run/netns/"+e.Name())
-		}
-	}
-	for _, c := range candidates {
-		if got, err := netnsInode(c); err == nil && got == ino {
-			return c
-		}
-	}
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		if p.Name()[0] < '0' || p.Name()[0] > '9' {
-			continue
-		}
-		c := "/proc/" + p.Name() + "/ns/net"
-		if got, err := netnsInode(c); err == nil && got == ino {
-			return c
-		}
-	}
-	return ""
-}
-
-// linkNameIn asks netlink, through a socket opened inside the namespace at
-// path, for the name of ifindex.
-func linkNameIn(path string, ifindex int) (string, error) {
-	ns, err := netns.GetFromPath(path)
+	l, err := netnsfind.LinkIn(path, int(ifindex))
 	if err != nil {
-		return "", fmt.Errorf("open network namespace %s: %w", path, err)
+		return ""
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return "", fmt.Errorf("netlink in %s: %w", path, err)
-	}
-	defer h.Close()
-	l, err := h.LinkByIndex(ifindex)
-	if err != nil {
-		return "", fmt.Errorf("link %d in %s: %w", ifindex, path, err)
-	}
-	return l.Attrs().Name, nil
+	return l.Attrs().Name
 }

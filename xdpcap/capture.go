@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 
 	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
@@ -297,9 +299,10 @@ func clearStale(h *Hook, pin string, actions []Action, notices io.Writer) error 
 }
 
 // deviceName names the device ifindex for packets from the hook: the
-// interface of that index in bpfcap's network namespace if it runs an XDP
-// program that uses this hook, "" (the index) otherwise, since the
-// instrumented program may run in another namespace.
+// interface of that index whose XDP program uses this hook, in bpfcap's
+// network namespace or else in the one other namespace where there is such
+// an interface; "" (the index) when there is none or several, rather than
+// the name of an unrelated device with the same index.
 func (h *Hook) deviceName(ifindex, _ uint32) string {
 	info, err := h.m.Info()
 	if err != nil {
@@ -309,26 +312,41 @@ func (h *Hook) deviceName(ifindex, _ uint32) string {
 	if !ok {
 		return ""
 	}
-	l, err := netlink.LinkByIndex(int(ifindex))
-	if err != nil || l.Attrs().Xdp == nil || !l.Attrs().Xdp.Attached {
-		return ""
+	if l, err := netlink.LinkByIndex(int(ifindex)); err == nil && usesHook(l, hookID) {
+		return l.Attrs().Name
+	}
+	// The program may run in another namespace (a container's, a test's):
+	// look for the device there, and name it only when one namespace's
+	// device with this ifindex runs a program using this hook.
+	var names []string
+	for _, ns := range netnsfind.All() {
+		l, err := netnsfind.LinkIn(ns.Path, int(ifindex))
+		if err == nil && usesHook(l, hookID) {
+			names = append(names, l.Attrs().Name)
+		}
+	}
+	if len(names) == 1 {
+		return names[0]
+	}
+	return ""
+}
+
+// usesHook reports whether l's XDP program uses the hook map hookID.
+func usesHook(l netlink.Link, hookID ebpf.MapID) bool {
+	if l.Attrs().Xdp == nil || !l.Attrs().Xdp.Attached {
+		return false
 	}
 	p, err := ebpf.NewProgramFromID(ebpf.ProgramID(l.Attrs().Xdp.ProgId))
 	if err != nil {
-		return ""
+		return false
 	}
 	defer p.Close()
 	pinfo, err := p.Info()
 	if err != nil {
-		return ""
+		return false
 	}
 	ids, _ := pinfo.MapIDs()
-	for _, id := range ids {
-		if id == hookID {
-			return l.Attrs().Name
-		}
-	}
-	return ""
+	return slices.Contains(ids, hookID)
 }
 
 // seenNote says in an interface description when packets seen are not

@@ -219,6 +219,11 @@ func TestCaptureHookDNS(t *testing.T) {
 				if pk.Data == nil || pk.WireLen != len(pk.Data) {
 					t.Errorf("packet of %d bytes, wire length %d", len(pk.Data), pk.WireLen)
 				}
+				// The firewall runs in the peer's namespace, not ours:
+				// the device is found there.
+				if pk.Device != p.PeerName {
+					t.Errorf("packet on device %q, want %q", pk.Device, p.PeerName)
+				}
 			}
 			sort.Strings(flows)
 			var want []string

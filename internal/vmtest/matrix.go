@@ -19,6 +19,7 @@ func defaultMatrix() []matrixEntry {
 		{pkg: "./internal/vmtest/guestcheck", run: "."},
 		{pkg: "./internal/kconfig", run: "^TestRunningKernel$"},
 		{pkg: "./internal/testutils", run: "^TestVethPairPings$"},
+		{pkg: "./internal/netnsfind", run: "^TestFindsTestNamespaces$"},
 		// Capture core (core helper).
 		{pkg: "./perfring", run: "^(TestDecode|TestReaderErrors|TestReaderNoData)$"},
 		{pkg: "./hook", run: "^(TestRingDelivery|TestSnaplen|TestLossCounted|TestUserspaceFallback|TestKernelFilter|TestSharedRing|TestDeviceRestriction|TestEventLayout|TestInlineFilter|TestInlineFilterRefused|TestVerifierRefusalFallback)$"},
