@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 
 	xdpbench "github.com/bpfcap/bpfcap/bench/xdp"
 	"github.com/bpfcap/bpfcap/examples/firewall"
@@ -65,22 +64,11 @@ func hookCostVariants(tb testing.TB) (names []string, progs []*ebpf.Program) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { h.Close() })
-	for slot := 0; slot < h.NumSlots(); slot++ {
-		ret, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-			Name:         "bpfcap_ret",
-			Type:         ebpf.XDP,
-			AttachType:   ebpf.AttachXDP,
-			License:      "Dual BSD/GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(slot)), asm.Return()},
-		})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { ret.Close() })
-		if err := h.Map().Put(uint32(slot), ret); err != nil {
-			tb.Fatalf("fill hook slot %d: %v", slot, err)
-		}
+	release, err := xdpbench.FillReturnOnly(h)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	tb.Cleanup(release)
 	add("tailcall", firewall.Options{Hook: h})
 	return names, progs
 }

@@ -103,7 +103,7 @@ func newBenchSetup(b *testing.B) *benchSetup {
 // their average rate.
 func (s *benchSetup) send(b *testing.B, n uint32, pps float64) (uint64, float64) {
 	b.Helper()
-	before := s.peerRx(b)
+	before := peerRx(b, s.VethPair)
 	var took time.Duration
 	err := testutils.Do(b, s.HostNS, func() error {
 		var err error
@@ -113,21 +113,21 @@ func (s *benchSetup) send(b *testing.B, n uint32, pps float64) (uint64, float64)
 	if err != nil {
 		b.Fatal(err)
 	}
-	arrived := s.peerRx(b) - before
+	arrived := peerRx(b, s.VethPair) - before
 	return arrived, float64(arrived) / took.Seconds()
 }
 
-// peerRx returns the peer end's received-packets counter.
-func (s *benchSetup) peerRx(b *testing.B) uint64 {
-	b.Helper()
-	h, err := netlink.NewHandleAt(s.PeerNS)
+// peerRx returns the received-packets counter of p's peer end.
+func peerRx(tb testing.TB, p *testutils.VethPair) uint64 {
+	tb.Helper()
+	h, err := netlink.NewHandleAt(p.PeerNS)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer h.Close()
-	l, err := h.LinkByIndex(s.PeerIndex)
+	l, err := h.LinkByIndex(p.PeerIndex)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return l.Attrs().Statistics.RxPackets
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
 )
@@ -34,18 +33,6 @@ func udpFrame(dst net.HardwareAddr, dport uint16) []byte {
 func TestFloodReachesPeer(t *testing.T) {
 	p := testutils.NewVethPair(t)
 	var before, after uint64
-	peerStats := func() uint64 {
-		h, err := netlink.NewHandleAt(p.PeerNS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close()
-		l, err := h.LinkByName(p.PeerName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l.Attrs().Statistics.RxPackets
-	}
 	// veth delivers XDP_TX frames only to a peer with XDP (or GRO) enabled.
 	err := testutils.Do(t, p.PeerNS, func() error {
 		prog, err := xdpProg("bpfcap_tpass", 2)
@@ -63,7 +50,7 @@ func TestFloodReachesPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before = peerStats()
+	before = peerRx(t, p)
 	err = testutils.Do(t, p.HostNS, func() error {
 		f, err := NewFlooder(p.HostIndex)
 		if err != nil {
@@ -76,7 +63,7 @@ func TestFloodReachesPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after = peerStats()
+	after = peerRx(t, p)
 	// veth drops what does not fit its ring (a few percent in emulated
 	// VM guests): a flood, not a transport.
 	if got := after - before; got < 9000 {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
@@ -65,16 +64,11 @@ func newForwardSetup(tb testing.TB) *forwardSetup {
 	add("empty", firewall.Options{Hook: newHook()})
 
 	h := newHook()
-	for slot := 0; slot < h.NumSlots(); slot++ {
-		ret, err := xdpProg("bpfcap_fret", int32(slot))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { ret.Close() })
-		if err := h.Map().Put(uint32(slot), ret); err != nil {
-			tb.Fatalf("fill hook slot %d: %v", slot, err)
-		}
+	release, err := FillReturnOnly(h)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	tb.Cleanup(release)
 	add("tailcall", firewall.Options{Hook: h})
 
 	h = newHook()
@@ -129,21 +123,6 @@ func (s *forwardSetup) run(tb testing.TB, prog *ebpf.Program, frame []byte, n ui
 	return d
 }
 
-// peerStats returns the peer end's received-packets counter.
-func (s *forwardSetup) peerRx(tb testing.TB) uint64 {
-	tb.Helper()
-	h, err := netlink.NewHandleAt(s.PeerNS)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer h.Close()
-	l, err := h.LinkByIndex(s.PeerIndex)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return l.Attrs().Statistics.RxPackets
-}
-
 // TestForwardSetupForwards checks the forwarding benchmark's premise: every
 // variant bounces the frames (they arrive at the peer end) and the
 // capture programs in the filled hook do not change that.
@@ -152,10 +131,10 @@ func TestForwardSetupForwards(t *testing.T) {
 	frame := udpFrame(nil, forwardPort)
 	const n = 4096
 	for i, prog := range s.progs {
-		before := s.peerRx(t)
+		before := peerRx(t, s.VethPair)
 		s.run(t, prog, frame, n)
 		testutils.WaitFor(t, fmt.Sprintf("%s: %d frames forwarded to the peer", s.names[i], n), 5*time.Second, func() bool {
-			return s.peerRx(t)-before >= n
+			return peerRx(t, s.VethPair)-before >= n
 		})
 	}
 }
