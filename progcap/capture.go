@@ -311,9 +311,9 @@ func (c *Capture) deliver(raw []byte, sink pcapng.PacketWriter, adder bpfcap.Int
 		return nil
 	}
 	lt := pcapng.LinkType(r.LinkType)
-	c.mu.Lock()
+	// Only Run's goroutine writes byLink (through addInterface): reading
+	// it here needs no lock.
 	idx, ok := c.byLink[lt]
-	c.mu.Unlock()
 	if !ok {
 		var err error
 		if idx, err = c.addInterface(lt, adder); err != nil {

@@ -140,7 +140,7 @@ func runExtcap(ctx context.Context, env *cliEnv, cmd *cobra.Command, args []stri
 	if !f.dlts && !f.config && !f.capture && !fs.Changed("extcap-capture-filter") {
 		return errors.New("extcap: nothing to do: give --extcap-interfaces, or --extcap-interface IF with --extcap-dlts, --extcap-config or --capture --fifo PATH (see bpfcap extcap --help)")
 	}
-	ifc, err := findExtcapInterface(f.iface)
+	ifc, err := findExtcapInterface(ifaces, f.iface)
 	if err != nil {
 		return fmt.Errorf("extcap: %w", err)
 	}

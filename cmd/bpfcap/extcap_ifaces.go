@@ -65,9 +65,8 @@ func extcapInterfaces() []extcapInterface {
 	return append(ifaces, platformExtcapInterfaces()...)
 }
 
-// findExtcapInterface returns the interface called name.
-func findExtcapInterface(name string) (*extcapInterface, error) {
-	ifaces := extcapInterfaces()
+// findExtcapInterface returns the interface of ifaces called name.
+func findExtcapInterface(ifaces []extcapInterface, name string) (*extcapInterface, error) {
 	var names []string
 	for i := range ifaces {
 		if ifaces[i].name == name {

@@ -176,7 +176,7 @@ func TestExtcapProtocol(t *testing.T) {
 // capture command parses, options and all.
 func extcapCheckCommand(t *testing.T, name string) {
 	t.Helper()
-	ifc, err := findExtcapInterface(name)
+	ifc, err := findExtcapInterface(extcapInterfaces(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
