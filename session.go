@@ -76,12 +76,11 @@ var errStop = errors.New("capture session stopped")
 // Run does not close the sources; the caller does, after Run returns.
 func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result, error) {
 	start := time.Now()
-	s := &session{sink: sink, count: opts.Count}
-	sinks := make([]*sourceSink, len(sources))
+	s := &session{sink: sink, count: opts.Count, sinks: make([]*sourceSink, len(sources))}
 	for i, src := range sources {
-		sinks[i] = &sourceSink{s: s, src: i}
+		s.sinks[i] = &sourceSink{s: s}
 		for _, ifc := range src.Interfaces() {
-			if _, err := sinks[i].addInterface(ifc); err != nil {
+			if _, err := s.sinks[i].addInterface(ifc); err != nil {
 				return Result{Reason: StopError}, err
 			}
 		}
@@ -107,7 +106,7 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := src.Run(runCtx, sinks[i])
+			err := src.Run(runCtx, s.sinks[i])
 			if err != nil && !errors.Is(err, errStop) {
 				cancel(errSourceFailed) // one failing source ends the session
 			}
@@ -199,31 +198,30 @@ type session struct {
 	mu      sync.Mutex
 	sink    Sink
 	ifaces  []pcapng.Interface
-	owners  []ifOwner // per session interface: which source's which interface
+	sinks   []*sourceSink // per source, in the order of Run's sources
 	count   uint64
 	written uint64
 	sinkErr error
 	cancel  context.CancelCauseFunc
 }
 
-// ifOwner names a session interface's source and its index there.
-type ifOwner struct{ src, local int }
-
 func (s *session) result(reason StopReason, sources []Source) Result {
 	s.mu.Lock()
 	written := s.written
 	ifaces := s.ifaces[:len(s.ifaces):len(s.ifaces)]
-	owners := s.owners[:len(s.owners):len(s.owners)]
+	ids := make([][]int, len(s.sinks))
+	for i, w := range s.sinks {
+		ids[i] = w.ids[:len(w.ids):len(w.ids)] // appends never change what is there
+	}
 	s.mu.Unlock()
 	r := Result{Reason: reason, Written: written, Interfaces: ifaces}
-	stats := make([][]pcapng.InterfaceStats, len(sources))
+	r.Stats = make([]pcapng.InterfaceStats, len(ifaces))
 	for i, src := range sources {
-		stats[i] = src.Stats()
-	}
-	r.Stats = make([]pcapng.InterfaceStats, len(owners))
-	for i, o := range owners {
-		if o.local < len(stats[o.src]) {
-			r.Stats[i] = stats[o.src][o.local]
+		st := src.Stats()
+		for local, idx := range ids[i] {
+			if local < len(st) {
+				r.Stats[idx] = st[local]
+			}
 		}
 	}
 	return r
@@ -234,7 +232,6 @@ func (s *session) result(reason StopReason, sources []Source) Result {
 // source add interfaces while it runs (InterfaceAdder).
 type sourceSink struct {
 	s   *session
-	src int
 	ids []int // source interface index -> session interface index
 }
 
@@ -261,7 +258,6 @@ func (w *sourceSink) addInterface(ifc pcapng.Interface) (int, error) {
 		return 0, fmt.Errorf("add interface %q: sink returned index %d, want %d", ifc.Name, idx, len(s.ifaces))
 	}
 	s.ifaces = append(s.ifaces, ifc)
-	s.owners = append(s.owners, ifOwner{src: w.src, local: len(w.ids)})
 	w.ids = append(w.ids, idx)
 	return len(w.ids) - 1, nil
 }
