@@ -121,7 +121,8 @@ func testConfig(t *testing.T, text string) *kconfig.Config {
 
 func TestCheckSkip(t *testing.T) {
 	k61 := &column{name: "6.1", config: testConfig(t, "CONFIG_KPROBES=y\n# CONFIG_FPROBE is not set\nCONFIG_BPF_EVENTS=y\nCONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\n")}
-	host := &column{name: "host", host: true, config: testConfig(t, "# CONFIG_KPROBES is not set\nCONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\nCONFIG_NET_XGRESS=y\n")}
+	k510 := &column{name: "5.10.0-35-cloud-amd64", config: testConfig(t, "CONFIG_KPROBES=y\nCONFIG_BPF_SYSCALL=y\n")}
+	host := &column{name: "host 6.18.44", host: true, config: testConfig(t, "# CONFIG_KPROBES is not set\nCONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\nCONFIG_NET_XGRESS=y\n")}
 	for _, tc := range []struct {
 		col       *column
 		reason    string
@@ -140,6 +141,12 @@ func TestCheckSkip(t *testing.T) {
 		{host, "load fentry: operation not permitted: " + kconfig.PolicyEPERM, false},
 		{k61, "load fentry: operation not permitted: " + kconfig.PolicyEPERM, true},
 		{host, "tcx link not supported", true},
+		// Features that came with a kernel version: judged by the column's.
+		{k510, "XDP live frames: not supported by this kernel (needs Linux 5.18): invalid argument", false},
+		{k61, "XDP live frames: not supported by this kernel (needs Linux 5.18): invalid argument", true},
+		{host, "XDP live frames: not supported by this kernel (needs Linux 5.18): invalid argument", true},
+		{host, "XDP live frames: run program: operation not permitted: " + kconfig.PolicyEPERM, false},
+		{k61, "XDP live frames: run program: operation not permitted: " + kconfig.PolicyEPERM, true},
 	} {
 		why := checkSkip(tc.col, tc.reason)
 		if (why != "") != tc.overruled {
