@@ -13,9 +13,12 @@ import (
 	"github.com/gopacket/gopacket/pcap"
 	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/net/bpf"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 func TestFilterCompileErrors(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, tc := range []struct {
 		expr string
 		lt   LinkType
@@ -52,6 +55,7 @@ func TestFilterCompileErrors(t *testing.T) {
 }
 
 func TestFilterParseProto(t *testing.T) {
+	testutils.RunsInGuests(t)
 	want := map[string]LinkType{"eth": 1, "ip": 12, "ip4": 228, "ip6": 229, "ieee802_11": 105, "sll": 113, "sll2": 276, "ETH": 1}
 	for name, lt := range want {
 		got, err := ParseProto(name)
@@ -121,6 +125,7 @@ func TestFilterDumpMatchesTcpdump(t *testing.T) {
 }
 
 func TestFilterTranslateRefuses(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, tc := range []struct {
 		name        string
 		prog        []bpf.Instruction
@@ -168,6 +173,7 @@ func TestFilterTranslateRefuses(t *testing.T) {
 // (no kernel needed) over part of the differential corpus, including
 // truncated captures where `len` and the captured length differ.
 func TestFilterMatcher(t *testing.T) {
+	testutils.RunsInGuests(t)
 	pkts := ethernetCorpus(3000)
 	filters := genFilters(100)
 	var runs, matches, bounded int

@@ -21,6 +21,7 @@ const testSnaplen = 262144
 // BPF_PROG_TEST_RUN on each packet, equals pcap_offline_filter's, and its
 // return value equals Matcher's. Ethernet and raw IP, both back ends.
 func TestFilterDifferential(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	filters := genFilters(450)
 	minFilters := 400

@@ -153,6 +153,7 @@ func (l *loadThrottle) wait() {
 // bpf_filter. Run it only with -parallel 1 (make fuzz-filter): loads are
 // throttled to one per 5 ms.
 func FuzzTranslate(f *testing.F) {
+	testutils.RunsInGuests(f)
 	testutils.RequireRoot(f)
 	tb, err := NewTestBed()
 	if err != nil {

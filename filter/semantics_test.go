@@ -14,6 +14,7 @@ import (
 // (both back ends) and compares them with Matcher and libpcap's
 // bpf_filter on the same raw instructions.
 func TestFilterSemantics(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	tb, err := NewTestBed()
 	if err != nil {

@@ -29,6 +29,7 @@ type xdpTestMD struct {
 // really happens) is captured with verdict XDP_REDIRECT, and its packets
 // still arrive at the peer: the redirect survives the capture program.
 func TestCaptureRedirect(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	pin := pinPath(t)
 	h, err := xdpcap.CreatePinned(pin)

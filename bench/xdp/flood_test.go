@@ -31,6 +31,7 @@ func udpFrame(dst net.HardwareAddr, dport uint16) []byte {
 // TestFloodReachesPeer checks that the live-frames flood delivers its
 // frames to the other end of the veth.
 func TestFloodReachesPeer(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	var before, after uint64
 	// veth delivers XDP_TX frames only to a peer with XDP (or GRO) enabled.

@@ -127,6 +127,7 @@ func (s *forwardSetup) run(tb testing.TB, prog *ebpf.Program, frame []byte, n ui
 // variant bounces the frames (they arrive at the peer end) and the
 // capture programs in the filled hook do not change that.
 func TestForwardSetupForwards(t *testing.T) {
+	testutils.RunsInGuests(t)
 	s := newForwardSetup(t)
 	frame := udpFrame(nil, forwardPort)
 	const n = 4096

@@ -167,6 +167,7 @@ func udpNoPorts(t *testing.T, ns string) int {
 // need no iptables (UDP to a closed port: NO_SOCKET) and reads the file
 // back with bpfcap's own reader. Guest-safe.
 func TestTraceCLIDropNoSocket(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	before := testutils.CountPrograms(t, "probe_")
 	p := testutils.NewVethPair(t)
