@@ -360,30 +360,8 @@ func TestDeviceRestriction(t *testing.T) {
 func TestEventLayout(t *testing.T) {
 	testutils.RunsInGuests(t)
 	spec := testSpec(t)
-	check := func(cname string, goType reflect.Type) {
-		var st *btf.Struct
-		if err := spec.Types.TypeByName(cname, &st); err != nil {
-			t.Fatalf("BTF of %s: %v", cname, err)
-		}
-		if int(st.Size) != int(goType.Size()) {
-			t.Errorf("%s is %d bytes in C, %s is %d in Go", cname, st.Size, goType, goType.Size())
-		}
-		if len(st.Members) != goType.NumField() {
-			t.Fatalf("%s has %d members in C, %s has %d fields", cname, len(st.Members), goType, goType.NumField())
-		}
-		for i, m := range st.Members {
-			f := goType.Field(i)
-			size, err := btf.Sizeof(m.Type)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if uint32(m.Offset.Bytes()) != uint32(f.Offset) || size != int(f.Type.Size()) {
-				t.Errorf("%s.%s at %d (%d bytes), Go %s at %d (%d bytes)", cname, m.Name, m.Offset.Bytes(), size, f.Name, f.Offset, f.Type.Size())
-			}
-		}
-	}
-	check("bpfcap_event", reflect.TypeFor[perfring.EventHeader]())
-	check("bpfcap_config", reflect.TypeFor[config]())
+	testutils.CheckStructLayout(t, spec.Types, "bpfcap_event", reflect.TypeFor[perfring.EventHeader]())
+	testutils.CheckStructLayout(t, spec.Types, "bpfcap_config", reflect.TypeFor[config]())
 	if perfring.EventHeaderSize != reflect.TypeFor[perfring.EventHeader]().Size() {
 		t.Errorf("EventHeaderSize %d, struct is %d", perfring.EventHeaderSize, reflect.TypeFor[perfring.EventHeader]().Size())
 	}

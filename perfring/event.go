@@ -27,8 +27,8 @@ const (
 // EventHeader mirrors struct bpfcap_event from bpf/event.h field by field
 // (a test checks the layout against the BTF of a compiled object).
 type EventHeader struct {
-	Timestamp uint64 // ts: bpf_ktime_get_ns(), CLOCK_MONOTONIC
-	PacketID  uint64 // packet_id
+	Timestamp uint64 `btf:"ts"` // bpf_ktime_get_ns(), CLOCK_MONOTONIC
+	PacketID  uint64 // the skb (or xdp_buff) address
 	Hook      uint32
 	WireLen   uint32
 	CapLen    uint32

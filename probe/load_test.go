@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -87,4 +88,14 @@ func TestTraceProgramsVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProbeConfigLayout: probeConfig, written into the program's .rodata,
+// has struct probe_config's layout (bpf/probe.c), padding included.
+func TestProbeConfigLayout(t *testing.T) {
+	spec, err := loadProbe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutils.CheckStructLayout(t, spec.Types, "probe_config", reflect.TypeFor[probeConfig]())
 }
