@@ -133,8 +133,10 @@ type Capture struct {
 	opts   CaptureOptions
 	ports  []Port
 	ifaces []pcapng.Interface
-	// vm filters in userspace when DPDK could not take the filter.
-	vm       *bpf.VM
+	// match filters in userspace when DPDK could not take the filter,
+	// with libpcap's semantics (`len` is the wire length, protochain's
+	// backward jumps), like every other source's fallback.
+	match    *filter.Matcher
 	fallback string
 
 	base         []C.struct_rte_pdump_stats
@@ -201,8 +203,8 @@ func (p *Process) Open(opts CaptureOptions) (*Capture, error) {
 		if prog, err = rawProgram(insns); err != nil {
 			return nil, fmt.Errorf("filter %q: %w", opts.Filter, err)
 		}
-		if cp.vm, err = bpf.NewVM(insns); err != nil {
-			cp.vm = nil // only needed for the fallback
+		if cp.match, err = filter.NewMatcher(insns); err != nil {
+			return nil, fmt.Errorf("filter %q: %w", opts.Filter, err)
 		}
 	}
 	for _, port := range cp.ports {
@@ -293,12 +295,6 @@ func (cp *Capture) start(prog []byte) error {
 		rc := C.bc_capture_set_filter(cp.c, cprog, C.uint32_t(len(prog)/8))
 		C.free(cprog)
 		if rc < 0 {
-			if cp.vm == nil {
-				C.bc_capture_free(cp.c, 1)
-				cp.c = nil
-				cp.releaseSlot()
-				return fmt.Errorf("filter %q: DPDK cannot convert it (rte_bpf_convert: %w) and no userspace filter is available", cp.opts.Filter, syscall.Errno(-rc))
-			}
 			cp.fallback = fmt.Sprintf("DPDK cannot run filter %q (rte_bpf_convert: %v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
 		}
 	}
@@ -313,7 +309,7 @@ func (cp *Capture) start(prog []byte) error {
 			time.Sleep(disableGrace)
 			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
 		}
-		if (rc == -C.EINVAL || rc == -C.ENOTSUP) && cp.c.prm != nil && cp.vm != nil && i == 0 {
+		if (rc == -C.EINVAL || rc == -C.ENOTSUP) && cp.c.prm != nil && cp.match != nil && i == 0 {
 			// The primary refused the converted program (rte_bpf_load):
 			// fall back to filtering here.
 			C.bc_capture_drop_filter(cp.c)
@@ -385,10 +381,10 @@ func (cp *Capture) releaseSlot() {
 	}
 }
 
-// fallbackFilterOnly keeps the userspace VM only when it is needed.
+// fallbackFilterOnly keeps the userspace filter only when it is needed.
 func (cp *Capture) fallbackFilterOnly() {
 	if cp.fallback == "" {
-		cp.vm = nil
+		cp.match = nil
 	}
 }
 
@@ -585,12 +581,12 @@ func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
 		cp.tsGuessed.Store(uint64(cp.c.ts_guessed))
 		b := out[:res.bytes]
 		// Per-port counts of this batch, from C's running totals.
-		exact := cp.vm == nil
+		exact := cp.match == nil
 		for i := range cp.ports {
 			d := uint64(cp.c.captured[i])
 			delta[i], drained[i] = d-drained[i], d
 		}
-		if cp.vm != nil {
+		if cp.match != nil {
 			b, n = cp.userFilter(b, n)
 		}
 		if n == 0 {
@@ -696,7 +692,7 @@ func (cp *Capture) userFilter(b []byte, n int) ([]byte, int) {
 		if decodeEPB(blk, &pkt) != nil {
 			continue
 		}
-		if m, err := cp.vm.Run(pkt.Data); err == nil && m != 0 {
+		if cp.match.Match(pkt.Data, pkt.WireLen) {
 			keep += copy(b[keep:], blk)
 			kept++
 		} else if pkt.Interface < len(cp.userFiltered) {
