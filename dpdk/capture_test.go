@@ -222,7 +222,7 @@ type rawSink struct{ plainSink }
 func (s *rawSink) WriteRawPackets(b []byte, n int) (int, error) {
 	s.count(n)
 	for i := 0; i < n; i++ {
-		blk, rest, err := nextEPB(b)
+		blk, rest, err := pcapng.SplitBlock(b)
 		if err != nil {
 			return i, err
 		}
