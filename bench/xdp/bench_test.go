@@ -261,6 +261,9 @@ func BenchmarkXDPCaptureVsTcpdump(b *testing.B) {
 		b.Fatalf("taskset is needed: %v", err)
 	}
 	s := newBenchSetup(b)
+	gen, why := s.flood.Generator()
+	b.Logf("generator: %s (live frames: %v)", gen, why)
+	fmt.Fprintf(os.Stderr, "generator: %s (live frames: %v)\n", gen, why)
 	bin := filepath.Join(b.TempDir(), "bpfcap")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/bpfcap").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
@@ -361,4 +364,38 @@ func BenchmarkXDPHookCost(b *testing.B) {
 		b.ReportMetric(float64(sums[j+1])/float64(sums[0]), name+"/nohook")
 	}
 	b.Logf("per packet: nohook %v, empty %v, filled %v", sums[0]/time.Duration(b.N), sums[1]/time.Duration(b.N), sums[2]/time.Duration(b.N))
+}
+
+// BenchmarkFloodRate floods the benchmark veth flat out, with nothing
+// capturing and then with tcpdump -w capturing on the peer, and logs the
+// generator and the rates at which frames arrived at the peer (context for
+// BenchmarkXDPCaptureVsTcpdump: the generator must offer more than either
+// tool keeps). Reported: arrived/sent without and with tcpdump, and the
+// rate with tcpdump over the rate without (ratios of the same run).
+func BenchmarkFloodRate(b *testing.B) {
+	s := newBenchSetup(b)
+	gen, why := s.flood.Generator()
+	b.Logf("generator: %s (live frames: %v)", gen, why)
+	const n = 1 << 20
+	var bare, dumped, arrBare, arrDumped float64
+	for i := 0; i < b.N; i++ {
+		a, r := s.send(b, n, 0)
+		arrBare, bare = arrBare+float64(a), bare+r
+		if _, err := exec.LookPath("tcpdump"); err == nil {
+			c := &tcpdumpCapture{ns: s.PeerNSName, ifname: s.PeerName, file: filepath.Join("/dev/shm", fmt.Sprintf("bpfcap-bench-rate-%d.pcap", os.Getpid()))}
+			c.start(b)
+			a, r := s.send(b, n, 0)
+			got := c.stop(b)
+			os.Remove(c.file)
+			arrDumped, dumped = arrDumped+float64(a), dumped+r
+			b.Logf("with tcpdump -w: %d arrived at %.0f pps, tcpdump kept %d", a, r, got)
+		}
+	}
+	b.ReportMetric(arrBare/float64(n)/float64(b.N), "arrived/sent")
+	b.Logf("%s: %.0f pps arrived at the peer (flat out, %d frames of %d B)", gen, bare/float64(b.N), n, len(s.frame))
+	if dumped > 0 {
+		b.ReportMetric(arrDumped/float64(n)/float64(b.N), "arrived/sent-tcpdump")
+		b.ReportMetric(dumped/bare, "rate-tcpdump/bare")
+		b.Logf("%s with tcpdump -w on the peer: %.0f pps", gen, dumped/float64(b.N))
+	}
 }

@@ -28,8 +28,10 @@ func udpFrame(dst net.HardwareAddr, dport uint16) []byte {
 	return f
 }
 
-// TestFloodReachesPeer checks that the live-frames flood delivers its
-// frames to the other end of the veth.
+// TestFloodReachesPeer checks that the flood delivers its frames to the
+// other end of the veth, with whichever generator NewFlooder picks here
+// (live frames, or the AF_PACKET TX ring where they are refused or
+// missing): frames are counted at the peer.
 func TestFloodReachesPeer(t *testing.T) {
 	p := testutils.NewVethPair(t)
 	var before, after uint64
@@ -57,6 +59,8 @@ func TestFloodReachesPeer(t *testing.T) {
 			return err
 		}
 		defer f.Close()
+		gen, why := f.Generator()
+		t.Logf("generator: %s (live frames: %v)", gen, why)
 		f.BatchSize = 64 // below the veth ring, so single-CPU guests do not drop
 		return f.Send(udpFrame(net.HardwareAddr{2, 0, 0, 0, 0, 2}, 9), 10000)
 	})
