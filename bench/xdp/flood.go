@@ -45,10 +45,12 @@ const (
 //     as XDP frames, without live frames. Measured on the same VM with live
 //     frames refused, 60 B frames into a veth peer that passes them in XDP
 //     and drops them in the stack, while 5 other jobs shared the 2 vCPUs
-//     (load average 8-10): 1.0-1.17 Mpps wall-clock, ~1.5 Mpps per second
-//     of CPU 0's softirq time; 0.6-0.82 Mpps with tcpdump -w capturing on
-//     the peer (its copy runs in the same softirqs). `go test -run '^$'
-//     -bench FloodRate -benchtime 2x ./bench/xdp/` logs the rates.
+//     (load average 7-10): 1.0-1.63 Mpps wall-clock, 1.5-1.8 Mpps per
+//     second of CPU 0's softirq time; 0.6-1.0 Mpps with tcpdump -w
+//     capturing on the peer (its copy runs in the same softirqs), where
+//     tcpdump kept every frame: with tcpdump the flood, not tcpdump, sets
+//     the limit here. `go test -run '^$' -bench FloodRate -benchtime 2x
+//     ./bench/xdp/` logs the rates.
 //   - an AF_PACKET TX ring (TPACKET_V2, PACKET_QDISC_BYPASS, one sendto
 //     per 4096 frames), which works on any kernel: each frame becomes an
 //     skb the veth driver hands to its peer. Under the same load it reached
