@@ -98,7 +98,7 @@ func newBenchSetup(b *testing.B) *benchSetup {
 // send floods n frames at about pps on average (0: flat out) from the
 // host end, on the flood CPU, in bursts of 64 Ki frames (each live-frames
 // run costs tens of milliseconds to set up, so smaller bursts cannot reach
-// high rates). It returns the frames that arrived at the peer end (its rx
+// high rates; the XDP loop and the TX ring do not mind). It returns the frames that arrived at the peer end (its rx
 // counter: a run interrupted by a signal sends part of a burst twice) and
 // their average rate.
 func (s *benchSetup) send(b *testing.B, n uint32, pps float64) (uint64, float64) {
