@@ -19,5 +19,5 @@ test-xdp-guest: deps
 # captures, files on /dev/shm), the hook's cost on XDP_TX forwarding (live
 # frames) and on the program alone (BPF_PROG_TEST_RUN).
 bench-xdp: deps
-	$(GO) test -count=1 -timeout 20m -run '^$$' -bench 'XDPCaptureVsTcpdump|XDPHookCost|XDPForwardCost' -benchtime 1x ./bench/xdp/
+	$(GO) test -count=1 -timeout 20m -run '^$$' -bench 'FloodRate|XDPCaptureVsTcpdump|XDPHookCost|XDPForwardCost' -benchtime 1x ./bench/xdp/
 	$(GO) test -count=1 -run '^$$' -bench HookCost -benchtime 3x ./xdpcap/
