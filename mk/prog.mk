@@ -1,4 +1,4 @@
-# bpfcap prog (prog helper): bpf/bpfcap.h, the examples in examples/progcap,
+# bpfcap prog: bpf/bpfcap.h, the examples in examples/progcap,
 # the progcap package and `bpfcap prog`. `make unit` runs these tests too;
 # these targets run just them (as root).
 #   make test-prog         # all prog tests (host: tshark)

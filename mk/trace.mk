@@ -1,4 +1,4 @@
-# Tracing hooks (trace helper): hook specs, BTF resolution, the fallback
+# Tracing hooks: hook specs, BTF resolution, the fallback
 # chain, bpfcap trace and bpfcap list. `make unit` runs these too; these
 # targets run just them (as root: they load and attach BPF programs).
 #   make test-trace          # all trace tests (host: needs iptables, tshark, tcpdump, bpftool)

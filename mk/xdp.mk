@@ -1,4 +1,4 @@
-# XDP and tc capture (xdp helper): the xdpcap hook (bpf/xdpcap.h, xdpcap/),
+# XDP and tc capture: the xdpcap hook (bpf/xdpcap.h, xdpcap/),
 # the example firewall (examples/firewall), bpfcap xdp and bpfcap tc.
 # `make unit` runs these tests too; these targets run just them (as root).
 #   make test-xdp          # all xdp/tc tests (host: tshark, tcpdump, go toolchain)

@@ -48,7 +48,7 @@ func udpDstPort(b []byte) int {
 }
 
 // TestTraceDropNoSocket: UDP to a closed port is dropped with NO_SOCKET;
-// the card's spec `kprobe:kfree_skb:arg1 proto ip` (through whatever the
+// the README's first command `kprobe:kfree_skb:arg1 proto ip` (through whatever the
 // fallback chain picks on this kernel) captures it with the reason, the
 // device and the true length. Needs no iptables or tshark (guest-safe).
 func TestTraceDropNoSocket(t *testing.T) {

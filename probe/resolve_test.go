@@ -30,7 +30,7 @@ func mustParse(t *testing.T, text string) Spec {
 }
 
 // TestTraceFallbackChain checks the chain kprobe -> fentry -> tracepoint for
-// the card's example. The expected outcome comes from the kernel's
+// the README's first command (kprobe:kfree_skb:arg1). The expected outcome comes from the kernel's
 // configuration and an independent look at the kprobe interfaces, not from
 // the code under test: with CONFIG_KPROBES the chain must stop at kprobe.
 func TestTraceFallbackChain(t *testing.T) {

@@ -24,7 +24,8 @@ import (
 	"github.com/bpfcap/bpfcap/xdpcap"
 )
 
-// testRing keeps the ring at capture.h's declared size (see requests.md).
+// testRing keeps the ring at capture.h's declared size (4 MiB), so tests
+// load the object as it is declared.
 var testRing = hook.RingOptions{Size: 4 << 20}
 
 // firewallOnVeth loads the example firewall with a fresh pinned hook and

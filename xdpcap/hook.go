@@ -15,8 +15,10 @@ const (
 	// Slots is the number of slots in a bpfcap-layout hook: one per XDP
 	// action, XDP_ABORTED to XDP_REDIRECT (XDPCAP_HOOK in bpf/xdpcap.h).
 	Slots = 5
-	// LegacySlots is the number of slots in a Cloudflare-layout hook:
-	// XDP_ABORTED to XDP_TX (XDPCAP_HOOK_LEGACY in bpf/xdpcap.h).
+	// LegacySlots is the number of slots in a hook of Cloudflare
+	// xdpcap's layout before 2019: XDP_ABORTED to XDP_TX
+	// (XDPCAP_HOOK_LEGACY in bpf/xdpcap.h). Its hook.h has declared
+	// Slots (5, up to XDP_REDIRECT) since 2019.
 	LegacySlots = 4
 )
 
