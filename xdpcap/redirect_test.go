@@ -9,7 +9,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
@@ -62,24 +61,7 @@ func TestCaptureRedirect(t *testing.T) {
 
 	// The redirector bounces everything, ARP included: the host end knows
 	// the peer's MAC without asking.
-	var peerMAC []byte
-	err = testutils.Do(t, p.PeerNS, func() error {
-		l, err := netlink.LinkByIndex(p.PeerIndex)
-		if err != nil {
-			return err
-		}
-		peerMAC = l.Attrs().HardwareAddr
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = testutils.Do(t, p.HostNS, func() error {
-		return netlink.NeighSet(&netlink.Neigh{LinkIndex: p.HostIndex, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: p.PeerIP, HardwareAddr: peerMAC})
-	})
-	if err != nil {
-		t.Fatalf("static neighbour entry for %s: %v", p.PeerIP, err)
-	}
+	p.KnowNeighbours(t)
 	for _, at := range []struct {
 		ns      func(func() error) error
 		prog    *ebpf.Program

@@ -11,9 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
 	"github.com/bpfcap/bpfcap/hook"
@@ -142,24 +140,7 @@ func TestForwardSetupForwards(t *testing.T) {
 	s := newForwardSetup(t)
 	// The peer end drops everything in XDP, ARP replies included: it
 	// knows the host end's MAC without asking.
-	var hostMAC net.HardwareAddr
-	err := testutils.Do(t, s.HostNS, func() error {
-		l, err := netlink.LinkByIndex(s.HostIndex)
-		if err != nil {
-			return err
-		}
-		hostMAC = l.Attrs().HardwareAddr
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = testutils.Do(t, s.PeerNS, func() error {
-		return netlink.NeighSet(&netlink.Neigh{LinkIndex: s.PeerIndex, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: s.HostIP, HardwareAddr: hostMAC})
-	})
-	if err != nil {
-		t.Fatalf("static neighbour entry for %s: %v", s.HostIP, err)
-	}
+	s.KnowNeighbours(t)
 	const n = 256
 	for i, prog := range s.progs {
 		if err := s.hostLink.Update(prog); err != nil {
