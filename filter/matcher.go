@@ -12,11 +12,12 @@ import (
 // 32 or more give 0, and backward jumps (protochain) are followed. It is
 // the filter fallback when the kernel refuses a translated filter.
 //
-// Like the translated filter, a run that takes more than MaxBackwardJumps
-// backward jumps returns 0, so that both give the same answer. libpcap
-// itself follows them without bound, and loops forever on some packets:
-// its IPv4 `protochain` code sets X to the AH length instead of adding it,
-// so a packet whose AH points back at itself never ends.
+// It follows backward jumps as libpcap does, up to MatcherMaxJumps of them
+// per run: a `protochain` loop over a packet of libpcap's largest snap
+// length takes far fewer. libpcap itself follows them without bound, and
+// loops forever on some packets: its IPv4 `protochain` code sets X to the
+// AH length instead of adding it, so a packet whose AH points back at
+// itself never ends. Matcher returns 0 for those instead of hanging.
 //
 // A Matcher is safe for concurrent use.
 type Matcher struct {
@@ -71,10 +72,15 @@ func (m *Matcher) Run(data []byte, wireLen int) uint32 {
 	return ret
 }
 
+// MatcherMaxJumps is the most backward jumps Matcher follows in one run:
+// libpcap's IPv6 `protochain` loop takes one per extension header, each at
+// least 8 bytes long, so a packet of 262144 bytes needs at most 32768.
+const MatcherMaxJumps = 1 << 20
+
 // run is Run that also reports whether the run stopped at the
-// backward-jump bound.
+// backward-jump bound (where libpcap would loop forever).
 func (m *Matcher) run(data []byte, wireLen int) (ret uint32, bounded bool) {
-	return m.runBounded(data, wireLen, MaxBackwardJumps)
+	return m.runBounded(data, wireLen, MatcherMaxJumps)
 }
 
 // runBounded is run with a given bound on backward jumps.

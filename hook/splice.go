@@ -13,11 +13,7 @@ import (
 
 // compileFilter compiles expr with libpcap for packets of link type lt.
 func compileFilter(expr string, lt pcapng.LinkType, snaplen int) ([]bpf.Instruction, error) {
-	flt, err := filter.LinkTypeFromFile(uint32(lt))
-	if err != nil {
-		return nil, fmt.Errorf("filter %q: %w", expr, err)
-	}
-	return filter.Compile(expr, flt, snaplen)
+	return filter.Compile(expr, filter.LinkTypeFromFile(uint32(lt)), snaplen)
 }
 
 // spliceFilter translates cbpf for opts.Backend and splices it into the
