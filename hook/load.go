@@ -92,6 +92,9 @@ type Program struct {
 	InlineErr error
 
 	matcher *userFilter
+	// undecided filters the packets the kernel filter flags as undecided
+	// (filter.Undecided: a protochain loop longer than it unrolls).
+	undecided *userFilter
 }
 
 // Close frees the program (detach its links first).
@@ -185,6 +188,13 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 				return nil, fmt.Errorf("load capture program %s: userspace filter: %w", opts.Program, err)
 			}
 			ring.notice(fmt.Sprintf("bpfcap: the kernel did not take the filter (%s); capturing unfiltered and filtering in userspace", p.Fallback))
+		}
+	}
+	if p.KernelFilter {
+		var err error
+		if p.undecided, err = newUserFilter(cbpf); err != nil {
+			p.Collection.Close()
+			return nil, fmt.Errorf("load capture program %s: userspace filter: %w", opts.Program, err)
 		}
 	}
 	p.Program = p.Collection.Programs[opts.Program]
