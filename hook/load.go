@@ -43,6 +43,10 @@ type Options struct {
 	Hook int
 	// Filter is the tcpdump filter expression ("" captures everything).
 	Filter string
+	// Netmask is the IPv4 netmask `ip broadcast` uses, host byte order
+	// (filter.CompileNetmask; a live tcpdump takes the device's,
+	// filter.DeviceNetmask). 0 compiles as tcpdump -r does.
+	Netmask uint32
 	// LinkType is what the captured bytes start with (eth, raw IP, ...).
 	LinkType pcapng.LinkType
 	// Backend is the filter stub the program calls.
@@ -147,7 +151,7 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 	var cbpf []bpf.Instruction
 	if opts.Filter != "" {
 		var err error
-		if cbpf, err = compileFilter(opts.Filter, opts.LinkType, opts.Snaplen); err != nil {
+		if cbpf, err = compileFilter(opts.Filter, opts.LinkType, opts.Snaplen, opts.Netmask); err != nil {
 			return nil, err
 		}
 	}
