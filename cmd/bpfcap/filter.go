@@ -39,13 +39,19 @@ func newFilterCmd(env *cliEnv) *cobra.Command {
 
   bpfcap filter -d [proto P] EXPRESSION
       prints the classic BPF libpcap compiles (as tcpdump -d does) and the
-      eBPF translation. P is the link type: ` + strings.Join(filter.ProtoNames(), ", ") + ` (default eth).
+      eBPF translation. P is the link type: ` + strings.Join(filter.ProtoNames(), ", ") + `
+      or any libpcap link-type name (null, ppp, ieee802_11_radio, ...;
+      default eth).
 
   bpfcap filter -r IN [-w OUT] EXPRESSION
       loads the translated filter into the kernel once and runs it with
       BPF_PROG_TEST_RUN on every packet of IN (pcap or pcapng; the link type
       is the file's), writes the matching packets unchanged to OUT as pcapng
-      ("-" is stdout) and prints "N matched of M" on stderr. Needs root.`,
+      ("-" is stdout) and prints "N matched of M" on stderr. Needs root.
+      Files are read and filters compiled as tcpdump -r does (libpcap reads
+      pcap files; netmask 0 unless --netmask); packets no kernel test program
+      takes whole (over 32 KiB) and protochain walks longer than the
+      translation unrolls are decided in userspace with libpcap's semantics.`,
 		Example: `  bpfcap filter -d 'tcp port 80'
   bpfcap filter -d proto ip 'udp and len > 100'
   bpfcap filter -r testdata/filter-demo.pcap -w /tmp/web.pcapng 'tcp port 80'`,
