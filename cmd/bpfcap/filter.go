@@ -218,7 +218,7 @@ func openCapture(name string, r io.Reader) (captureReader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read pcapng: %w", err)
 		}
-		ng, err := pcapgo.NewNgReader(br, opts)
+		ng, err := pcapgo.NewNgReader(newNgVersionReader(br), opts)
 		if err != nil {
 			return nil, fmt.Errorf("read pcapng: %w", err)
 		}

@@ -302,6 +302,16 @@ func fidelityFiles() []fidelityFile {
 			writePcap(t, path, f, recs)
 		}},
 		{"pcapng-two-sections", []string{"udp", "ether[150] = 0x42", "len > 100", "ip broadcast"}, pcapngSections(300, 300)},
+		{"pcapng-1.2", []string{"udp", "len > 100"}, func(t *testing.T, path string) {
+			pcapngSections(300, 300)(t, path)
+			b, _ := os.ReadFile(path)
+			for i := 0; i+16 <= len(b); i += 4 { // every section header: version 1.2
+				if binary.LittleEndian.Uint32(b[i:]) == 0x0a0d0d0a && binary.LittleEndian.Uint32(b[i+8:]) == 0x1a2b3c4d {
+					binary.LittleEndian.PutUint16(b[i+14:], 2)
+				}
+			}
+			os.WriteFile(path, b, 0o644)
+		}},
 		// libpcap 1.10 refuses these; bpfcap reads them (below).
 		{"pcapng-sections-differ", []string{"udp"}, pcapngSections(0, 300)},
 		{"pcapng-record-over-snaplen", []string{"udp"}, pcapngSections(128, 128)},
