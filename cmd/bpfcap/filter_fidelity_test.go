@@ -256,6 +256,21 @@ func fidelityFiles() []fidelityFile {
 		{"cisco-hdlc", common4, linkFile(104, binary.NativeEndian, func(ip []byte) []byte {
 			return be16b([]byte{0x0f, 0}, int(binary.BigEndian.Uint16(ethOf(ip)[12:])))
 		})},
+		{"frame-relay", common4, linkFile(107, binary.NativeEndian, func(ip []byte) []byte {
+			if ip[0]>>4 == 6 {
+				return []byte{0x18, 0x41, 0x03, 0x8e}
+			}
+			return []byte{0x18, 0x41, 0x03, 0xcc}
+		})},
+		{"ipnet", common4, linkFile(226, binary.NativeEndian, func(ip []byte) []byte {
+			fam := byte(2)
+			if ip[0]>>4 == 6 {
+				fam = 26
+			}
+			h := []byte{1, fam, 0, 0}
+			h = binary.BigEndian.AppendUint32(h, uint32(len(ip)))
+			return append(h, make([]byte, 16)...)
+		})},
 		{"radiotap", []string{"ip", "udp port 53", "wlan type data", "wlan src 02:00:00:00:00:01", "ip broadcast", "udp port 6081"},
 			linkFile(127, binary.NativeEndian, func(ip []byte) []byte {
 				h := []byte{0, 0, 8, 0, 0, 0, 0, 0, 0x08, 0x01, 0, 0}
