@@ -196,7 +196,14 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 		s.mu.Unlock()
 		return nil
 	}
-	if m := h.Program.matcher; m != nil && !m.match(ev.Data, int(ev.WireLen)) {
+	m := h.Program.matcher
+	if ev.Flags&perfring.FlagUndecided != 0 {
+		// The kernel filter kept the packet without a verdict: its
+		// protochain loop was longer than the translation unrolls.
+		// Matcher follows it, on the captured bytes.
+		m = h.Program.undecided
+	}
+	if m != nil && !m.match(ev.Data, int(ev.WireLen)) {
 		s.mu.Lock()
 		s.userFiltered[int(ev.Hook)]++
 		s.mu.Unlock()

@@ -11,13 +11,10 @@ import (
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// compileFilter compiles expr with libpcap for packets of link type lt.
-func compileFilter(expr string, lt pcapng.LinkType, snaplen int) ([]bpf.Instruction, error) {
-	flt, err := filter.LinkTypeFromFile(uint32(lt))
-	if err != nil {
-		return nil, fmt.Errorf("filter %q: %w", expr, err)
-	}
-	return filter.Compile(expr, flt, snaplen)
+// compileFilter compiles expr with libpcap for packets of link type lt
+// (a LINKTYPE_ value) with netmask for `ip broadcast`.
+func compileFilter(expr string, lt pcapng.LinkType, snaplen int, netmask uint32) ([]bpf.Instruction, error) {
+	return filter.CompileNetmask(expr, filter.LinkTypeFromFile(uint32(lt)), snaplen, netmask)
 }
 
 // spliceFilter translates cbpf for opts.Backend and splices it into the

@@ -15,6 +15,7 @@ const (
 	FlagHasVerdict = 1 << 1 // Verdict holds an XDP or tc action
 	FlagHasTask    = 1 << 2 // PID and Comm are set
 	FlagUnfiltered = 1 << 3 // the kernel did not filter this packet
+	FlagUndecided  = 1 << 4 // the kernel filter could not decide (filter.Undecided)
 )
 
 // Directions, as bpf/event.h defines them (bpfcap_event.dir).

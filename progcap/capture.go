@@ -387,10 +387,7 @@ func (c *Capture) matcher(lt pcapng.LinkType) (*filter.Matcher, error) {
 		}
 		return m, nil
 	}
-	flt, err := filter.LinkTypeFromFile(uint32(lt))
-	if err != nil {
-		flt = filter.LinkType(lt) // libpcap may still know it
-	}
+	flt := filter.LinkTypeFromFile(uint32(lt))
 	prog, err := filter.Compile(c.opts.Filter, flt, c.snaplen)
 	var m *filter.Matcher
 	if err == nil {

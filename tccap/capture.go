@@ -24,6 +24,10 @@ type Options struct {
 	Mode Mode
 	// Filter is a tcpdump filter expression ("" captures everything).
 	Filter string
+	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
+	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
+	// filter.DeviceNetmask).
+	Netmask uint32
 	// Snaplen is the number of bytes to capture per packet (0: 65536).
 	Snaplen int
 	// Ring configures the transport (buffer size, perf, notices).
@@ -109,6 +113,7 @@ func Open(ifname string, opts Options) (*Capture, error) {
 			Program:  captureProgram,
 			Hook:     i,
 			Filter:   opts.Filter,
+			Netmask:  opts.Netmask,
 			LinkType: lt,
 			Backend:  hook.Direct,
 			Snaplen:  opts.Snaplen,

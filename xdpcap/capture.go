@@ -37,6 +37,10 @@ type CaptureOptions struct {
 	Actions []Action
 	// Filter is a tcpdump filter expression ("" captures everything).
 	Filter string
+	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
+	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
+	// filter.DeviceNetmask).
+	Netmask uint32
 	// Snaplen is the number of bytes to capture per packet (0: 65536).
 	Snaplen int
 	// Ifindex restricts a hook capture to packets received on this
@@ -236,6 +240,7 @@ func loadXDPProgram(spec *ebpf.CollectionSpec, ring *hook.Ring, opts CaptureOpti
 		Program:  captureProgram,
 		Hook:     0,
 		Filter:   opts.Filter,
+		Netmask:  opts.Netmask,
 		LinkType: pcapng.LinkTypeEthernet,
 		Backend:  hook.Direct,
 		Snaplen:  opts.Snaplen,

@@ -13,7 +13,10 @@ import (
 
 // newTraceCmd builds `bpfcap trace HOOK... [keywords] [FILTER...]`.
 func newTraceCmd(env *cliEnv) *cobra.Command {
-	var o captureOptions
+	var (
+		o       captureOptions
+		netmask string
+	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
 		Short: "capture the sk_buffs that reach kernel functions or tracepoints",
@@ -51,10 +54,15 @@ true one.`,
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
+			mask, err := liveNetmask(netmask, o.Device)
+			if err != nil {
+				return err
+			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				src, err := probe.Open(probe.Options{
 					Hooks:   hooks,
 					Filter:  o.Filter,
+					Netmask: mask,
 					Proto:   o.Proto,
 					Snaplen: o.snaplen(),
 					Device:  o.Device,
@@ -70,6 +78,7 @@ true one.`,
 		},
 	}
 	addCaptureFlags(cmd.Flags(), &o)
+	addNetmaskFlag(cmd.Flags(), &netmask)
 	return cmd
 }
 
