@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"os/user"
 	"runtime"
 	"strconv"
@@ -196,21 +195,42 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	}
 	src, err := open(ctx)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return fmt.Errorf("%w before the capture started (%v)", cause, err)
+		}
 		return err
 	}
-	defer src.Close()
+	// detach is the one way out for the source: every return below goes
+	// through it (Close is idempotent), on the thread that kept the
+	// privilege to detach when -Z dropped it.
+	detach := src.Close
+	var keeper *capKeeper
+	defer func() {
+		detach()
+		if keeper != nil {
+			keeper.stop()
+		}
+	}()
 
 	if o.User != "" {
+		if keeper, err = startCapKeeper(); err != nil {
+			return err
+		}
 		if err := dropPrivileges(o.User); err != nil {
 			return err
 		}
+		if err := keeper.narrow(); err != nil {
+			return err
+		}
+		detach = func() error { return keeper.do(src.Close) }
+		if d, ok := src.(detachRunner); ok {
+			d.DetachOn(keeper.do) // Run detaches by itself when it ends
+		}
 	}
-
-	// A reader that goes away must not kill us with SIGPIPE: writes then
-	// fail with EPIPE and the session ends cleanly.
-	sigpipe := make(chan os.Signal, 1)
-	signal.Notify(sigpipe, syscall.SIGPIPE)
-	defer signal.Stop(sigpipe)
+	// A signal that came while attaching ends the run now, detached.
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w before the capture started", context.Cause(ctx))
+	}
 
 	var (
 		sink bpfcap.Sink
@@ -257,7 +277,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	if live && !o.Verbose {
 		fmt.Fprintln(env.stderr)
 	}
-	closeErr := src.Close()
+	closeErr := detach()
 	printStats(env.stderr, res.Interfaces, src.Stats())
 	fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s)\n", res.Written, stopText(res.Reason))
 	if file != nil {
@@ -272,6 +292,12 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 		return fmt.Errorf("detach: %w", closeErr)
 	}
 	return nil
+}
+
+// detachRunner is a source whose detach can be moved to another thread
+// (hook sources: the privileged thread -Z keeps).
+type detachRunner interface {
+	DetachOn(run func(func() error) error)
 }
 
 // stopText says why a capture ended, in the user's terms.

@@ -1,10 +1,17 @@
 // Command bpfcap captures packets where tcpdump cannot see them: at kernel
 // functions and tracepoints that handle an sk_buff, inside XDP programs, at
 // tc, and in DPDK dataplanes. It writes pcapng with per-packet metadata.
+//
+// Exit status: 0 when the capture ran and ended (by -c, --duration, a
+// closed output pipe, or a signal once capturing: tcpdump's convention),
+// 2 for any error (bad input, a refused or failed capture, a full disk, a
+// vanished target), and 128+N when signal N arrived before the capture
+// started (for example while libpcap compiled the filter).
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,11 +19,65 @@ import (
 	"syscall"
 )
 
+// terminatingSignals are the signals tcpdump cleans up on. Every one of
+// them ends a capture the same way: detach everything, finish the file,
+// print the statistics. SIGPIPE is among them so that a closed stderr or
+// stdout never kills bpfcap half-way (the write fails with EPIPE instead).
+var terminatingSignals = []os.Signal{
+	syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGPIPE,
+}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background())
 	err := run(ctx, os.Stdin, os.Stdout, os.Stderr, os.Args[1:])
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// signalContext returns a context cancelled by the first terminating
+// signal, with a *signalError as its cause. The signals are caught from
+// the very start, so none of them can kill bpfcap while it attaches.
+func signalContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, terminatingSignals...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			cancel(&signalError{sig: sig.(syscall.Signal)})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		// SIGPIPE stays caught: a write to a closed stderr after the end
+		// must fail with EPIPE, not kill the process before it exits.
+		signal.Reset(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
+		cancel(nil)
+	}
+}
+
+// signalError is the cause of a context cancelled by a signal.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return "interrupted by " + signalName(e.sig) }
+
+// signalName returns "SIGINT" etc.
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	case syscall.SIGPIPE:
+		return "SIGPIPE"
+	}
+	return s.String()
 }
 
 // run executes one bpfcap command line. It never calls os.Exit, so that
@@ -29,13 +90,17 @@ func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []
 	return root.ExecuteContext(ctx)
 }
 
-// exitCode prints err and maps it to the process exit status: 0 for
-// success, 2 for bad input or a refused capture (as tcpdump does), 1 for
-// anything else.
+// exitCode prints err and maps it to the process exit status (see the
+// package comment): 0 for success, 128+N for an error caused by signal N
+// before the capture started, 2 for any other error.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
 	fmt.Fprintf(stderr, "bpfcap: %v\n", err)
+	var se *signalError
+	if errors.As(err, &se) {
+		return 128 + int(se.sig)
+	}
 	return 2
 }
