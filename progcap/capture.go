@@ -158,6 +158,9 @@ func OpenProgram(prog *ebpf.Program, opts Options) (_ *Capture, err error) {
 
 	if atomic.LoadUint32(c.u32(cfgEnabled)) != 0 {
 		owner := atomic.LoadUint32(c.u32(cfgOwner))
+		if ownerAlive(owner, maps.config) {
+			return nil, fmt.Errorf("%s: bpfcap pid %d captures from it and still runs: stop it first (kill -INT %d): %w", desc, owner, owner, ErrBusy)
+		}
 		who := "another bpfcap"
 		if owner != 0 {
 			who += " (pid " + strconv.FormatUint(uint64(owner), 10) + ")"
