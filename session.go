@@ -49,14 +49,19 @@ const (
 	StopSinkClose StopReason = "pipe-close" // the reader of the output went away
 	StopSource    StopReason = "source-end" // every source returned by itself
 	StopError     StopReason = "error"      // a source or the sink failed
+	StopOutput    StopReason = "output"     // writing the output failed (a full disk)
 )
 
 // Result is what a finished session reports.
 type Result struct {
 	// Reason says why the session ended.
 	Reason StopReason
-	// Written is the number of packets written to the sink.
+	// Written is the number of packets written to the sink (for a
+	// pcapng file: the packets the file holds).
 	Written uint64
+	// Unwritten is the number of packets the sink accepted but lost to a
+	// failed write (a full disk); they are not in Written.
+	Unwritten uint64
 	// Interfaces and Stats: the final counters, as in Progress.
 	Interfaces []pcapng.Interface
 	Stats      []pcapng.InterfaceStats
@@ -143,7 +148,7 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 	case s.sinkErr != nil && isClosedPipe(s.sinkErr):
 		reason = StopSinkClose
 	case s.sinkErr != nil:
-		reason = StopError
+		reason = StopOutput
 	case errors.Is(cause, errCount):
 		reason = StopCount
 	case errors.Is(cause, errDuration):
@@ -160,24 +165,52 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 		runErr = errors.Join(runErr, fmt.Errorf("source %d: %w", i, err))
 	}
 	res := s.result(reason, sources)
-	if s.sinkErr != nil && !isClosedPipe(s.sinkErr) {
-		return res, fmt.Errorf("write output: %w", s.sinkErr)
+	finishErr := finish(sink, res, start, s.sinkErr)
+	if u, ok := sink.(unwrittenCounter); ok {
+		res.Unwritten = u.Unwritten()
+		res.Written -= min(res.Unwritten, res.Written)
 	}
-	if s.sinkErr == nil {
-		end := time.Now()
-		for i := range res.Interfaces {
-			if err := sink.WriteStats(i, start, end, res.Stats[i]); err != nil {
-				if isClosedPipe(err) {
-					break
-				}
-				return res, errors.Join(runErr, fmt.Errorf("write statistics: %w", err))
-			}
-		}
-		if err := sink.Flush(); err != nil && !isClosedPipe(err) {
-			return res, errors.Join(runErr, fmt.Errorf("flush output: %w", err))
-		}
+	if s.sinkErr != nil && !isClosedPipe(s.sinkErr) {
+		return res, errors.Join(runErr, fmt.Errorf("write output: %w", s.sinkErr))
+	}
+	if finishErr != nil {
+		return res, errors.Join(runErr, finishErr)
 	}
 	return res, runErr
+}
+
+// resumer is a sink that can go on after a failed write (pcapng.Writer
+// on a file it cut back to a whole block).
+type resumer interface{ Resume() error }
+
+// unwrittenCounter is a sink that counts the packets a failed write lost.
+type unwrittenCounter interface{ Unwritten() uint64 }
+
+// finish writes every interface's statistics and flushes the sink. After
+// a failed write (sinkErr) it tries once more if the sink can resume (a
+// full disk may still take the small statistics blocks), ignoring errors:
+// the sink keeps its output whole.
+func finish(sink Sink, res Result, start time.Time, sinkErr error) error {
+	if sinkErr != nil {
+		r, ok := sink.(resumer)
+		if isClosedPipe(sinkErr) || !ok || r.Resume() != nil {
+			return nil
+		}
+	}
+	end := time.Now()
+	for i := range res.Interfaces {
+		if err := sink.WriteStats(i, start, end, res.Stats[i]); err != nil {
+			if isClosedPipe(err) || sinkErr != nil {
+				return nil
+			}
+			return fmt.Errorf("write statistics: %w", err)
+		}
+	}
+	if err := sink.Flush(); err != nil && !isClosedPipe(err) && sinkErr == nil {
+		finish(sink, res, start, err) // the statistics may fit once cut back
+		return fmt.Errorf("flush output: %w", err)
+	}
+	return nil
 }
 
 var (

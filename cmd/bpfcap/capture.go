@@ -279,7 +279,17 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	}
 	closeErr := detach()
 	printStats(env.stderr, res.Interfaces, src.Stats())
-	fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s)\n", res.Written, stopText(res.Reason))
+	if res.Reason == bpfcap.StopOutput {
+		// Every packet the hooks captured and the file does not hold:
+		// lost in the failed write, or still in the ring behind it.
+		var captured uint64
+		for _, st := range src.Stats() {
+			captured += st.Captured
+		}
+		fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s), %d captured but not written\n", res.Written, stopText(res.Reason), max(captured, res.Written)-res.Written)
+	} else {
+		fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s)\n", res.Written, stopText(res.Reason))
+	}
 	if file != nil {
 		if cerr := file.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close %s: %w", o.WriteFile, cerr)
@@ -313,6 +323,8 @@ func stopText(r bpfcap.StopReason) string {
 		return "output pipe closed"
 	case bpfcap.StopSource:
 		return "source ended"
+	case bpfcap.StopOutput:
+		return "the output failed"
 	}
 	return "failed"
 }
