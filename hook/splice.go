@@ -11,13 +11,17 @@ import (
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// compileFilter compiles expr with libpcap for packets of link type lt.
-func compileFilter(expr string, lt pcapng.LinkType, snaplen int) ([]bpf.Instruction, error) {
+// compileFilter compiles expr with libpcap for packets of link type lt,
+// with compile (nil: filter.Compile).
+func compileFilter(compile filter.CompileFunc, expr string, lt pcapng.LinkType, snaplen int) ([]bpf.Instruction, error) {
 	flt, err := filter.LinkTypeFromFile(uint32(lt))
 	if err != nil {
 		return nil, fmt.Errorf("filter %q: %w", expr, err)
 	}
-	return filter.Compile(expr, flt, snaplen)
+	if compile == nil {
+		compile = filter.Compile
+	}
+	return compile(expr, flt, snaplen)
 }
 
 // spliceFilter translates cbpf for opts.Backend and splices it into the

@@ -38,6 +38,8 @@ type Options struct {
 	// Notices receives one-line notices (a capture taken over, a filter
 	// that cannot be compiled for a link type); nil: discarded.
 	Notices io.Writer
+	// Compile compiles the filter (nil: filter.Compile, in this process).
+	Compile filter.CompileFunc
 }
 
 // Capture is a running capture of one program's bpfcap_output() records.
@@ -394,7 +396,11 @@ func (c *Capture) matcher(lt pcapng.LinkType) (*filter.Matcher, error) {
 	if err != nil {
 		flt = filter.LinkType(lt) // libpcap may still know it
 	}
-	prog, err := filter.Compile(c.opts.Filter, flt, c.snaplen)
+	compile := c.opts.Compile
+	if compile == nil {
+		compile = filter.Compile
+	}
+	prog, err := compile(c.opts.Filter, flt, c.snaplen)
 	var m *filter.Matcher
 	if err == nil {
 		m, err = filter.NewMatcher(prog)

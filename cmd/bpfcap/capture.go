@@ -196,7 +196,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	src, err := open(ctx)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-			return fmt.Errorf("%w before the capture started (%v)", cause, err)
+			return fmt.Errorf("%w before the capture started: nothing attached", cause)
 		}
 		return err
 	}
@@ -229,7 +229,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	}
 	// A signal that came while attaching ends the run now, detached.
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w before the capture started", context.Cause(ctx))
+		return fmt.Errorf("%w before the capture started: detached", context.Cause(ctx))
 	}
 
 	var (

@@ -29,7 +29,11 @@ var terminatingSignals = []os.Signal{
 
 func main() {
 	ctx, stop := signalContext(context.Background())
-	err := run(ctx, os.Stdin, os.Stdout, os.Stderr, os.Args[1:])
+	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if self, err := os.Executable(); err == nil {
+		env.self = self
+	}
+	err := runEnv(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
@@ -83,10 +87,15 @@ func signalName(s syscall.Signal) string {
 // run executes one bpfcap command line. It never calls os.Exit, so that
 // every deferred close runs and tests can call it directly.
 func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) error {
-	root := newRootCmd(&cliEnv{stdin: stdin, stdout: stdout, stderr: stderr})
+	return runEnv(ctx, &cliEnv{stdin: stdin, stdout: stdout, stderr: stderr}, args)
+}
+
+// runEnv is run with the whole environment.
+func runEnv(ctx context.Context, env *cliEnv, args []string) error {
+	root := newRootCmd(env)
 	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(env.stdout)
+	root.SetErr(env.stderr)
 	return root.ExecuteContext(ctx)
 }
 

@@ -86,6 +86,7 @@ what any of them emits (their ids tell them apart).`,
 					Snaplen:  o.Snaplen,
 					LinkType: lt,
 					Notices:  env.stderr,
+					Compile:  env.compiler(ctx),
 				})
 			}
 			return runCapture(cmd.Context(), env, &o, open)

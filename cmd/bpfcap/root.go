@@ -12,6 +12,9 @@ type cliEnv struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// self is the bpfcap binary, run again to compile filters where a
+	// signal can end it ("": compile in this process, as tests do).
+	self string
 }
 
 func newRootCmd(env *cliEnv) *cobra.Command {
@@ -33,6 +36,7 @@ Filters are tcpdump expressions, run in the kernel as eBPF. Output is pcapng
 		newTCCmd(env),
 		newProgCmd(env),
 		newExtcapCmd(env),
+		newCompileHelperCmd(env),
 	)
 	addPlatformCmds(root, env)
 	return root

@@ -64,7 +64,7 @@ The filter sees the packet's linear part.`,
 					Mode:       m,
 					Filter:     o.Filter,
 					Snaplen:    o.snaplen(),
-					Ring:       o.ringOptions(env.stderr),
+					Ring:       env.ringOptions(ctx, &o),
 					CountSeen:  countSeen,
 					Notices:    env.stderr,
 				})

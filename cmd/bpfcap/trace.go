@@ -58,7 +58,7 @@ true one.`,
 					Proto:   o.Proto,
 					Snaplen: o.snaplen(),
 					Device:  o.Device,
-					Ring:    o.ringOptions(env.stderr),
+					Ring:    env.ringOptions(ctx, &o),
 					Notices: env.stderr,
 				})
 				if err != nil {

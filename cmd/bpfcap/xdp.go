@@ -78,7 +78,7 @@ up to the snap length; the filter sees the first buffer.`,
 					Actions:   acts,
 					Filter:    o.Filter,
 					Snaplen:   o.snaplen(),
-					Ring:      o.ringOptions(env.stderr),
+					Ring:      env.ringOptions(ctx, &o),
 					CountSeen: countSeen,
 					Notices:   env.stderr,
 				}
