@@ -53,9 +53,40 @@ type captureOptions struct {
 // defaultSnaplen is bpfcap's snap length when -s/len is not given.
 const defaultSnaplen = 65536
 
+// maxBufferKiB bounds -B: a BPF ring buffer's size is a 32-bit count of
+// bytes, and more than 1 GiB of locked kernel memory is never what a
+// capture needs.
+const maxBufferKiB = 1 << 20
+
+// outputFlag is -w: given once, with a name ("-" for stdout).
+type outputFlag struct {
+	path *string
+	set  bool
+}
+
+func (f *outputFlag) String() string {
+	if f.path == nil {
+		return ""
+	}
+	return *f.path
+}
+
+func (f *outputFlag) Set(v string) error {
+	switch {
+	case f.set:
+		return fmt.Errorf("given twice (%q and %q): give one output file", *f.path, v)
+	case v == "":
+		return errors.New(`empty file name: give one ("-" for stdout)`)
+	}
+	*f.path, f.set = v, true
+	return nil
+}
+
+func (f *outputFlag) Type() string { return "file" }
+
 // addCaptureFlags registers the shared capture flags on fs.
 func addCaptureFlags(fs *pflag.FlagSet, o *captureOptions) {
-	fs.StringVarP(&o.WriteFile, "write", "w", "", "write packets to this pcapng `file` (\"-\": stdout)")
+	fs.VarP(&outputFlag{path: &o.WriteFile}, "write", "w", "write packets to this pcapng `file` (\"-\": stdout)")
 	fs.Uint64VarP(&o.Count, "count", "c", 0, "stop after this many packets")
 	fs.IntVarP(&o.Snaplen, "snaplen", "s", 0, "capture at most this many `bytes` per packet (default 65536)")
 	fs.StringVarP(&o.Device, "interface", "i", "", "capture only packets on this `device`")
@@ -114,6 +145,12 @@ func (o *captureOptions) parseKeywords(args []string) error {
 			}
 			o.Pages = n
 		case "data_out":
+			if o.WriteFile != "" {
+				return fmt.Errorf("data_out %q and -w %q: give one output file", val, o.WriteFile)
+			}
+			if val == "" {
+				return errors.New(`data_out "": give a file name ("-" for stdout)`)
+			}
 			o.WriteFile = val
 		}
 	}
@@ -150,6 +187,12 @@ func (o *captureOptions) validate() error {
 	}
 	if o.BufferSize < 0 || o.Pages < 0 {
 		return errors.New("buffer size: want a positive size")
+	}
+	if o.BufferSize > maxBufferKiB {
+		return fmt.Errorf("-B %d KiB: the ring buffer holds at most %d KiB (1 GiB); try -B 65536", o.BufferSize, maxBufferKiB)
+	}
+	if o.Pages > 0 && uint64(o.Pages)*uint64(os.Getpagesize())*uint64(runtime.NumCPU()) > maxBufferKiB<<10 {
+		return fmt.Errorf("pages %d: %d pages per CPU on %d CPUs is more than the 1 GiB a ring buffer holds; try pages 1024", o.Pages, o.Pages, runtime.NumCPU())
 	}
 	if o.Duration < 0 {
 		return fmt.Errorf("duration %v: want a positive duration", o.Duration)
