@@ -82,13 +82,20 @@ var specLike = regexp.MustCompile(`^[a-z_]+:[A-Za-z_]`)
 // that looks like KIND:NAME is a hook; there must be at least one.
 func splitHooks(args []string) (hooks, rest []string, err error) {
 	i := 0
+	seen := map[string]string{}
 	for ; i < len(args); i++ {
 		if !probe.LooksLikeSpec(args[i]) && !specLike.MatchString(args[i]) {
 			break
 		}
-		if _, err := probe.ParseSpec(args[i]); err != nil {
+		spec, err := probe.ParseSpec(args[i])
+		if err != nil {
 			return nil, nil, err
 		}
+		// The same hook twice would capture every packet twice.
+		if first, dup := seen[spec.String()]; dup {
+			return nil, nil, fmt.Errorf("hook %s given twice (%q and %q): give each hook once", spec, first, args[i])
+		}
+		seen[spec.String()] = args[i]
 	}
 	if i == 0 {
 		if len(args) > 0 {
