@@ -50,6 +50,7 @@ const (
 	StopSource    StopReason = "source-end" // every source returned by itself
 	StopError     StopReason = "error"      // a source or the sink failed
 	StopOutput    StopReason = "output"     // writing the output failed (a full disk)
+	StopGone      StopReason = "gone"       // a source's capture target went away
 )
 
 // Result is what a finished session reports.
@@ -118,6 +119,33 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 			errs[i] = err
 		}()
 	}
+	var gone error // set before cancel, read after wg.Wait
+	livenessDone := make(chan struct{})
+	var livenessWG sync.WaitGroup
+	if checkers := livenessCheckers(sources); len(checkers) > 0 {
+		livenessWG.Add(1)
+		go func() {
+			defer livenessWG.Done()
+			t := time.NewTicker(livenessInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-livenessDone:
+					return
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					for _, c := range checkers {
+						if err := c.Alive(); err != nil {
+							gone = err
+							cancel(errGone)
+							return
+						}
+					}
+				}
+			}
+		}()
+	}
 	progressDone := make(chan struct{})
 	var progressWG sync.WaitGroup
 	if opts.Progress != nil && opts.ProgressInterval > 0 {
@@ -140,6 +168,8 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 	// Wait for every source. A source that ends cleanly on its own leaves
 	// the others running; a failing one stops them all.
 	wg.Wait()
+	close(livenessDone)
+	livenessWG.Wait()
 	close(progressDone)
 	progressWG.Wait() // no Progress call runs once Run returns
 
@@ -153,6 +183,8 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 		reason = StopCount
 	case errors.Is(cause, errDuration):
 		reason = StopDuration
+	case errors.Is(cause, errGone):
+		reason = StopGone
 	case ctx.Err() != nil:
 		reason = StopCancelled
 	}
@@ -176,7 +208,31 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 	if finishErr != nil {
 		return res, errors.Join(runErr, finishErr)
 	}
+	if reason == StopGone {
+		return res, errors.Join(runErr, gone)
+	}
 	return res, runErr
+}
+
+// LivenessChecker is a Source that can tell whether what it captures from
+// still exists (an interface, a hook map still pinned and used, a
+// program): Run asks every livenessInterval and ends the session with
+// StopGone and Alive's error when it does not.
+type LivenessChecker interface {
+	Alive() error
+}
+
+// livenessInterval is how often Run checks the sources' targets.
+const livenessInterval = time.Second
+
+func livenessCheckers(sources []Source) []LivenessChecker {
+	var cs []LivenessChecker
+	for _, src := range sources {
+		if c, ok := src.(LivenessChecker); ok {
+			cs = append(cs, c)
+		}
+	}
+	return cs
 }
 
 // resumer is a sink that can go on after a failed write (pcapng.Writer
@@ -216,6 +272,7 @@ func finish(sink Sink, res Result, start time.Time, sinkErr error) error {
 var (
 	errCount    = errors.New("packet count reached")
 	errDuration = errors.New("duration elapsed")
+	errGone     = errors.New("capture target gone")
 
 	errSourceFailed = errors.New("a source failed")
 )

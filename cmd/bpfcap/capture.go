@@ -368,6 +368,8 @@ func stopText(r bpfcap.StopReason) string {
 		return "source ended"
 	case bpfcap.StopOutput:
 		return "the output failed"
+	case bpfcap.StopGone:
+		return "the capture target went away"
 	}
 	return "failed"
 }
