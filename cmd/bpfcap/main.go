@@ -19,13 +19,10 @@ import (
 	"syscall"
 )
 
-// terminatingSignals are the signals tcpdump cleans up on. Every one of
-// them ends a capture the same way: detach everything, finish the file,
-// print the statistics. SIGPIPE is among them so that a closed stderr or
-// stdout never kills bpfcap half-way (the write fails with EPIPE instead).
-var terminatingSignals = []os.Signal{
-	syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGPIPE,
-}
+// terminatingSignals are the signals tcpdump cleans up on, SIGPIPE apart.
+// Every one of them ends a capture the same way: detach everything,
+// finish the file, print the statistics.
+var terminatingSignals = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT}
 
 func main() {
 	ctx, stop := signalContext(context.Background())
@@ -41,8 +38,15 @@ func main() {
 // signalContext returns a context cancelled by the first terminating
 // signal, with a *signalError as its cause. The signals are caught from
 // the very start, so none of them can kill bpfcap while it attaches.
+//
+// SIGPIPE is caught too, for the whole run, and never kills: a write to a
+// closed pipe then fails with EPIPE instead. A closed output pipe ends the
+// capture through that error (as `tcpdump | head` ends); a closed stderr
+// (`2>&1 | head -1`) does not stop a capture into a file, as it does not
+// stop tcpdump's.
 func signalContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, terminatingSignals...)
 	done := make(chan struct{})
@@ -55,9 +59,7 @@ func signalContext(parent context.Context) (context.Context, func()) {
 	}()
 	return ctx, func() {
 		close(done)
-		// SIGPIPE stays caught: a write to a closed stderr after the end
-		// must fail with EPIPE, not kill the process before it exits.
-		signal.Reset(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
+		signal.Stop(ch)
 		cancel(nil)
 	}
 }
@@ -78,8 +80,6 @@ func signalName(s syscall.Signal) string {
 		return "SIGTERM"
 	case syscall.SIGQUIT:
 		return "SIGQUIT"
-	case syscall.SIGPIPE:
-		return "SIGPIPE"
 	}
 	return s.String()
 }
