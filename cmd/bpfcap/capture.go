@@ -265,9 +265,12 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 		if err := keeper.narrow(); err != nil {
 			return err
 		}
-		detach = func() error { return keeper.do(src.Close) }
 		if d, ok := src.(detachRunner); ok {
-			d.DetachOn(keeper.do) // Run detaches by itself when it ends
+			// Run detaches by itself when it ends, Close when Run never
+			// ran: both go through the privileged thread.
+			d.DetachOn(keeper.do)
+		} else {
+			detach = func() error { return keeper.do(src.Close) }
 		}
 	}
 	// A signal that came while attaching ends the run now, detached.
