@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -180,10 +181,10 @@ func keywordExample(kw string) string {
 // validate checks the flag values.
 func (o *captureOptions) validate() error {
 	if o.Snaplen < 0 {
-		return fmt.Errorf("snaplen %d: want a positive number of bytes", o.Snaplen)
+		return fmt.Errorf("snaplen %d: want a positive number of bytes (e.g. -s 128)", o.Snaplen)
 	}
 	if o.Snaplen > hook.MaxData {
-		return fmt.Errorf("snaplen %d: bpfcap captures at most %d bytes per packet", o.Snaplen, hook.MaxData)
+		return fmt.Errorf("snaplen %d: bpfcap captures at most %d bytes per packet: use -s %d or less", o.Snaplen, hook.MaxData, hook.MaxData)
 	}
 	if o.BufferSize < 0 || o.Pages < 0 {
 		return errors.New("buffer size: want a positive size")
@@ -195,7 +196,19 @@ func (o *captureOptions) validate() error {
 		return fmt.Errorf("pages %d: %d pages per CPU on %d CPUs is more than the 1 GiB a ring buffer holds; try pages 1024", o.Pages, o.Pages, runtime.NumCPU())
 	}
 	if o.Duration < 0 {
-		return fmt.Errorf("duration %v: want a positive duration", o.Duration)
+		return fmt.Errorf("duration %v: want a positive duration (e.g. --duration 10s)", o.Duration)
+	}
+	// Checked before anything is attached; reading only.
+	if o.User != "" {
+		if _, err := user.Lookup(o.User); err != nil {
+			return fmt.Errorf("-Z %s: no such user: give an existing one (e.g. -Z nobody): %w", o.User, err)
+		}
+	}
+	if o.WriteFile != "" && o.WriteFile != "-" {
+		dir := filepath.Dir(o.WriteFile)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("-w %s: directory %s does not exist: create it or write elsewhere", o.WriteFile, dir)
+		}
 	}
 	return nil
 }
@@ -286,7 +299,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	case o.WriteFile != "" && o.WriteFile != "-":
 		file, err = os.OpenFile(o.WriteFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
-			return fmt.Errorf("open output file: %w", err)
+			return fmt.Errorf("open output file (choose a path you may write, or -w - for stdout): %w", err)
 		}
 		defer file.Close()
 		w, err := pcapng.NewWriter(file, pcapng.WriterOptions{Application: "bpfcap"})

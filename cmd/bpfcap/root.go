@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -40,4 +41,14 @@ Filters are tcpdump expressions, run in the kernel as eBPF. Output is pcapng
 	)
 	addPlatformCmds(root, env)
 	return root
+}
+
+// needArgs is cobra.MinimumNArgs(1) with a message that says what to give.
+func needArgs(msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return errors.New(msg)
+		}
+		return nil
+	}
 }

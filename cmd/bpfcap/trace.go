@@ -42,7 +42,7 @@ true one.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs("trace needs a hook, e.g. bpfcap trace tp_btf:net_dev_xmit (see `bpfcap list` for hook points)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hooks, rest, err := splitHooks(args)
 			if err != nil {
