@@ -438,6 +438,10 @@ func (c *Capture) Stats() []pcapng.InterfaceStats {
 	}
 	if len(st) > 0 {
 		st[0].Lost = c.lostFinal
+		// Records bpfcap cannot read (bad magic, version or length) are
+		// counted, not written: "skipped" on stderr, isb_osdrop in the
+		// file.
+		st[0].Skipped = c.malformed
 	}
 	return st
 }
