@@ -68,6 +68,7 @@ type Capture struct {
 	badRec   bool
 
 	mu        sync.Mutex
+	keptSeen  bool // Alive saw something else keep the program
 	ifaces    []pcapng.Interface
 	byLink    map[pcapng.LinkType]int
 	received  []uint64

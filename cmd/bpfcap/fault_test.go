@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
+	example "github.com/bpfcap/bpfcap/examples/progcap"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/progcap"
@@ -534,6 +535,34 @@ func TestFaultTargetGone(t *testing.T) {
 			t.Fatalf("bpfcap: %v, want the hook named as unused\n%s", err, r.stderr)
 		}
 		assertHookEmpty(t, s.pin)
+		checkFile(t, out, writtenCount(t, r.stderr.String()))
+	})
+	t.Run("prog loader exits", func(t *testing.T) {
+		p := testutils.NewVethPair(t)
+		x, err := example.LoadXDP(example.XDPOptions{Name: progName("pcg")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		var l link.Link
+		err = testutils.Do(t, p.PeerNS, func() error {
+			l, err = link.AttachXDP(link.XDPOptions{Program: x.Program, Interface: p.PeerIndex})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out := filepath.Join(t.TempDir(), "p.pcapng")
+		r := xdpStart(t, nil, "prog", "id", fmt.Sprint(progID(t, x.Program)), "-w", out)
+		r.waitFile(t, out)
+		time.Sleep(1500 * time.Millisecond) // seen kept once
+		l.Close()
+		x.Close()
+		err = progWaitEnd(t, r)
+		if err == nil || !strings.Contains(err.Error(), "its loader exited") {
+			t.Fatalf("bpfcap: %v, want the program named as gone\n%s", err, r.stderr)
+		}
 		checkFile(t, out, writtenCount(t, r.stderr.String()))
 	})
 	t.Run("hook pinned again", func(t *testing.T) {
