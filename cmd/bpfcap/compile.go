@@ -110,7 +110,12 @@ func compileInChild(ctx context.Context, self, expr string, lt filter.LinkType, 
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		// The binary cannot be run again (after -Z it may not be
+		// executable by the user bpfcap became): compile here.
+		return filter.Compile(expr, lt, snaplen)
+	}
+	err := cmd.Wait()
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("compile filter: %w", context.Cause(ctx))
 	}
