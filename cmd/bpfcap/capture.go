@@ -251,7 +251,8 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	}
 	src, err := open(ctx)
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		// Ended by a signal (the filter compiler was killed): say so.
+		if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(err, cause) {
 			return fmt.Errorf("%w before the capture started: nothing attached", cause)
 		}
 		return err
