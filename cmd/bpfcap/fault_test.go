@@ -29,8 +29,9 @@ import (
 // The fault matrix (issue 14): real binaries, real signals, real
 // namespaces. Every row checks that nothing stays attached after bpfcap
 // exits, that the file reads to its end, and that the counts agree.
-// Tests named TestFaultHost* need capinfos (host tools); the other
-// TestFault* tests run in minimal guests too.
+// Tests named TestFaultHost* need host tools (a Go toolchain to build the
+// binary they signal, capinfos, ip); the other TestFault* tests run in
+// minimal guests too.
 
 var (
 	faultBinOnce sync.Once
@@ -195,6 +196,16 @@ func openHookOccupants(pin string) (int, error) {
 	return len(occ), err
 }
 
+// hostCheckFile is checkFile plus capinfos reading the file to its end.
+func hostCheckFile(t *testing.T, path string, want int) {
+	t.Helper()
+	checkFile(t, path, want)
+	out, err := exec.Command("capinfos", "-c", "-M", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("Number of packets:   %d\n", want)) {
+		t.Fatalf("capinfos (%v) disagrees with %d packets:\n%s", err, want, out)
+	}
+}
+
 // xdpOwned is the XDP firewall with its hook pinned, attached to the peer
 // end of a veth pair by a link the test controls.
 type xdpOwned struct {
@@ -238,11 +249,11 @@ func faultXDP(t *testing.T) *xdpSetup {
 	return s
 }
 
-// TestFaultSignals: every signal tcpdump cleans up on ends an XDP hook
+// TestFaultHostSignals: every signal tcpdump cleans up on ends an XDP hook
 // capture, a tc capture (clsact and TCX) and a prog capture the same way:
 // exit 0, statistics on stderr, the file complete with the count stderr
 // gives, and nothing left attached or switched on.
-func TestFaultSignals(t *testing.T) {
+func TestFaultHostSignals(t *testing.T) {
 	sigs := []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT}
 	t.Run("xdp", func(t *testing.T) {
 		s := faultXDP(t)
@@ -256,7 +267,7 @@ func TestFaultSignals(t *testing.T) {
 				t.Fatalf("%v: exit status %d, want 0:\n%s", sig, code, r.stderr)
 			}
 			assertHookEmpty(t, s.pin)
-			checkFile(t, out, writtenCount(t, r.stderr.String()))
+			hostCheckFile(t, out, writtenCount(t, r.stderr.String()))
 			if !strings.Contains(r.stderr.String(), "xdp:"+s.pin+":") {
 				t.Fatalf("%v: no statistics on stderr:\n%s", sig, r.stderr)
 			}
@@ -281,7 +292,7 @@ func TestFaultSignals(t *testing.T) {
 				if n < 3 {
 					t.Fatalf("%v: %d packets written, want the 3 sent:\n%s", sig, n, r.stderr)
 				}
-				checkFile(t, out, n)
+				hostCheckFile(t, out, n)
 			}
 		})
 	}
@@ -303,15 +314,15 @@ func TestFaultSignals(t *testing.T) {
 			if progEnabled(t, x.Program) {
 				t.Fatalf("%v: capture left on", sig)
 			}
-			checkFile(t, out, writtenCount(t, r.stderr.String()))
+			hostCheckFile(t, out, writtenCount(t, r.stderr.String()))
 		}
 	})
 }
 
-// TestFaultClosedStderr: stderr closed during start-up (`2>&1 | head -1`)
+// TestFaultHostClosedStderr: stderr closed during start-up (`2>&1 | head -1`)
 // while bpfcap empties five stale hook slots: it is not killed, empties
 // them all, captures into its file, and leaves the hook empty at the end.
-func TestFaultClosedStderr(t *testing.T) {
+func TestFaultHostClosedStderr(t *testing.T) {
 	s := faultXDP(t)
 	killed := startBin(t, "", "xdp", s.pin, "udp", "-w", filepath.Join(t.TempDir(), "k.pcapng"))
 	killed.waitReady(t)
@@ -356,9 +367,9 @@ func TestFaultClosedStderr(t *testing.T) {
 	}
 }
 
-// TestFaultDropPrivilegesClsact: -Z nobody with clsact still detaches both
+// TestFaultHostDropPrivilegesClsact: -Z nobody with clsact still detaches both
 // filters and removes the qdisc bpfcap added.
-func TestFaultDropPrivilegesClsact(t *testing.T) {
+func TestFaultHostDropPrivilegesClsact(t *testing.T) {
 	p := testutils.NewVethPair(t)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)
@@ -375,13 +386,13 @@ func TestFaultDropPrivilegesClsact(t *testing.T) {
 	if left := tcLeftovers(t, p); len(left) != 0 {
 		t.Fatalf("left attached after -Z: %v\n%s", left, r.stderr)
 	}
-	checkFile(t, out, writtenCount(t, r.stderr.String()))
+	hostCheckFile(t, out, writtenCount(t, r.stderr.String()))
 }
 
-// TestFaultProgOwner: a second `bpfcap prog` on a program a live bpfcap
+// TestFaultHostProgOwner: a second `bpfcap prog` on a program a live bpfcap
 // captures is refused naming the owner's pid; the first keeps capturing
 // and turns capture off when it ends.
-func TestFaultProgOwner(t *testing.T) {
+func TestFaultHostProgOwner(t *testing.T) {
 	p, x, _ := progXDP(t)
 	pin := xdpPinPath(t)
 	if err := x.Program.Pin(pin); err != nil {
@@ -409,16 +420,16 @@ func TestFaultProgOwner(t *testing.T) {
 	if n := writtenCount(t, first.stderr.String()); n != 3 {
 		t.Fatalf("first captured %d, want all 3:\n%s", n, first.stderr)
 	}
-	checkFile(t, out, 3)
+	hostCheckFile(t, out, 3)
 	if progEnabled(t, x.Program) {
 		t.Fatal("capture left on")
 	}
 }
 
-// TestFaultCompileSignal: SIGTERM and SIGINT while libpcap compiles a
+// TestFaultHostCompileSignal: SIGTERM and SIGINT while libpcap compiles a
 // huge filter end bpfcap within a second or two (128+N), with nothing
 // attached and no file created.
-func TestFaultCompileSignal(t *testing.T) {
+func TestFaultHostCompileSignal(t *testing.T) {
 	p := testutils.NewVethPair(t)
 	var terms []string
 	for i := 0; i < 2000; i++ {
@@ -493,11 +504,7 @@ func TestFaultHostDiskFull(t *testing.T) {
 		t.Fatalf("left attached: %v", left)
 	}
 	n := writtenCount(t, stderr)
-	checkFile(t, out, n)
-	ci, err := exec.Command("capinfos", "-c", "-M", out).CombinedOutput()
-	if err != nil || !strings.Contains(string(ci), fmt.Sprintf("Number of packets:   %d", n)) {
-		t.Fatalf("capinfos (%v) disagrees with stderr's %d:\n%s", err, n, ci)
-	}
+	hostCheckFile(t, out, n)
 	if !strings.Contains(stderr, "captured but not written") {
 		t.Fatalf("what was not written is not counted:\n%s", stderr)
 	}
