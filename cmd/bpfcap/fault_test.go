@@ -601,3 +601,29 @@ func TestFaultTargetGone(t *testing.T) {
 		checkFile(t, out, writtenCount(t, r.stderr.String()))
 	})
 }
+
+// TestFaultHostUnprivileged: run as nobody, `prog id N` and `xdp PIN` say
+// they need privilege (exit 2), not a bare "operation not permitted".
+func TestFaultHostUnprivileged(t *testing.T) {
+	_, x, _ := progXDP(t)
+	s := faultXDP(t)
+	bin := faultBinary(t)
+	os.Chmod(filepath.Dir(bin), 0o755)
+	os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o755)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"prog", "id", fmt.Sprint(progID(t, x.Program))}, "needs privilege"},
+		{[]string{"xdp", s.pin}, "needs privilege"},
+	} {
+		cmd := exec.Command(bin, c.args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), c.want) {
+			t.Errorf("bpfcap %s as nobody: %v, want exit 2 saying %q:\n%s", strings.Join(c.args, " "), err, c.want, out)
+		}
+	}
+	assertHookEmpty(t, s.pin)
+}
