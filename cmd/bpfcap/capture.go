@@ -287,10 +287,9 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 			detach = func() error { return keeper.do(src.Close) }
 		}
 	}
-	// A signal that came while attaching ends the run now, detached.
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w before the capture started: detached", context.Cause(ctx))
-	}
+	// A signal that came while attaching ends the session at once, the
+	// same way as one that comes later: a complete file, statistics,
+	// everything detached.
 
 	var (
 		sink bpfcap.Sink
