@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -144,7 +145,11 @@ type packetReader interface {
 // link type of each interface (pcap files have one).
 // Pcapng files may mix link types (one per interface); interfaces become
 // known as the reader reaches them.
-func openCapture(r io.Reader) (packetReader, func(int) (layers.LinkType, uint32, error), error) {
+//
+// A pcapng file may hold several sections, each with its own interfaces
+// (numbered from 0 again): newSection is called when a section after the
+// first starts, before its first packet.
+func openCapture(r io.Reader, newSection func()) (packetReader, func(int) (layers.LinkType, uint32, error), error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	magic, err := br.Peek(4)
 	if err != nil {
@@ -153,6 +158,7 @@ func openCapture(r io.Reader) (packetReader, func(int) (layers.LinkType, uint32,
 	if string(magic) == "\x0a\x0d\x0d\x0a" {
 		opts := pcapgo.DefaultNgReaderOptions
 		opts.WantMixedLinkType = true
+		opts.SectionEndCallback = func([]pcapgo.NgInterface, pcapgo.NgSectionInfo) { newSection() }
 		ng, err := pcapgo.NewNgReader(br, opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read pcapng: %w", err)
@@ -165,12 +171,28 @@ func openCapture(r io.Reader) (packetReader, func(int) (layers.LinkType, uint32,
 			return intf.LinkType, intf.SnapLength, nil
 		}, nil
 	}
+	// The header's link type field is 32 bits: the low 26 are the link
+	// type (libpcap's LT_LINKTYPE), the top ones FCS information. pcapgo
+	// keeps 16 bits, which would read 65537 as Ethernet.
+	if hdr, err := br.Peek(24); err == nil {
+		var bo binary.ByteOrder = binary.LittleEndian
+		if m := binary.BigEndian.Uint32(hdr); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
+			bo = binary.BigEndian
+		}
+		if lt := bo.Uint32(hdr[20:]) & 0x03ffffff; lt > 0xffff {
+			return nil, nil, fmt.Errorf("link type %d: no link type is above 65535 (a damaged header?): %w", lt, errUnknownLinkType)
+		}
+	}
 	pr, err := pcapgo.NewReader(br)
 	if err != nil {
 		return nil, nil, fmt.Errorf("not a pcap or pcapng file: %w", err)
 	}
 	return pr, func(int) (layers.LinkType, uint32, error) { return pr.LinkType(), pr.Snaplen(), nil }, nil
 }
+
+// errUnknownLinkType is wrapped when a capture file names a link type
+// that cannot be one.
+var errUnknownLinkType = errors.New("unknown link type")
 
 // fileFilter is the filter loaded for one link type of the input.
 type fileFilter struct {
@@ -191,10 +213,12 @@ func runFilterFile(ctx context.Context, env *cliEnv, o filterOptions, expr strin
 		defer f.Close()
 		in = f
 	}
-	pr, linkOf, err := openCapture(in)
+	sectionStarted := false
+	pr, linkOf, err := openCapture(in, func() { sectionStarted = true })
 	if err != nil {
 		return fmt.Errorf("filter: %s: %w", o.read, err)
 	}
+	_, isNg := pr.(*pcapgo.NgReader)
 
 	tb, err := filter.NewTestBed()
 	if err != nil {
@@ -202,14 +226,16 @@ func runFilterFile(ctx context.Context, env *cliEnv, o filterOptions, expr strin
 	}
 	defer tb.Close()
 	filters := map[int]*fileFilter{}
-	defer func() {
-		for _, ff := range filters {
+	closeFilters := func() {
+		for i, ff := range filters {
 			ff.direct.Close()
 			if ff.scratch != nil {
 				ff.scratch.Close()
 			}
+			delete(filters, i)
 		}
-	}()
+	}
+	defer closeFilters()
 	// filterFor compiles and loads the filter for input interface i.
 	filterFor := func(i int) (*fileFilter, error) {
 		if ff, ok := filters[i]; ok {
@@ -325,9 +351,21 @@ func runFilterFile(ctx context.Context, env *cliEnv, o filterOptions, expr strin
 			return fmt.Errorf("filter: read %s after %d packets: %w", o.read, total, rerr)
 		}
 		total++
+		if sectionStarted {
+			// A new section's interface 0 is another interface: its
+			// filter is compiled for its own link type and snap length.
+			sectionStarted = false
+			closeFilters()
+		}
 		ff, err := filterFor(ci.InterfaceIndex)
 		if err != nil {
 			return fmt.Errorf("filter: %w", err)
+		}
+		if isNg {
+			// libpcap refuses such a packet: the file is damaged.
+			if _, snap, err := linkOf(ci.InterfaceIndex); err == nil && snap != 0 && ci.CaptureLength > int(snap) {
+				return fmt.Errorf("filter: %s: packet %d: captured length %d is more than its interface's snap length %d (a damaged file; libpcap refuses it too)", o.read, total, ci.CaptureLength, snap)
+			}
 		}
 		kf := ff.direct
 		if len(data) > filter.MaxDirectTestPacket {
