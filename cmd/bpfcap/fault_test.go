@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
@@ -532,10 +533,19 @@ func TestFaultTargetGone(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "g.pcapng")
 		r := xdpStart(t, &p.HostNS, "tc", "dev", p.HostName, "--tc-mode", "clsact", "-w", out)
 		r.waitFile(t, out)
-		if _, err := testutils.Exec(p.HostNSName, "ip", "link", "del", p.HostName); err != nil {
+		h, err := netlink.NewHandleAt(p.HostNS)
+		if err != nil {
 			t.Fatal(err)
 		}
-		err := progWaitEnd(t, r)
+		defer h.Close()
+		l, err := h.LinkByIndex(p.HostIndex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkDel(l); err != nil {
+			t.Fatal(err)
+		}
+		err = progWaitEnd(t, r)
 		if err == nil || !strings.Contains(err.Error(), "was deleted") {
 			t.Fatalf("bpfcap: %v, want the interface named as deleted\n%s", err, r.stderr)
 		}
