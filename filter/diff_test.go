@@ -184,6 +184,7 @@ func diffCorpus(t *testing.T, tb *TestBed, lt LinkType, filters []string, pkts [
 // cBPF reads a scratch cell not written on every path. Every pair agrees,
 // and each of Runner's paths is taken.
 func TestFilterDifferentialShapes(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	tb, err := NewTestBed()
 	if err != nil {

@@ -151,7 +151,7 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 	var cbpf []bpf.Instruction
 	if opts.Filter != "" {
 		var err error
-		if cbpf, err = compileFilter(opts.Filter, opts.LinkType, opts.Snaplen, opts.Netmask); err != nil {
+		if cbpf, err = compileFilter(ring.opts.Compile, opts.Filter, opts.LinkType, opts.Snaplen, opts.Netmask); err != nil {
 			return nil, err
 		}
 	}

@@ -1,11 +1,16 @@
 package hook
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
+)
 
 // TestNetmask: Options.Netmask reaches the compiled filter: with
 // 255.255.255.0, `ip broadcast` keeps 10.0.0.255; with 0 (tcpdump -r)
 // only 255.255.255.255.
 func TestNetmask(t *testing.T) {
+	testutils.RunsInGuests(t)
 	toDst := func(d0, d1, d2, d3 byte) []byte {
 		f := frame(17, 53, 100)
 		copy(f[30:], []byte{d0, d1, d2, d3})

@@ -65,6 +65,7 @@ type Source struct {
 	unknown      uint64         // records of unknown hooks or link types
 	final        []pcapng.InterfaceStats
 	detached     bool
+	detachOn     func(func() error) error // nil: detach in place
 	closed       bool
 
 	// lostSeen and dropPending carry the kernel's loss counter into
@@ -395,6 +396,16 @@ func (s *Source) snapshot() {
 	s.mu.Unlock()
 }
 
+// DetachOn makes every later detach (when Run ends, or Close) run
+// through run, for example on a thread that kept the privilege to detach
+// after the process dropped it (a clsact filter is deleted over rtnetlink,
+// which checks the sending thread's CAP_NET_ADMIN). nil runs it in place.
+func (s *Source) DetachOn(run func(func() error) error) {
+	s.mu.Lock()
+	s.detachOn = run
+	s.mu.Unlock()
+}
+
 // detach closes every hook's links, in reverse order.
 func (s *Source) detach() error {
 	s.mu.Lock()
@@ -403,7 +414,16 @@ func (s *Source) detach() error {
 		return nil
 	}
 	s.detached = true
+	on := s.detachOn
 	s.mu.Unlock()
+	if on != nil {
+		return on(s.closeLinks)
+	}
+	return s.closeLinks()
+}
+
+// closeLinks closes every hook's links, in reverse order.
+func (s *Source) closeLinks() error {
 	var errs []error
 	for i := len(s.hooks) - 1; i >= 0; i-- {
 		links := s.hooks[i].Links

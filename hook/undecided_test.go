@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/bpfcap/bpfcap/filter"
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // ip6Chain returns an Ethernet/IPv6 frame whose payload of protocol final
@@ -30,6 +31,7 @@ func ip6Chain(n int, final byte) []byte {
 // ending in TCP is counted as filtered in userspace, never silently lost
 // or kept.
 func TestUndecidedInKernelCapture(t *testing.T) {
+	testutils.RunsInGuests(t)
 	long := filter.MaxBackwardJumps + 5
 	for _, tc := range []struct {
 		prog    string

@@ -50,6 +50,8 @@ type Capture struct {
 	// direction's program (no call per packet); false without a filter or
 	// when Load fell back to the filter's stub or to userspace.
 	FilterInlined bool
+
+	watch *hook.DeviceWatch
 }
 
 // HookSpec names the capture point of ifname in direction dir as pcapng
@@ -172,7 +174,24 @@ func Open(ifname string, opts Options) (*Capture, error) {
 	for _, p := range progs {
 		inlined = inlined && p.Inlined
 	}
-	return &Capture{Source: src, Mode: att.mode, FilterInlined: inlined}, nil
+	watch, err := hook.WatchDevice(l.Attrs().Index, ifname)
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
+	return &Capture{Source: src, Mode: att.mode, FilterInlined: inlined, watch: watch}, nil
+}
+
+// Alive returns an error wrapping hook.ErrGone once the interface was
+// deleted (bpfcap.LivenessChecker).
+func (c *Capture) Alive() error { return c.watch.Alive() }
+
+// Close detaches everything, removes a clsact qdisc Open created and
+// frees the programs and the ring.
+func (c *Capture) Close() error {
+	err := c.Source.Close()
+	c.watch.Close()
+	return err
 }
 
 // attacherCloser detaches everything an attacher attached, as a link.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -78,7 +79,9 @@ type Capture struct {
 	// to filtering in userspace.
 	FilterInlined bool
 
-	hook *Hook
+	hook     *Hook
+	aliveMu  sync.Mutex
+	hookUsed bool // a program was seen using the hook (Alive)
 }
 
 // Close detaches and frees everything: the hook slots are emptied (only

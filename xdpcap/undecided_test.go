@@ -34,6 +34,7 @@ func ip6Chain(n int, final byte) []byte {
 // is counted as filtered in userspace, the short UDP chain is kept by
 // the kernel filter itself.
 func TestCaptureUndecided(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	pin := pinPath(t)
 	h, err := xdpcap.CreatePinned(pin)

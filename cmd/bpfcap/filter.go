@@ -298,9 +298,14 @@ func (c *ngCapture) next() (capturePacket, error) {
 	if err != nil {
 		return capturePacket{}, fmt.Errorf("pcapng interface %d: %w", ci.InterfaceIndex, err)
 	}
+	if intf.SnapLength != 0 && len(data) > int(intf.SnapLength) {
+		// libpcap refuses such a record: the file is damaged.
+		return capturePacket{}, fmt.Errorf("captured length %d is more than its interface's snap length %d (a damaged file; libpcap refuses it too)", len(data), intf.SnapLength)
+	}
 	snap := adjustSnaplen(intf.SnapLength)
 	if len(data) > snap {
-		// libpcap cuts records longer than the snap length.
+		// Interfaces without a snap length (or a larger one than
+		// libpcap's largest): libpcap cuts the record to its own.
 		data = data[:snap]
 		ci.CaptureLength = snap
 	}

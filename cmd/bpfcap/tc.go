@@ -34,7 +34,7 @@ The filter sees the packet's linear part.`,
 		Example: `  bpfcap tc dev eth0 ingress 'tcp port 443' -w in.pcapng
   bpfcap tc dev veth0 both icmp | tcpdump -nr -
   bpfcap tc dev eth0 egress --tc-mode clsact -c 100`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs("tc needs an interface: bpfcap tc dev IFNAME [ingress|egress|both] [FILTER...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if args[0] != "dev" || len(args) < 2 {
 				return errors.New("tc needs an interface: bpfcap tc dev IFNAME [ingress|egress|both] [FILTER...]")
@@ -70,7 +70,7 @@ The filter sees the packet's linear part.`,
 					Filter:     o.Filter,
 					Netmask:    mask,
 					Snaplen:    o.snaplen(),
-					Ring:       o.ringOptions(env.stderr),
+					Ring:       env.ringOptions(ctx, &o),
 					CountSeen:  countSeen,
 					Notices:    env.stderr,
 				})

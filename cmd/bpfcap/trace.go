@@ -45,7 +45,7 @@ true one.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs("trace needs a hook, e.g. bpfcap trace tp_btf:net_dev_xmit (see `bpfcap list` for hook points)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hooks, rest, err := splitHooks(args)
 			if err != nil {
@@ -66,7 +66,7 @@ true one.`,
 					Proto:   o.Proto,
 					Snaplen: o.snaplen(),
 					Device:  o.Device,
-					Ring:    o.ringOptions(env.stderr),
+					Ring:    env.ringOptions(ctx, &o),
 					Notices: env.stderr,
 				})
 				if err != nil {
@@ -91,13 +91,20 @@ var specLike = regexp.MustCompile(`^[a-z_]+:[A-Za-z_]`)
 // that looks like KIND:NAME is a hook; there must be at least one.
 func splitHooks(args []string) (hooks, rest []string, err error) {
 	i := 0
+	seen := map[string]string{}
 	for ; i < len(args); i++ {
 		if !probe.LooksLikeSpec(args[i]) && !specLike.MatchString(args[i]) {
 			break
 		}
-		if _, err := probe.ParseSpec(args[i]); err != nil {
+		spec, err := probe.ParseSpec(args[i])
+		if err != nil {
 			return nil, nil, err
 		}
+		// The same hook twice would capture every packet twice.
+		if first, dup := seen[spec.String()]; dup {
+			return nil, nil, fmt.Errorf("hook %s given twice (%q and %q): give each hook once", spec, first, args[i])
+		}
+		seen[spec.String()] = args[i]
 	}
 	if i == 0 {
 		if len(args) > 0 {

@@ -48,7 +48,7 @@ up to the snap length; the filter sees the first buffer.`,
 		Example: `  bpfcap xdp /sys/fs/bpf/xdpcap_hook 'udp port 53' -w dns.pcapng
   bpfcap xdp /sys/fs/bpf/xdpcap_hook --actions drop,aborted | tcpdump -nr -
   bpfcap xdp dev eth0 -c 10 icmp`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs("xdp needs a pinned hook map or a device: bpfcap xdp /sys/fs/bpf/HOOK or bpfcap xdp dev IFNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			devMode := args[0] == "dev"
 			target, rest := args[0], args[1:]
@@ -88,7 +88,7 @@ up to the snap length; the filter sees the first buffer.`,
 					Filter:    o.Filter,
 					Netmask:   mask,
 					Snaplen:   o.snaplen(),
-					Ring:      o.ringOptions(env.stderr),
+					Ring:      env.ringOptions(ctx, &o),
 					CountSeen: countSeen,
 					Notices:   env.stderr,
 				}
