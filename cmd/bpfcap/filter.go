@@ -225,6 +225,21 @@ func openCapture(name string, r io.Reader) (captureReader, error) {
 		// The byte-order magic of the first section.
 		return &ngCapture{ng: ng, swapped: binary.NativeEndian.Uint32(shb[8:]) != 0x1a2b3c4d}, nil
 	}
+	// The header's link type field is 32 bits: the low 26 are the link
+	// type (libpcap's LT_LINKTYPE), the top ones FCS information.
+	// gopacket's Handle.LinkType keeps 16 bits, which would read 65537
+	// as Ethernet; tcpdump refuses such a file ("unknown data link
+	// type"), and so do we.
+	if hdr, err := br.Peek(24); err == nil {
+		var bo binary.ByteOrder = binary.LittleEndian
+		switch binary.BigEndian.Uint32(hdr) {
+		case 0xa1b2c3d4, 0xa1b23c4d, 0xa1b2cd34:
+			bo = binary.BigEndian
+		}
+		if lt := bo.Uint32(hdr[20:]) & 0x03ffffff; lt > 0xffff {
+			return nil, fmt.Errorf("link type %d: no link type is above 65535 (a damaged header?): %w", lt, errUnknownLinkType)
+		}
+	}
 	// libpcap reads from a FILE*: hand it the stream through a pipe,
 	// with the bytes already peeked at.
 	pr, pw, err := os.Pipe()
@@ -280,6 +295,10 @@ func (c *pcapCapture) close() {
 	c.h.Close()
 	c.pipe.Close()
 }
+
+// errUnknownLinkType is wrapped when a capture file names a link type
+// that cannot be one.
+var errUnknownLinkType = errors.New("unknown link type")
 
 // ngCapture reads a pcapng file with pcapgo.
 type ngCapture struct {

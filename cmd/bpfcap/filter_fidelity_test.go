@@ -327,8 +327,10 @@ func fidelityFiles() []fidelityFile {
 			}
 			os.WriteFile(path, b, 0o644)
 		}},
-		// libpcap 1.10 refuses these; bpfcap reads them (below).
+		// libpcap 1.10 refuses this one; bpfcap reads it (below).
 		{"pcapng-sections-differ", []string{"udp"}, pcapngSections(0, 300)},
+		// A record longer than its interface's snap length: a damaged
+		// file, which both refuse.
 		{"pcapng-record-over-snaplen", []string{"udp"}, pcapngSections(128, 128)},
 	}
 }
@@ -364,11 +366,9 @@ func pcapngSections(snap0, snap1 uint32) func(t *testing.T, path string) {
 }
 
 // libpcapRefuses lists the generated files libpcap 1.10 stops reading
-// with an error (pcapng interfaces of different snap lengths, a record
-// longer than its interface's snap length) that bpfcap reads: it filters
-// each record for its own interface and cuts it to the snap length, as
-// libpcap does in pcap files.
-var libpcapRefuses = map[string]bool{"pcapng-sections-differ": true, "pcapng-record-over-snaplen": true}
+// with an error that bpfcap reads: sections whose interfaces differ in
+// snap length (bpfcap filters each record for its own interface).
+var libpcapRefuses = map[string]bool{"pcapng-sections-differ": true}
 
 // readPcapPackets reads a capture file with libpcap (tcpdump's output may
 // hold records pcapgo refuses) and returns the packets' bytes.
