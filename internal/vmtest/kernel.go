@@ -138,20 +138,25 @@ var debianCodenames = []string{"buster", "bullseye", "bookworm", "trixie", "fork
 func previousCodename(codename string) (string, error) {
 	names := debianCodenames
 	if data, err := os.ReadFile("/usr/share/distro-info/debian.csv"); err == nil {
-		names = nil
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			// version,codename,series,created,...: numbered releases only
-			// (not sid or experimental).
-			f := strings.Split(line, ",")
-			if len(f) > 2 && f[0] != "" {
-				names = append(names, f[2])
-			}
-		}
+		names = codenamesFromCSV(data)
 	}
 	if i := slices.Index(names, codename); i > 0 {
 		return names[i-1], nil
 	}
 	return "", fmt.Errorf("no Debian release known before %q", codename)
+}
+
+// codenamesFromCSV returns the numbered releases (not sid or experimental)
+// of distro-info-data's debian.csv (version,codename,series,...), in order.
+func codenamesFromCSV(data []byte) []string {
+	var names []string
+	for i, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ",")
+		if i > 0 && len(f) > 2 && f[0] != "" {
+			names = append(names, f[2])
+		}
+	}
+	return names
 }
 
 func osCodename() (string, error) {
