@@ -7,7 +7,7 @@ KERNELS ?= 5.10,6.1,6.12,host
 PKGS ?=
 RUN ?=
 VMTEST_FLAGS ?=
-VMTEST_SELFTEST_KERNELS ?= 6.1,6.12
+VMTEST_SELFTEST_KERNELS ?= 5.10,6.1,6.12
 
 # Part of `make test`: 6.1 and 6.12 took ~6.5 min on 2 cores; the 5.10 guest
 # alone took 5.4 min (-j 1, machine shared). The first run also downloads
