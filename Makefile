@@ -44,7 +44,7 @@ unit: deps
 	$(GO) test $(TESTFLAGS) ./...
 
 # `unit` already runs every test on this kernel: the matrix adds the guests.
-test: KERNELS = 6.1,6.12
+test: KERNELS = 5.10,6.1,6.12
 test: deps vet fmt-check generate-check unit $(TEST_TARGETS)
 	@echo "make test: all suites passed"
 

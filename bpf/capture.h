@@ -274,6 +274,26 @@ static __always_inline struct bpfcap_record *bpfcap_scratch_get(void)
 	return rec;
 }
 
+/*
+ * Returns the record the last bpfcap_scratch_get() of this CPU took, or
+ * NULL when none is taken. For global functions: before Linux 5.12 their
+ * arguments may only be scalars or the context, so they cannot be passed
+ * the record and look it up again.
+ */
+static __always_inline struct bpfcap_record *bpfcap_scratch_cur(void)
+{
+	__u32 zero = 0, level, key;
+	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
+
+	if (!nest)
+		return NULL;
+	level = *nest;
+	if (level == 0 || level > BPFCAP_NEST_LEVELS)
+		return NULL;
+	key = bpf_get_smp_processor_id() * BPFCAP_NEST_LEVELS + level - 1;
+	return bpf_map_lookup_elem(&bpfcap_scratch, &key);
+}
+
 /* Releases the record taken by the last bpfcap_scratch_get(). */
 static __always_inline void bpfcap_scratch_put(void)
 {

@@ -3,6 +3,9 @@
  * Test object for the capture core (hook/ tests): two XDP programs that
  * capture every packet they see through capture.h, one filtering with the
  * direct back end, one with the scratch back end. Both return XDP_PASS.
+ * The test packets are linear (no frags), copied with
+ * bpf_probe_read_kernel, which every kernel the tests run on has (unlike
+ * bpf_xdp_load_bytes and bpf_xdp_get_buff_len, Linux 5.18).
  */
 #include "capture.h"
 
@@ -19,7 +22,7 @@ static __always_inline int capture(struct xdp_md *ctx, int scratch_filter)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 wire_len = bpf_xdp_get_buff_len(ctx);
+	__u32 wire_len = data_end - data;
 	struct bpfcap_record *rec;
 	__u64 cap_len;
 	__u32 off = 0;
@@ -48,7 +51,7 @@ static __always_inline int capture(struct xdp_md *ctx, int scratch_filter)
 		goto out;
 	}
 	cap_len = bpfcap_clamp_len(cap_len, BPFCAP_MAX_DATA);
-	if (bpf_xdp_load_bytes(ctx, off, rec->data, cap_len) < 0) {
+	if (bpf_probe_read_kernel(rec->data, cap_len, data + off) < 0) {
 		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
 		goto out;
 	}

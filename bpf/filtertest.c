@@ -115,4 +115,33 @@ int filtertest_scratch_prog(struct xdp_md *ctx)
 	return bpfcap_filter_scratch(buf->data, cap_len, wire_len);
 }
 
+/*
+ * The scratch back end for kernels without bpf_xdp_load_bytes and frags
+ * (before Linux 5.18): the packet is linear (at most a page) and copied
+ * with bpf_probe_read_kernel. Go picks it by probing the helper.
+ */
+SEC("xdp")
+int filtertest_scratch_linear(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct filtertest_buf *buf;
+	__u32 zero = 0, wire_len;
+	__u64 cap_len;
+
+	if (data + FILTERTEST_PREFIX > data_end)
+		return 0;
+	wire_len = *(__u32 *)data;
+	buf = bpf_map_lookup_elem(&filtertest_scratch, &zero);
+	if (!buf)
+		return 0;
+	cap_len = data_end - data - FILTERTEST_PREFIX;
+	if (cap_len > 0) {
+		cap_len = bpfcap_clamp_len(cap_len, FILTERTEST_SCRATCH);
+		if (bpf_probe_read_kernel(buf->data, cap_len, data + FILTERTEST_PREFIX) < 0)
+			return 0;
+	}
+	return bpfcap_filter_scratch(buf->data, cap_len, wire_len);
+}
+
 char __license[] SEC("license") = "Dual BSD/GPL";

@@ -247,15 +247,19 @@ static __always_inline void device_of(struct sk_buff *skb, __u32 *ifindex, __u32
 	} while (0)
 
 /*
- * Copies n bytes from the kernel address src to rec->data + off, where off
- * + n <= BPFCAP_MAX_DATA. Returns a negative value when a read failed.
+ * Copies n bytes from the kernel address src to the current scratch
+ * record's data + off, where off + n <= BPFCAP_MAX_DATA. Returns a negative
+ * value when a read failed.
  *
  * A global function: the verifier checks it once, for any arguments,
  * instead of at every call with the caller's state (which made it track
- * every frag's offset precisely and walk each combination).
+ * every frag's offset precisely and walk each combination). It takes
+ * scalars only (Linux 5.10's verifier refuses other pointers than the
+ * context as a global function's arguments) and looks the record up.
  */
-__noinline long probe_copy_span(struct bpfcap_record *rec, __u64 off, __u64 n, __u64 src)
+__noinline long probe_copy_span(__u64 off, __u64 n, __u64 src)
 {
+	struct bpfcap_record *rec = bpfcap_scratch_cur();
 	long err = 0;
 
 	if (!rec)
@@ -282,8 +286,8 @@ __noinline long probe_copy_span(struct bpfcap_record *rec, __u64 off, __u64 n, _
 }
 
 /*
- * Appends the skb's paged frags (skb_shinfo at shinfo) to rec->data from
- * cap on, up to end bytes in all, after skipping skip bytes of them (when
+ * Appends the skb's paged frags (skb_shinfo at shinfo) to the current
+ * scratch record's data from cap on, up to end bytes in all, after skipping skip bytes of them (when
  * the record starts past the linear part). Returns the new length. Stops
  * at a frag it cannot map: a net_iov (device memory), a page pointer
  * that is not one of vmemmap's, a failed read.
@@ -291,8 +295,9 @@ __noinline long probe_copy_span(struct bpfcap_record *rec, __u64 off, __u64 n, _
  * Global, like probe_copy_span, so that the verifier walks the frag loop
  * once rather than once per path of the caller.
  */
-__noinline __u64 probe_copy_frags(struct bpfcap_record *rec, __u64 shinfo, __u64 cap, __u64 end, __u64 skip)
+__noinline __u64 probe_copy_frags(__u64 shinfo, __u64 cap, __u64 end, __u64 skip)
 {
+	struct bpfcap_record *rec = bpfcap_scratch_cur();
 	__u64 page_offset = probe_cfg.page_offset, vmemmap = probe_cfg.vmemmap;
 	__u32 fsize, f_page, f_len, f_off, i;
 	__u64 psize = bpf_core_type_size(struct page);
@@ -360,7 +365,7 @@ __noinline __u64 probe_copy_frags(struct bpfcap_record *rec, __u64 shinfo, __u64
 			n = len;
 		cap = bpfcap_clamp(cap, BPFCAP_MAX_DATA);
 		n = bpfcap_clamp(n, BPFCAP_MAX_DATA);
-		if (probe_copy_span(rec, cap, n, va) < 0)
+		if (probe_copy_span(cap, n, va) < 0)
 			break;
 		cap += n;
 	}
@@ -449,7 +454,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 
 		end = RD(direct, skb, end);
 		bpf_core_read(&shinfo, sizeof(shinfo), &skb->head);
-		cap_len = probe_copy_frags(rec, shinfo + end, cap_len, want, linear < 0 ? -linear : 0);
+		cap_len = probe_copy_frags(shinfo + end, cap_len, want, linear < 0 ? -linear : 0);
 		cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
 	}
 	match = bpfcap_match_scratch(rec->data, cap_len, wire);

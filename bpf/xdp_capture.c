@@ -16,8 +16,11 @@
  * programs for frags owners make it). Matching packets are copied up to the
  * snap length with bpf_xdp_load_bytes, which also reads the fragments of
  * multi-buffer (BPF_F_XDP_HAS_FRAGS) packets. The filter sees the linear
- * part: a load past it does not match. Needs Linux 5.18
- * (bpf_xdp_load_bytes) and 5.8 for the ring buffer.
+ * part: a load past it does not match. Kernels before 5.18 have neither
+ * bpf_xdp_load_bytes nor frags: there Go sets BPFCAP_XDP_READ_KERNEL and
+ * the linear packet is copied with bpf_probe_read_kernel (the verifier
+ * drops the branch of the helper it lacks: the flags are a constant).
+ * Needs Linux 5.8 for the ring buffer.
  */
 #include "capture.h"
 
@@ -33,6 +36,7 @@ enum bpfcap_xdp_flag {
 	BPFCAP_XDP_FRAGS = 1 << 0, /* loaded for a frags owner: packets may have fragments */
 	BPFCAP_XDP_ENTRY = 1 << 1, /* entry mode: no verdict is recorded */
 	BPFCAP_XDP_SEEN = 1 << 2,  /* count BPFCAP_STAT_SEEN (one map update per packet) */
+	BPFCAP_XDP_READ_KERNEL = 1 << 3, /* no bpf_xdp_load_bytes (before 5.18): copy with bpf_probe_read_kernel */
 };
 
 /*
@@ -62,8 +66,18 @@ static __always_inline void bpfcap_xdp_capture(struct xdp_md *ctx, __u32 action,
 	cap_len = wire_len;
 	if (cap_len > bpfcap_snaplen())
 		cap_len = bpfcap_snaplen();
-	if (cap_len == 0 ||
-	    bpf_xdp_load_bytes(ctx, 0, rec->data, bpfcap_clamp_len(cap_len, BPFCAP_MAX_DATA)) < 0) {
+	if (cap_len == 0) {
+		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		goto out;
+	}
+	if (flags & BPFCAP_XDP_READ_KERNEL) {
+		/* No frags on such kernels: cap_len <= data_end - data. */
+		data = (void *)(long)ctx->data;
+		if (bpf_probe_read_kernel(rec->data, bpfcap_clamp_len(cap_len, BPFCAP_MAX_DATA), data) < 0) {
+			bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+			goto out;
+		}
+	} else if (bpf_xdp_load_bytes(ctx, 0, rec->data, bpfcap_clamp_len(cap_len, BPFCAP_MAX_DATA)) < 0) {
 		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
 		goto out;
 	}

@@ -16,17 +16,18 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	filtertestMapBpfcapNest             = "bpfcap_nest"
-	filtertestMapBpfcapPerf             = "bpfcap_perf"
-	filtertestMapBpfcapRing             = "bpfcap_ring"
-	filtertestMapBpfcapScratch          = "bpfcap_scratch"
-	filtertestMapBpfcapStats            = "bpfcap_stats"
-	filtertestMapFiltertestScratch      = "filtertest_scratch"
-	filtertestProgFiltertestDirect      = "filtertest_direct"
-	filtertestProgFiltertestScratchProg = "filtertest_scratch_prog"
-	filtertestProgFiltertestTc          = "filtertest_tc"
-	filtertestProgFiltertestTcBench     = "filtertest_tc_bench"
-	filtertestVarBpfcapCfg              = "bpfcap_cfg"
+	filtertestMapBpfcapNest               = "bpfcap_nest"
+	filtertestMapBpfcapPerf               = "bpfcap_perf"
+	filtertestMapBpfcapRing               = "bpfcap_ring"
+	filtertestMapBpfcapScratch            = "bpfcap_scratch"
+	filtertestMapBpfcapStats              = "bpfcap_stats"
+	filtertestMapFiltertestScratch        = "filtertest_scratch"
+	filtertestProgFiltertestDirect        = "filtertest_direct"
+	filtertestProgFiltertestScratchLinear = "filtertest_scratch_linear"
+	filtertestProgFiltertestScratchProg   = "filtertest_scratch_prog"
+	filtertestProgFiltertestTc            = "filtertest_tc"
+	filtertestProgFiltertestTcBench       = "filtertest_tc_bench"
+	filtertestVarBpfcapCfg                = "bpfcap_cfg"
 )
 
 // loadFiltertest returns the embedded CollectionSpec for filtertest.
@@ -71,10 +72,11 @@ type filtertestSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type filtertestProgramSpecs struct {
-	FiltertestDirect      *ebpf.ProgramSpec `ebpf:"filtertest_direct"`
-	FiltertestScratchProg *ebpf.ProgramSpec `ebpf:"filtertest_scratch_prog"`
-	FiltertestTc          *ebpf.ProgramSpec `ebpf:"filtertest_tc"`
-	FiltertestTcBench     *ebpf.ProgramSpec `ebpf:"filtertest_tc_bench"`
+	FiltertestDirect        *ebpf.ProgramSpec `ebpf:"filtertest_direct"`
+	FiltertestScratchLinear *ebpf.ProgramSpec `ebpf:"filtertest_scratch_linear"`
+	FiltertestScratchProg   *ebpf.ProgramSpec `ebpf:"filtertest_scratch_prog"`
+	FiltertestTc            *ebpf.ProgramSpec `ebpf:"filtertest_tc"`
+	FiltertestTcBench       *ebpf.ProgramSpec `ebpf:"filtertest_tc_bench"`
 }
 
 // filtertestMapSpecs contains maps before they are loaded into the kernel.
@@ -146,15 +148,17 @@ type filtertestVariables struct {
 //
 // It can be passed to loadFiltertestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filtertestPrograms struct {
-	FiltertestDirect      *ebpf.Program `ebpf:"filtertest_direct"`
-	FiltertestScratchProg *ebpf.Program `ebpf:"filtertest_scratch_prog"`
-	FiltertestTc          *ebpf.Program `ebpf:"filtertest_tc"`
-	FiltertestTcBench     *ebpf.Program `ebpf:"filtertest_tc_bench"`
+	FiltertestDirect        *ebpf.Program `ebpf:"filtertest_direct"`
+	FiltertestScratchLinear *ebpf.Program `ebpf:"filtertest_scratch_linear"`
+	FiltertestScratchProg   *ebpf.Program `ebpf:"filtertest_scratch_prog"`
+	FiltertestTc            *ebpf.Program `ebpf:"filtertest_tc"`
+	FiltertestTcBench       *ebpf.Program `ebpf:"filtertest_tc_bench"`
 }
 
 func (p *filtertestPrograms) Close() error {
 	return _FiltertestClose(
 		p.FiltertestDirect,
+		p.FiltertestScratchLinear,
 		p.FiltertestScratchProg,
 		p.FiltertestTc,
 		p.FiltertestTcBench,

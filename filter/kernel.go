@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 	"golang.org/x/net/bpf"
 )
 
@@ -30,10 +31,16 @@ const MaxDirectTestPacket = 3000
 // TestBed loads translated filters into the filtertest XDP programs so
 // that they can be run on packets with BPF_PROG_TEST_RUN. It holds the
 // parsed object and the scratch map the Scratch programs share. It needs
-// CAP_BPF and CAP_NET_ADMIN (or root) and Linux 5.18 (bpf_xdp_load_bytes).
+// CAP_BPF and CAP_NET_ADMIN (or root). Where the kernel lacks
+// bpf_xdp_load_bytes and XDP frags (before Linux 5.18, probed) the
+// Scratch back end takes packets of at most MaxDirectTestPacket bytes:
+// longer ones return an error wrapping ebpf.ErrNotSupported.
 type TestBed struct {
 	spec    *ebpf.CollectionSpec
 	scratch *ebpf.Map
+	// linear: the kernel has no bpf_xdp_load_bytes, the Scratch back end
+	// runs in filtertest_scratch_linear.
+	linear bool
 }
 
 // NewTestBed parses the embedded test object and creates its scratch map.
@@ -46,11 +53,18 @@ func NewTestBed() (*TestBed, error) {
 	if !ok {
 		return nil, errors.New("filter test object has no filtertest_scratch map")
 	}
+	linear := false
+	switch err := features.HaveProgramHelper(ebpf.XDP, asm.FnXdpLoadBytes); {
+	case errors.Is(err, ebpf.ErrNotSupported):
+		linear = true
+	case err != nil:
+		return nil, fmt.Errorf("probe bpf_xdp_load_bytes: %w", err)
+	}
 	m, err := ebpf.NewMap(ms)
 	if err != nil {
 		return nil, fmt.Errorf("create filter test scratch map: %w", err)
 	}
-	return &TestBed{spec: spec, scratch: m}, nil
+	return &TestBed{spec: spec, scratch: m, linear: linear}, nil
 }
 
 // Close releases the scratch map. Filters loaded from the TestBed stay
@@ -70,6 +84,7 @@ type KernelFilter struct {
 	// processed for the whole test program (0 if the kernel does not say).
 	VerifiedInstructions int
 	buf                  []byte
+	linear               bool // Scratch without frags: packets up to MaxDirectTestPacket
 }
 
 // Load translates prog for backend, splices it into the matching test
@@ -90,8 +105,16 @@ func (tb *TestBed) LoadTranslated(insns asm.Instructions, backend Backend) (*Ker
 	name := "filtertest_direct"
 	if backend == Scratch {
 		name = "filtertest_scratch_prog"
+		if tb.linear {
+			name = "filtertest_scratch_linear"
+		}
 	}
-	return tb.load(name, insns, backend)
+	kf, err := tb.load(name, insns, backend)
+	if err != nil {
+		return nil, err
+	}
+	kf.linear = tb.linear
+	return kf, nil
 }
 
 // load splices insns into the test program name and loads it.
@@ -134,6 +157,9 @@ func (kf *KernelFilter) Backend() Backend { return kf.backend }
 func (kf *KernelFilter) input(data []byte, wireLen int) ([]byte, error) {
 	if kf.backend == Direct && len(data) > MaxDirectTestPacket {
 		return nil, fmt.Errorf("packet of %d bytes is longer than the direct test program takes (%d): use the scratch back end", len(data), MaxDirectTestPacket)
+	}
+	if kf.linear && len(data) > MaxDirectTestPacket {
+		return nil, fmt.Errorf("packet of %d bytes: test runs of packets longer than %d bytes need XDP frags (Linux 5.18): %w", len(data), MaxDirectTestPacket, ebpf.ErrNotSupported)
 	}
 	if wireLen < 0 {
 		wireLen = len(data)

@@ -39,3 +39,19 @@ func (d DropReasons) Name(reason uint32) string {
 	}
 	return fmt.Sprintf("%d", reason)
 }
+
+// HaveDropReasons reports whether the kernel whose BTF is kernel has drop
+// reasons (enum skb_drop_reason and the reason argument of kfree_skb,
+// Linux 5.17): nil, an error wrapping ErrNotSupported whose message says
+// "needs Linux 5.17", or the error reading the BTF.
+func HaveDropReasons(kernel *btf.Spec) error {
+	var e *btf.Enum
+	err := kernel.TypeByName("skb_drop_reason", &e)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, btf.ErrNotFound):
+		return fmt.Errorf("drop reasons (enum skb_drop_reason) need Linux 5.17: %w", ErrNotSupported)
+	}
+	return fmt.Errorf("read enum skb_drop_reason from kernel BTF: %w", err)
+}

@@ -124,7 +124,7 @@ func (a *attacher) attach(prog *ebpf.Program, dir Direction) error {
 		}
 		if a.mode == ModeTCX || !errors.Is(err, ebpf.ErrNotSupported) {
 			if errors.Is(err, ebpf.ErrNotSupported) {
-				return fmt.Errorf("attach tcx %s: this kernel has no TCX (Linux 6.6): use --tc-mode clsact: %w", dir, err)
+				return fmt.Errorf("attach tcx %s: this kernel has no TCX (needs Linux 6.6): use --tc-mode clsact: %w", dir, err)
 			}
 			return fmt.Errorf("attach tcx %s: %w", dir, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/tccap"
 )
@@ -90,7 +91,8 @@ func TestCaptureDirections(t *testing.T) {
 				return err
 			})
 			if mode == tccap.ModeTCX && errors.Is(err, ebpf.ErrNotSupported) {
-				t.Skipf("this kernel has no TCX (Linux 6.6); clsact and auto cover it: %v", err)
+				// clsact and auto cover the kernel without TCX.
+				kconfig.SkipOrFailFeature(t, err, "TCX", "6.6")
 			}
 			if err != nil {
 				t.Fatal(err)

@@ -25,6 +25,8 @@ const (
 	xdpFlagFrags = 1 << 0 // BPFCAP_XDP_FRAGS
 	xdpFlagEntry = 1 << 1 // BPFCAP_XDP_ENTRY
 	xdpFlagSeen  = 1 << 2 // BPFCAP_XDP_SEEN
+
+	xdpFlagReadKernel = 1 << 3 // BPFCAP_XDP_READ_KERNEL
 )
 
 // ErrBusy is returned (wrapped) when a hook slot bpfcap wants holds a
@@ -158,7 +160,11 @@ func openHookCapture(h *Hook, pin string, opts CaptureOptions) (*Capture, error)
 	if err != nil {
 		return nil, err
 	}
-	flags := uint32(0)
+	flags, err := copyFlags()
+	if err != nil {
+		ring.Close()
+		return nil, err
+	}
 	if target.Frags {
 		flags |= xdpFlagFrags
 	}

@@ -56,7 +56,12 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (*Capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	flags := uint32(xdpFlagEntry)
+	flags, err := copyFlags()
+	if err != nil {
+		ring.Close()
+		return nil, err
+	}
+	flags |= xdpFlagEntry
 	if opts.CountSeen {
 		flags |= xdpFlagSeen
 	}

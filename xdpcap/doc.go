@@ -18,6 +18,9 @@
 // fexit on the interface's XDP program where the kernel allows tracing BPF
 // programs (bpf/xdp_fexit.c).
 //
-// Tail calls need Linux 4.2; reading a slot's program ID needs 4.13; XDP
-// programs with frags (BPF_F_XDP_HAS_FRAGS) need 5.18.
+// Tail calls need Linux 4.2; reading a slot's program ID needs 4.13; the
+// ring buffer 5.8; XDP programs with frags (BPF_F_XDP_HAS_FRAGS) need 5.18
+// (HaveFrags probes them). Before 5.18 matching packets are copied with
+// bpf_probe_read_kernel instead of bpf_xdp_load_bytes (probed, not
+// version-checked), which needs CAP_PERFMON or root.
 package xdpcap

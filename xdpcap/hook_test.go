@@ -16,6 +16,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/xdpcap"
 )
@@ -62,6 +63,9 @@ func runVerdict(t testing.TB, prog *ebpf.Program, frame []byte) xdpcap.Action {
 
 func loadFirewall(t *testing.T, opts firewall.Options) *firewall.Firewall {
 	t.Helper()
+	if opts.Frags {
+		kconfig.SkipOrFailFeature(t, xdpcap.HaveFrags(), "XDP frags", "5.18")
+	}
 	fw, err := firewall.Load(opts)
 	if err != nil {
 		t.Fatal(err)

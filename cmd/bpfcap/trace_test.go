@@ -17,8 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/probe"
 )
 
 // Tests named TestTraceHost* need tools only the host has (iptables,
@@ -196,6 +200,11 @@ func TestTraceCLIDropNoSocket(t *testing.T) {
 	if len(pkts) != 3 {
 		t.Fatalf("%d packets in the file, want the 3 datagrams to port 6544; stderr:\n%s", len(pkts), tr.stderr)
 	}
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := probe.HaveDropReasons(kernel)
 	for _, pk := range pkts {
 		if ifaces[pk.Interface].LinkType != pcapng.LinkTypeRaw {
 			t.Errorf("link type %v, want raw IP", ifaces[pk.Interface].LinkType)
@@ -203,11 +212,18 @@ func TestTraceCLIDropNoSocket(t *testing.T) {
 		if len(pk.Data) < 28 || pk.Data[9] != 17 || int(pk.Data[22])<<8|int(pk.Data[23]) != 6544 {
 			t.Errorf("not a UDP datagram to 6544: % x", pk.Data)
 		}
-		if !strings.Contains(pk.Comment, "NO_SOCKET") {
+		if reasons == nil && !strings.Contains(pk.Comment, "NO_SOCKET") {
 			t.Errorf("comment %q does not name the drop reason NO_SOCKET", pk.Comment)
+		}
+		if reasons != nil && strings.Contains(pk.Comment, "reason=") {
+			t.Errorf("comment %q names a drop reason on a kernel without them (%v)", pk.Comment, reasons)
 		}
 	}
 	testutils.WaitProgramsUnloaded(t, "probe_", before)
+	// All but the drop reason works without drop reasons (before 5.17).
+	if !t.Failed() {
+		kconfig.SkipOrFailFeature(t, reasons, "drop reasons", "5.17")
+	}
 }
 
 // TestTraceHostNetfilterDrops proves the README's first command: TCP SYNs dropped by a

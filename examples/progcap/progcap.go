@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -102,9 +103,13 @@ type DropsOptions struct {
 }
 
 // LoadDrops loads the tp_btf example (needs BTF, CONFIG_DEBUG_INFO_BTF,
-// and the drop reason argument of kfree_skb, Linux 5.17). Attach it with
-// Attach.
+// and the drop reason argument of kfree_skb, Linux 5.17: on an older
+// kernel the error wraps ebpf.ErrNotSupported and says "needs Linux
+// 5.17"). Attach it with Attach.
 func LoadDrops(opts DropsOptions) (*Drops, error) {
+	if err := haveDropReasons(); err != nil {
+		return nil, fmt.Errorf("load drops example: %w", err)
+	}
 	load := loadDrops
 	if opts.NoOutput {
 		load = loadDropsNoOutput
@@ -121,6 +126,24 @@ func LoadDrops(opts DropsOptions) (*Drops, error) {
 		return nil, fmt.Errorf("load drops example: %w", err)
 	}
 	return &Drops{Program: objs.Program}, nil
+}
+
+// haveDropReasons looks for enum skb_drop_reason in the kernel's BTF: the
+// type of kfree_skb's reason argument, which came with it (Linux 5.17).
+func haveDropReasons() error {
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		return fmt.Errorf("kernel BTF: %w", err)
+	}
+	var e *btf.Enum
+	err = kernel.TypeByName("skb_drop_reason", &e)
+	if errors.Is(err, btf.ErrNotFound) {
+		return fmt.Errorf("kfree_skb's drop reason argument needs Linux 5.17: %w", ebpf.ErrNotSupported)
+	}
+	if err != nil {
+		return fmt.Errorf("kernel BTF: enum skb_drop_reason: %w", err)
+	}
+	return nil
 }
 
 // Attach attaches the program to the kfree_skb tracepoint; close the link

@@ -1,24 +1,25 @@
 // Command vmtest runs bpfcap's privileged tests in a kernel matrix: the
-// current Debian 6.1 and 6.12 cloud kernels, booted under qemu TCG, and the
-// host kernel. It prints a table kernel x test -> pass / FAIL / skip[n]
+// current Debian 5.10, 6.1 and 6.12 cloud kernels, booted under qemu TCG,
+// and the host kernel. It prints a table kernel x test -> pass / FAIL / skip[n]
 // with the skip reasons below it, and exits non-zero on any failure, test
 // missing in a column, package that does not build, -run pattern that
 // matches nothing, boot failure or timeout. A skip that contradicts the
 // kernel's config (a kprobe test skipped on a kernel with CONFIG_KPROBES=y)
-// is shown as FAIL(skip) and counts as a failure.
+// is shown as FAIL(skip) and counts as a failure, and so is a "needs
+// Linux X.Y" skip (kconfig.SkipOrFailFeature) on a kernel at or above X.Y.
 //
 // # Running one test in one kernel
 //
 //	make vmtest KERNELS=6.12 PKGS=./probe RUN='^TestTraceDropNoSocket$'
 //
-// KERNELS takes 6.1, 6.12 and host (comma-separated; default all three),
+// KERNELS takes 5.10, 6.1, 6.12 and host (comma-separated; default all four),
 // PKGS packages relative to the repository root (default: every package
 // with a test marked testutils.RunsInGuests, each running exactly its
 // marked tests), RUN a -test.run
 // pattern for every chosen package. Such a run takes about 25 s (boot ~10 s
 // under TCG, the test, the initramfs build). Other forms:
 //
-//	make vmtest                                  # whole matrix: 6.1, 6.12 and host (~6.5 min)
+//	make vmtest                                  # whole matrix: 5.10, 6.1, 6.12 and host
 //	make vmtest KERNELS=host PKGS=./xdpcap       # the same binaries on this machine only
 //	make vmtest-selftest                         # a broken probe name must FAIL the matrix
 //	go run ./internal/vmtest -kernels 6.1 -pkgs ./tccap -run TestX -env KEY=VALUE
@@ -54,13 +55,16 @@
 // Missing host tools are installed with apt-get (qemu-system-x86,
 // busybox-static, kmod, xz-utils, iproute2). Kernels are resolved through
 // the linux-image-cloud-amd64 metapackage (newest version of the series in
-// `apt-cache madison`): from the system's apt sources for 6.1
-// (bookworm-security), and for 6.12 from a private apt view of
-// <codename>-backports whose lists live in .cache/vmtest/apt (the
-// machine's apt configuration is not changed). The image package is fetched
-// with `apt-get download` (26.7 MB for 6.1, 33.9 MB for 6.12) and vmlinuz,
-// config and the guest modules (with dependencies from `depmod -b` and
-// `modprobe --show-depends`, decompressed from .ko.xz) are kept in
+// `apt-cache madison`), looked for in this order: the system's apt sources
+// (6.1 from bookworm-security), a private apt view of <codename>-backports
+// (6.12), and a private view of the previous Debian release and its
+// security updates (bullseye: 5.10; the previous codename comes from
+// distro-info-data's debian.csv when installed). Private views keep their
+// lists in .cache/vmtest/apt/<name> (the machine's apt configuration is not
+// changed). The image package is fetched with `apt-get download` (21.5 MB
+// for 5.10, 26.7 MB for 6.1, 33.9 MB for 6.12) and vmlinuz, config and the
+// guest modules (with dependencies from `depmod -b` and `modprobe
+// --show-depends`, decompressed from .ko.xz; 5.10's are plain .ko) are kept in
 // .cache/vmtest/kernels. Without network the newest cached kernel of each
 // series is used.
 //

@@ -59,14 +59,12 @@ func (v aptView) cmd(ctx context.Context, name string, args ...string) *exec.Cmd
 	return cmd
 }
 
-// backportsView returns a private apt view on <codename>-backports, with
-// its package lists under cacheDir/apt (refreshed once a day).
-func backportsView(ctx context.Context, cacheDir string, log io.Writer) (aptView, error) {
-	codename, err := osCodename()
-	if err != nil {
-		return aptView{}, err
-	}
-	dir, err := filepath.Abs(filepath.Join(cacheDir, "apt"))
+// privateView returns a private apt view named name whose sources are
+// lines, with its package lists under cacheDir/apt/<name> (refreshed once a
+// day). Each view has its own lists: apt-get update drops the lists of
+// sources it was not given.
+func privateView(ctx context.Context, cacheDir, name string, lines []string, log io.Writer) (aptView, error) {
+	dir, err := filepath.Abs(filepath.Join(cacheDir, "apt", name))
 	if err != nil {
 		return aptView{}, fmt.Errorf("apt cache dir: %w", err)
 	}
@@ -75,19 +73,23 @@ func backportsView(ctx context.Context, cacheDir string, log io.Writer) (aptView
 			return aptView{}, fmt.Errorf("private apt dir: %w", err)
 		}
 	}
-	src := fmt.Sprintf("deb http://deb.debian.org/debian %s-backports main\n", codename)
+	src := strings.Join(lines, "\n") + "\n"
 	srcFile := filepath.Join(dir, "sources.list")
-	if err := os.WriteFile(srcFile, []byte(src), 0o644); err != nil {
-		return aptView{}, fmt.Errorf("private apt sources: %w", err)
+	old, _ := os.ReadFile(srcFile)
+	stamp := filepath.Join(dir, "updated")
+	if string(old) != src {
+		os.Remove(stamp) // other sources: the lists are stale
+		if err := os.WriteFile(srcFile, []byte(src), 0o644); err != nil {
+			return aptView{}, fmt.Errorf("private apt sources: %w", err)
+		}
 	}
-	v := aptView{name: codename + "-backports (private apt lists in " + dir + ")", opts: []string{
+	v := aptView{name: name + " (private apt lists in " + dir + ")", opts: []string{
 		"-o", "Dir::Etc::SourceList=" + srcFile,
 		"-o", "Dir::Etc::SourceParts=/dev/null",
 		"-o", "Dir::State::Lists=" + filepath.Join(dir, "lists"),
 		"-o", "Dir::Cache=" + filepath.Join(dir, "cache"),
 		"-o", "APT::Sandbox::User=root",
 	}}
-	stamp := filepath.Join(dir, "updated")
 	if st, err := os.Stat(stamp); err == nil && time.Since(st.ModTime()) < 24*time.Hour {
 		return v, nil
 	}
@@ -96,6 +98,65 @@ func backportsView(ctx context.Context, cacheDir string, log io.Writer) (aptView
 		return v, fmt.Errorf("apt-get update (%s): %w\n%s", v.name, err, tail(string(out), 10))
 	}
 	return v, os.WriteFile(stamp, nil, 0o644)
+}
+
+// backportsView returns a private apt view on <codename>-backports (6.12
+// on bookworm).
+func backportsView(ctx context.Context, cacheDir string, log io.Writer) (aptView, error) {
+	codename, err := osCodename()
+	if err != nil {
+		return aptView{}, err
+	}
+	return privateView(ctx, cacheDir, codename+"-backports", []string{
+		fmt.Sprintf("deb http://deb.debian.org/debian %s-backports main", codename),
+	}, log)
+}
+
+// oldReleaseView returns a private apt view on the Debian release before
+// this system's, with its security updates (bullseye's 5.10 on bookworm).
+func oldReleaseView(ctx context.Context, cacheDir string, log io.Writer) (aptView, error) {
+	codename, err := osCodename()
+	if err != nil {
+		return aptView{}, err
+	}
+	old, err := previousCodename(codename)
+	if err != nil {
+		return aptView{}, err
+	}
+	return privateView(ctx, cacheDir, old, []string{
+		fmt.Sprintf("deb http://deb.debian.org/debian %s main", old),
+		fmt.Sprintf("deb http://deb.debian.org/debian-security %s-security main", old),
+	}, log)
+}
+
+// debianCodenames are Debian's releases in order, for systems without
+// distro-info-data's /usr/share/distro-info/debian.csv.
+var debianCodenames = []string{"buster", "bullseye", "bookworm", "trixie", "forky", "duke"}
+
+// previousCodename returns the codename of the Debian release before
+// codename, from distro-info-data when installed.
+func previousCodename(codename string) (string, error) {
+	names := debianCodenames
+	if data, err := os.ReadFile("/usr/share/distro-info/debian.csv"); err == nil {
+		names = codenamesFromCSV(data)
+	}
+	if i := slices.Index(names, codename); i > 0 {
+		return names[i-1], nil
+	}
+	return "", fmt.Errorf("no Debian release known before %q", codename)
+}
+
+// codenamesFromCSV returns the numbered releases (not sid or experimental)
+// of distro-info-data's debian.csv (version,codename,series,...), in order.
+func codenamesFromCSV(data []byte) []string {
+	var names []string
+	for i, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ",")
+		if i > 0 && len(f) > 2 && f[0] != "" {
+			names = append(names, f[2])
+		}
+	}
+	return names
 }
 
 func osCodename() (string, error) {
@@ -176,11 +237,13 @@ func imagePackage(ctx context.Context, v aptView, ver string) (string, error) {
 }
 
 // resolveKernel finds the newest cloud kernel of series in the system's apt
-// sources, then in <codename>-backports.
+// sources, then in <codename>-backports, then in the previous Debian
+// release (on bookworm: 6.1, 6.12 and 5.10 in that order).
 func resolveKernel(ctx context.Context, cacheDir, series string, log io.Writer) (aptView, string, string, error) {
 	views := []func() (aptView, error){
 		func() (aptView, error) { return aptView{name: "system apt sources"}, nil },
 		func() (aptView, error) { return backportsView(ctx, cacheDir, log) },
+		func() (aptView, error) { return oldReleaseView(ctx, cacheDir, log) },
 	}
 	var tried []string
 	for _, mk := range views {

@@ -60,7 +60,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	kernels := fs.String("kernels", "6.1,6.12,host", "comma-separated kernels: Debian cloud kernel series (6.1, 6.12) and/or host")
+	kernels := fs.String("kernels", "5.10,6.1,6.12,host", "comma-separated kernels: Debian cloud kernel series (5.10, 6.1, 6.12) and/or host")
 	pkgs := fs.String("pkgs", "", "comma- or space-separated packages (./probe); empty: the default matrix")
 	fs.StringVar(&o.run, "run", "", "-test.run pattern for every package (default: each package's matrix pattern)")
 	fs.StringVar(&o.cache, "cache", ".cache/vmtest", "cache directory for kernels, apt lists and logs")
@@ -88,7 +88,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o.kernels = splitList(*kernels)
 	o.pkgs = splitList(*pkgs)
 	if len(o.kernels) == 0 {
-		return nil, errors.New("-kernels is empty: name at least one of 6.1, 6.12, host")
+		return nil, errors.New("-kernels is empty: name at least one of 5.10, 6.1, 6.12, host")
 	}
 	if o.jobs < 1 || o.vm.smp < 1 {
 		return nil, errors.New("-j and -smp must be at least 1")
@@ -186,7 +186,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		return err
 	}
 	if o.selftest && containsHostOnly(o.kernels) {
-		return errors.New("-selftest needs a guest kernel (6.1 or 6.12): the host has no kprobes")
+		return errors.New("-selftest needs a guest kernel (5.10, 6.1 or 6.12): the host has no kprobes")
 	}
 	if o.repo == "" {
 		if o.repo, err = findRepo(); err != nil {

@@ -29,11 +29,15 @@ func TestKprobeDropFunction(t *testing.T) {
 	spec := kernelBTF(t)
 	fn := findDropFunc(t, spec)
 	reason := noSocketReason(t, spec)
+	var off int16
+	if reason != nil {
+		off = ptRegsArgOffset[fn.reasonArg]
+	}
 	m := newCounter(t)
 	prog := loadProgram(t, &ebpf.ProgramSpec{
 		Name:         "gc_kprobe",
 		Type:         ebpf.Kprobe,
-		Instructions: reasonCounter(m, ptRegsArgOffset[fn.reasonArg], asm.DWord, reason),
+		Instructions: reasonCounter(m, off, asm.DWord, reason),
 	}, "CONFIG_KPROBES")
 	l, err := link.Kprobe(fn.name, prog, nil)
 	if err != nil {
@@ -56,7 +60,7 @@ func testTracing(t *testing.T, at ebpf.AttachType) {
 		Type:         ebpf.Tracing,
 		AttachType:   at,
 		AttachTo:     fn.name,
-		Instructions: reasonCounter(m, int16(8*fn.reasonArg), asm.DWord, reason),
+		Instructions: reasonCounter(m, int16(8*max(fn.reasonArg, 0)), asm.DWord, reason),
 	}, "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS", "CONFIG_DEBUG_INFO_BTF")
 	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
 	if err != nil {
@@ -83,7 +87,10 @@ func TestTracepointKfreeSkb(t *testing.T) {
 	kconfig.Require(t, "CONFIG_BPF_EVENTS")
 	spec := kernelBTF(t)
 	reason := noSocketReason(t, spec)
-	off, size := tracepointFieldOffset(t, "skb", "kfree_skb", "reason")
+	off, size := int16(0), asm.DWord
+	if reason != nil {
+		off, size = tracepointFieldOffset(t, "skb", "kfree_skb", "reason")
+	}
 	m := newCounter(t)
 	prog := loadProgram(t, &ebpf.ProgramSpec{
 		Name:         "gc_tp",
@@ -104,7 +111,10 @@ func TestTpBtfKfreeSkb(t *testing.T) {
 	kconfig.Require(t, "CONFIG_BPF_EVENTS", "CONFIG_DEBUG_INFO_BTF")
 	spec := kernelBTF(t)
 	reason := noSocketReason(t, spec)
-	arg := tracepointReasonArg(t, spec)
+	arg := 0
+	if reason != nil {
+		arg = tracepointReasonArg(t, spec)
+	}
 	m := newCounter(t)
 	prog := loadProgram(t, &ebpf.ProgramSpec{
 		Name:         "gc_tp_btf",
@@ -127,7 +137,10 @@ func TestRawTracepointKfreeSkb(t *testing.T) {
 	kconfig.Require(t, "CONFIG_BPF_EVENTS")
 	spec := kernelBTF(t)
 	reason := noSocketReason(t, spec)
-	arg := tracepointReasonArg(t, spec)
+	arg := 0
+	if reason != nil {
+		arg = tracepointReasonArg(t, spec)
+	}
 	m := newCounter(t)
 	prog := loadProgram(t, &ebpf.ProgramSpec{
 		Name:         "gc_raw_tp",
