@@ -184,7 +184,11 @@ func FuzzTranslate(f *testing.F) {
 			t.Fatalf("matcher: %v\n%v", err, prog)
 		}
 		var ref *pcap.BPF
-		if pcapSafe {
+		// libpcap 1.10's bpf_filter leaves M[] as the stack had it: its
+		// answer for a program that may read a cell before writing it
+		// is undefined, so such programs are checked against the
+		// Matcher (cells read as 0, like the translation) only.
+		if pcapSafe && !readsUnwrittenScratch(t, prog) {
 			raw, _ := assemble(prog)
 			ins := make([]pcap.BPFInstruction, len(raw))
 			for i, ri := range raw {
@@ -196,7 +200,7 @@ func FuzzTranslate(f *testing.F) {
 		}
 		short := pkt[:len(pkt)/2]
 		if _, err := Translate(prog, Options{}); errors.Is(err, ErrUnsupported) {
-			return // M[] read that is not written on every path
+			return // a construct the translator does not take
 		}
 		// Both back ends spliced into the stub, and Direct inlined at
 		// the call site of the XDP test program.
