@@ -16,6 +16,7 @@ import (
 // version, a captured length beyond the record) are skipped and every one
 // of them is counted (Stats Skipped), none written.
 func TestMalformedRecordsCounted(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	events, err := ebpf.NewMap(&ebpf.MapSpec{Name: progcap.EventsMapName, Type: ebpf.RingBuf, MaxEntries: 1 << 16})
 	if err != nil {

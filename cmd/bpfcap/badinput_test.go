@@ -19,6 +19,7 @@ import (
 // way out, leaves nothing attached (the XDP hook empty, no tc program or
 // qdisc, the program's capture off) and creates no output file.
 func TestBadInput(t *testing.T) {
+	testutils.RunsInGuests(t)
 	s := newXDPSetup(t, firewall.Options{})
 	p := testutils.NewVethPair(t)
 	_, x, _ := progXDP(t)

@@ -528,6 +528,7 @@ func TestFaultHostDiskFull(t *testing.T) {
 // ends within a few seconds with exit 2 and a message naming it, the
 // file complete, nothing left attached.
 func TestFaultTargetGone(t *testing.T) {
+	testutils.RunsInGuests(t)
 	t.Run("veth deleted", func(t *testing.T) {
 		p := testutils.NewVethPair(t)
 		out := filepath.Join(t.TempDir(), "g.pcapng")

@@ -61,6 +61,7 @@ func section(t *testing.T, lt pcapng.LinkType, snap uint32, data []byte) []byte 
 // pcap whose link type is above 65535 and a pcapng packet longer than its
 // interface's snap length are refused (as libpcap refuses them), exit 2.
 func TestFilterCLIFileFaults(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	dir := t.TempDir()
 
