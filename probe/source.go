@@ -24,9 +24,12 @@ type Options struct {
 	// Filter is a tcpdump filter expression ("" captures everything).
 	Filter string
 	// Proto picks the header records start at: "eth" (MAC header), "ip"
-	// (network header, IPv4 or IPv6), "ip4", "ip6", "ieee802_11". Empty:
-	// the MAC header when the skb has one, else the network header; with
-	// a filter, empty means "eth" (a filter is compiled for one link type).
+	// (network header, IPv4 or IPv6), "ip4", "ip6", "ieee802_11", or
+	// ProtoAuto (the MAC header when the skb has one, else the network
+	// header: two link types in one file). Empty means "eth". Packets
+	// without the header are counted (InterfaceStats.NoHeader). With
+	// "ip" and several hooks, packets are written as Linux cooked
+	// captures (LINKTYPE_LINUX_SLL), which libpcap 1.10 reads.
 	Proto string
 	// Snaplen is the number of bytes to capture per packet (0: 65536).
 	Snaplen int
@@ -181,6 +184,8 @@ func Open(opts Options) (*Source, error) {
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
 			ExtraLinkTypes: extra,
 			VerdictType:    pcapng.VerdictNone,
+			// Several raw IP interfaces make a file libpcap 1.10 refuses.
+			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
 		if t.Note != "" && opts.Notices != nil {
 			fmt.Fprintf(opts.Notices, "bpfcap: %s\n", t.Note)
@@ -213,20 +218,31 @@ func explainLoad(t *Target, err error) error {
 }
 
 // chooseHeader maps the proto keyword to the probe's header setting, the
-// hook's link type and the extra link types it may emit.
+// hook's link type and the extra link types it may emit. Without proto,
+// records start at the MAC header, so that a file holds one link type
+// (tcpdump and libpcap 1.10 read no other); "auto" asks for several: the
+// MAC header where the skb has one, else the network header as raw IP.
 func chooseHeader(proto, filter string) (uint32, pcapng.LinkType, []pcapng.LinkType, error) {
-	if proto == "" {
+	switch proto {
+	case "":
+		return headerEth, pcapng.LinkTypeEthernet, nil, nil
+	case ProtoAuto:
 		if filter != "" {
-			return headerEth, pcapng.LinkTypeEthernet, nil, nil
+			return 0, 0, nil, fmt.Errorf("proto auto writes Ethernet and raw IP packets, and a filter is compiled for one of them: use proto eth or proto ip with a filter")
 		}
 		return headerAuto, pcapng.LinkTypeEthernet, []pcapng.LinkType{pcapng.LinkTypeRaw}, nil
 	}
 	h, ok := protoHeaders[proto]
 	if !ok {
-		return 0, 0, nil, fmt.Errorf("proto %q: tracing hooks capture from the skb's headers; use one of %s", proto, strings.Join(ProtoNames(), ", "))
+		return 0, 0, nil, fmt.Errorf("proto %q: tracing hooks capture from the skb's headers; use one of %s, or auto for several link types", proto, strings.Join(ProtoNames(), ", "))
 	}
 	return h.header, h.lt, nil, nil
 }
+
+// ProtoAuto is the `proto` keyword that asks for two link types in one
+// file: Ethernet where the skb has a MAC header, raw IP elsewhere.
+// Wireshark reads such a file; tcpdump and libpcap 1.10 do not.
+const ProtoAuto = "auto"
 
 // deviceID returns the ifindex of device name in bpfcap's network
 // namespace and that namespace's inode.

@@ -259,6 +259,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	}
 	closeErr := src.Close()
 	printStats(env.stderr, res.Interfaces, src.Stats())
+	printHeaderMisses(env.stderr, res.Interfaces, src.Stats())
 	fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s)\n", res.Written, stopText(res.Reason))
 	if file != nil {
 		if cerr := file.Close(); cerr != nil && err == nil {
@@ -308,7 +309,11 @@ func printListening(w io.Writer, ifaces []pcapng.Interface) {
 	if len(ifaces) > 0 {
 		snap = ifaces[0].SnapLen
 	}
-	fmt.Fprintf(w, "bpfcap: capturing at %s, snapshot length %d bytes\n", strings.Join(names, ", "), snap)
+	at := strings.Join(names, ", ")
+	if lt := linkTypesText(ifaces); lt != "" {
+		at += ", " + lt
+	}
+	fmt.Fprintf(w, "bpfcap: capturing at %s, snapshot length %d bytes\n", at, snap)
 }
 
 // printStats writes one line per capture point (interfaces of the same
