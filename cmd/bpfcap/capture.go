@@ -49,6 +49,8 @@ type captureOptions struct {
 	Proto string
 	// Filter is the tcpdump expression: every other word, joined.
 	Filter string
+	// tcpdump holds tcpdump's flags (tcpdumpflags.go).
+	tcpdump tcpdumpOptions
 }
 
 // defaultSnaplen is bpfcap's snap length when -s/len is not given.
@@ -65,6 +67,7 @@ func addCaptureFlags(fs *pflag.FlagSet, o *captureOptions) {
 	fs.StringVarP(&o.User, "relinquish-privileges", "Z", "", "drop privileges to this `user` after attaching")
 	fs.IntVarP(&o.BufferSize, "buffer-size", "B", 0, "ring buffer size in `KiB` (default 8192)")
 	fs.BoolVar(&o.Perf, "perf", false, "use a perf buffer instead of the BPF ring buffer")
+	addTcpdumpFlags(fs, &o.tcpdump)
 }
 
 // captureKeywords are the bpftool-style keywords parseKeywords takes.
@@ -143,6 +146,9 @@ func keywordExample(kw string) string {
 
 // validate checks the flag values.
 func (o *captureOptions) validate() error {
+	if err := o.checkTcpdump(); err != nil {
+		return err
+	}
 	if o.Snaplen < 0 {
 		return fmt.Errorf("snaplen %d: want a positive number of bytes", o.Snaplen)
 	}
@@ -228,7 +234,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 			return fmt.Errorf("write %s: %w", o.WriteFile, err)
 		}
 		sink = w
-	case o.WriteFile == "-" || !isTerminal(env.stdout):
+	case o.WriteFile == "-" || (!isTerminal(env.stdout) && !o.tcpdump.Lines):
 		w, err := pcapng.NewWriter(env.stdout, pcapng.WriterOptions{Application: "bpfcap"})
 		if err != nil {
 			if isClosedPipe(err) {
@@ -238,7 +244,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 		}
 		sink = w
 	default:
-		sink = newSummaryPrinter(env.stdout, time.Local)
+		sink = o.linePrinter(env.stdout)
 	}
 
 	printListening(env.stderr, src.Interfaces())

@@ -21,6 +21,23 @@ type summaryPrinter struct {
 	w      *bufio.Writer
 	loc    *time.Location
 	ifaces []pcapng.Interface
+	opts   lineOptions
+	// n counts the packets printed; first and prev are the time stamps
+	// of the first and the previous one (-#, -ttt, -ttttt).
+	n           uint64
+	first, prev time.Time
+	// plain prints no capture point (files bpfcap did not write).
+	plain bool
+}
+
+// lineOptions are tcpdump's display flags of the line printer.
+type lineOptions struct {
+	// LinkHeader is -e: the link-level header before the decode.
+	LinkHeader bool
+	// Number is -#: the packet's number first.
+	Number bool
+	// Time is the count of -t (see tcpdumpOptions.Time).
+	Time int
 }
 
 func newSummaryPrinter(w io.Writer, loc *time.Location) *summaryPrinter {
@@ -36,14 +53,49 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 	var lt pcapng.LinkType
 	if p.Interface >= 0 && p.Interface < len(s.ifaces) {
 		lt = s.ifaces[p.Interface].LinkType
-		if p.Hook == "" { // name the hook as the pcapng comment does
+		if p.Hook == "" && !s.plain { // name the hook as the pcapng comment does
 			q := *p
 			q.Hook = s.ifaces[p.Interface].Name
 			p = &q
 		}
 	}
-	_, err := fmt.Fprintln(s.w, summaryLine(p, lt, s.loc))
+	s.n++
+	if s.n == 1 {
+		s.first, s.prev = p.Timestamp, p.Timestamp
+	}
+	line := summaryLineOpts(p, lt, s.loc, s.opts, s.timeText(p.Timestamp))
+	s.prev = p.Timestamp
+	if s.opts.Number {
+		line = fmt.Sprintf("%5d  ", s.n) + line
+	}
+	_, err := fmt.Fprintln(s.w, line)
 	return err
+}
+
+// timeText formats ts as tcpdump's -t flags do ("" for -t).
+func (s *summaryPrinter) timeText(ts time.Time) string {
+	switch s.opts.Time {
+	case 1:
+		return ""
+	case 2:
+		return fmt.Sprintf("%d.%09d", ts.Unix(), ts.Nanosecond())
+	case 3:
+		return deltaText(ts.Sub(s.prev))
+	case 4:
+		return ts.In(s.loc).Format("2006-01-02 15:04:05.000000000")
+	case 5:
+		return deltaText(ts.Sub(s.first))
+	}
+	return ts.In(s.loc).Format("15:04:05.000000000")
+}
+
+// deltaText formats a delta as tcpdump does (" 00:00:01.000250000").
+func deltaText(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	ns := int64(d)
+	return fmt.Sprintf(" %02d:%02d:%02d.%09d", ns/int64(time.Hour), ns/int64(time.Minute)%60, ns/int64(time.Second)%60, ns%int64(time.Second))
 }
 
 func (s *summaryPrinter) WriteStats(int, time.Time, time.Time, pcapng.InterfaceStats) error {
@@ -59,17 +111,30 @@ func (s *summaryPrinter) Flush() error { return s.w.Flush() }
 // where DECODE is tcpdump's view of the headers (IP, IP6, ARP, TCP, UDP,
 // ICMP) as far as the captured bytes go.
 func summaryLine(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location) string {
+	return summaryLineOpts(p, lt, loc, lineOptions{}, p.Timestamp.In(loc).Format("15:04:05.000000000"))
+}
+
+// summaryLineOpts is summaryLine with tcpdump's display flags and the
+// time stamp already formatted ("" for none).
+func summaryLineOpts(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location, opts lineOptions, ts string) string {
 	var b strings.Builder
-	b.WriteString(p.Timestamp.In(loc).Format("15:04:05.000000000"))
-	b.WriteByte(' ')
-	b.WriteString(p.Hook)
-	if d := p.Direction.String(); d != "" {
-		b.WriteString(" " + d)
+	if ts != "" {
+		b.WriteString(ts)
+		b.WriteByte(' ')
 	}
-	if p.Device != "" {
-		b.WriteString(" " + p.Device)
+	if p.Hook != "" {
+		b.WriteString(p.Hook)
+		if d := p.Direction.String(); d != "" {
+			b.WriteString(" " + d)
+		}
+		if p.Device != "" {
+			b.WriteString(" " + p.Device)
+		}
+		b.WriteString(": ")
 	}
-	b.WriteString(": ")
+	if opts.LinkHeader {
+		b.WriteString(linkHeaderText(p.Data, lt, p.WireLen))
+	}
 	b.WriteString(decodeSummary(p.Data, lt))
 	b.WriteString(" (" + strconv.Itoa(p.WireLen) + " bytes)")
 	if v := pcapng.VerdictName(p.VerdictType, p.Verdict); v != "" {
@@ -83,6 +148,12 @@ func summaryLine(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location) strin
 		if p.Comm != "" {
 			b.WriteString(" comm " + p.Comm)
 		}
+	}
+	if p.Flags&pcapng.HasNetns != 0 {
+		fmt.Fprintf(&b, " netns %d", p.Netns)
+	}
+	if p.Flags&pcapng.HasMark != 0 {
+		fmt.Fprintf(&b, " mark %#x", p.Mark)
 	}
 	if p.Flags&pcapng.HasPacketID != 0 {
 		fmt.Fprintf(&b, " id %#x", p.PacketID)
@@ -169,4 +240,38 @@ func arpSummary(a *layers.ARP) string {
 		return fmt.Sprintf("ARP, Reply %s is-at %s", spa, net.HardwareAddr(a.SourceHwAddress))
 	}
 	return fmt.Sprintf("ARP, operation %d", a.Operation)
+}
+
+// linkHeaderText is tcpdump -e's link-level part of a line:
+// "SRC > DST, ethertype IPv4 (0x0800), length N: " for Ethernet.
+func linkHeaderText(data []byte, lt pcapng.LinkType, wire int) string {
+	if lt != pcapng.LinkTypeEthernet || len(data) < 14 {
+		return ""
+	}
+	et := uint16(data[12])<<8 | uint16(data[13])
+	return fmt.Sprintf("%s > %s, ethertype %s (0x%04x), length %d: ",
+		net.HardwareAddr(data[6:12]), net.HardwareAddr(data[0:6]), etherTypeName(et), et, wire)
+}
+
+// etherTypeName names an EtherType as tcpdump does.
+func etherTypeName(et uint16) string {
+	switch et {
+	case 0x0800:
+		return "IPv4"
+	case 0x86dd:
+		return "IPv6"
+	case 0x0806:
+		return "ARP"
+	case 0x8100:
+		return "802.1Q"
+	case 0x88a8:
+		return "802.1Q-QinQ"
+	case 0x8035:
+		return "Reverse ARP"
+	case 0x88cc:
+		return "LLDP"
+	case 0x8847:
+		return "MPLS unicast"
+	}
+	return "Unknown"
 }

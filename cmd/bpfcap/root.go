@@ -33,7 +33,9 @@ Filters are tcpdump expressions, run in the kernel as eBPF. Output is pcapng
 		newTCCmd(env),
 		newProgCmd(env),
 		newExtcapCmd(env),
+		newReadCmd(env),
 	)
 	addPlatformCmds(root, env)
+	addRootFlags(root, env)
 	return root
 }

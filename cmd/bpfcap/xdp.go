@@ -57,6 +57,15 @@ up to the snap length; the filter sees the first buffer.`,
 				}
 				target, rest = args[1], args[2:]
 			}
+			switch o.tcpdump.Direction {
+			case "in", "inout":
+				o.tcpdump.directionUsed = true // XDP sees received packets only
+			case "out":
+				return errors.New("-Q out: XDP sees only the packets a device receives; for sent packets use bpfcap tc -i IF -Q out")
+			}
+			if devMode && target == "any" {
+				return errors.New("xdp dev any: XDP attaches to one device; for the packets of every device use bpfcap trace tp_btf:netif_receive_skb")
+			}
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
