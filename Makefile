@@ -5,6 +5,7 @@ GO        ?= go
 BIN       := bin/bpfcap
 # What `bpfcap --version` says (Go adds the commit from git by itself).
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Privileged tests run as root; -p 1 keeps packages from racing for the
 # kernel (netns, veths, pinned maps) and from loading programs in parallel.
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
@@ -23,7 +24,7 @@ deps:
 	@scripts/deps.sh
 
 build: deps
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bpfcap
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/bpfcap
 
 # Regenerate every BPF object from bpf/ (bpf2go lines live in gen.go).
 generate: deps
