@@ -12,8 +12,9 @@ var CommentKeys = []string{"hook", "verdict", "reason", "dev", "dir", "pid", "co
 // ParseComment reads the metadata a Writer wrote into a packet's
 // opt_comment back into p's fields (Hook, DropReason, Device, PID, Comm,
 // Netns, Mark; Direction when p has none) and returns the text that is
-// not metadata (a free-form comment, or "" ). A value runs up to the next
-// " key=" of a known key, so a comm may hold spaces. The verdict is left
+// not metadata (a free-form comment, or ""). A comm runs up to the next
+// " key=" of a known key, so it may hold spaces; other values end at a
+// space. The verdict is left
 // to epb_verdict; a comment that is not bpfcap's is returned whole.
 func ParseComment(c string, p *Packet) (rest string) {
 	fields := splitComment(c)
@@ -22,6 +23,14 @@ func ParseComment(c string, p *Packet) (rest string) {
 	}
 	var extra []string
 	for _, f := range fields {
+		// Only a comm may hold spaces: after another value, a space
+		// starts the free-form comment.
+		if f.key != "comm" && f.key != "" {
+			if v, more, ok := strings.Cut(f.val, " "); ok {
+				f.val = v
+				extra = append(extra, more)
+			}
+		}
 		switch f.key {
 		case "hook":
 			p.Hook = f.val
