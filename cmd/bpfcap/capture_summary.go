@@ -4,13 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 
 	"github.com/bpfcap/bpfcap/pcapng"
 )
@@ -26,6 +21,7 @@ type summaryPrinter struct {
 	// of the first and the previous one (-#, -ttt, -ttttt).
 	n           uint64
 	first, prev time.Time
+	dec         lineDecoder
 	// plain prints no capture point (files bpfcap did not write).
 	plain bool
 }
@@ -63,7 +59,8 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 	if s.n == 1 {
 		s.first, s.prev = p.Timestamp, p.Timestamp
 	}
-	line := summaryLineOpts(p, lt, s.loc, s.opts, s.timeText(p.Timestamp))
+	s.dec.LinkHeader = s.opts.LinkHeader
+	line := summaryLineOpts(p, lt, &s.dec, s.timeText(p.Timestamp))
 	s.prev = p.Timestamp
 	if s.opts.Number {
 		line = fmt.Sprintf("%5d  ", s.n) + line
@@ -106,17 +103,16 @@ func (s *summaryPrinter) Flush() error { return s.w.Flush() }
 
 // summaryLine formats p as one tcpdump-like line:
 //
-//	TIME HOOK [DIR] [DEV]: DECODE (WIRE bytes) [VERDICT] [REASON] [pid N comm C] [id 0xID]
+//	TIME HOOK [DIR] [DEV]: DECODE [VERDICT] [REASON] [pid N comm C] [netns N] [mark M] [id 0xID]
 //
-// where DECODE is tcpdump's view of the headers (IP, IP6, ARP, TCP, UDP,
-// ICMP) as far as the captured bytes go.
+// where DECODE is what tcpdump -n prints for the packet (lineDecoder).
 func summaryLine(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location) string {
-	return summaryLineOpts(p, lt, loc, lineOptions{}, p.Timestamp.In(loc).Format("15:04:05.000000000"))
+	return summaryLineOpts(p, lt, &lineDecoder{}, p.Timestamp.In(loc).Format("15:04:05.000000000"))
 }
 
-// summaryLineOpts is summaryLine with tcpdump's display flags and the
-// time stamp already formatted ("" for none).
-func summaryLineOpts(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location, opts lineOptions, ts string) string {
+// summaryLineOpts is summaryLine with a decoder (which keeps TCP state
+// and knows -e) and the time stamp already formatted ("" for none).
+func summaryLineOpts(p *pcapng.Packet, lt pcapng.LinkType, dec *lineDecoder, ts string) string {
 	var b strings.Builder
 	if ts != "" {
 		b.WriteString(ts)
@@ -132,11 +128,7 @@ func summaryLineOpts(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location, o
 		}
 		b.WriteString(": ")
 	}
-	if opts.LinkHeader {
-		b.WriteString(linkHeaderText(p.Data, lt, p.WireLen))
-	}
-	b.WriteString(decodeSummary(p.Data, lt))
-	b.WriteString(" (" + strconv.Itoa(p.WireLen) + " bytes)")
+	b.WriteString(dec.decode(p.Data, lt, p.WireLen))
 	if v := pcapng.VerdictName(p.VerdictType, p.Verdict); v != "" {
 		b.WriteString(" [" + v + "]")
 	}
@@ -159,98 +151,6 @@ func summaryLineOpts(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location, o
 		fmt.Fprintf(&b, " id %#x", p.PacketID)
 	}
 	return b.String()
-}
-
-// decodeSummary describes the headers in data, tcpdump style.
-func decodeSummary(data []byte, lt pcapng.LinkType) string {
-	pkt := gopacket.NewPacket(data, layers.LinkType(lt), gopacket.DecodeOptions{Lazy: true, NoCopy: true})
-	var (
-		src, dst string
-		ipDesc   string
-	)
-	for _, l := range pkt.Layers() {
-		switch l := l.(type) {
-		case *layers.ARP:
-			return arpSummary(l)
-		case *layers.IPv4:
-			ipDesc, src, dst = "IP", l.SrcIP.String(), l.DstIP.String()
-		case *layers.IPv6:
-			ipDesc, src, dst = "IP6", l.SrcIP.String(), l.DstIP.String()
-		case *layers.TCP:
-			return fmt.Sprintf("%s %s.%d > %s.%d: Flags [%s], seq %d, win %d, length %d", ipDesc, src, l.SrcPort, dst, l.DstPort, tcpFlags(l), l.Seq, l.Window, len(l.Payload))
-		case *layers.UDP:
-			return fmt.Sprintf("%s %s.%d > %s.%d: UDP, length %d", ipDesc, src, l.SrcPort, dst, l.DstPort, len(l.Payload))
-		case *layers.ICMPv4:
-			return fmt.Sprintf("%s %s > %s: ICMP %s", ipDesc, src, dst, icmp4Summary(l))
-		case *layers.ICMPv6:
-			return fmt.Sprintf("%s %s > %s: ICMP6 %s", ipDesc, src, dst, l.TypeCode.String())
-		}
-	}
-	if ipDesc != "" {
-		return ipDesc + " " + src + " > " + dst
-	}
-	if eth, ok := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); ok {
-		s := fmt.Sprintf("%s > %s, ethertype %#04x", eth.SrcMAC, eth.DstMAC, uint16(eth.EthernetType))
-		if pkt.ErrorLayer() != nil {
-			s += ", truncated"
-		}
-		return s
-	}
-	if el := pkt.ErrorLayer(); el != nil {
-		return "undecodable " + lt.String() + " packet"
-	}
-	return lt.String() + " packet"
-}
-
-func tcpFlags(t *layers.TCP) string {
-	var f []byte
-	for _, x := range []struct {
-		on bool
-		c  byte
-	}{{t.FIN, 'F'}, {t.SYN, 'S'}, {t.RST, 'R'}, {t.PSH, 'P'}, {t.URG, 'U'}, {t.ECE, 'E'}, {t.CWR, 'W'}} {
-		if x.on {
-			f = append(f, x.c)
-		}
-	}
-	if t.ACK {
-		f = append(f, '.')
-	}
-	if len(f) == 0 {
-		return "none"
-	}
-	return string(f)
-}
-
-func icmp4Summary(l *layers.ICMPv4) string {
-	switch l.TypeCode.Type() {
-	case layers.ICMPv4TypeEchoRequest:
-		return fmt.Sprintf("echo request, id %d, seq %d", l.Id, l.Seq)
-	case layers.ICMPv4TypeEchoReply:
-		return fmt.Sprintf("echo reply, id %d, seq %d", l.Id, l.Seq)
-	}
-	return l.TypeCode.String()
-}
-
-func arpSummary(a *layers.ARP) string {
-	spa, tpa := net.IP(a.SourceProtAddress), net.IP(a.DstProtAddress)
-	switch a.Operation {
-	case layers.ARPRequest:
-		return fmt.Sprintf("ARP, Request who-has %s tell %s", tpa, spa)
-	case layers.ARPReply:
-		return fmt.Sprintf("ARP, Reply %s is-at %s", spa, net.HardwareAddr(a.SourceHwAddress))
-	}
-	return fmt.Sprintf("ARP, operation %d", a.Operation)
-}
-
-// linkHeaderText is tcpdump -e's link-level part of a line:
-// "SRC > DST, ethertype IPv4 (0x0800), length N: " for Ethernet.
-func linkHeaderText(data []byte, lt pcapng.LinkType, wire int) string {
-	if lt != pcapng.LinkTypeEthernet || len(data) < 14 {
-		return ""
-	}
-	et := uint16(data[12])<<8 | uint16(data[13])
-	return fmt.Sprintf("%s > %s, ethertype %s (0x%04x), length %d: ",
-		net.HardwareAddr(data[6:12]), net.HardwareAddr(data[0:6]), etherTypeName(et), et, wire)
 }
 
 // etherTypeName names an EtherType as tcpdump does.

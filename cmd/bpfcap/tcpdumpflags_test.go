@@ -210,7 +210,7 @@ func TestReadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	want := "12:00:00.000000005 tp_btf:kfree_skb in veth0: IP 10.0.0.1.5353 > 10.0.0.2.53: UDP, length 4 (60 bytes) [NETFILTER_DROP] pid 42 comm Web Content netns 4026531840 mark 0x10\n"
+	want := "12:00:00.000000005 tp_btf:kfree_skb in veth0: IP 10.0.0.1.5353 > 10.0.0.2.53: UDP, length 4 [NETFILTER_DROP] pid 42 comm Web Content netns 4026531840 mark 0x10\n"
 	for _, args := range [][]string{{"read", path}, {"-r", path}, {"read", path, "udp port 53"}} {
 		out, _, err := runCLI(args...)
 		if err != nil {
