@@ -34,6 +34,8 @@ type lineOptions struct {
 	Number bool
 	// Time is the count of -t (see tcpdumpOptions.Time).
 	Time int
+	// Dump is -x, -X, -A: the packet's data after its line.
+	Dump dumpOptions
 }
 
 func newSummaryPrinter(w io.Writer, loc *time.Location) *summaryPrinter {
@@ -64,6 +66,12 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 	s.prev = p.Timestamp
 	if s.opts.Number {
 		line = fmt.Sprintf("%5d  ", s.n) + line
+	}
+	if s.opts.Dump != (dumpOptions{}) {
+		var b strings.Builder
+		b.WriteString(line)
+		s.opts.Dump.dump(&b, p.Data, lt)
+		line = b.String()
 	}
 	_, err := fmt.Fprintln(s.w, line)
 	return err

@@ -160,6 +160,11 @@ func writeDecodePcap(t *testing.T, frames []decodeFrame) string {
 
 // decodeLines is the decoder's text for every frame of the corpus.
 func decodeLines(frames []decodeFrame, linkHeader bool) string {
+	return decodeDumpLines(frames, linkHeader, dumpOptions{})
+}
+
+// decodeDumpLines is decodeLines with payload dumps.
+func decodeDumpLines(frames []decodeFrame, linkHeader bool, dump dumpOptions) string {
 	d := &lineDecoder{LinkHeader: linkHeader}
 	var b strings.Builder
 	for _, fr := range frames {
@@ -167,9 +172,42 @@ func decodeLines(frames []decodeFrame, linkHeader bool) string {
 		if fr.snap > 0 {
 			data = data[:fr.snap]
 		}
-		b.WriteString(d.decode(data, pcapng.LinkTypeEthernet, len(fr.data)) + "\n")
+		b.WriteString(d.decode(data, pcapng.LinkTypeEthernet, len(fr.data)))
+		dump.dump(&b, data, pcapng.LinkTypeEthernet)
+		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// TestDecodeHostTcpdumpDumps: -x, -xx, -X, -XX and -A print what tcpdump
+// prints after each line, on the same frames.
+func TestDecodeHostTcpdumpDumps(t *testing.T) {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Fatalf("host test needs tcpdump: %v", err)
+	}
+	frames := decodeCorpus(t)
+	path := writeDecodePcap(t, frames)
+	for _, tc := range []struct {
+		flag string
+		dump dumpOptions
+	}{
+		{"-x", dumpOptions{Hex: 1}}, {"-xx", dumpOptions{Hex: 2}}, {"-X", dumpOptions{HexASCII: 1}},
+		{"-XX", dumpOptions{HexASCII: 2}}, {"-A", dumpOptions{ASCII: 1}}, {"-AA", dumpOptions{ASCII: 2}},
+	} {
+		cmd := exec.Command("tcpdump", "-n", "-t", tc.flag, "-r", path)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tcpdump %s: %v\n%s", tc.flag, err, stderr.String())
+		}
+		if tc.dump.ASCII > 0 {
+			// tcpdump adds its hex dump of an unknown EtherType's
+			// payload before -A's text; a bpfcap line does not.
+			out = oneLinePerPacket(out)
+		}
+		compareLines(t, "tcpdump "+tc.flag, decodeDumpLines(frames, false, tc.dump), string(out))
+	}
 }
 
 // TestDecodeGolden: the decoder's lines match the golden files, which are

@@ -45,7 +45,7 @@ only the packets it matches (libpcap's semantics, run in userspace).
 			if err := td.check(); err != nil {
 				return err
 			}
-			ro.lines = lineOptions{LinkHeader: td.LinkHeader, Number: td.Number, Time: td.Time}
+			ro.lines = td.lineOptions()
 			return runRead(env, args[0], strings.Join(args[1:], " "), ro)
 		},
 	}

@@ -73,7 +73,7 @@ func addRootFlags(root *cobra.Command, env *cliEnv) {
 			return errors.New("-l: bpfcap captures with a command first: bpfcap tc -i IF -l | grep ...")
 		}
 		if rf.read != "" {
-			ro := readOptions{Count: rf.count, lines: lineOptions{LinkHeader: rf.td.LinkHeader, Number: rf.td.Number, Time: rf.td.Time}}
+			ro := readOptions{Count: rf.count, lines: rf.td.lineOptions()}
 			return runRead(env, rf.read, strings.Join(args, " "), ro)
 		}
 		return cmd.Help()

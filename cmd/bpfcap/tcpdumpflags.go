@@ -25,6 +25,8 @@ type tcpdumpOptions struct {
 	// epoch, 3 delta from the previous packet, 4 date and time of day, 5
 	// delta from the first packet.
 	Time int
+	// Dump is -x, -X and -A (and -xx, -XX, -AA).
+	Dump dumpOptions
 	// Direction is -Q in|out|inout (tc: the directions; xdp: in only).
 	Direction string
 	// directionUsed says the command took Direction into account.
@@ -56,9 +58,6 @@ func pipeTo(flag string) string {
 // not already take (-c, -i, -s, -w, -B, -Z, -v, -h are bpfcap's own;
 // -n, -e, -l, -#, -t, -Q are in tcpdumpOptions).
 var tcpdumpFlags = []tcpdumpFlag{
-	{short: "A", long: "tcpdump-A", refuse: "-A: payload dumps are not in bpfcap's lines yet; " + pipeTo("-A")},
-	{short: "x", long: "tcpdump-x", refuse: "-x: payload dumps are not in bpfcap's lines yet; " + pipeTo("-x")},
-	{short: "X", long: "tcpdump-X", refuse: "-X: payload dumps are not in bpfcap's lines yet; " + pipeTo("-X")},
 	{short: "b", long: "tcpdump-b", refuse: "-b: BGP decoding is tcpdump's; " + pipeTo("-b")},
 	{short: "C", long: "tcpdump-C", arg: "size", refuse: "-C: bpfcap writes one file; rotate with tcpdump: bpfcap COMMAND ... | tcpdump -r - -w FILE -C SIZE"},
 	{short: "G", long: "tcpdump-G", arg: "seconds", refuse: "-G: bpfcap writes one file; rotate with tcpdump: bpfcap COMMAND ... | tcpdump -r - -w FILE -G SECONDS"},
@@ -112,6 +111,9 @@ func addTcpdumpFlags(fs *pflag.FlagSet, t *tcpdumpOptions) {
 	fs.BoolVarP(&t.Lines, "line-buffered", "l", false, "print one line per packet even when stdout is not a terminal (e.g. | grep)")
 	fs.BoolVarP(&t.Number, "number", "#", false, "print a packet number at the beginning of each line")
 	fs.CountVarP(&t.Time, "time", "t", "-t: no time stamp; -tt: seconds since 1970; -ttt: delta from the previous packet; -tttt: date and time; -ttttt: delta from the first packet")
+	fs.CountVarP(&t.Dump.Hex, "hex", "x", "print each packet's data in hex after its line (-xx: with the link-level header)")
+	fs.CountVarP(&t.Dump.HexASCII, "hex-ascii", "X", "print each packet's data in hex and ASCII after its line (-XX: with the link-level header)")
+	fs.CountVarP(&t.Dump.ASCII, "ascii", "A", "print each packet's data in ASCII after its line (-AA: with the link-level header)")
 	fs.StringVarP(&t.Direction, "direction", "Q", "", "direction `in|out|inout` (tc: the directions to capture; xdp: in)")
 	for _, f := range tcpdumpFlags {
 		if fs.Lookup(f.long) != nil || (f.short != "" && fs.ShorthandLookup(f.short) != nil) {
@@ -177,7 +179,7 @@ func (o *captureOptions) checkTcpdump() error {
 // linePrinter returns the one-line-per-packet sink with the display flags.
 func (o *captureOptions) linePrinter(w io.Writer) *summaryPrinter {
 	s := newSummaryPrinter(w, time.Local)
-	s.opts = lineOptions{LinkHeader: o.tcpdump.LinkHeader, Number: o.tcpdump.Number, Time: o.tcpdump.Time}
+	s.opts = o.tcpdump.lineOptions()
 	return s
 }
 
@@ -187,4 +189,9 @@ func commandWords(fsName string) string {
 		return "bpfcap trace|tc|xdp|prog"
 	}
 	return "bpfcap " + fsName
+}
+
+// lineOptions returns the display flags of the line printer.
+func (t *tcpdumpOptions) lineOptions() lineOptions {
+	return lineOptions{LinkHeader: t.LinkHeader, Number: t.Number, Time: t.Time, Dump: t.Dump}
 }

@@ -38,6 +38,7 @@ func TestFlagsTcpdumpTable(t *testing.T) {
 		{"-i", "any"}, {"--interface", "any"}, {"-c", "5"}, {"--count", "5"}, {"-s", "96"}, {"--snapshot-length", "96"},
 		{"-B", "1024"}, {"--buffer-size", "1024"}, {"-w", "/nonexistent/x"}, {"-Z", "nobody"},
 		{"--relinquish-privileges", "nobody"}, {"-v"}, {"-vv"}, {"-vvv"},
+		{"-x"}, {"-xx"}, {"-X"}, {"-XX"}, {"-A"}, {"-AA"},
 	}
 	for _, w := range works {
 		_, _, err := runCLI(append([]string{"trace", hook}, w...)...)
@@ -53,12 +54,7 @@ func TestFlagsTcpdumpTable(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-A"}, "| tcpdump -nr - -A"},
-		{[]string{"-x"}, "| tcpdump -nr - -x"},
-		{[]string{"-xx"}, "| tcpdump -nr - -x"},
-		{[]string{"-X"}, "| tcpdump -nr - -X"},
-		{[]string{"-XX"}, "| tcpdump -nr - -X"},
-		{[]string{"-b"}, "| tcpdump -nr - -b"},
+		{[]string{"-b"}, "bpfcap trace ... | tcpdump -nr - -b"},
 		{[]string{"-C", "100"}, "bpfcap trace ... | tcpdump -r - -w FILE -C SIZE"},
 		{[]string{"-G", "60"}, "| tcpdump -r - -w FILE -G SECONDS"},
 		{[]string{"-W", "3"}, "| tcpdump -r - -w FILE -C SIZE -W COUNT"},
