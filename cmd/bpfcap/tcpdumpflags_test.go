@@ -121,6 +121,8 @@ func TestFlagsTcpdumpDevice(t *testing.T) {
 		{[]string{"xdp", "dev", "any"}, "bpfcap trace tp_btf:netif_receive_skb", ""},
 		{[]string{"xdp", "dev", "nosuchdev0", "-Q", "out"}, "bpfcap tc -i IF -Q out", ""},
 		{[]string{"xdp", "/nonexistent/pin", "-Q", "in"}, "/nonexistent/pin", "-Q"},
+		{[]string{"xdp", "-i", "nosuchdev0", "icmp"}, "nosuchdev0", "pin"},
+		{[]string{"xdp"}, "xdp needs a hook pin or a device", ""},
 		{[]string{"trace", "kprobe:no_such_function_xyz", "-i", "any"}, "", "any"},
 		{[]string{"-i", "eth0"}, "bpfcap tc -i IF", ""},
 		{[]string{"-w", "x"}, "captures with a command first", ""},
