@@ -210,6 +210,14 @@ func TestHabitHostTcpdumpReadsTrace(t *testing.T) {
 			}
 		})
 	}
+	// -l: lines, not pcapng, into a pipe (tcpdump -l's spirit).
+	t.Run("-l into grep", func(t *testing.T) {
+		cmd := exec.CommandContext(ctx, "sh", "-c", bin+" trace tp_btf:kfree_skb -l -c 3 'udp port 6612' 2>/dev/null | grep -c 'NO_SOCKET'")
+		out, err := cmd.Output()
+		if err != nil || strings.TrimSpace(string(out)) != "3" {
+			t.Errorf("grep counted %q lines with NO_SOCKET (%v), want 3", out, err)
+		}
+	})
 }
 
 // sendUDPQuiet sends one datagram from the host end's namespace and
