@@ -34,6 +34,9 @@ type Target struct {
 	// Note is one line for stderr saying what was attached instead of
 	// what was asked for and why; empty when the spec attached as written.
 	Note string
+	// Short is Note without the why: "kprobe:kfree_skb: attached
+	// tp_btf:kfree_skb:arg1".
+	Short string
 }
 
 // String returns the spec of what is attached, e.g. "tp_btf:kfree_skb:arg1".
@@ -225,7 +228,8 @@ func (r *Resolver) withNote(t *Target, why []string) *Target {
 	if len(why) == 0 {
 		return t
 	}
-	t.Note = fmt.Sprintf("%s: attached %s (%s)", t.Spec, t, strings.Join(why, "; "))
+	t.Short = fmt.Sprintf("%s: attached %s", t.Spec, t)
+	t.Note = fmt.Sprintf("%s (%s)", t.Short, strings.Join(why, "; "))
 	return t
 }
 

@@ -41,6 +41,10 @@ type Options struct {
 	// Notices receives one line per hook that was attached other than as
 	// written (renames, fallbacks), and other notices (nil: discarded).
 	Notices io.Writer
+	// Verbose says why in the attach notices (the reasons each preferred
+	// kind of hook was not used); otherwise a notice is one short line
+	// and the why is in the interface description.
+	Verbose bool
 }
 
 // protoHeaders maps the `proto` keywords a tracing hook supports to the
@@ -188,7 +192,11 @@ func Open(opts Options) (*Source, error) {
 			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
 		if t.Note != "" && opts.Notices != nil {
-			fmt.Fprintf(opts.Notices, "bpfcap: %s\n", t.Note)
+			if opts.Verbose || t.Short == "" {
+				fmt.Fprintf(opts.Notices, "bpfcap: %s\n", t.Note)
+			} else {
+				fmt.Fprintf(opts.Notices, "bpfcap: %s (-v: why)\n", t.Short)
+			}
 		}
 	}
 	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{

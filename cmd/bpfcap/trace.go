@@ -66,6 +66,7 @@ true one.`,
 					Device:  o.Device,
 					Ring:    o.ringOptions(env.stderr),
 					Notices: env.stderr,
+					Verbose: o.Verbose,
 				})
 				if err != nil {
 					return nil, err
