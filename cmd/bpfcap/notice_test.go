@@ -37,3 +37,32 @@ func TestHabitFallbackNoticeShort(t *testing.T) {
 		}
 	}
 }
+
+// TestHabitGuidance: the mistakes of issue 17 (6) get a way out, not a
+// libpcap or translator error. The hook names need the kernel's BTF.
+func TestHabitGuidance(t *testing.T) {
+	testutils.RequireRoot(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trace", "tp_btf:kfree_skb", "tcp port 1", "proto", "ip"}, "proto ip after the filter: keywords come before it: ... proto ip 'tcp port 1'"},
+		{[]string{"trace", "tp_btf:kfree_skb", "udp", "dev", "eth0"}, "dev eth0 after the filter"},
+		{[]string{"tc", "dev", "lo", "ingres"}, `"ingres": did you mean ingress?`},
+		{[]string{"trace", "tp_btf:kfree_skbb"}, "did you mean tp_btf:kfree_skb?"},
+		{[]string{"trace", "kprobe:ip_rvc"}, "did you mean kprobe:ip_rcv?"},
+		{[]string{"trace", "kprobes:kfree_skb"}, `unknown hook kind "kprobes", did you mean kprobe?`},
+	} {
+		_, _, err := runCLI(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	// A filter that uses proto itself is left alone.
+	if err := trailingKeyword("ip proto 6"); err != nil {
+		t.Errorf("ip proto 6: %v", err)
+	}
+	if err := trailingKeyword("ip6 proto ip"); err != nil {
+		t.Errorf("ip6 proto ip: %v", err)
+	}
+}

@@ -54,6 +54,8 @@ The filter sees the packet's linear part.`,
 			if len(rest) > 0 {
 				if d, err := tccap.ParseDirections(rest[0]); err == nil && rest[0] != "" {
 					dirs, rest, dirGiven = d, rest[1:], true
+				} else if near := nearWord(rest[0], "ingress", "egress", "both"); near != "" {
+					return fmt.Errorf("%q: did you mean %s? (the direction is ingress, egress or both)", rest[0], near)
 				}
 			}
 			if q := o.tcpdump.Direction; q != "" {

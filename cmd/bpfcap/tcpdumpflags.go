@@ -173,7 +173,66 @@ func (o *captureOptions) checkTcpdump() error {
 	if o.Device == "any" {
 		o.Device = ""
 	}
+	if err := trailingKeyword(o.Filter); err != nil {
+		return err
+	}
 	return o.tcpdump.check()
+}
+
+// trailingKeyword refuses a bpftool-style keyword written after the
+// filter expression (`'tcp port 1' proto ip`), which libpcap would only
+// call a syntax error. `proto` counts only with a value libpcap's own
+// `proto` does not take (eth, ip4, ...), and `len` only with a bare number.
+func trailingKeyword(filter string) error {
+	words := strings.Fields(filter)
+	for i := 1; i+1 < len(words); i++ {
+		kw, val := words[i], words[i+1]
+		bad := false
+		switch kw {
+		case "proto":
+			bad = (val == "eth" || val == "ip4" || val == "ip6" || val == "ieee802_11" || val == "auto") ||
+				(val == "ip" && i+2 == len(words) && words[i-1] != "ip" && words[i-1] != "ip6")
+		case "dev", "pages", "data_out":
+			bad = true
+		case "len":
+			bad = isNumber(val) && i+2 == len(words)
+		}
+		if bad {
+			return fmt.Errorf("%s %s after the filter: keywords come before it: ... %s %s '%s'", kw, val, kw, val, strings.Join(words[:i], " "))
+		}
+	}
+	return nil
+}
+
+// nearWord returns the word of words within two edits of w, if any.
+func nearWord(w string, words ...string) string {
+	for _, c := range words {
+		if w != c && levenshtein(w, c) <= 2 {
+			return c
+		}
+	}
+	return ""
+}
+
+// levenshtein is the edit distance of two short words.
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // linePrinter returns the one-line-per-packet sink with the display flags.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +71,7 @@ true one.`,
 					Verbose: o.Verbose,
 				})
 				if err != nil {
-					return nil, err
+					return nil, didYouMean(err)
 				}
 				return src, nil
 			}
@@ -105,4 +107,21 @@ func splitHooks(args []string) (hooks, rest []string, err error) {
 		return nil, nil, fmt.Errorf("trace needs a hook, e.g. kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
 	}
 	return args[:i], args[i:], nil
+}
+
+// didYouMean adds the closest hook points to an error about one the
+// kernel does not have.
+func didYouMean(err error) error {
+	var nf *probe.NotFoundError
+	if !errors.As(err, &nf) {
+		return err
+	}
+	r, rerr := probe.NewResolver()
+	if rerr != nil {
+		return err
+	}
+	if s := r.Similar(nf.Spec, 3); len(s) > 0 {
+		return fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or "))
+	}
+	return err
 }
