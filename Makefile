@@ -16,7 +16,7 @@ TEST_TARGETS :=
 .DEFAULT_GOAL := all
 include $(wildcard mk/*.mk)
 
-.PHONY: all deps build generate generate-check vet fmt-check unit test demo clean
+.PHONY: all deps build man generate generate-check vet fmt-check unit test demo clean
 
 all: build
 
@@ -25,6 +25,10 @@ deps:
 
 build: deps
 	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/bpfcap
+
+# The manual page, generated from the commands: man -l bin/bpfcap.1
+man: build
+	$(BIN) man > bin/bpfcap.1
 
 # Regenerate every BPF object from bpf/ (bpf2go lines live in gen.go).
 generate: deps

@@ -38,5 +38,6 @@ Filters are tcpdump expressions, run in the kernel as eBPF. Output is pcapng
 	addPlatformCmds(root, env)
 	addRootFlags(root, env)
 	addCompletions(root)
+	root.AddCommand(newManCmd(root, env))
 	return root
 }
