@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,10 +129,12 @@ func summaryLineOpts(p *pcapng.Packet, lt pcapng.LinkType, dec *lineDecoder, ts 
 	}
 	if p.Hook != "" {
 		b.WriteString(p.Hook)
-		if d := p.Direction.String(); d != "" {
+		// Say the direction and device once: a tc hook's name has both.
+		parts := strings.Split(p.Hook, ":")
+		if d := p.Direction.String(); d != "" && !slices.Contains(parts, map[string]string{"in": "ingress", "out": "egress"}[d]) {
 			b.WriteString(" " + d)
 		}
-		if p.Device != "" {
+		if p.Device != "" && !slices.Contains(parts, p.Device) {
 			b.WriteString(" " + p.Device)
 		}
 		b.WriteString(": ")

@@ -165,7 +165,7 @@ func isZero(b []byte) bool {
 // ip decodes an IPv4 or IPv6 packet.
 func (d *lineDecoder) ip(b *strings.Builder, data []byte, wire int) {
 	if len(data) < 1 {
-		b.WriteString("[|ip]")
+		b.WriteString("IP  [|ip]")
 		return
 	}
 	switch data[0] >> 4 {
@@ -183,7 +183,7 @@ func (d *lineDecoder) ip4(b *strings.Builder, data []byte) {
 		b.WriteString("IP ")
 	}
 	if len(data) < 20 {
-		b.WriteString("[|ip]")
+		b.WriteString(" [|ip]")
 		return
 	}
 	ihl := int(data[0]&0xf) * 4
@@ -210,7 +210,7 @@ func (d *lineDecoder) ip6(b *strings.Builder, data []byte) {
 		b.WriteString("IP6 ")
 	}
 	if len(data) < 40 {
-		b.WriteString("[|ip6]")
+		b.WriteString(" [|ip6]")
 		return
 	}
 	plen := int(binary.BigEndian.Uint16(data[4:]))
@@ -272,7 +272,12 @@ var tcpFlagChars = []struct {
 
 func (d *lineDecoder) tcpSeg(b *strings.Builder, src, dst netip.Addr, data []byte, length int) {
 	if len(data) < 20 {
-		fmt.Fprintf(b, "%s > %s: [|tcp]", src, dst)
+		// tcpdump names the ports when it has them.
+		if len(data) >= 4 {
+			fmt.Fprintf(b, "%s.%d > %s.%d:  [|tcp]", src, binary.BigEndian.Uint16(data), dst, binary.BigEndian.Uint16(data[2:]))
+		} else {
+			fmt.Fprintf(b, "%s > %s:  [|tcp]", src, dst)
+		}
 		return
 	}
 	sport, dport := binary.BigEndian.Uint16(data), binary.BigEndian.Uint16(data[2:])

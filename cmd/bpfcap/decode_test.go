@@ -129,6 +129,9 @@ func decodeCorpus(t *testing.T) []decodeFrame {
 	add(0, eth(layers.EthernetTypeIPv4, mac1, mac2), withOpts,
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 8, Seq: 2}, gopacket.Payload(make([]byte, 8)))
 	add(0, eth(layers.EthernetType(0x88b5), mac1, mac2), gopacket.Payload(make([]byte, 46)))
+	// Cut short by the snap length: in the IP header, in the TCP header.
+	tcp(a, b, 40004, 33336, 1, 0, "S", nil, nil, 20)
+	tcp(a, b, 40004, 33336, 1, 0, "S", nil, nil, 44)
 	return frames
 }
 
