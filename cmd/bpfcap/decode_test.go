@@ -290,3 +290,64 @@ func oneLinePerPacket(out []byte) []byte {
 	}
 	return []byte(strings.Join(keep, ""))
 }
+
+// TestDecodeHostTcpdumpRawSLL: the IP frames of the corpus as raw IP
+// (proto ip on one hook) and as Linux cooked captures (proto ip on
+// several hooks) read the same in bpfcap's lines as in tcpdump -n.
+func TestDecodeHostTcpdumpRawSLL(t *testing.T) {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Fatalf("host test needs tcpdump: %v", err)
+	}
+	var ips [][]byte
+	for _, fr := range decodeCorpus(t) {
+		et := uint16(fr.data[12])<<8 | uint16(fr.data[13])
+		if et != 0x0800 && et != 0x86dd || fr.snap != 0 {
+			continue
+		}
+		ips = append(ips, fr.data[14:])
+	}
+	for _, tc := range []struct {
+		lt     layers.LinkType
+		plt    pcapng.LinkType
+		header func(ip []byte) []byte
+	}{
+		{layers.LinkTypeRaw, pcapng.LinkTypeRaw, func([]byte) []byte { return nil }},
+		{layers.LinkTypeLinuxSLL, pcapng.LinkTypeLinuxSLL, func(ip []byte) []byte {
+			// As hook.Source writes it: outgoing, ARPHRD_NONE, no address.
+			et := []byte{0x08, 0x00}
+			if ip[0]>>4 == 6 {
+				et = []byte{0x86, 0xdd}
+			}
+			return append([]byte{0, 4, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, et...)
+		}},
+	} {
+		path := filepath.Join(t.TempDir(), "ip.pcap")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := pcapgo.NewWriterNanos(f)
+		if err := w.WriteFileHeader(65536, tc.lt); err != nil {
+			t.Fatal(err)
+		}
+		d := &lineDecoder{}
+		var want strings.Builder
+		for i, ip := range ips {
+			data := append(tc.header(ip), ip...)
+			ci := gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(data), Length: len(data)}
+			if err := w.WritePacket(ci, data); err != nil {
+				t.Fatal(err)
+			}
+			want.WriteString(d.decode(data, tc.plt, len(data)) + "\n")
+		}
+		f.Close()
+		cmd := exec.Command("tcpdump", "-n", "-t", "-r", path)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tcpdump: %v\n%s", err, stderr.String())
+		}
+		compareLines(t, "tcpdump -n on "+tc.plt.String(), want.String(), string(out))
+	}
+}
