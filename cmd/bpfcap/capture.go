@@ -63,7 +63,7 @@ func addCaptureFlags(fs *pflag.FlagSet, o *captureOptions) {
 	fs.IntVarP(&o.Snaplen, "snaplen", "s", 0, "capture at most this many `bytes` per packet (default 65536)")
 	fs.StringVarP(&o.Device, "interface", "i", "", "capture only packets on this `device`")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (e.g. 10s)")
-	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "print statistics every few seconds on stderr")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "more detail in lines, as tcpdump -v (IP header, checksums); statistics every few seconds on stderr")
 	fs.StringVarP(&o.User, "relinquish-privileges", "Z", "", "drop privileges to this `user` after attaching")
 	fs.IntVarP(&o.BufferSize, "buffer-size", "B", 0, "ring buffer size in `KiB` (default 8192)")
 	fs.BoolVar(&o.Perf, "perf", false, "use a perf buffer instead of the BPF ring buffer")

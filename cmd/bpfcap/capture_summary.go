@@ -37,6 +37,8 @@ type lineOptions struct {
 	Time int
 	// Dump is -x, -X, -A: the packet's data after its line.
 	Dump dumpOptions
+	// Verbose is -v: tcpdump -v's detail (IP header, checksums).
+	Verbose bool
 }
 
 func newSummaryPrinter(w io.Writer, loc *time.Location) *summaryPrinter {
@@ -62,7 +64,7 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 	if s.n == 1 {
 		s.first, s.prev = p.Timestamp, p.Timestamp
 	}
-	s.dec.LinkHeader = s.opts.LinkHeader
+	s.dec.LinkHeader, s.dec.Verbose = s.opts.LinkHeader, s.opts.Verbose
 	line := summaryLineOpts(p, lt, &s.dec, s.timeText(p.Timestamp))
 	s.prev = p.Timestamp
 	if s.opts.Number {

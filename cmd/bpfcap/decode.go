@@ -21,6 +21,9 @@ type lineDecoder struct {
 	LinkHeader bool
 	// Absolute is -S: absolute TCP sequence numbers.
 	Absolute bool
+	// Verbose is -v: IP header fields, checksums, the packet an ICMP
+	// error quotes; an IPv4 packet then takes two lines, as in tcpdump.
+	Verbose bool
 
 	tcp map[tcpFlow]tcpBase
 }
@@ -130,6 +133,9 @@ func (d *lineDecoder) arp(b *strings.Builder, data []byte, wire int) {
 	}
 	hln, pln := int(data[4]), int(data[5])
 	op := binary.BigEndian.Uint16(data[6:])
+	if d.Verbose && binary.BigEndian.Uint16(data) == 1 && binary.BigEndian.Uint16(data[2:]) == 0x0800 {
+		fmt.Fprintf(b, "Ethernet (len %d), IPv4 (len %d), ", hln, pln)
+	}
 	if len(data) < 8+2*hln+2*pln || pln != 4 {
 		fmt.Fprintf(b, "[|ARP]")
 		return
@@ -197,6 +203,9 @@ func (d *lineDecoder) ip4(b *strings.Builder, data []byte) {
 		return
 	}
 	payload := data[min(ihl, len(data)):min(total, len(data))]
+	if d.Verbose {
+		d.ip4Header(b, data, ihl, total, off, proto)
+	}
 	if off&0x1fff != 0 {
 		// Not the first fragment: tcpdump names the protocol only.
 		fmt.Fprintf(b, "%s > %s: ip-proto-%d", src, dst, proto)
@@ -217,6 +226,17 @@ func (d *lineDecoder) ip6(b *strings.Builder, data []byte) {
 	src, _ := netip.AddrFromSlice(data[8:24])
 	dst, _ := netip.AddrFromSlice(data[24:40])
 	payload := data[40:min(40+plen, len(data))]
+	if d.Verbose {
+		flow := binary.BigEndian.Uint32(data)
+		b.WriteString("(")
+		if flow&0x0ff00000 != 0 {
+			fmt.Fprintf(b, "class 0x%02x, ", flow>>20&0xff)
+		}
+		if flow&0x000fffff != 0 {
+			fmt.Fprintf(b, "flowlabel 0x%05x, ", flow&0xfffff)
+		}
+		fmt.Fprintf(b, "hlim %d, next-header %s (%d) payload length: %d) ", data[7], ipProtoUpper(data[6]), data[6], plen)
+	}
 	d.transport(b, data[6], src, dst, payload, plen)
 }
 
@@ -231,13 +251,36 @@ func (d *lineDecoder) transport(b *strings.Builder, proto byte, src, dst netip.A
 			return
 		}
 		ulen := int(binary.BigEndian.Uint16(data[4:]))
-		fmt.Fprintf(b, "%s.%d > %s.%d: UDP, length %d", src, binary.BigEndian.Uint16(data), dst, binary.BigEndian.Uint16(data[2:]), ulen-8)
+		fmt.Fprintf(b, "%s.%d > %s.%d: ", src, binary.BigEndian.Uint16(data), dst, binary.BigEndian.Uint16(data[2:]))
+		if d.Verbose && src.Is6() && len(data) >= ulen && ulen >= 8 {
+			// tcpdump checks UDP sums with -v on IPv6 only (-vv on IPv4).
+			if transportSum(src, dst, 17, data[:ulen]) == 0 {
+				b.WriteString("[udp sum ok] ")
+			} else {
+				fmt.Fprintf(b, "[bad udp cksum 0x%04x -> 0x%04x!] ", binary.BigEndian.Uint16(data[6:]), correctSum(src, dst, 17, data[:ulen], 6))
+			}
+		}
+		fmt.Fprintf(b, "UDP, length %d", ulen-8)
 	case 1:
 		fmt.Fprintf(b, "%s > %s: ICMP ", src, dst)
 		icmp4(b, data, length)
+		if d.Verbose && len(data) >= 8+20 && (data[0] == 3 || data[0] == 11) {
+			// tcpdump -v decodes the packet an ICMP error quotes.
+			b.WriteString("\n\t")
+			inner := &lineDecoder{Verbose: true, Absolute: true, LinkHeader: d.LinkHeader}
+			inner.ip4(b, data[8:])
+		}
 	case 58:
-		fmt.Fprintf(b, "%s > %s: ICMP6, ", src, dst)
-		icmp6(b, data, length)
+		fmt.Fprintf(b, "%s > %s: ", src, dst)
+		if d.Verbose && len(data) >= length {
+			if transportSum(src, dst, 58, data[:length]) == 0 {
+				b.WriteString("[icmp6 sum ok] ")
+			} else {
+				b.WriteString("[bad icmp6 cksum] ")
+			}
+		}
+		b.WriteString("ICMP6, ")
+		icmp6(b, data, length, !d.Verbose)
 	default:
 		fmt.Fprintf(b, "%s > %s: %s, length %d", src, dst, ipProtoName(proto), length)
 	}
@@ -301,6 +344,14 @@ func (d *lineDecoder) tcpSeg(b *strings.Builder, src, dst netip.Addr, data []byt
 	if hlen < 20 {
 		fmt.Fprintf(b, ", bad hdr length %d - too short, < 20", hlen)
 		return
+	}
+	if d.Verbose && len(data) >= length {
+		ck := binary.BigEndian.Uint16(data[16:])
+		if transportSum(src, dst, 6, data[:length]) == 0 {
+			fmt.Fprintf(b, ", cksum 0x%04x (correct)", ck)
+		} else {
+			fmt.Fprintf(b, ", cksum 0x%04x (incorrect -> 0x%04x)", ck, correctSum(src, dst, 6, data[:length], 16))
+		}
 	}
 	plen := length - hlen
 	var ackBase uint32 // subtracted from acks and SACK blocks
@@ -474,7 +525,8 @@ func icmpUnreach(data []byte, code byte) string {
 	return fmt.Sprintf("%s unreachable code %d", dst, code)
 }
 
-func icmp6(b *strings.Builder, data []byte, length int) {
+// icmp6 words an ICMPv6 message; tcpdump -v leaves its length out.
+func icmp6(b *strings.Builder, data []byte, length int, withLength bool) {
 	if len(data) < 4 {
 		b.WriteString("[|icmp6]")
 		return
@@ -516,5 +568,127 @@ func icmp6(b *strings.Builder, data []byte, length int) {
 	default:
 		fmt.Fprintf(b, "type-#%d", typ)
 	}
-	fmt.Fprintf(b, ", length %d", length)
+	if withLength {
+		fmt.Fprintf(b, ", length %d", length)
+	}
+}
+
+// ip4Header writes tcpdump -v's IPv4 header part: "(tos 0x0, ttl 64, id
+// 1, offset 0, flags [DF], proto UDP (17), length 33)" and the line
+// break before the addresses.
+func (d *lineDecoder) ip4Header(b *strings.Builder, data []byte, ihl, total int, off uint16, proto byte) {
+	var flags string
+	if off&0x2000 != 0 {
+		flags += "+"
+	}
+	if off&0x4000 != 0 {
+		flags += "DF"
+	}
+	if off&0x8000 != 0 {
+		flags += "rsvd"
+	}
+	if flags == "" {
+		flags = "none"
+	}
+	fmt.Fprintf(b, "(tos 0x%x, ttl %d, id %d, offset %d, flags [%s], proto %s (%d), length %d",
+		data[1], data[8], binary.BigEndian.Uint16(data[4:]), int(off&0x1fff)*8, flags, ipProtoUpper(proto), proto, total)
+	if ihl > 20 && len(data) >= ihl {
+		b.WriteString(", options (")
+		ip4Options(b, data[20:ihl])
+		b.WriteString(")")
+	}
+	b.WriteString(")\n    ")
+}
+
+// ip4Options words IPv4 options as tcpdump -v does (NOP, EOL, RR/LSRR/SSRR).
+func ip4Options(b *strings.Builder, o []byte) {
+	first := true
+	for len(o) > 0 {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		switch o[0] {
+		case 0:
+			b.WriteString("EOL")
+			o = o[1:]
+			continue
+		case 1:
+			b.WriteString("NOP")
+			o = o[1:]
+			continue
+		}
+		if len(o) < 2 || int(o[1]) < 2 || int(o[1]) > len(o) {
+			b.WriteString("[|ip]")
+			return
+		}
+		l := int(o[1])
+		switch o[0] {
+		case 7, 131, 137:
+			name := map[byte]string{7: "RR", 131: "LSRR", 137: "SSRR"}[o[0]]
+			b.WriteString(name)
+			for i := 3; i+4 <= l; i += 4 {
+				a, _ := netip.AddrFromSlice(o[i : i+4])
+				fmt.Fprintf(b, " %s", a)
+			}
+		default:
+			fmt.Fprintf(b, "unknown %d", o[0])
+		}
+		o = o[l:]
+	}
+}
+
+// ipProtoUpper names an IP protocol as tcpdump -v does ("UDP", "ICMPv6").
+func ipProtoUpper(p byte) string {
+	switch p {
+	case 1:
+		return "ICMP"
+	case 2:
+		return "IGMP"
+	case 6:
+		return "TCP"
+	case 17:
+		return "UDP"
+	case 41:
+		return "IPv6"
+	case 47:
+		return "GRE"
+	case 50:
+		return "ESP"
+	case 58:
+		return "ICMPv6"
+	case 132:
+		return "SCTP"
+	}
+	return "unknown"
+}
+
+// transportSum is the ones' complement sum of seg with the pseudo-header
+// of src, dst and proto: 0 when seg's checksum is right.
+func transportSum(src, dst netip.Addr, proto byte, seg []byte) uint16 {
+	var sum uint32
+	add := func(p []byte) {
+		for i := 0; i+1 < len(p); i += 2 {
+			sum += uint32(p[i])<<8 | uint32(p[i+1])
+		}
+		if len(p)%2 == 1 {
+			sum += uint32(p[len(p)-1]) << 8
+		}
+	}
+	s, d := src.AsSlice(), dst.AsSlice()
+	add(s)
+	add(d)
+	sum += uint32(proto) + uint32(len(seg))
+	add(seg)
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// correctSum is the checksum seg should carry at offset at.
+func correctSum(src, dst netip.Addr, proto byte, seg []byte, at int) uint16 {
+	c := append([]byte(nil), seg...)
+	c[at], c[at+1] = 0, 0
+	return transportSum(src, dst, proto, c)
 }

@@ -129,6 +129,9 @@ func decodeCorpus(t *testing.T) []decodeFrame {
 	add(0, eth(layers.EthernetTypeIPv4, mac1, mac2), withOpts,
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 8, Seq: 2}, gopacket.Payload(make([]byte, 8)))
 	add(0, eth(layers.EthernetType(0x88b5), mac1, mac2), gopacket.Payload(make([]byte, 46)))
+	// A wrong TCP checksum (-v says so and what it should be).
+	tcp(a, b, 40005, 33337, 1, 0, "S", nil, nil, 0)
+	frames[len(frames)-1].data[14+20+16] ^= 0x5a
 	// Cut short by the snap length: in the IP header, in the TCP header.
 	tcp(a, b, 40004, 33336, 1, 0, "S", nil, nil, 20)
 	tcp(a, b, 40004, 33336, 1, 0, "S", nil, nil, 44)
@@ -168,7 +171,12 @@ func decodeLines(frames []decodeFrame, linkHeader bool) string {
 
 // decodeDumpLines is decodeLines with payload dumps.
 func decodeDumpLines(frames []decodeFrame, linkHeader bool, dump dumpOptions) string {
-	d := &lineDecoder{LinkHeader: linkHeader}
+	return decodeVerboseLines(frames, linkHeader, false, dump)
+}
+
+// decodeVerboseLines is decodeDumpLines with -v.
+func decodeVerboseLines(frames []decodeFrame, linkHeader, verbose bool, dump dumpOptions) string {
+	d := &lineDecoder{LinkHeader: linkHeader, Verbose: verbose}
 	var b strings.Builder
 	for _, fr := range frames {
 		data := fr.data
@@ -220,13 +228,14 @@ func TestDecodeGolden(t *testing.T) {
 	frames := decodeCorpus(t)
 	for _, tc := range []struct {
 		golden string
-		e      bool
-	}{{"decode-tcpdump-n.golden", false}, {"decode-tcpdump-ne.golden", true}} {
+		e, v   bool
+	}{{"decode-tcpdump-n.golden", false, false}, {"decode-tcpdump-ne.golden", true, false},
+		{"decode-tcpdump-nv.golden", false, true}, {"decode-tcpdump-nev.golden", true, true}} {
 		want, err := os.ReadFile(filepath.Join("testdata", tc.golden))
 		if err != nil {
 			t.Fatalf("%v (TestDecodeHostTcpdump -update writes it)", err)
 		}
-		compareLines(t, tc.golden, decodeLines(frames, tc.e), string(want))
+		compareLines(t, tc.golden, decodeVerboseLines(frames, tc.e, tc.v, dumpOptions{}), string(want))
 	}
 }
 
@@ -255,7 +264,9 @@ func TestDecodeHostTcpdump(t *testing.T) {
 		golden string
 		args   []string
 		e      bool
-	}{{"decode-tcpdump-n.golden", []string{"-n", "-t"}, false}, {"decode-tcpdump-ne.golden", []string{"-n", "-t", "-e"}, true}} {
+		v      bool
+	}{{"decode-tcpdump-n.golden", []string{"-n", "-t"}, false, false}, {"decode-tcpdump-ne.golden", []string{"-n", "-t", "-e"}, true, false},
+		{"decode-tcpdump-nv.golden", []string{"-n", "-t", "-v"}, false, true}, {"decode-tcpdump-nev.golden", []string{"-n", "-t", "-e", "-v"}, true, true}} {
 		cmd := exec.Command("tcpdump", append(tc.args, "-r", path)...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -275,7 +286,7 @@ func TestDecodeHostTcpdump(t *testing.T) {
 			t.Fatal(err)
 		}
 		compareLines(t, tc.golden+" vs tcpdump", string(out), string(want))
-		compareLines(t, tc.golden+" (decoder vs tcpdump)", decodeLines(frames, tc.e), string(out))
+		compareLines(t, tc.golden+" (decoder vs tcpdump)", decodeVerboseLines(frames, tc.e, tc.v, dumpOptions{}), string(out))
 	}
 }
 

@@ -25,8 +25,9 @@ type readOptions struct {
 // newReadCmd builds `bpfcap read FILE [FILTER...]`.
 func newReadCmd(env *cliEnv) *cobra.Command {
 	var (
-		ro readOptions
-		td tcpdumpOptions
+		ro      readOptions
+		td      tcpdumpOptions
+		verbose bool
 	)
 	cmd := &cobra.Command{
 		Use:   "read FILE [FILTER...]",
@@ -46,10 +47,12 @@ only the packets it matches (libpcap's semantics, run in userspace).
 				return err
 			}
 			ro.lines = td.lineOptions()
+			ro.lines.Verbose = verbose
 			return runRead(env, args[0], strings.Join(args[1:], " "), ro)
 		},
 	}
 	cmd.Flags().Uint64VarP(&ro.Count, "count", "c", 0, "stop after this many packets")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "more detail, as tcpdump -v: IP header fields, checksums, the packet an ICMP error quotes")
 	addTcpdumpFlags(cmd.Flags(), &td)
 	return cmd
 }
@@ -157,7 +160,7 @@ func readPcapLines(r io.Reader, out *summaryPrinter, emit func(*pcapng.Packet, p
 		if err != nil {
 			return err
 		}
-		p := &pcapng.Packet{Timestamp: ci.Timestamp, Data: data, WireLen: ci.Length}
+		p := &pcapng.Packet{Timestamp: ci.Timestamp, Data: data, WireLen: ci.Length, VerdictType: pcapng.VerdictNone}
 		if err := emit(p, lt, rd.Snaplen()); err != nil {
 			return err
 		}

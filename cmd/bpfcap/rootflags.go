@@ -74,6 +74,7 @@ func addRootFlags(root *cobra.Command, env *cliEnv) {
 		}
 		if rf.read != "" {
 			ro := readOptions{Count: rf.count, lines: rf.td.lineOptions()}
+			ro.lines.Verbose = fs.Changed("verbose")
 			return runRead(env, rf.read, strings.Join(args, " "), ro)
 		}
 		return cmd.Help()

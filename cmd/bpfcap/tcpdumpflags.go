@@ -239,6 +239,7 @@ func levenshtein(a, b string) int {
 func (o *captureOptions) linePrinter(w io.Writer) *summaryPrinter {
 	s := newSummaryPrinter(w, time.Local)
 	s.opts = o.tcpdump.lineOptions()
+	s.opts.Verbose = o.Verbose
 	return s
 }
 

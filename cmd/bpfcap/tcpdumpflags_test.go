@@ -232,3 +232,21 @@ func udpPacketLayers() []gopacket.SerializableLayer {
 	udp.SetNetworkLayerForChecksum(ip)
 	return []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: mac1, DstMAC: mac2, EthernetType: layers.EthernetTypeIPv4}, ip, udp, gopacket.Payload("abcd")}
 }
+
+// TestReadPcapPlain: a file bpfcap did not write (classic pcap) reads as
+// plain lines: the time and what tcpdump -n says, with -v as tcpdump -v.
+func TestReadPcapPlain(t *testing.T) {
+	frames := decodeCorpus(t)
+	path := writeDecodePcap(t, frames)
+	for _, v := range []bool{false, true} {
+		args := []string{"read", path, "-t"}
+		if v {
+			args = append(args, "-v")
+		}
+		out, _, err := runCLI(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compareLines(t, strings.Join(args[2:], " "), out, decodeVerboseLines(frames, false, v, dumpOptions{}))
+	}
+}
