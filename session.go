@@ -49,14 +49,20 @@ const (
 	StopSinkClose StopReason = "pipe-close" // the reader of the output went away
 	StopSource    StopReason = "source-end" // every source returned by itself
 	StopError     StopReason = "error"      // a source or the sink failed
+	StopOutput    StopReason = "output"     // writing the output failed (a full disk)
+	StopGone      StopReason = "gone"       // a source's capture target went away
 )
 
 // Result is what a finished session reports.
 type Result struct {
 	// Reason says why the session ended.
 	Reason StopReason
-	// Written is the number of packets written to the sink.
+	// Written is the number of packets written to the sink (for a
+	// pcapng file: the packets the file holds).
 	Written uint64
+	// Unwritten is the number of packets the sink accepted but lost to a
+	// failed write (a full disk); they are not in Written.
+	Unwritten uint64
 	// Interfaces and Stats: the final counters, as in Progress.
 	Interfaces []pcapng.Interface
 	Stats      []pcapng.InterfaceStats
@@ -113,6 +119,33 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 			errs[i] = err
 		}()
 	}
+	var gone error // set before cancel, read after wg.Wait
+	livenessDone := make(chan struct{})
+	var livenessWG sync.WaitGroup
+	if checkers := livenessCheckers(sources); len(checkers) > 0 {
+		livenessWG.Add(1)
+		go func() {
+			defer livenessWG.Done()
+			t := time.NewTicker(livenessInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-livenessDone:
+					return
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					for _, c := range checkers {
+						if err := c.Alive(); err != nil {
+							gone = err
+							cancel(errGone)
+							return
+						}
+					}
+				}
+			}
+		}()
+	}
 	progressDone := make(chan struct{})
 	var progressWG sync.WaitGroup
 	if opts.Progress != nil && opts.ProgressInterval > 0 {
@@ -135,6 +168,8 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 	// Wait for every source. A source that ends cleanly on its own leaves
 	// the others running; a failing one stops them all.
 	wg.Wait()
+	close(livenessDone)
+	livenessWG.Wait()
 	close(progressDone)
 	progressWG.Wait() // no Progress call runs once Run returns
 
@@ -143,11 +178,13 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 	case s.sinkErr != nil && isClosedPipe(s.sinkErr):
 		reason = StopSinkClose
 	case s.sinkErr != nil:
-		reason = StopError
+		reason = StopOutput
 	case errors.Is(cause, errCount):
 		reason = StopCount
 	case errors.Is(cause, errDuration):
 		reason = StopDuration
+	case errors.Is(cause, errGone):
+		reason = StopGone
 	case ctx.Err() != nil:
 		reason = StopCancelled
 	}
@@ -160,29 +197,82 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 		runErr = errors.Join(runErr, fmt.Errorf("source %d: %w", i, err))
 	}
 	res := s.result(reason, sources)
-	if s.sinkErr != nil && !isClosedPipe(s.sinkErr) {
-		return res, fmt.Errorf("write output: %w", s.sinkErr)
+	finishErr := finish(sink, res, start, s.sinkErr)
+	if u, ok := sink.(unwrittenCounter); ok {
+		res.Unwritten = u.Unwritten()
+		res.Written -= min(res.Unwritten, res.Written)
 	}
-	if s.sinkErr == nil {
-		end := time.Now()
-		for i := range res.Interfaces {
-			if err := sink.WriteStats(i, start, end, res.Stats[i]); err != nil {
-				if isClosedPipe(err) {
-					break
-				}
-				return res, errors.Join(runErr, fmt.Errorf("write statistics: %w", err))
-			}
-		}
-		if err := sink.Flush(); err != nil && !isClosedPipe(err) {
-			return res, errors.Join(runErr, fmt.Errorf("flush output: %w", err))
-		}
+	if s.sinkErr != nil && !isClosedPipe(s.sinkErr) {
+		return res, errors.Join(runErr, fmt.Errorf("write output: %w", s.sinkErr))
+	}
+	if finishErr != nil {
+		return res, errors.Join(runErr, finishErr)
+	}
+	if reason == StopGone {
+		return res, errors.Join(runErr, gone)
 	}
 	return res, runErr
+}
+
+// LivenessChecker is a Source that can tell whether what it captures from
+// still exists (an interface, a hook map still pinned and used, a
+// program): Run asks every livenessInterval and ends the session with
+// StopGone and Alive's error when it does not.
+type LivenessChecker interface {
+	Alive() error
+}
+
+// livenessInterval is how often Run checks the sources' targets.
+const livenessInterval = time.Second
+
+func livenessCheckers(sources []Source) []LivenessChecker {
+	var cs []LivenessChecker
+	for _, src := range sources {
+		if c, ok := src.(LivenessChecker); ok {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// resumer is a sink that can go on after a failed write (pcapng.Writer
+// on a file it cut back to a whole block).
+type resumer interface{ Resume() error }
+
+// unwrittenCounter is a sink that counts the packets a failed write lost.
+type unwrittenCounter interface{ Unwritten() uint64 }
+
+// finish writes every interface's statistics and flushes the sink. After
+// a failed write (sinkErr) it tries once more if the sink can resume (a
+// full disk may still take the small statistics blocks), ignoring errors:
+// the sink keeps its output whole.
+func finish(sink Sink, res Result, start time.Time, sinkErr error) error {
+	if sinkErr != nil {
+		r, ok := sink.(resumer)
+		if isClosedPipe(sinkErr) || !ok || r.Resume() != nil {
+			return nil
+		}
+	}
+	end := time.Now()
+	for i := range res.Interfaces {
+		if err := sink.WriteStats(i, start, end, res.Stats[i]); err != nil {
+			if isClosedPipe(err) || sinkErr != nil {
+				return nil
+			}
+			return fmt.Errorf("write statistics: %w", err)
+		}
+	}
+	if err := sink.Flush(); err != nil && !isClosedPipe(err) && sinkErr == nil {
+		finish(sink, res, start, err) // the statistics may fit once cut back
+		return fmt.Errorf("flush output: %w", err)
+	}
+	return nil
 }
 
 var (
 	errCount    = errors.New("packet count reached")
 	errDuration = errors.New("duration elapsed")
+	errGone     = errors.New("capture target gone")
 
 	errSourceFailed = errors.New("a source failed")
 )

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
@@ -83,6 +84,7 @@ func (g *growingSource) Close() error { return nil }
 // right interfaces of the file and the statistics follow the session's
 // numbering.
 func TestRunInterfaceAdder(t *testing.T) {
+	testutils.RunsInGuests(t)
 	var buf bytes.Buffer
 	fixed := &fakeSource{name: "fixed", interval: time.Millisecond, limit: 2}
 	g := &growingSource{ifaces: []pcapng.Interface{{Name: "grow", LinkType: pcapng.LinkTypeEthernet}}, sent: []uint64{0}}

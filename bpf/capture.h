@@ -318,20 +318,43 @@ static __always_inline void bpfcap_event_init(struct bpfcap_event *ev, __u32 wir
 		ev->flags |= BPFCAP_EV_UNFILTERED;
 }
 
+/*
+ * What a translated filter returns when it cannot decide (filter.Undecided:
+ * a protochain loop longer than the translation unrolls). The packet is
+ * captured with BPFCAP_EV_UNDECIDED and userspace filters it.
+ */
+#define BPFCAP_FILTER_UNDECIDED 0xffffffffU
+
+/* bpfcap_match_*: 0 no match, 1 match, BPFCAP_MATCH_UNDECIDED capture and let userspace decide. */
+#define BPFCAP_MATCH_UNDECIDED 2
+
+/* The event flag for a bpfcap_match_* result. */
+#define bpfcap_match_flags(m) ((m) == BPFCAP_MATCH_UNDECIDED ? BPFCAP_EV_UNDECIDED : 0)
+
 /* Runs the direct-packet filter unless the program runs unfiltered. */
 static __always_inline int bpfcap_match_direct(void *data, void *data_end, __u32 wire_len)
 {
+	__u32 ret;
+
 	if (bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)
 		return 1;
-	return bpfcap_filter_direct(data, data_end, wire_len) != 0;
+	ret = bpfcap_filter_direct(data, data_end, wire_len);
+	if (ret == BPFCAP_FILTER_UNDECIDED)
+		return BPFCAP_MATCH_UNDECIDED;
+	return ret != 0;
 }
 
 /* Runs the scratch filter on rec->data unless the program runs unfiltered. */
 static __always_inline int bpfcap_match_scratch(const void *buf, __u32 cap_len, __u32 wire_len)
 {
+	__u32 ret;
+
 	if (bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)
 		return 1;
-	return bpfcap_filter_scratch(buf, cap_len, wire_len) != 0;
+	ret = bpfcap_filter_scratch(buf, cap_len, wire_len);
+	if (ret == BPFCAP_FILTER_UNDECIDED)
+		return BPFCAP_MATCH_UNDECIDED;
+	return ret != 0;
 }
 
 /*

@@ -23,12 +23,16 @@ static __always_inline int capture(struct xdp_md *ctx, int scratch_filter)
 	struct bpfcap_record *rec;
 	__u64 cap_len;
 	__u32 off = 0;
+	int match = 1;
 
 	if (!bpfcap_want_dev(ctx->ingress_ifindex, 0))
 		return XDP_PASS;
 	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
-	if (!scratch_filter && !bpfcap_match_direct(data, data_end, wire_len))
-		return XDP_PASS;
+	if (!scratch_filter) {
+		match = bpfcap_match_direct(data, data_end, wire_len);
+		if (!match)
+			return XDP_PASS;
+	}
 
 	rec = bpfcap_scratch_get();
 	if (!rec)
@@ -48,13 +52,17 @@ static __always_inline int capture(struct xdp_md *ctx, int scratch_filter)
 		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
 		goto out;
 	}
-	if (scratch_filter && !bpfcap_match_scratch(rec->data, cap_len, wire_len))
-		goto out;
+	if (scratch_filter) {
+		match = bpfcap_match_scratch(rec->data, cap_len, wire_len);
+		if (!match)
+			goto out;
+	}
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 
 	bpfcap_event_init(&rec->ev, wire_len - off, cap_len);
 	if (off)
 		rec->ev.linktype = 101; /* LINKTYPE_RAW */
+	rec->ev.flags |= bpfcap_match_flags(match);
 	rec->ev.packet_id = (__u64)(long)ctx; /* per run; enough for tests */
 	rec->ev.ifindex = ctx->ingress_ifindex;
 	rec->ev.queue = ctx->rx_queue_index;

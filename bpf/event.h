@@ -23,6 +23,7 @@ enum bpfcap_event_flag {
 	BPFCAP_EV_HAS_VERDICT = 1 << 1, /* verdict holds an XDP or tc action */
 	BPFCAP_EV_HAS_TASK = 1 << 2,    /* pid and comm are set */
 	BPFCAP_EV_UNFILTERED = 1 << 3,  /* the kernel did not filter: userspace must */
+	BPFCAP_EV_UNDECIDED = 1 << 4,   /* the kernel filter could not decide: userspace must */
 };
 
 struct bpfcap_event {

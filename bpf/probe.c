@@ -371,6 +371,7 @@ __noinline __u64 probe_copy_frags(struct bpfcap_record *rec, __u64 shinfo, __u64
 static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, const int direct)
 {
 	struct bpfcap_record *rec;
+	int match;
 	__u32 ifindex = 0, netns = 0, linktype = 0;
 	long hoff, data_off, wire, linear;
 	unsigned char *head, *data;
@@ -451,7 +452,8 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		cap_len = probe_copy_frags(rec, shinfo + end, cap_len, want, linear < 0 ? -linear : 0);
 		cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
 	}
-	if (!bpfcap_match_scratch(rec->data, cap_len, wire))
+	match = bpfcap_match_scratch(rec->data, cap_len, wire);
+	if (!match)
 		goto out;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 
@@ -464,6 +466,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	rec->ev.mark = RD(direct, skb, mark);
 	rec->ev.queue = RD(direct, skb, queue_mapping);
 	rec->ev.linktype = linktype;
+	rec->ev.flags |= bpfcap_match_flags(match);
 	if (has_reason) {
 		rec->ev.reason = reason;
 		rec->ev.flags |= BPFCAP_EV_HAS_REASON;

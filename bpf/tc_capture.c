@@ -30,10 +30,12 @@ int bpfcap_tc(struct __sk_buff *skb)
 	__u32 wire_len = skb->len;
 	struct bpfcap_record *rec;
 	__u64 cap_len;
+	int match;
 
 	if (bpfcap_tc_count_seen)
 		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
-	if (!bpfcap_match_direct(data, data_end, wire_len))
+	match = bpfcap_match_direct(data, data_end, wire_len);
+	if (!match)
 		return BPFCAP_TC_CONTINUE;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 
@@ -54,6 +56,7 @@ int bpfcap_tc(struct __sk_buff *skb)
 	rec->ev.mark = skb->mark;
 	rec->ev.queue = skb->queue_mapping;
 	rec->ev.dir = bpfcap_tc_dir;
+	rec->ev.flags |= bpfcap_match_flags(match);
 	bpfcap_submit(skb, rec, cap_len);
 out:
 	bpfcap_scratch_put();

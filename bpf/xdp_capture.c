@@ -41,7 +41,7 @@ enum bpfcap_xdp_flag {
  * to stay live across the filter, and the non-matching path needs no stack
  * spills.
  */
-static __always_inline void bpfcap_xdp_capture(struct xdp_md *ctx, __u32 action)
+static __always_inline void bpfcap_xdp_capture(struct xdp_md *ctx, __u32 action, __u8 evflags)
 {
 	__u32 flags = bpfcap_xdp_flags;
 	void *data = (void *)(long)ctx->data;
@@ -71,6 +71,7 @@ static __always_inline void bpfcap_xdp_capture(struct xdp_md *ctx, __u32 action)
 	rec->ev.ifindex = ctx->ingress_ifindex;
 	rec->ev.queue = ctx->rx_queue_index;
 	rec->ev.dir = BPFCAP_DIR_IN;
+	rec->ev.flags |= evflags;
 	if (!(flags & BPFCAP_XDP_ENTRY)) {
 		rec->ev.verdict = action;
 		rec->ev.flags |= BPFCAP_EV_HAS_VERDICT;
@@ -88,6 +89,7 @@ int bpfcap_xdp(struct xdp_md *ctx)
 	 * drops the branches they rule out but not the loads: read each once.
 	 */
 	__u32 flags = bpfcap_xdp_flags;
+	__u8 evflags = 0;
 
 	/* Test the constant first: reading ingress_ifindex costs three loads. */
 	if (bpfcap_cfg.ifindex && !bpfcap_want_dev(ctx->ingress_ifindex, 0))
@@ -97,15 +99,18 @@ int bpfcap_xdp(struct xdp_md *ctx)
 	if (!(bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)) {
 		void *data = (void *)(long)ctx->data;
 		void *data_end = (void *)(long)ctx->data_end;
-		__u32 wire_len;
+		__u32 wire_len, ret;
 
 		if (flags & BPFCAP_XDP_FRAGS)
 			wire_len = bpf_xdp_get_buff_len(ctx);
 		else
 			wire_len = data_end - data;
-		if (!bpfcap_filter_direct(data, data_end, wire_len))
+		ret = bpfcap_filter_direct(data, data_end, wire_len);
+		if (!ret)
 			return bpfcap_xdp_action;
+		if (ret == BPFCAP_FILTER_UNDECIDED)
+			evflags = BPFCAP_EV_UNDECIDED;
 	}
-	bpfcap_xdp_capture(ctx, bpfcap_xdp_action);
+	bpfcap_xdp_capture(ctx, bpfcap_xdp_action, evflags);
 	return bpfcap_xdp_action;
 }

@@ -43,6 +43,7 @@ int bpfcap_xdp_fexit(__u64 *ctx)
 	struct xdp_buff *xdp = (struct xdp_buff *)ctx[0];
 	int verdict = (int)ctx[1];
 	struct bpfcap_record *rec;
+	int match;
 	void *data = xdp->data;
 	__u32 wire_len = (__u32)((long)xdp->data_end - (long)data);
 	struct xdp_rxq_info *rxq = xdp->rxq;
@@ -64,10 +65,12 @@ int bpfcap_xdp_fexit(__u64 *ctx)
 		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
 		goto out;
 	}
-	if (!bpfcap_match_scratch(rec->data, cap_len, wire_len))
+	match = bpfcap_match_scratch(rec->data, cap_len, wire_len);
+	if (!match)
 		goto out;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 	bpfcap_event_init(&rec->ev, wire_len, cap_len);
+	rec->ev.flags |= bpfcap_match_flags(match);
 	rec->ev.ifindex = ifindex;
 	rec->ev.queue = rxq->queue_index;
 	rec->ev.dir = BPFCAP_DIR_IN;

@@ -15,15 +15,17 @@
  *
  * The hook map is a BPF_MAP_TYPE_PROG_ARRAY with 4-byte keys and values, one
  * slot per XDP action, indexed by the action's value. This is the layout
- * Cloudflare's xdpcap publishes, so a program instrumented for xdpcap works
- * with bpfcap unchanged and the other way round:
+ * of Cloudflare xdpcap's hook.h (5 slots since 2019, 4 before), so a program
+ * instrumented for xdpcap works with bpfcap unchanged and the other way
+ * round:
  *
  *	XDPCAP_HOOK(name)       bpfcap layout: a BTF-defined map (".maps") with
  *	                        XDPCAP_HOOK_SLOTS (5) slots, XDP_ABORTED to
  *	                        XDP_REDIRECT.
- *	XDPCAP_HOOK_LEGACY()    Cloudflare's published layout: an initializer for
- *	                        a legacy map definition in the "maps" section with
- *	                        4 slots (XDP_ABORTED to XDP_TX); XDP_REDIRECT is
+ *	XDPCAP_HOOK_LEGACY()    Cloudflare xdpcap's layout before 2019: an
+ *	                        initializer for a legacy map definition in the
+ *	                        "maps" section with 4 slots (XDP_ABORTED to
+ *	                        XDP_TX); XDP_REDIRECT is
  *	                        then not capturable (its tail call is out of
  *	                        range and simply falls through).
  *
@@ -41,7 +43,8 @@
  * XDP_REDIRECT (4). */
 #define XDPCAP_HOOK_SLOTS 5
 
-/* Slots in a Cloudflare-layout hook: XDP_ABORTED (0) to XDP_TX (3). */
+/* Slots in a hook of Cloudflare xdpcap's pre-2019 layout: XDP_ABORTED (0) to
+ * XDP_TX (3). Its hook.h has declared 5 since, like XDPCAP_HOOK_SLOTS. */
 #define XDPCAP_HOOK_LEGACY_SLOTS 4
 
 /* XDPCAP_HOOK(name) declares the hook map `name` in the bpfcap layout. */
@@ -63,7 +66,8 @@ struct xdpcap_map_def {
 	unsigned int map_flags;
 };
 
-/* XDPCAP_HOOK_LEGACY() initialises a hook map in Cloudflare's layout:
+/* XDPCAP_HOOK_LEGACY() initialises a hook map in Cloudflare xdpcap's pre-2019
+ * layout (4 slots in the "maps" section):
  *
  *	struct xdpcap_map_def xdpcap_hook SEC("maps") = XDPCAP_HOOK_LEGACY();
  */

@@ -133,8 +133,10 @@ type Capture struct {
 	opts   CaptureOptions
 	ports  []Port
 	ifaces []pcapng.Interface
-	// vm filters in userspace when DPDK could not take the filter.
-	vm       *bpf.VM
+	// match filters in userspace when DPDK could not take the filter,
+	// with libpcap's semantics (`len` is the wire length, protochain's
+	// backward jumps), like every other source's fallback.
+	match    *filter.Matcher
 	fallback string
 
 	base         []C.struct_rte_pdump_stats
@@ -201,8 +203,8 @@ func (p *Process) Open(opts CaptureOptions) (*Capture, error) {
 		if prog, err = rawProgram(insns); err != nil {
 			return nil, fmt.Errorf("filter %q: %w", opts.Filter, err)
 		}
-		if cp.vm, err = bpf.NewVM(insns); err != nil {
-			cp.vm = nil // only needed for the fallback
+		if cp.match, err = filter.NewMatcher(insns); err != nil {
+			return nil, fmt.Errorf("filter %q: %w", opts.Filter, err)
 		}
 	}
 	for _, port := range cp.ports {
@@ -293,12 +295,6 @@ func (cp *Capture) start(prog []byte) error {
 		rc := C.bc_capture_set_filter(cp.c, cprog, C.uint32_t(len(prog)/8))
 		C.free(cprog)
 		if rc < 0 {
-			if cp.vm == nil {
-				C.bc_capture_free(cp.c, 1)
-				cp.c = nil
-				cp.releaseSlot()
-				return fmt.Errorf("filter %q: DPDK cannot convert it (rte_bpf_convert: %w) and no userspace filter is available", cp.opts.Filter, syscall.Errno(-rc))
-			}
 			cp.fallback = fmt.Sprintf("DPDK cannot run filter %q (rte_bpf_convert: %v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
 		}
 	}
@@ -313,7 +309,7 @@ func (cp *Capture) start(prog []byte) error {
 			time.Sleep(disableGrace)
 			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
 		}
-		if (rc == -C.EINVAL || rc == -C.ENOTSUP) && cp.c.prm != nil && cp.vm != nil && i == 0 {
+		if (rc == -C.EINVAL || rc == -C.ENOTSUP) && cp.c.prm != nil && cp.match != nil && i == 0 {
 			// The primary refused the converted program (rte_bpf_load):
 			// fall back to filtering here.
 			C.bc_capture_drop_filter(cp.c)
@@ -385,10 +381,10 @@ func (cp *Capture) releaseSlot() {
 	}
 }
 
-// fallbackFilterOnly keeps the userspace VM only when it is needed.
+// fallbackFilterOnly keeps the userspace filter only when it is needed.
 func (cp *Capture) fallbackFilterOnly() {
 	if cp.fallback == "" {
-		cp.vm = nil
+		cp.match = nil
 	}
 }
 
@@ -500,13 +496,6 @@ func (cp *Capture) Stats() []pcapng.InterfaceStats {
 	return out
 }
 
-// rawPacketWriter is the bulk path of a sink: n complete EPBs back to
-// back in b. The core's writer and session implement it for files and
-// pipes; summary printers do not.
-type rawPacketWriter interface {
-	WriteRawPackets(b []byte, n int) (int, error)
-}
-
 // Run writes packets to sink until ctx is done, the sink fails or stops
 // the capture, or the primary exits. On ctx it stops pdump, waits for the
 // primary's callbacks to finish, and writes what is left in the ring.
@@ -525,199 +514,6 @@ func (cp *Capture) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 		return derr
 	}
 	return err
-}
-
-const (
-	outBufSize    = 4 << 20
-	flushInterval = 100 * time.Millisecond
-	aliveInterval = 250 * time.Millisecond
-	idleSleepMax  = 2 * time.Millisecond
-)
-
-// loop runs on the EAL thread (its mempool cache is the fast one).
-func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
-	// However the loop ends (also -c or a failed sink), pdump stops
-	// before Run returns, so the statistics the session writes are the
-	// final ones.
-	defer cp.disable()
-	buf := C.malloc(outBufSize)
-	if buf == nil {
-		return errors.New("run DPDK capture: out of memory")
-	}
-	defer C.free(buf)
-	out := unsafe.Slice((*byte)(buf), outBufSize)
-	raw, _ := sink.(rawPacketWriter)
-	var pkt pcapng.Packet
-	var res C.struct_bc_drain_result
-	dirty := false
-	lastFlush, lastAlive, lastDropCheck := time.Now(), time.Now(), time.Now()
-	idle := time.Duration(0)
-	delta := make([]uint64, len(cp.ports))
-	drained := make([]uint64, len(cp.ports))
-
-	// writeDecoded writes the n blocks in b one packet at a time.
-	writeDecoded := func(b []byte, n int) (int, error) {
-		for len(b) > 0 {
-			var blk []byte
-			var err error
-			if blk, b, err = nextEPB(b); err != nil {
-				return n, err
-			}
-			if err := decodeEPB(blk, &pkt); err != nil {
-				return n, err
-			}
-			if err := sink.WritePacket(&pkt); err != nil {
-				return n, err
-			}
-			if pkt.Interface < len(cp.captured) {
-				cp.captured[pkt.Interface].Add(1)
-			}
-		}
-		return n, nil
-	}
-	drain := func() (int, error) {
-		C.bc_drain(cp.c, (*C.uint8_t)(buf), outBufSize, C.BC_BURST, &res)
-		n := int(res.packets)
-		if n == 0 {
-			return 0, nil
-		}
-		cp.tsFixed.Store(uint64(cp.c.ts_fixed))
-		cp.tsGuessed.Store(uint64(cp.c.ts_guessed))
-		b := out[:res.bytes]
-		// Per-port counts of this batch, from C's running totals.
-		exact := cp.vm == nil
-		for i := range cp.ports {
-			d := uint64(cp.c.captured[i])
-			delta[i], drained[i] = d-drained[i], d
-		}
-		if cp.vm != nil {
-			b, n = cp.userFilter(b, n)
-		}
-		if n == 0 {
-			return 0, nil
-		}
-		dirty = true
-		if raw != nil {
-			w, err := raw.WriteRawPackets(b, n)
-			if w == 0 && errors.Is(err, errors.ErrUnsupported) {
-				// The sink only looks like it takes blocks (a session
-				// over a summary printer): decode from now on.
-				raw = nil
-				return writeDecoded(b, n)
-			}
-			if w == n && exact {
-				for i := range cp.ports {
-					cp.captured[i].Add(delta[i])
-				}
-			} else {
-				cp.countBlocks(b, w)
-			}
-			return n, err
-		}
-		return writeDecoded(b, n)
-	}
-	flush := func() error {
-		dirty = false
-		lastFlush = time.Now()
-		return sink.Flush()
-	}
-	// finish drains what the primary already copied, then flushes.
-	finish := func() error {
-		for {
-			n, err := drain()
-			if err != nil {
-				return err
-			}
-			if n == 0 && res.left == 0 {
-				break
-			}
-		}
-		return flush()
-	}
-
-	for {
-		select {
-		case <-ctx.Done():
-			cp.disable()
-			return finish()
-		default:
-		}
-		n, err := drain()
-		if err != nil {
-			return err
-		}
-		now := time.Now()
-		if n > 0 {
-			idle = 0
-			if dirty && (now.Sub(lastFlush) >= flushInterval || C.bc_capture_ring_count(cp.c) == 0 && res.left == 0) {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if dirty {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if now.Sub(lastAlive) >= aliveInterval {
-			lastAlive = now
-			if !cp.p.PrimaryAlive() {
-				cp.primaryGone.Store(true)
-				return finish()
-			}
-		}
-		if now.Sub(lastDropCheck) >= 500*time.Millisecond {
-			lastDropCheck = now
-			if err := cp.checkAllDropped(); err != nil {
-				return err
-			}
-		}
-		if idle < idleSleepMax {
-			idle += 50 * time.Microsecond
-		}
-		time.Sleep(idle)
-	}
-}
-
-// userFilter runs the fallback filter over the blocks in b, keeps the
-// matching ones at the front, and counts the others.
-func (cp *Capture) userFilter(b []byte, n int) ([]byte, int) {
-	var pkt pcapng.Packet
-	keep, kept := 0, 0
-	rest := b
-	for len(rest) > 0 {
-		blk, r, err := nextEPB(rest)
-		if err != nil {
-			break
-		}
-		rest = r
-		if decodeEPB(blk, &pkt) != nil {
-			continue
-		}
-		if m, err := cp.vm.Run(pkt.Data); err == nil && m != 0 {
-			keep += copy(b[keep:], blk)
-			kept++
-		} else if pkt.Interface < len(cp.userFiltered) {
-			cp.userFiltered[pkt.Interface].Add(1)
-		}
-	}
-	return b[:keep], kept
-}
-
-// countBlocks adds the first n blocks of b to the captured counters.
-func (cp *Capture) countBlocks(b []byte, n int) {
-	for ; n > 0; n-- {
-		blk, rest, err := nextEPB(b)
-		if err != nil {
-			return
-		}
-		b = rest
-		if id := int(binary.LittleEndian.Uint32(blk[8:])); id < len(cp.captured) {
-			cp.captured[id].Add(1)
-		}
-	}
 }
 
 // checkAllDropped detects the primary failing every copy (trap 1).

@@ -11,6 +11,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 var updateDemo = flag.Bool("update-demo", false, "rewrite testdata/filter-demo.pcap")
@@ -126,6 +128,7 @@ func writeDemoPcap(pkts [][]byte) ([]byte, error) {
 // demoPackets generates (go test ./filter -run DemoPcap -update-demo
 // rewrites it).
 func TestFilterDemoPcap(t *testing.T) {
+	testutils.RunsInGuests(t)
 	want, err := writeDemoPcap(demoPackets(t))
 	if err != nil {
 		t.Fatal(err)

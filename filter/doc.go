@@ -15,6 +15,23 @@
 //     SpliceInline instead puts an Options.Inline fragment at every call
 //     of the stub, which saves a call and return per packet.
 //
+// Where the translation and libpcap part ways, libpcap's answer wins:
+//
+//   - `protochain` is a cBPF loop; the translation unrolls it
+//     MaxBackwardJumps times and returns Undecided for a packet that needs
+//     more. Runner (bpfcap filter -r) then asks Matcher, which follows the
+//     loop as libpcap does; capture programs keep such packets, flagged,
+//     for the same userspace check. No packet gets a silent 0.
+//   - Scratch cells M[] that a program may read before writing them read
+//     as 0 (libpcap 1.10's bpf_filter leaves them uninitialised: its
+//     answer there is whatever its stack held; the kernel's classic
+//     checker refuses such programs).
+//   - Packets longer than a kernel test program takes (TestScratchSize)
+//     are decided by Matcher, on all their bytes.
+//   - Compile uses netmask 0, as tcpdump -r does; CompileNetmask takes a
+//     device's (DeviceNetmask), CompileFile compiles as tcpdump -r does on
+//     a file's savefile handle. Every libpcap link type is accepted.
+//
 // When the kernel refuses a translated filter, or the translator cannot
 // express a construct (ErrUnsupported), callers capture unfiltered and use
 // Matcher, a userspace cBPF interpreter with libpcap's semantics, instead.

@@ -24,9 +24,10 @@ const defaultStackOffset = -4 * memWords
 
 // Jump labels: block indices, or one of these.
 const (
-	labelNone = -1
-	labelFail = -2 // the shared "return 0" tail
-	labelEnd  = -3 // Inline: just past the fragment
+	labelNone      = -1
+	labelFail      = -2 // the shared "return 0" tail
+	labelEnd       = -3 // Inline: just past the fragment
+	labelUndecided = -4 // the shared "return Undecided" tail
 )
 
 // emitter collects eBPF instructions whose jumps name labels, and resolves
@@ -256,7 +257,7 @@ func (g *graph) emit(be backend, opts Options) (asm.Instructions, error) {
 			if nd.op == opRetK || nd.op == opRetA || nd.op == opJcond {
 				break
 			}
-			if nd.next == failNode || leader[nd.next] {
+			if nd.next < 0 || leader[nd.next] {
 				break
 			}
 			cur = nd.next
@@ -266,6 +267,9 @@ func (g *graph) emit(be backend, opts Options) (asm.Instructions, error) {
 	// label maps a node id to the label of code for it: its block, or the
 	// fail tail when no path from it can match.
 	label := func(id int) int {
+		if id == undecidedNode {
+			return labelUndecided
+		}
 		if id < 0 {
 			return labelFail
 		}
@@ -326,6 +330,11 @@ func (g *graph) emit(be backend, opts Options) (asm.Instructions, error) {
 	if g.zeroX {
 		e.add(asm.Mov.Imm32(rX, 0))
 	}
+	for k := uint32(0); k < memWords; k++ {
+		if g.zeroMem&(1<<k) != 0 {
+			e.add(asm.StoreImm(asm.RFP, e.memOffset(k), 0, asm.Word))
+		}
+	}
 	order := make([]int, 0, len(blocks))
 	for i, b := range blocks {
 		if b.emitted {
@@ -364,6 +373,13 @@ func (g *graph) emit(be backend, opts Options) (asm.Instructions, error) {
 			break
 		}
 	}
+	undecidedAt := len(e.insns)
+	for _, l := range e.labels {
+		if l == labelUndecided {
+			e.ret(asm.Mov.Imm32(asm.R0, -1)) // Undecided
+			break
+		}
+	}
 	// A final jump past the end is a no-op.
 	if n := len(e.insns); e.inline && e.labels[n-1] == labelEnd {
 		e.insns, e.labels = e.insns[:n-1], e.labels[:n-1]
@@ -379,6 +395,8 @@ func (g *graph) emit(be backend, opts Options) (asm.Instructions, error) {
 			to = start[l]
 		case l == labelEnd:
 			to = len(e.insns)
+		case l == labelUndecided:
+			to = undecidedAt
 		}
 		off := to - i - 1
 		if off < 0 || off > math.MaxInt16 {

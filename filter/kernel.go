@@ -18,7 +18,8 @@ const testPrefix = 16
 
 // TestScratchSize is the scratch buffer of the test programs (a per-CPU
 // map value, which the kernel limits to 32 KiB): the Scratch back end
-// filters packets longer than that on their first TestScratchSize bytes.
+// filters packets longer than that on their first TestScratchSize bytes,
+// so Runner gives those to Matcher instead.
 const TestScratchSize = 32768
 
 // MaxDirectTestPacket is the longest packet the Direct test program can
@@ -134,7 +135,7 @@ func (kf *KernelFilter) input(data []byte, wireLen int) ([]byte, error) {
 	if kf.backend == Direct && len(data) > MaxDirectTestPacket {
 		return nil, fmt.Errorf("packet of %d bytes is longer than the direct test program takes (%d): use the scratch back end", len(data), MaxDirectTestPacket)
 	}
-	if wireLen < len(data) {
+	if wireLen < 0 {
 		wireLen = len(data)
 	}
 	var prefix [testPrefix]byte
@@ -145,8 +146,9 @@ func (kf *KernelFilter) input(data []byte, wireLen int) ([]byte, error) {
 }
 
 // Run runs the filter once on a packet (data: the captured bytes; wireLen:
-// the length on the wire, at least len(data)) with BPF_PROG_TEST_RUN and
-// returns the filter's return value: non-zero means match.
+// the length on the wire, `len`, which files may give as less than
+// len(data)) with BPF_PROG_TEST_RUN and returns the filter's return value:
+// non-zero means match, Undecided that Matcher must decide.
 func (kf *KernelFilter) Run(data []byte, wireLen int) (uint32, error) {
 	in, err := kf.input(data, wireLen)
 	if err != nil {

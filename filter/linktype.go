@@ -7,12 +7,13 @@ import (
 )
 
 // LinkType is the link-layer header type of the packets a filter sees,
-// named by the bpftool-style `proto` keyword. Its value is the libpcap DLT
+// named by the bpftool-style `proto` keyword or by libpcap's name. Its value is the libpcap DLT
 // that pcap_open_dead expects, which is not always the LINKTYPE_ value that
 // pcap files carry (see FileLinkType and LinkTypeFromFile).
 type LinkType uint32
 
-// The link types filters can be compiled for.
+// The link types bpfcap has short `proto` names for. Filters compile for
+// every link type libpcap knows.
 const (
 	// LinkEthernet is DLT_EN10MB: Ethernet (`proto eth`).
 	LinkEthernet LinkType = 1
@@ -59,46 +60,55 @@ func ProtoNames() []string {
 	return names
 }
 
-// ParseProto returns the link type named by a `proto` keyword (eth, ip,
-// ip4, ip6, ieee802_11, sll, sll2). The error lists the valid names.
+// ParseProto returns the link type named by a `proto` keyword: bpfcap's
+// short names (eth, ip, ip4, ip6, ieee802_11, sll, sll2) or any name
+// libpcap's pcap_datalink_name_to_val knows (null, ppp,
+// ieee802_11_radio, linux_sll, ..., with or without "DLT_"), in any case.
+// The error lists bpfcap's names.
 func ParseProto(name string) (LinkType, error) {
 	if lt, ok := protoNames()[strings.ToLower(name)]; ok {
 		return lt, nil
 	}
-	return 0, fmt.Errorf("unknown proto %q: valid protos are %s", name, strings.Join(ProtoNames(), ", "))
+	if dlt, ok := dltByName(name); ok {
+		return LinkType(dlt), nil
+	}
+	return 0, fmt.Errorf("unknown proto %q: valid protos are %s, or a libpcap link-type name (null, ppp, ieee802_11_radio, ...)", name, strings.Join(ProtoNames(), ", "))
 }
 
-// String returns the `proto` keyword of lt, or "linktype(N)".
+// String returns the `proto` keyword of lt, else libpcap's lower-case
+// name for it, else "linktype(N)".
 func (lt LinkType) String() string {
 	for name, v := range protoNames() {
 		if v == lt {
 			return name
 		}
 	}
+	if name := dltName(uint32(lt)); name != "" {
+		return name
+	}
 	return fmt.Sprintf("linktype(%d)", uint32(lt))
 }
 
 // FileLinkType returns the LINKTYPE_ value that pcap and pcapng files use
-// for lt (LINKTYPE_RAW, 101, for DLT_RAW; the same number otherwise).
+// for lt, as libpcap writes it (LINKTYPE_RAW, 101, for DLT_RAW; the same
+// number for most link types).
 func (lt LinkType) FileLinkType() uint32 {
 	if lt == LinkRaw {
 		return linkTypeFileRaw
 	}
-	return uint32(lt)
+	return dltToLinktype(uint32(lt))
 }
 
-// LinkTypeFromFile returns the link type of packets in a pcap or pcapng
-// file whose header says linktype. Both LINKTYPE_RAW (101) and the Linux
-// DLT_RAW value (12) some writers store mean raw IP. Link types bpfcap has
-// no `proto` name for are refused with the list of supported ones.
-func LinkTypeFromFile(linktype uint32) (LinkType, error) {
-	if linktype == linkTypeFileRaw {
-		return LinkRaw, nil
+// LinkTypeFromFile returns the link type (DLT_) of packets in a pcap or
+// pcapng file whose header says linktype (a LINKTYPE_ value), as libpcap
+// reads it: LINKTYPE_RAW (101) and the Linux DLT_RAW value (12) some
+// writers store both mean raw IP, and every other value maps as libpcap
+// maps it. Every link type is accepted: libpcap compiles filters for all
+// of them (pcap_compile refuses only what the expression cannot express
+// for the link type) and the translator does not depend on it.
+func LinkTypeFromFile(linktype uint32) LinkType {
+	if linktype == linkTypeFileRaw || linktype == uint32(LinkRaw) {
+		return LinkRaw
 	}
-	for _, lt := range protoNames() {
-		if uint32(lt) == linktype {
-			return lt, nil
-		}
-	}
-	return 0, fmt.Errorf("file link type %d is not supported: supported are %s", linktype, strings.Join(ProtoNames(), ", "))
+	return LinkType(linktypeToDLT(linktype))
 }

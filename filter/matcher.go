@@ -12,11 +12,14 @@ import (
 // 32 or more give 0, and backward jumps (protochain) are followed. It is
 // the filter fallback when the kernel refuses a translated filter.
 //
-// Like the translated filter, a run that takes more than MaxBackwardJumps
-// backward jumps returns 0, so that both give the same answer. libpcap
-// itself follows them without bound, and loops forever on some packets:
-// its IPv4 `protochain` code sets X to the AH length instead of adding it,
-// so a packet whose AH points back at itself never ends.
+// It follows backward jumps as libpcap does, up to MatcherMaxJumps(n) of
+// them per run on an n-byte capture: each turn of libpcap's `protochain`
+// loop steps over a header of at least 8 bytes, so no packet it can
+// finish needs more. libpcap itself follows them without bound, and loops
+// forever on some packets: its IPv4 `protochain` code sets X to the AH
+// length instead of adding it, so a packet whose AH points back at itself
+// never ends. Matcher returns 0 for those instead of hanging, after work
+// proportional to the packet's length.
 //
 // A Matcher is safe for concurrent use.
 type Matcher struct {
@@ -71,10 +74,16 @@ func (m *Matcher) Run(data []byte, wireLen int) uint32 {
 	return ret
 }
 
+// MatcherMaxJumps returns the most backward jumps Matcher follows in one
+// run on a capture of n bytes: libpcap's `protochain` loop takes one per
+// IPv6 extension or AH header, each at least 8 bytes long, so n/8 + 1
+// suffice; this leaves twice that and some.
+func MatcherMaxJumps(n int) int { return n/4 + 64 }
+
 // run is Run that also reports whether the run stopped at the
-// backward-jump bound.
+// backward-jump bound (where libpcap would loop forever).
 func (m *Matcher) run(data []byte, wireLen int) (ret uint32, bounded bool) {
-	return m.runBounded(data, wireLen, MaxBackwardJumps)
+	return m.runBounded(data, wireLen, MatcherMaxJumps(len(data)))
 }
 
 // runBounded is run with a given bound on backward jumps.

@@ -11,6 +11,7 @@ import (
 )
 
 func TestFilterSplice(t *testing.T) {
+	testutils.RunsInGuests(t)
 	spec, err := loadFiltertest()
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +95,7 @@ func TestFilterSplice(t *testing.T) {
 // with its BTF and that the kernel runs the filter, not the stub (the
 // stub alone matches everything).
 func TestFilterSpliceLoads(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	tb, err := NewTestBed()
 	if err != nil {

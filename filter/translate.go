@@ -12,16 +12,31 @@ import (
 
 // ErrUnsupported is returned (wrapped) by Translate for cBPF the translator
 // cannot express in eBPF: Linux socket-filter ancillary loads other than
-// `len`, reads of scratch memory that is not written on every path, and
-// programs too large after unrolling. Callers then capture unfiltered and
+// `len`, and programs too large after unrolling. Callers then capture unfiltered and
 // filter in userspace with Matcher (DESIGN, "Filter fallback").
 var ErrUnsupported = errors.New("not supported by the cBPF to eBPF translator")
 
 // MaxBackwardJumps bounds how often a translated filter follows cBPF
 // backward jumps (libpcap emits one for `protochain`, once per IPv6
 // extension or AH header). The loop is unrolled that many times; a packet
-// that needs more iterations does not match.
-const MaxBackwardJumps = 10
+// that needs more iterations makes the filter return Undecided, never a
+// verdict of its own (see Undecided). Measured on Linux 6.18 (filter -r,
+// load and verify): `protochain 6 and protochain 6`, libpcap's largest
+// protochain program, takes 2.3k eBPF instructions and ~0.1 s at 10,
+// 3.5k and ~0.1 s at 16, 5k and ~0.4 s at 24, 6.8k and ~2 s at 32, 13k and
+// ~6 s at 64, and is too large for the verifier at 128. 16 keeps loads
+// fast; longer chains are rare and are decided in userspace.
+const MaxBackwardJumps = 16
+
+// Undecided is what a translated filter returns when a packet needs more
+// than MaxBackwardJumps backward jumps: the unrolled program cannot tell
+// whether it matches. Callers must then take Matcher's answer for that
+// packet (it follows libpcap's loop; Runner does this). In a capture
+// program, which keeps every non-zero verdict, Undecided keeps the packet,
+// so a userspace check can still drop it. A cBPF program that itself
+// returns 0xffffffff is read as Undecided too; Matcher then gives the same
+// verdict (a match).
+const Undecided = 0xffffffff
 
 // Backend selects how a translated filter reaches the packet bytes.
 type Backend int
@@ -80,8 +95,9 @@ type Options struct {
 // Translate converts a classic BPF program into an eBPF fragment that
 // computes the same verdict with libpcap's semantics: out-of-bounds loads
 // and division by zero end the program with 0, `len` is the wire length
-// (R3), shifts by 32 or more give 0, scratch memory reads must follow a
-// write. The fragment takes its arguments in R1-R3 as described by the
+// (R3), shifts by 32 or more give 0, scratch memory cells read before any
+// write read 0, and a run that needs more than MaxBackwardJumps backward
+// jumps returns Undecided. The fragment takes its arguments in R1-R3 as described by the
 // back end, returns the cBPF return value in R0 (non-zero means match),
 // uses R0-R6 and 64 bytes of stack, calls no helpers, and has no
 // symbols: Splice it into a stub subprogram (or see Options.Inline). It needs kernel 5.1
@@ -258,8 +274,9 @@ func decode(pc int, ri bpf.RawInstruction) (insn, error) {
 
 // Node indices with a special meaning in graph successors.
 const (
-	noNode   = -1
-	failNode = -2 // "return 0"
+	noNode        = -1
+	failNode      = -2 // "return 0"
+	undecidedNode = -3 // "return Undecided": the unroll bound is reached
 )
 
 // node is one cBPF instruction at one loop iteration of the unrolled,
@@ -282,6 +299,7 @@ type node struct {
 type graph struct {
 	nodes        []node
 	zeroA, zeroX bool
+	zeroMem      uint16 // M[i] may be read before written: zeroed on entry
 }
 
 type nodeKey struct{ iter, pc int }
@@ -318,7 +336,8 @@ func buildGraph(raw []bpf.RawInstruction) (*graph, error) {
 		}
 		return to, nil
 	}
-	// succKeys returns the successors of (iter, pc); iter -1 means fail.
+	// succKeys returns the successors of (iter, pc); iter -1 means the
+	// unroll bound is reached (undecided).
 	succKeys := func(k nodeKey) ([]nodeKey, error) {
 		in, err := decodeAt(k.pc)
 		if err != nil {
@@ -336,7 +355,7 @@ func buildGraph(raw []bpf.RawInstruction) (*graph, error) {
 				return []nodeKey{{k.iter, t}}, nil
 			}
 			if k.iter+1 > MaxBackwardJumps {
-				return []nodeKey{{-1, 0}}, nil
+				return []nodeKey{{-1, 0}}, nil // undecided
 			}
 			return []nodeKey{{k.iter + 1, t}}, nil
 		case opJcond:
@@ -411,7 +430,7 @@ func buildGraph(raw []bpf.RawInstruction) (*graph, error) {
 		succ, _ := succKeys(k)
 		ids := make([]int, len(succ))
 		for j, s := range succ {
-			ids[j] = failNode
+			ids[j] = undecidedNode
 			if s.iter >= 0 {
 				ids[j] = index[settle(s)]
 			}
@@ -521,10 +540,10 @@ func (s regState) meet(o regState) regState {
 	return r
 }
 
-// analyse runs the forward pass: which registers may be read before they
-// are written (those are zeroed on entry, as the kernel does), which
-// scratch cells may be read unwritten (refused), and where X is a known
-// non-zero constant (no division guard needed).
+// analyse runs the forward pass: which registers and scratch cells may be
+// read before they are written (those are zeroed on entry, as the kernel
+// does for A and X and libpcap's bpf_filter for M[]), and where X is a
+// known non-zero constant (no division guard needed).
 func (g *graph) analyse() error {
 	in := make([]regState, len(g.nodes))
 	// Unwritten X reads as the zero it is initialised to.
@@ -550,7 +569,10 @@ func (g *graph) analyse() error {
 			s.aWritten = true
 		case opLdLen, opLdImm, opLdMem:
 			if nd.op == opLdMem && s.mem&(1<<nd.k) == 0 {
-				return fmt.Errorf("cBPF instruction %d reads scratch cell M[%d], which is not written on every path to it: %w", nd.index, nd.k, ErrUnsupported)
+				// libpcap's bpf_filter zeroes M[] before
+				// each run (the kernel's classic checker
+				// refuses such programs instead).
+				g.zeroMem |= 1 << nd.k
 			}
 			if nd.reg == regA {
 				s.aWritten = true
@@ -607,6 +629,9 @@ const infinite = math.MaxUint64
 // limit, the most the back end can read.
 func (g *graph) computeNeed(limit uint64) {
 	needOf := func(id int) uint64 {
+		if id == undecidedNode {
+			return 0 // returns non-zero, needs no bytes
+		}
 		if id < 0 {
 			return infinite
 		}

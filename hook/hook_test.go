@@ -149,6 +149,7 @@ func capture(t *testing.T, src *Source, want int) []pcapng.Packet {
 }
 
 func TestRingDelivery(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, perf := range []bool{false, true} {
 		name := "ringbuf"
 		if perf {
@@ -183,6 +184,7 @@ func TestRingDelivery(t *testing.T) {
 }
 
 func TestSnaplen(t *testing.T) {
+	testutils.RunsInGuests(t)
 	src, prog := session(t, RingOptions{}, Options{Hook: 3, Snaplen: 64})
 	pkt := frame(6, 80, 1000)
 	runPackets(t, prog.Program, 1, pkt)
@@ -199,6 +201,7 @@ func TestSnaplen(t *testing.T) {
 // must count every record it could not write, and what it did write must
 // all arrive.
 func TestLossCounted(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, perf := range []bool{false, true} {
 		t.Run(map[bool]string{false: "ringbuf", true: "perf"}[perf], func(t *testing.T) {
 			src, prog := session(t, RingOptions{Size: 4096, Perf: perf}, Options{Hook: 1})
@@ -230,6 +233,7 @@ func TestLossCounted(t *testing.T) {
 // that the userspace filter keeps only matching packets, counts the rest
 // as filtered, and that the user is told once.
 func TestUserspaceFallback(t *testing.T) {
+	testutils.RunsInGuests(t)
 	var notices strings.Builder
 	src, prog := session(t, RingOptions{Notices: &notices}, Options{Hook: 2, Filter: "udp port 53", Unfiltered: true})
 	if prog.KernelFilter {
@@ -284,6 +288,7 @@ func TestBadFilter(t *testing.T) {
 // TestSharedRing loads two hooks into one ring: records keep their hook
 // index and each hook has its own statistics.
 func TestSharedRing(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	spec := testSpec(t)
 	ring, err := NewRing(spec, RingOptions{})
@@ -329,6 +334,7 @@ func TestSharedRing(t *testing.T) {
 // devices are not even seen. BPF_PROG_TEST_RUN runs XDP as received on the
 // current netns's loopback device (ifindex 1).
 func TestDeviceRestriction(t *testing.T) {
+	testutils.RunsInGuests(t)
 	src, prog := session(t, RingOptions{}, Options{Hook: 0, Ifindex: 1})
 	runPackets(t, prog.Program, 5, frame(17, 53, 100))
 	got := capture(t, src, 5)
@@ -352,31 +358,10 @@ func TestDeviceRestriction(t *testing.T) {
 // TestEventLayout checks perfring.EventHeader and config against the BTF
 // clang emitted for struct bpfcap_event and struct bpfcap_config.
 func TestEventLayout(t *testing.T) {
+	testutils.RunsInGuests(t)
 	spec := testSpec(t)
-	check := func(cname string, goType reflect.Type) {
-		var st *btf.Struct
-		if err := spec.Types.TypeByName(cname, &st); err != nil {
-			t.Fatalf("BTF of %s: %v", cname, err)
-		}
-		if int(st.Size) != int(goType.Size()) {
-			t.Errorf("%s is %d bytes in C, %s is %d in Go", cname, st.Size, goType, goType.Size())
-		}
-		if len(st.Members) != goType.NumField() {
-			t.Fatalf("%s has %d members in C, %s has %d fields", cname, len(st.Members), goType, goType.NumField())
-		}
-		for i, m := range st.Members {
-			f := goType.Field(i)
-			size, err := btf.Sizeof(m.Type)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if uint32(m.Offset.Bytes()) != uint32(f.Offset) || size != int(f.Type.Size()) {
-				t.Errorf("%s.%s at %d (%d bytes), Go %s at %d (%d bytes)", cname, m.Name, m.Offset.Bytes(), size, f.Name, f.Offset, f.Type.Size())
-			}
-		}
-	}
-	check("bpfcap_event", reflect.TypeFor[perfring.EventHeader]())
-	check("bpfcap_config", reflect.TypeFor[config]())
+	testutils.CheckStructLayout(t, spec.Types, "bpfcap_event", reflect.TypeFor[perfring.EventHeader]())
+	testutils.CheckStructLayout(t, spec.Types, "bpfcap_config", reflect.TypeFor[config]())
 	if perfring.EventHeaderSize != reflect.TypeFor[perfring.EventHeader]().Size() {
 		t.Errorf("EventHeaderSize %d, struct is %d", perfring.EventHeaderSize, reflect.TypeFor[perfring.EventHeader]().Size())
 	}
@@ -396,6 +381,7 @@ func TestPermissionError(t *testing.T) {
 // TestKernelFilter splices "udp port 53" into both back ends: only DNS
 // packets reach the ring, and the counters say how many were seen.
 func TestKernelFilter(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, tc := range []struct {
 		prog    string
 		backend Backend
@@ -431,6 +417,7 @@ func TestKernelFilter(t *testing.T) {
 // verifier refuses: Load must load it unfiltered, say so once, and the
 // Source must filter in userspace and count what it drops.
 func TestVerifierRefusalFallback(t *testing.T) {
+	testutils.RunsInGuests(t)
 	var notices strings.Builder
 	src, prog := session(t, RingOptions{Notices: &notices}, Options{Program: "capture_refused", Hook: 6, Filter: "udp port 53"})
 	if prog.KernelFilter || !strings.Contains(prog.Fallback, "verifier refused") {

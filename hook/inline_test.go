@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // functionCalls counts the bpf-to-bpf calls in the instructions the
@@ -34,6 +36,7 @@ func functionCalls(t *testing.T, prog *ebpf.Program) int {
 // same program with the filter in its stub makes one) and capture exactly
 // what the filter matches.
 func TestInlineFilter(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, tc := range []struct {
 		prog    string
 		backend Backend
@@ -83,6 +86,7 @@ func TestInlineFilter(t *testing.T) {
 // filter inlined, Load tries the filter in its stub and, refused again,
 // filters in userspace, with one notice.
 func TestInlineFilterRefused(t *testing.T) {
+	testutils.RunsInGuests(t)
 	var notices strings.Builder
 	src, prog := session(t, RingOptions{Notices: &notices}, Options{Program: "capture_refused", Hook: 5, Filter: "udp port 53", InlineFilter: true})
 	if prog.Inlined || prog.InlineErr == nil || !strings.Contains(prog.InlineErr.Error(), "filter inlined") {

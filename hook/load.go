@@ -43,6 +43,10 @@ type Options struct {
 	Hook int
 	// Filter is the tcpdump filter expression ("" captures everything).
 	Filter string
+	// Netmask is the IPv4 netmask `ip broadcast` uses, host byte order
+	// (filter.CompileNetmask; a live tcpdump takes the device's,
+	// filter.DeviceNetmask). 0 compiles as tcpdump -r does.
+	Netmask uint32
 	// LinkType is what the captured bytes start with (eth, raw IP, ...).
 	LinkType pcapng.LinkType
 	// Backend is the filter stub the program calls.
@@ -92,6 +96,9 @@ type Program struct {
 	InlineErr error
 
 	matcher *userFilter
+	// undecided filters the packets the kernel filter flags as undecided
+	// (filter.Undecided: a protochain loop longer than it unrolls).
+	undecided *userFilter
 }
 
 // Close frees the program (detach its links first).
@@ -144,7 +151,7 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 	var cbpf []bpf.Instruction
 	if opts.Filter != "" {
 		var err error
-		if cbpf, err = compileFilter(opts.Filter, opts.LinkType, opts.Snaplen); err != nil {
+		if cbpf, err = compileFilter(ring.opts.Compile, opts.Filter, opts.LinkType, opts.Snaplen, opts.Netmask); err != nil {
 			return nil, err
 		}
 	}
@@ -185,6 +192,13 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 				return nil, fmt.Errorf("load capture program %s: userspace filter: %w", opts.Program, err)
 			}
 			ring.notice(fmt.Sprintf("bpfcap: the kernel did not take the filter (%s); capturing unfiltered and filtering in userspace", p.Fallback))
+		}
+	}
+	if p.KernelFilter {
+		var err error
+		if p.undecided, err = newUserFilter(cbpf); err != nil {
+			p.Collection.Close()
+			return nil, fmt.Errorf("load capture program %s: userspace filter: %w", opts.Program, err)
 		}
 	}
 	p.Program = p.Collection.Programs[opts.Program]

@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfcap/bpfcap/filter"
 	"github.com/bpfcap/bpfcap/perfring"
 )
 
@@ -37,6 +38,10 @@ type RingOptions struct {
 	// Notices receives one-line notices meant for the user, such as the
 	// switch to userspace filtering (nil: discarded).
 	Notices io.Writer
+	// Compile compiles the filters of the programs Load loads for this
+	// ring (nil: filter.Compile, in this process). A command line tool
+	// runs it where a signal can end it.
+	Compile filter.CompileFunc
 }
 
 // Ring is the transport of one capture session: the ring buffer (or perf

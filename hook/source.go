@@ -72,6 +72,7 @@ type Source struct {
 	unknown      uint64         // records of unknown hooks or link types
 	final        []pcapng.InterfaceStats
 	detached     bool
+	detachOn     func(func() error) error // nil: detach in place
 	closed       bool
 
 	// lostSeen and dropPending carry the kernel's loss counter into
@@ -214,7 +215,14 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 		s.mu.Unlock()
 		return nil
 	}
-	if m := h.Program.matcher; m != nil && !m.match(ev.Data, int(ev.WireLen)) {
+	m := h.Program.matcher
+	if ev.Flags&perfring.FlagUndecided != 0 {
+		// The kernel filter kept the packet without a verdict: its
+		// protochain loop was longer than the translation unrolls.
+		// Matcher follows it, on the captured bytes.
+		m = h.Program.undecided
+	}
+	if m != nil && !m.match(ev.Data, int(ev.WireLen)) {
 		s.mu.Lock()
 		s.userFiltered[int(ev.Hook)]++
 		s.mu.Unlock()
@@ -415,6 +423,16 @@ func (s *Source) snapshot() {
 	s.mu.Unlock()
 }
 
+// DetachOn makes every later detach (when Run ends, or Close) run
+// through run, for example on a thread that kept the privilege to detach
+// after the process dropped it (a clsact filter is deleted over rtnetlink,
+// which checks the sending thread's CAP_NET_ADMIN). nil runs it in place.
+func (s *Source) DetachOn(run func(func() error) error) {
+	s.mu.Lock()
+	s.detachOn = run
+	s.mu.Unlock()
+}
+
 // detach closes every hook's links, in reverse order.
 func (s *Source) detach() error {
 	s.mu.Lock()
@@ -423,7 +441,16 @@ func (s *Source) detach() error {
 		return nil
 	}
 	s.detached = true
+	on := s.detachOn
 	s.mu.Unlock()
+	if on != nil {
+		return on(s.closeLinks)
+	}
+	return s.closeLinks()
+}
+
+// closeLinks closes every hook's links, in reverse order.
+func (s *Source) closeLinks() error {
 	var errs []error
 	for i := len(s.hooks) - 1; i >= 0; i-- {
 		links := s.hooks[i].Links

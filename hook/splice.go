@@ -11,13 +11,14 @@ import (
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// compileFilter compiles expr with libpcap for packets of link type lt.
-func compileFilter(expr string, lt pcapng.LinkType, snaplen int) ([]bpf.Instruction, error) {
-	flt, err := filter.LinkTypeFromFile(uint32(lt))
-	if err != nil {
-		return nil, fmt.Errorf("filter %q: %w", expr, err)
+// compileFilter compiles expr with libpcap for packets of link type lt (a
+// LINKTYPE_ value) with netmask for `ip broadcast`, through compile (nil:
+// filter.CompileNetmask in this process).
+func compileFilter(compile filter.CompileFunc, expr string, lt pcapng.LinkType, snaplen int, netmask uint32) ([]bpf.Instruction, error) {
+	if compile == nil {
+		compile = filter.CompileNetmask
 	}
-	return filter.Compile(expr, flt, snaplen)
+	return compile(expr, filter.LinkTypeFromFile(uint32(lt)), snaplen, netmask)
 }
 
 // spliceFilter translates cbpf for opts.Backend and splices it into the

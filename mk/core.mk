@@ -1,4 +1,4 @@
-# Capture core (core helper): pcapng writer/reader, ring transport, the
+# Capture core: pcapng writer/reader, ring transport, the
 # common hook loader and the session driver. `make unit` runs these too;
 # this target runs just them (as root: hook/ loads BPF programs).
 #   make test-core

@@ -1,4 +1,4 @@
-# DPDK source (issue 6): `bpfcap dpdk` is built only with the dpdk tag, so
+# DPDK source: `bpfcap dpdk` is built only with the dpdk tag, so
 # the default binary needs no DPDK. These targets install DPDK (apt) when
 # it is missing.
 

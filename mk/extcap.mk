@@ -1,4 +1,4 @@
-# Wireshark extcap (extcap helper): bpfcap as a capture source in Wireshark's
+# Wireshark extcap: bpfcap as a capture source in Wireshark's
 # interface list (bpfcap-drops, bpfcap-trace, bpfcap-tc, bpfcap-xdp, ...).
 #   make install-extcap     # build, then write EXTCAP_DIR/bpfcap-extcap, a script
 #                           # that runs $(BPFCAP_EXTCAP_BIN) extcap "$@"

@@ -1,4 +1,4 @@
-# Filter pipeline (filter helper): tcpdump expression -> cBPF (libpcap) ->
+# Filter pipeline: tcpdump expression -> cBPF (libpcap) ->
 # eBPF (filter/) proven against libpcap in the kernel. `make unit` runs the
 # tests too; these targets run just them (as root: they load BPF programs).
 #   make test-filter     # differential test, semantics, splice, CLI

@@ -1,4 +1,4 @@
-# Tracing hooks (trace helper): hook specs, BTF resolution, the fallback
+# Tracing hooks: hook specs, BTF resolution, the fallback
 # chain, bpfcap trace and bpfcap list. `make unit` runs these too; these
 # targets run just them (as root: they load and attach BPF programs).
 #   make test-trace          # all trace tests (host: needs iptables, tshark, tcpdump, bpftool)
@@ -7,13 +7,13 @@
 #   make rss-trace           # VmRSS of bpfcap trace during a one-minute flood
 .PHONY: test-trace test-trace-guest bench-trace rss-trace
 
-TRACE_GUEST_RUN := ^Test(Parse|LooksLike|TraceFallbackChain|TraceResolve|TraceDropReasons|ListFindsHooks|TraceDropNoSocket|TraceMultiHookPacketID|TraceProgramsVerify|ListKfreeSkb|ListNoMatch|TraceCLIDropNoSocket|TraceDeviceFilter|TraceAutoHeader|TracePagedData)
-
 test-trace: deps
 	$(GO) test $(TESTFLAGS) -run 'Trace|List|Parse|LooksLike' ./probe/ ./cmd/bpfcap/
 
+# The tests marked testutils.RunsInGuests, run by the matrix harness on
+# this machine (the guests run the same set).
 test-trace-guest: deps
-	$(GO) test $(TESTFLAGS) -run '$(TRACE_GUEST_RUN)' ./probe/ ./cmd/bpfcap/
+	$(GO) run ./internal/vmtest -kernels host -pkgs ./probe,./cmd/bpfcap
 
 bench-trace: deps
 	$(GO) test -run '^$$' -bench TraceVethFlood -benchtime 1x ./bench/trace/

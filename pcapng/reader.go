@@ -201,8 +201,7 @@ func tsres(v byte) uint64 {
 	return r
 }
 
-func (rd *Reader) timestamp(ifc int, hi, lo uint32) time.Time {
-	ticks := uint64(hi)<<32 | uint64(lo)
+func (rd *Reader) timestamp(ifc int, ticks uint64) time.Time {
 	res := rd.tsres[ifc]
 	sec := ticks / res
 	frac := ticks % res
@@ -210,55 +209,17 @@ func (rd *Reader) timestamp(ifc int, hi, lo uint32) time.Time {
 }
 
 func (rd *Reader) readEPB(b []byte) (*Packet, error) {
-	if len(b) < 20 {
-		return nil, fmt.Errorf("short packet block: %w", ErrFormat)
+	p := &Packet{}
+	ticks, err := decodeEPBBody(rd.bo, b, p)
+	if err != nil {
+		return nil, err
 	}
-	ifc := int(rd.bo.Uint32(b))
-	if ifc >= len(rd.ifaces) {
-		return nil, fmt.Errorf("packet for interface %d, have %d: %w", ifc, len(rd.ifaces), ErrFormat)
+	if p.Interface >= len(rd.ifaces) {
+		return nil, fmt.Errorf("packet for interface %d, have %d: %w", p.Interface, len(rd.ifaces), ErrFormat)
 	}
-	caplen := int(rd.bo.Uint32(b[12:]))
-	if 20+caplen > len(b) {
-		return nil, fmt.Errorf("packet of %d bytes overruns its block: %w", caplen, ErrFormat)
-	}
-	p := &Packet{
-		Interface:   ifc,
-		Timestamp:   rd.timestamp(ifc, rd.bo.Uint32(b[4:]), rd.bo.Uint32(b[8:])),
-		Data:        append([]byte(nil), b[20:20+caplen]...),
-		WireLen:     int(rd.bo.Uint32(b[16:])),
-		Hook:        rd.ifaces[ifc].Name,
-		VerdictType: VerdictNone,
-	}
-	for code, val := range options(rd.bo, b[20+pad4(caplen):]) {
-		switch code {
-		case optComment:
-			p.Comment = string(val)
-		case optEPBFlags:
-			if len(val) == 4 {
-				p.Direction = Direction(rd.bo.Uint32(val) & 3)
-			}
-		case optEPBDropCount:
-			if len(val) == 8 {
-				p.Flags |= HasDropCount
-				p.DropCount = rd.bo.Uint64(val)
-			}
-		case optEPBPacketID:
-			if len(val) == 8 {
-				p.Flags |= HasPacketID
-				p.PacketID = rd.bo.Uint64(val)
-			}
-		case optEPBQueue:
-			if len(val) == 4 {
-				p.Flags |= HasQueue
-				p.Queue = rd.bo.Uint32(val)
-			}
-		case optEPBVerdict:
-			if len(val) == 9 && (val[0] == byte(VerdictTC) || val[0] == byte(VerdictXDP)) {
-				p.VerdictType = VerdictType(val[0])
-				p.Verdict = int64(rd.bo.Uint64(val[1:]))
-			}
-		}
-	}
+	p.Data = append([]byte(nil), p.Data...)
+	p.Timestamp = rd.timestamp(p.Interface, ticks)
+	p.Hook = rd.ifaces[p.Interface].Name
 	return p, nil
 }
 
@@ -270,7 +231,7 @@ func (rd *Reader) readISB(b []byte) error {
 	if ifc >= len(rd.ifaces) {
 		return fmt.Errorf("statistics for interface %d, have %d: %w", ifc, len(rd.ifaces), ErrFormat)
 	}
-	s := ReadStats{Interface: ifc, Timestamp: rd.timestamp(ifc, rd.bo.Uint32(b[4:]), rd.bo.Uint32(b[8:]))}
+	s := ReadStats{Interface: ifc, Timestamp: rd.timestamp(ifc, uint64(rd.bo.Uint32(b[4:]))<<32|uint64(rd.bo.Uint32(b[8:])))}
 	for code, val := range options(rd.bo, b[12:]) {
 		var v uint64
 		if len(val) == 8 {

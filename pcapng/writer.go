@@ -1,11 +1,11 @@
 package pcapng
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -24,14 +24,51 @@ type WriterOptions struct {
 // Interface Description Blocks, Enhanced Packet Blocks and Interface
 // Statistics Blocks as they come. It is not safe for concurrent use.
 //
-// Every method writes whole blocks: an error from the underlying writer
-// can leave a partial block only in what the writer itself had accepted.
+// The output only ever ends with a whole block. Blocks are buffered whole;
+// when a write to the underlying writer fails part-way (a full disk), a
+// Writer whose output is an *os.File (or has Truncate and Seek) cuts the
+// output back to the last whole block. The packets lost that way are
+// counted (Unwritten, and in each interface's statistics), and Resume lets
+// the statistics be tried once more, as they may fit where a packet did
+// not.
 type Writer struct {
-	w      *bufio.Writer
+	out    io.Writer
+	trunc  truncater // nil: the output cannot be cut back (a pipe)
+	size   int
+	buf    []byte      // whole blocks not yet written to out
+	marks  []blockMark // where each block in buf ends
+	off    int64       // where buf starts in out (trunc only)
 	ifaces []Interface
-	bb     blockBuf
-	cb     []byte // comment scratch
-	err    error  // sticky write error
+	// unwritten counts, per interface, packets accepted but lost to a
+	// failed write; inOut the packets in out.
+	unwritten []uint64
+	inOut     []uint64
+	failed    bool // a write failed: statistics report what out holds
+	bb        blockBuf
+	cb        []byte // comment scratch
+	err       error  // sticky write error
+	partial   bool   // out ends with part of a block
+	idbOut    int    // Interface Description Blocks in out
+}
+
+// blockMark is the end of one block in Writer.buf and, for a packet, its
+// interface (markIDB for an interface description, -1 otherwise).
+type blockMark struct {
+	end   int
+	iface int32
+}
+
+// isbRoom is what a Writer keeps free per interface, on an output that
+// failed, for its Interface Statistics Block (about 200 bytes).
+const isbRoom = 256
+
+// markIDB marks an Interface Description Block in Writer.marks.
+const markIDB = -2
+
+// truncater is an output a Writer can cut back to a block boundary.
+type truncater interface {
+	Truncate(size int64) error
+	Seek(offset int64, whence int) (int64, error)
 }
 
 // NewWriter writes the Section Header Block to w and flushes it, so a
@@ -41,7 +78,13 @@ func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 	if size <= 0 {
 		size = 64 << 10
 	}
-	pw := &Writer{w: bufio.NewWriterSize(w, size)}
+	pw := &Writer{out: w, size: size, buf: make([]byte, 0, size)}
+	if t, ok := w.(truncater); ok {
+		// Only a seekable output (a regular file) can be cut back.
+		if off, err := t.Seek(0, io.SeekCurrent); err == nil {
+			pw.trunc, pw.off = t, off
+		}
+	}
 	bb := &pw.bb
 	bb.start(blockSHB)
 	bb.u32(byteOrderMagic)
@@ -51,7 +94,7 @@ func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 	hasOpts := opts.Application != "" || opts.OS != ""
 	bb.optString(3, opts.OS) // shb_os
 	bb.optString(optSHBUserAppl, opts.Application)
-	if err := pw.write(bb.finish(hasOpts)); err != nil {
+	if err := pw.write(bb.finish(hasOpts), -1); err != nil {
 		return nil, fmt.Errorf("write pcapng section header: %w", err)
 	}
 	if err := pw.Flush(); err != nil {
@@ -60,14 +103,139 @@ func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 	return pw, nil
 }
 
-func (w *Writer) write(b []byte) error {
+// write buffers one whole block (iface: the packet's interface, or -1)
+// and writes the buffer out once it is full. A block it buffered counts as
+// accepted: if writing the buffer out fails, the packets lost are counted
+// in Unwritten and the error comes back from the next call (or Flush).
+func (w *Writer) write(b []byte, iface int) error {
 	if w.err != nil {
 		return w.err
 	}
-	if _, err := w.w.Write(b); err != nil {
-		w.err = err
-		return err
+	w.buf = append(w.buf, b...)
+	w.marks = append(w.marks, blockMark{end: len(w.buf), iface: int32(iface)})
+	if len(w.buf) >= w.size {
+		w.flush()
 	}
+	return nil
+}
+
+// flush writes the buffer out. On a failed write it keeps the output at
+// the last whole block (cutting a partial one off where it can) and counts
+// the packets that did not make it.
+func (w *Writer) flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.out.Write(w.buf)
+	if err == nil && n < len(w.buf) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		for _, m := range w.marks {
+			w.count(m)
+		}
+		w.off += int64(n)
+		w.buf, w.marks = w.buf[:0], w.marks[:0]
+		return nil
+	}
+	keep := 0
+	for _, m := range w.marks {
+		switch {
+		case m.end <= n:
+			keep = m.end
+		case m.iface >= 0 && int(m.iface) < len(w.unwritten):
+			w.unwritten[m.iface]++
+		}
+	}
+	if w.trunc != nil && !errors.Is(err, syscall.EPIPE) {
+		// Make room for the statistics blocks (Resume): give up the last
+		// packets of this buffer, counted like the others.
+		room := isbRoom * len(w.ifaces)
+		for i := len(w.marks) - 1; i >= 0 && n-keep < room; i-- {
+			m := w.marks[i]
+			if m.end > keep {
+				continue
+			}
+			if m.iface < 0 || m.end != keep {
+				break
+			}
+			w.unwritten[m.iface]++
+			keep = 0
+			if i > 0 {
+				keep = w.marks[i-1].end
+			}
+		}
+	}
+	for _, m := range w.marks {
+		if m.end <= keep {
+			w.count(m)
+		}
+	}
+	w.failed = true
+	if n > keep {
+		w.partial = true
+		if w.trunc != nil {
+			end := w.off + int64(keep)
+			if w.trunc.Truncate(end) == nil {
+				if _, serr := w.trunc.Seek(end, io.SeekStart); serr == nil {
+					w.partial = false
+				}
+			}
+		}
+	}
+	w.off += int64(keep)
+	w.buf, w.marks = w.buf[:0], w.marks[:0]
+	w.err = err
+	return err
+}
+
+// count counts a block that reached the output.
+func (w *Writer) count(m blockMark) {
+	switch {
+	case m.iface == markIDB:
+		w.idbOut++
+	case m.iface >= 0 && int(m.iface) < len(w.inOut):
+		w.inOut[m.iface]++
+	}
+}
+
+// idbBuffered counts the Interface Description Blocks in the buffer.
+func (w *Writer) idbBuffered() int {
+	n := 0
+	for _, m := range w.marks {
+		if m.iface == markIDB {
+			n++
+		}
+	}
+	return n
+}
+
+// Unwritten returns the number of packets that WritePacket or
+// WriteRawPackets accepted but a failed write lost.
+func (w *Writer) Unwritten() uint64 {
+	var n uint64
+	for _, u := range w.unwritten {
+		n += u
+	}
+	return n
+}
+
+// Resume clears the error of a failed write when the output still ends
+// with a whole block, so the statistics can be tried (on a full disk they
+// often fit where a packet did not; if they do not, they are cut off
+// again). It returns the write error when the output cannot be resumed:
+// it ends with part of a block, or its reader went away.
+func (w *Writer) Resume() error {
+	if w.err == nil {
+		return nil
+	}
+	if w.partial || w.trunc == nil {
+		return w.err
+	}
+	w.err = nil
 	return nil
 }
 
@@ -102,10 +270,12 @@ func (w *Writer) AddInterface(ifc Interface) (int, error) {
 		bb.optPad(1 + len(f))
 	}
 	bb.optString(optIfOS, ifc.OS)
-	if err := w.write(bb.finish(true)); err != nil {
+	if err := w.write(bb.finish(true), markIDB); err != nil {
 		return 0, fmt.Errorf("write pcapng interface %q: %w", ifc.Name, err)
 	}
 	w.ifaces = append(w.ifaces, ifc)
+	w.unwritten = append(w.unwritten, 0)
+	w.inOut = append(w.inOut, 0)
 	return len(w.ifaces) - 1, nil
 }
 
@@ -160,7 +330,7 @@ func (w *Writer) WritePacket(p *Packet) error {
 		bb.u64(uint64(p.Verdict))
 		bb.optPad(9)
 	}
-	return w.write(bb.finish(true))
+	return w.write(bb.finish(true), p.Interface)
 }
 
 // appendComment appends the readable metadata of p: hook, verdict, drop
@@ -232,15 +402,37 @@ func (w *Writer) WriteStats(ifIndex int, start, ts time.Time, s InterfaceStats) 
 	if ifIndex < 0 || ifIndex >= len(w.ifaces) {
 		return fmt.Errorf("write statistics: interface %d not added (have %d)", ifIndex, len(w.ifaces))
 	}
+	if ifIndex >= w.idbOut+w.idbBuffered() {
+		return nil // its description was lost to a failed write: a reader would refuse the block
+	}
 	bb := &w.bb
 	bb.start(blockISB)
 	bb.u32(uint32(ifIndex))
 	ns := uint64(ts.UnixNano())
 	bb.u32(uint32(ns >> 32))
 	bb.u32(uint32(ns))
+	// After a failed write, the statistics say what the output holds:
+	// packets captured but not in it are counted apart.
+	var unwritten uint64
+	if w.failed {
+		if held := w.inOut[ifIndex]; s.Captured > held {
+			unwritten = s.Captured - held
+			s.Captured = held
+		}
+	}
+	w.cb = w.cb[:0]
 	if s.UserFiltered != 0 {
-		w.cb = append(w.cb[:0], "filtered in userspace: "...)
+		w.cb = append(w.cb, "filtered in userspace: "...)
 		w.cb = strconv.AppendUint(w.cb, s.UserFiltered, 10)
+	}
+	if unwritten != 0 {
+		if len(w.cb) > 0 {
+			w.cb = append(w.cb, "; "...)
+		}
+		w.cb = append(w.cb, "captured but not written (output failed): "...)
+		w.cb = strconv.AppendUint(w.cb, unwritten, 10)
+	}
+	if len(w.cb) > 0 {
 		bb.optBytes(optComment, w.cb)
 	}
 	if !start.IsZero() {
@@ -254,7 +446,7 @@ func (w *Writer) WriteStats(ifIndex int, start, ts time.Time, s InterfaceStats) 
 	bb.optU64(optISBFilterAccept, s.Matched)
 	bb.optU64(optISBOSDrop, s.Skipped)
 	bb.optU64(optISBUsrDeliv, s.Captured)
-	if err := w.write(bb.finish(true)); err != nil {
+	if err := w.write(bb.finish(true), -1); err != nil {
 		return fmt.Errorf("write pcapng statistics for %q: %w", w.ifaces[ifIndex].Name, err)
 	}
 	return nil
@@ -275,15 +467,20 @@ func (w *Writer) WriteRawBlock(b []byte) error {
 	if int(n) != len(b) || le.Uint32(b[len(b)-4:]) != n {
 		return fmt.Errorf("write raw block: length fields say %d, have %d bytes: %w", n, len(b), ErrBadBlock)
 	}
+	iface := -1
 	if typ := le.Uint32(b); typ == blockEPB || typ == blockISB {
 		if len(b) < 16 {
 			return fmt.Errorf("write raw block: %w", ErrBadBlock)
 		}
-		if id := le.Uint32(b[8:]); int(id) >= len(w.ifaces) {
+		id := le.Uint32(b[8:])
+		if int(id) >= len(w.ifaces) {
 			return fmt.Errorf("write raw block: interface %d not added (have %d)", id, len(w.ifaces))
 		}
+		if typ == blockEPB {
+			iface = int(id)
+		}
 	}
-	return w.write(b)
+	return w.write(b, iface)
 }
 
 // WriteRawPackets writes n Enhanced Packet Blocks laid back to back in b,
@@ -301,8 +498,18 @@ func (w *Writer) WriteRawPackets(b []byte, n int) (int, error) {
 	if off != len(b) {
 		return 0, fmt.Errorf("write raw packet blocks: %d bytes after %d blocks: %w", len(b)-off, n, ErrBadBlock)
 	}
-	if err := w.write(b); err != nil {
-		return 0, err
+	if w.err != nil {
+		return 0, w.err
+	}
+	base := len(w.buf)
+	w.buf = append(w.buf, b...)
+	for off := 0; off < len(b); {
+		l := int(le.Uint32(b[off+4:]))
+		off += l
+		w.marks = append(w.marks, blockMark{end: base + off, iface: int32(le.Uint32(b[off-l+8:]))})
+	}
+	if len(w.buf) >= w.size {
+		w.flush() // accepted: what a failure loses is counted in Unwritten
 	}
 	return n, nil
 }
@@ -324,13 +531,4 @@ func (w *Writer) checkRawEPB(b []byte) (int, error) {
 }
 
 // Flush writes buffered blocks to the underlying writer.
-func (w *Writer) Flush() error {
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.w.Flush(); err != nil {
-		w.err = err
-		return err
-	}
-	return nil
-}
+func (w *Writer) Flush() error { return w.flush() }

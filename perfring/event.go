@@ -15,6 +15,7 @@ const (
 	FlagHasVerdict = 1 << 1 // Verdict holds an XDP or tc action
 	FlagHasTask    = 1 << 2 // PID and Comm are set
 	FlagUnfiltered = 1 << 3 // the kernel did not filter this packet
+	FlagUndecided  = 1 << 4 // the kernel filter could not decide (filter.Undecided)
 )
 
 // Directions, as bpf/event.h defines them (bpfcap_event.dir).
@@ -27,8 +28,8 @@ const (
 // EventHeader mirrors struct bpfcap_event from bpf/event.h field by field
 // (a test checks the layout against the BTF of a compiled object).
 type EventHeader struct {
-	Timestamp uint64 // ts: bpf_ktime_get_ns(), CLOCK_MONOTONIC
-	PacketID  uint64 // packet_id
+	Timestamp uint64 `btf:"ts"` // bpf_ktime_get_ns(), CLOCK_MONOTONIC
+	PacketID  uint64 // the skb (or xdp_buff) address
 	Hook      uint32
 	WireLen   uint32
 	CapLen    uint32

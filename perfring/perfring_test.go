@@ -38,6 +38,7 @@ func record(capLen int, extra int) []byte {
 }
 
 func TestDecode(t *testing.T) {
+	testutils.RunsInGuests(t)
 	var ev Event
 	raw := record(100, 7) // perf records may carry trailing bytes
 	if err := Decode(raw, &ev); err != nil {
@@ -70,6 +71,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestReaderErrors(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
 	if err != nil {
@@ -84,6 +86,7 @@ func TestReaderErrors(t *testing.T) {
 // TestReaderNoData: Drain on an empty ring returns at once; ReadBatch
 // waits one poll interval; Close interrupts a waiting reader.
 func TestReaderNoData(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	for _, spec := range []*ebpf.MapSpec{
 		{Type: ebpf.RingBuf, MaxEntries: 4096},

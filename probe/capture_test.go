@@ -48,10 +48,11 @@ func udpDstPort(b []byte) int {
 }
 
 // TestTraceDropNoSocket: UDP to a closed port is dropped with NO_SOCKET;
-// the card's spec `kprobe:kfree_skb:arg1 proto ip` (through whatever the
+// the README's first command `kprobe:kfree_skb:arg1 proto ip` (through whatever the
 // fallback chain picks on this kernel) captures it with the reason, the
 // device and the true length. Needs no iptables or tshark (guest-safe).
 func TestTraceDropNoSocket(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	before := testutils.CountPrograms(t, "probe_")
 	p := testutils.NewVethPair(t)
@@ -108,6 +109,7 @@ func TestTraceDropNoSocket(t *testing.T) {
 // TestTraceMultiHookPacketID: one ping seen at two hooks carries one packet
 // id (the sk_buff's address) at both.
 func TestTraceMultiHookPacketID(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	p := testutils.NewVethPair(t)
 	src, sink, stop := runCapture(t, Options{
@@ -150,6 +152,7 @@ func TestTraceMultiHookPacketID(t *testing.T) {
 // to one device of bpfcap's network namespace. A ping crosses the pair, so
 // net_dev_xmit fires on both ends; only the host end's packets come out.
 func TestTraceDeviceFilter(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	p := testutils.NewVethPair(t)
 	var (
@@ -194,6 +197,7 @@ func TestTraceDeviceFilter(t *testing.T) {
 // never answers ARP is dropped from the neighbour queue before it got a
 // MAC header (after the ARP timeout, about 3 s).
 func TestTraceAutoHeader(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	p := testutils.NewVethPair(t)
 	absent := net.IPv4(p.PeerIP[0], p.PeerIP[1], p.PeerIP[2], 77).To4()
@@ -248,6 +252,7 @@ func TestTraceAutoHeader(t *testing.T) {
 // does not, the record holds the linear part only and one notice says so.
 // Under vmtest a kernel with CONFIG_KALLSYMS_ALL must copy the frags.
 func TestTracePagedData(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	pages := findPageMap()
 	if os.Getenv(kconfig.EnvVMTest) != "" && runtime.GOARCH == "amd64" &&

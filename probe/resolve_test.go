@@ -30,10 +30,11 @@ func mustParse(t *testing.T, text string) Spec {
 }
 
 // TestTraceFallbackChain checks the chain kprobe -> fentry -> tracepoint for
-// the card's example. The expected outcome comes from the kernel's
+// the README's first command (kprobe:kfree_skb:arg1). The expected outcome comes from the kernel's
 // configuration and an independent look at the kprobe interfaces, not from
 // the code under test: with CONFIG_KPROBES the chain must stop at kprobe.
 func TestTraceFallbackChain(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	r := newTestResolver(t)
 	fn := "kfree_skb"
@@ -83,6 +84,7 @@ func TestTraceFallbackChain(t *testing.T) {
 }
 
 func TestTraceResolveErrors(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	r := newTestResolver(t)
 	for spec, want := range map[string][]string{
@@ -108,6 +110,7 @@ func TestTraceResolveErrors(t *testing.T) {
 }
 
 func TestTraceResolveTracepoints(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	r := newTestResolver(t)
 	for spec, check := range map[string]func(*Target) bool{
@@ -128,6 +131,7 @@ func TestTraceResolveTracepoints(t *testing.T) {
 }
 
 func TestTraceDropReasons(t *testing.T) {
+	testutils.RunsInGuests(t)
 	r := newTestResolver(t)
 	names, err := LoadDropReasons(r.Kernel())
 	if err != nil {
@@ -148,6 +152,7 @@ func TestTraceDropReasons(t *testing.T) {
 }
 
 func TestListFindsHooks(t *testing.T) {
+	testutils.RunsInGuests(t)
 	r := newTestResolver(t)
 	points, err := r.List("kfree_skb")
 	if err != nil {

@@ -23,6 +23,10 @@ type Options struct {
 	Hooks []string
 	// Filter is a tcpdump filter expression ("" captures everything).
 	Filter string
+	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
+	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
+	// filter.DeviceNetmask).
+	Netmask uint32
 	// Proto picks the header records start at: "eth" (MAC header), "ip"
 	// (network header, IPv4 or IPv6), "ip4", "ip6", "ieee802_11", or
 	// ProtoAuto (the MAC header when the skb has one, else the network
@@ -163,6 +167,7 @@ func Open(opts Options) (*Source, error) {
 			Program:  progName,
 			Hook:     i,
 			Filter:   opts.Filter,
+			Netmask:  opts.Netmask,
 			LinkType: lt,
 			Backend:  hook.Scratch,
 			Snaplen:  opts.Snaplen,

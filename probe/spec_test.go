@@ -5,9 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 func TestParseSpecForms(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, tc := range []struct {
 		in   string
 		want Spec
@@ -34,6 +37,7 @@ func TestParseSpecForms(t *testing.T) {
 }
 
 func TestParseSpecCanonicalString(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for in, want := range map[string]string{
 		"tp:net:net_dev_xmit":   "tracepoint:net:net_dev_xmit",
 		"raw_tp:kfree_skb:arg1": "raw_tracepoint:kfree_skb:arg1",
@@ -50,6 +54,7 @@ func TestParseSpecCanonicalString(t *testing.T) {
 }
 
 func TestParseSpecRejects(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for in, wantMsg := range map[string]string{
 		"kfree_skb":                   "want KIND:NAME",
 		"kprobes:kfree_skb":           `unknown hook kind "kprobes"`,
@@ -81,6 +86,7 @@ func TestParseSpecRejects(t *testing.T) {
 }
 
 func TestLooksLikeSpec(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for word, want := range map[string]bool{
 		"kprobe:kfree_skb": true, "tp:net:x": true, "raw_tp:x": true,
 		"tcp": false, "port": false, "ether[0:1]": false, "proto": false,
@@ -109,6 +115,7 @@ print fmt: "skbaddr=%p", REC->skbaddr
 `
 
 func TestParseFormatFindsSkbAndReason(t *testing.T) {
+	testutils.RunsInGuests(t)
 	fields, err := parseFormat(bufio.NewScanner(strings.NewReader(kfreeSkbFormat)))
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,8 @@ type Options struct {
 	// Notices receives one-line notices (a capture taken over, a filter
 	// that cannot be compiled for a link type); nil: discarded.
 	Notices io.Writer
+	// Compile compiles the filter (nil: filter.Compile, in this process).
+	Compile filter.CompileFunc
 }
 
 // Capture is a running capture of one program's bpfcap_output() records.
@@ -66,6 +68,7 @@ type Capture struct {
 	badRec   bool
 
 	mu        sync.Mutex
+	keptSeen  bool // Alive saw something else keep the program
 	ifaces    []pcapng.Interface
 	byLink    map[pcapng.LinkType]int
 	received  []uint64
@@ -158,6 +161,9 @@ func OpenProgram(prog *ebpf.Program, opts Options) (_ *Capture, err error) {
 
 	if atomic.LoadUint32(c.u32(cfgEnabled)) != 0 {
 		owner := atomic.LoadUint32(c.u32(cfgOwner))
+		if ownerAlive(owner, maps.config) {
+			return nil, fmt.Errorf("%s: bpfcap pid %d captures from it and still runs: stop it first (kill -INT %d): %w", desc, owner, owner, ErrBusy)
+		}
 		who := "another bpfcap"
 		if owner != 0 {
 			who += " (pid " + strconv.FormatUint(uint64(owner), 10) + ")"
@@ -387,11 +393,13 @@ func (c *Capture) matcher(lt pcapng.LinkType) (*filter.Matcher, error) {
 		}
 		return m, nil
 	}
-	flt, err := filter.LinkTypeFromFile(uint32(lt))
-	if err != nil {
-		flt = filter.LinkType(lt) // libpcap may still know it
+	flt := filter.LinkTypeFromFile(uint32(lt))
+	compile := c.opts.Compile
+	if compile == nil {
+		compile = filter.CompileNetmask
 	}
-	prog, err := filter.Compile(c.opts.Filter, flt, c.snaplen)
+	// A program's records carry no device: netmask 0, as for files.
+	prog, err := compile(c.opts.Filter, flt, c.snaplen, 0)
 	var m *filter.Matcher
 	if err == nil {
 		m, err = filter.NewMatcher(prog)
@@ -429,6 +437,10 @@ func (c *Capture) Stats() []pcapng.InterfaceStats {
 	}
 	if len(st) > 0 {
 		st[0].Lost = c.lostFinal
+		// Records bpfcap cannot read (bad magic, version or length) are
+		// counted, not written: "skipped" on stderr, isb_osdrop in the
+		// file.
+		st[0].Skipped = c.malformed
 	}
 	return st
 }

@@ -83,6 +83,7 @@ func udpDstPort(t *testing.T, data []byte, lt layers.LinkType) uint16 {
 // TestCaptureXDPIDs captures the XDP example by pinned path: every packet
 // a rule matched, with the rule's id, and only those.
 func TestCaptureXDPIDs(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	x := loadXDP(t, example.XDPOptions{})
 	attachPeer(t, p, x.Program)
@@ -135,6 +136,7 @@ func TestCaptureXDPIDs(t *testing.T) {
 // length even when the snap length cut the packet (x/net/bpf's VM would
 // see the captured length).
 func TestCaptureFilterWireLen(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	x := loadXDP(t, example.XDPOptions{})
 	attachPeer(t, p, x.Program)
@@ -167,6 +169,7 @@ func TestCaptureFilterWireLen(t *testing.T) {
 // closed port is dropped with reason NO_SOCKET, which is the packet's id;
 // the packets are raw IP, on an interface added when the first arrived.
 func TestCaptureDropsTpBtf(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	name := uniqueName("pcd")
 	d, err := example.LoadDrops(example.DropsOptions{Name: name})
@@ -215,6 +218,7 @@ func (failSink) Flush() error                     { return nil }
 // returns the error and turns capture off before Close), and a capture
 // left on by a killed bpfcap, which the next one takes over and turns off.
 func TestCaptureOffOnFailure(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	x := loadXDP(t, example.XDPOptions{})
 	attachPeer(t, p, x.Program)

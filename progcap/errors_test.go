@@ -17,6 +17,7 @@ import (
 // TestOpenErrors checks the messages for programs bpfcap cannot capture
 // and selectors that name nothing.
 func TestOpenErrors(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	plainName := uniqueName("pcp")
 	plain, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: plainName, Type: ebpf.XDP, License: "GPL",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // Map names bpf/bpfcap.h gives its maps (kernel map names, at most 15
@@ -96,6 +97,10 @@ func findByID(id ebpf.ProgramID) (*ebpf.Program, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no BPF program with id %d (bpftool prog show lists them): %w", id, ErrNotFound)
 	}
+	if errors.Is(err, os.ErrPermission) {
+		// Opening a program by id needs CAP_SYS_ADMIN, whoever owns it.
+		return nil, fmt.Errorf("open BPF program id %d: needs privilege (CAP_SYS_ADMIN, or root; or give its pinned path if you may read it): %w", id, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open BPF program id %d: %w", id, err)
 	}
@@ -126,6 +131,13 @@ func findPinned(path string) (*ebpf.Program, error) {
 			return nil, fmt.Errorf("%s is a pinned link: read its program: %w", path, err)
 		}
 		return findByID(info.Program)
+	}
+	if errors.Is(perr, os.ErrPermission) {
+		var st unix.Statfs_t
+		if unix.Statfs(path, &st) == nil && st.Type != unix.BPF_FS_MAGIC {
+			return nil, fmt.Errorf("%s is not on a BPF filesystem: give the path of a pinned program under /sys/fs/bpf (bpftool prog pin), or use bpfcap prog id ID or name NAME", path)
+		}
+		return nil, fmt.Errorf("open pinned program %s: needs privilege (CAP_BPF and read access to the pin, or root): %w", path, perr)
 	}
 	return nil, fmt.Errorf("open pinned program %s: %w", path, perr)
 }

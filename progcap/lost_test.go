@@ -19,6 +19,7 @@ import (
 // interface's Lost and as epb_dropcount, and every run is either
 // captured or lost.
 func TestCaptureLostCounted(t *testing.T) {
+	testutils.RunsInGuests(t)
 	x := loadXDP(t, example.XDPOptions{})
 	c, err := progcap.Open(progcap.Selector{ID: progID(t, x.Program)}, progcap.Options{})
 	if err != nil {

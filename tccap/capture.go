@@ -24,6 +24,10 @@ type Options struct {
 	Mode Mode
 	// Filter is a tcpdump filter expression ("" captures everything).
 	Filter string
+	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
+	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
+	// filter.DeviceNetmask).
+	Netmask uint32
 	// Snaplen is the number of bytes to capture per packet (0: 65536).
 	Snaplen int
 	// Ring configures the transport (buffer size, perf, notices).
@@ -46,6 +50,8 @@ type Capture struct {
 	// direction's program (no call per packet); false without a filter or
 	// when Load fell back to the filter's stub or to userspace.
 	FilterInlined bool
+
+	watch *hook.DeviceWatch
 }
 
 // HookSpec names the capture point of ifname in direction dir as pcapng
@@ -109,6 +115,7 @@ func Open(ifname string, opts Options) (*Capture, error) {
 			Program:  captureProgram,
 			Hook:     i,
 			Filter:   opts.Filter,
+			Netmask:  opts.Netmask,
 			LinkType: lt,
 			Backend:  hook.Direct,
 			Snaplen:  opts.Snaplen,
@@ -167,7 +174,24 @@ func Open(ifname string, opts Options) (*Capture, error) {
 	for _, p := range progs {
 		inlined = inlined && p.Inlined
 	}
-	return &Capture{Source: src, Mode: att.mode, FilterInlined: inlined}, nil
+	watch, err := hook.WatchDevice(l.Attrs().Index, ifname)
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
+	return &Capture{Source: src, Mode: att.mode, FilterInlined: inlined, watch: watch}, nil
+}
+
+// Alive returns an error wrapping hook.ErrGone once the interface was
+// deleted (bpfcap.LivenessChecker).
+func (c *Capture) Alive() error { return c.watch.Alive() }
+
+// Close detaches everything, removes a clsact qdisc Open created and
+// frees the programs and the ring.
+func (c *Capture) Close() error {
+	err := c.Source.Close()
+	c.watch.Close()
+	return err
 }
 
 // attacherCloser detaches everything an attacher attached, as a link.

@@ -65,6 +65,7 @@ func clsactPresent(t *testing.T, p *testutils.VethPair) bool {
 // each attach mode: every packet is seen once with the right direction,
 // large datagrams (paged data) in full, and nothing stays attached.
 func TestCaptureDirections(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, mode := range []tccap.Mode{tccap.ModeTCX, tccap.ModeClsact, tccap.ModeAuto} {
 		t.Run(mode.String(), func(t *testing.T) {
 			p := testutils.NewVethPair(t)
@@ -160,6 +161,7 @@ func TestCaptureDirections(t *testing.T) {
 // TestOpenErrors checks the messages for a missing interface and a bad
 // filter, and that nothing is left attached.
 func TestOpenErrors(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	err := testutils.Do(t, p.HostNS, func() error {
 		_, err := tccap.Open("bpfcap-nosuch0", tccap.Options{Ring: testRing})

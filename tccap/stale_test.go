@@ -17,6 +17,7 @@ import (
 // program held by nobody) is removed by the next clsact capture with a
 // notice; one whose program a running process holds is kept.
 func TestStaleClsactFilter(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	h, err := netlink.NewHandleAt(p.HostNS)
 	if err != nil {

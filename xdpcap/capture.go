@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -37,6 +38,10 @@ type CaptureOptions struct {
 	Actions []Action
 	// Filter is a tcpdump filter expression ("" captures everything).
 	Filter string
+	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
+	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
+	// filter.DeviceNetmask).
+	Netmask uint32
 	// Snaplen is the number of bytes to capture per packet (0: 65536).
 	Snaplen int
 	// Ifindex restricts a hook capture to packets received on this
@@ -74,7 +79,9 @@ type Capture struct {
 	// to filtering in userspace.
 	FilterInlined bool
 
-	hook *Hook
+	hook     *Hook
+	aliveMu  sync.Mutex
+	hookUsed bool // a program was seen using the hook (Alive)
 }
 
 // Close detaches and frees everything: the hook slots are emptied (only
@@ -236,6 +243,7 @@ func loadXDPProgram(spec *ebpf.CollectionSpec, ring *hook.Ring, opts CaptureOpti
 		Program:  captureProgram,
 		Hook:     0,
 		Filter:   opts.Filter,
+		Netmask:  opts.Netmask,
 		LinkType: pcapng.LinkTypeEthernet,
 		Backend:  hook.Direct,
 		Snaplen:  opts.Snaplen,

@@ -4,9 +4,9 @@
 // a hook into a cilium/ebpf CollectionSpec, so a program that calls
 // xdpcap_exit(ctx, &hook, action) on every exit can be captured by
 // `bpfcap xdp PIN`. The hook is a BPF_MAP_TYPE_PROG_ARRAY with 4-byte keys
-// and values and one slot per XDP action: Slots (5) in bpfcap's layout,
-// LegacySlots (4) in the layout Cloudflare's xdpcap publishes; both are
-// accepted everywhere.
+// and values and one slot per XDP action: Slots (5) in bpfcap's layout and
+// in Cloudflare xdpcap's since 2019, LegacySlots (4) in Cloudflare's layout
+// before 2019; both are accepted everywhere.
 //
 // For capture tools it opens a pinned hook, checks that it is one, finds the
 // program attributes its owner demands of tail-call targets (expected attach

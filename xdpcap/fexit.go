@@ -65,6 +65,7 @@ func openFexitCapture(ifname string, ifindex int, id ebpf.ProgramID, opts Captur
 	p, err := hook.Load(spec, ring, hook.Options{
 		Program:  fexitProgram,
 		Filter:   opts.Filter,
+		Netmask:  opts.Netmask,
 		LinkType: pcapng.LinkTypeEthernet,
 		Backend:  hook.Scratch,
 		Snaplen:  opts.Snaplen,

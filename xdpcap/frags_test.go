@@ -16,6 +16,7 @@ import (
 // packet; the capture holds all of it (bpf_xdp_load_bytes), with the wire
 // length of all buffers, and the datagram still arrives.
 func TestCaptureFragsJumbo(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p, pin, _ := firewallOnVethMTU(t, firewall.Options{Frags: true}, 9000)
 	srv := testutils.ListenUDP(t, p.PeerNS, p.PeerIP, 53)
 	testutils.WaitFor(t, "a warm-up datagram to arrive", 10*time.Second, func() bool {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // Hook map layouts.
@@ -15,8 +16,10 @@ const (
 	// Slots is the number of slots in a bpfcap-layout hook: one per XDP
 	// action, XDP_ABORTED to XDP_REDIRECT (XDPCAP_HOOK in bpf/xdpcap.h).
 	Slots = 5
-	// LegacySlots is the number of slots in a Cloudflare-layout hook:
-	// XDP_ABORTED to XDP_TX (XDPCAP_HOOK_LEGACY in bpf/xdpcap.h).
+	// LegacySlots is the number of slots in a hook of Cloudflare
+	// xdpcap's layout before 2019: XDP_ABORTED to XDP_TX
+	// (XDPCAP_HOOK_LEGACY in bpf/xdpcap.h). Its hook.h has declared
+	// Slots (5, up to XDP_REDIRECT) since 2019.
 	LegacySlots = 4
 )
 
@@ -56,6 +59,10 @@ func OpenHook(path string) (*Hook, error) {
 	m, err := ebpf.LoadPinnedMap(path, nil)
 	if err != nil {
 		switch {
+		case errors.Is(err, os.ErrPermission) && !onBPFFS(path):
+			// The kernel says EPERM for any file outside a bpffs, even to
+			// root: that is not a privilege problem.
+			return nil, fmt.Errorf("open hook %s: %w: it is not on a BPF filesystem (pins live under /sys/fs/bpf)", path, ErrNotHook)
 		case errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("open hook %s: no such pin: pin the hook map there first (Go: xdpcap.Hook.Pin; libbpf: bpf_map__pin): %w", path, err)
 		case errors.Is(err, os.ErrPermission):
@@ -183,4 +190,14 @@ func sanitizeName(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// onBPFFS reports whether path is on a BPF filesystem (true when that
+// cannot be told, so the kernel's own error stands).
+func onBPFFS(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return true
+	}
+	return st.Type == unix.BPF_FS_MAGIC
 }

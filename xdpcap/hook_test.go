@@ -76,6 +76,7 @@ func loadFirewall(t *testing.T, opts firewall.Options) *firewall.Firewall {
 }
 
 func TestParseActions(t *testing.T) {
+	testutils.RunsInGuests(t)
 	got, err := xdpcap.ParseActions("XDP_DROP, pass,drop")
 	if err != nil || fmt.Sprint(got) != "[drop pass]" {
 		t.Fatalf("ParseActions = %v, %v", got, err)
@@ -92,6 +93,7 @@ func TestParseActions(t *testing.T) {
 // hook, in both layouts and both attach types, and that TargetAttrs finds
 // the attributes the owner demands.
 func TestFirewallVerdicts(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	for _, tc := range []struct {
 		name string
@@ -142,6 +144,7 @@ func TestFirewallVerdicts(t *testing.T) {
 
 // TestOpenHookRefuses checks the messages for pins that are not hooks.
 func TestOpenHookRefuses(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	for _, tc := range []struct {
 		name string
@@ -175,6 +178,7 @@ func TestOpenHookRefuses(t *testing.T) {
 // TestOccupantsHolders checks that a slot program held by another process
 // is reported with that process, and one nobody holds is stale.
 func TestOccupantsHolders(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	hook, err := xdpcap.CreatePinned(pinPath(t))
 	if err != nil {

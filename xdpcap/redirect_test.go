@@ -9,26 +9,20 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/xdpcap"
 )
 
-// xdpTestMD mirrors struct xdp_md for test runs.
-type xdpTestMD struct {
-	Data, DataEnd, DataMeta uint32
-	IngressIfindex          uint32
-	RxQueueIndex            uint32
-	EgressIfindex           uint32
-}
-
-// TestCaptureRedirect: an instrumented program that redirects (bpf_redirect
-// out of the host end of a veth, run in live-frames mode so the redirect
-// really happens) is captured with verdict XDP_REDIRECT, and its packets
-// still arrive at the peer: the redirect survives the capture program.
+// TestCaptureRedirect: an instrumented program that redirects real
+// packets (bpf_redirect on the peer end of a veth, sending every frame
+// back out of the peer end to the host end) is captured with verdict
+// XDP_REDIRECT, and its packets still arrive at the host end: the redirect
+// survives the capture program. Real UDP datagrams from the host end drive
+// it, so it needs no live-frames test run.
 func TestCaptureRedirect(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	pin := pinPath(t)
 	h, err := xdpcap.CreatePinned(pin)
@@ -40,7 +34,7 @@ func TestCaptureRedirect(t *testing.T) {
 		Name: "redirector", Type: ebpf.XDP, AttachType: ebpf.AttachXDP, License: "GPL",
 		Instructions: asm.Instructions{
 			asm.Mov.Reg(asm.R6, asm.R1),
-			asm.Mov.Imm(asm.R1, int32(p.HostIndex)),
+			asm.Mov.Imm(asm.R1, int32(p.PeerIndex)),
 			asm.Mov.Imm(asm.R2, 0),
 			asm.FnRedirect.Call(),
 			// return xdpcap_exit(ctx, &hook, XDP_REDIRECT)
@@ -56,24 +50,28 @@ func TestCaptureRedirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer redirector.Close()
-
-	// The peer needs XDP to take frames from ndo_xdp_xmit; the host end
-	// keeps a program attached so live-frames runs stay cheap.
+	// veth takes redirected frames (ndo_xdp_xmit) only towards an end
+	// with XDP: the host end passes everything.
 	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, AttachType: ebpf.AttachXDP, License: "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(xdpcap.Pass)), asm.Return()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pass.Close()
+
+	// The redirector bounces everything, ARP included: the host end knows
+	// the peer's MAC without asking.
+	p.KnowNeighbours(t)
 	for _, at := range []struct {
 		ns      func(func() error) error
+		prog    *ebpf.Program
 		ifindex int
 	}{
-		{func(fn func() error) error { return testutils.Do(t, p.PeerNS, fn) }, p.PeerIndex},
-		{func(fn func() error) error { return testutils.Do(t, p.HostNS, fn) }, p.HostIndex},
+		{func(fn func() error) error { return testutils.Do(t, p.HostNS, fn) }, pass, p.HostIndex},
+		{func(fn func() error) error { return testutils.Do(t, p.PeerNS, fn) }, redirector, p.PeerIndex},
 	} {
 		err := at.ns(func() error {
-			l, err := link.AttachXDP(link.XDPOptions{Program: pass, Interface: at.ifindex})
+			l, err := link.AttachXDP(link.XDPOptions{Program: at.prog, Interface: at.ifindex})
 			if err != nil {
 				return err
 			}
@@ -96,44 +94,33 @@ func TestCaptureRedirect(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, sink) }()
 
-	peerRx := func() uint64 {
-		nh, err := netlink.NewHandleAt(p.PeerNS)
+	hostRx := func() uint64 {
+		nh, err := netlink.NewHandleAt(p.HostNS)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer nh.Close()
-		l, err := nh.LinkByIndex(p.PeerIndex)
+		l, err := nh.LinkByIndex(p.HostIndex)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l.Attrs().Statistics.RxPackets
 	}
-	before := peerRx()
+	before := hostRx()
 	const n = 64
-	frame := udpFrame(t, 40000, 53, []byte("redirected"))
-	err = testutils.Do(t, p.HostNS, func() error {
-		_, err := redirector.Run(&ebpf.RunOptions{
-			Data:    frame,
-			Context: xdpTestMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(p.HostIndex)},
-			Repeat:  n,
-			Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-		})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testutils.SendUDP(t, p, 53, n, 10)
 	testutils.WaitFor(t, "the redirected packets to be captured", 10*time.Second, func() bool { return sink.Len() >= n })
+	testutils.WaitFor(t, "the redirected packets to arrive at the host end", 10*time.Second, func() bool { return hostRx()-before >= n })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-	if got := peerRx() - before; got < n {
-		t.Fatalf("peer received %d redirected frames, want %d: the redirect did not survive the capture", got, n)
 	}
 	for _, pk := range sink.Packets() {
 		if pk.VerdictType != pcapng.VerdictXDP || xdpcap.Action(pk.Verdict) != xdpcap.Redirect {
 			t.Fatalf("packet with verdict %d/%d, want XDP_REDIRECT", pk.VerdictType, pk.Verdict)
 		}
+	}
+	if got := sink.Len(); got != n {
+		t.Fatalf("captured %d packets to udp port 53, want %d", got, n)
 	}
 }

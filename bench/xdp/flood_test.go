@@ -1,11 +1,14 @@
 package xdpbench
 
 import (
+	"errors"
 	"net"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
@@ -28,12 +31,23 @@ func udpFrame(dst net.HardwareAddr, dport uint16) []byte {
 	return f
 }
 
-// TestFloodReachesPeer checks that the live-frames flood delivers its
-// frames to the other end of the veth.
+// TestFloodReachesPeer checks that every generator a Flooder can use here
+// delivers its frames to the other end of the veth (counted at the peer):
+// the one NewFlooder picks (live frames, or a fallback where they are
+// refused or missing), the XDP broadcast loop and the AF_PACKET TX ring.
 func TestFloodReachesPeer(t *testing.T) {
+	testutils.RunsInGuests(t)
+	for _, gen := range []string{"auto", GeneratorXDPLoop, GeneratorTxRing} {
+		t.Run(gen, func(t *testing.T) {
+			testFloodReachesPeer(t, gen)
+		})
+	}
+}
+
+func testFloodReachesPeer(t *testing.T, gen string) {
 	p := testutils.NewVethPair(t)
 	var before, after uint64
-	// veth delivers XDP_TX frames only to a peer with XDP (or GRO) enabled.
+	// veth delivers XDP frames only to a peer with XDP (or GRO) enabled.
 	err := testutils.Do(t, p.PeerNS, func() error {
 		prog, err := xdpProg("bpfcap_tpass", 2)
 		if err != nil {
@@ -52,11 +66,23 @@ func TestFloodReachesPeer(t *testing.T) {
 	}
 	before = peerRx(t, p)
 	err = testutils.Do(t, p.HostNS, func() error {
-		f, err := NewFlooder(p.HostIndex)
+		var f *Flooder
+		var err error
+		if gen == "auto" {
+			f, err = NewFlooder(p.HostIndex)
+		} else {
+			f, err = newFlooderWith(p.HostIndex, gen)
+			if errors.Is(err, ebpf.ErrNotSupported) && gen == GeneratorXDPLoop {
+				kconfig.SkipOrFailFeature(t, err, "XDP broadcast redirect (BPF_F_BROADCAST)", "5.16")
+			}
+		}
 		if err != nil {
 			return err
 		}
 		defer f.Close()
+		if name, why := f.Generator(); gen == "auto" {
+			t.Logf("generator: %s (why not live frames: %v)", name, why)
+		}
 		f.BatchSize = 64 // below the veth ring, so single-CPU guests do not drop
 		return f.Send(udpFrame(net.HardwareAddr{2, 0, 0, 0, 0, 2}, 9), 10000)
 	})
@@ -64,6 +90,7 @@ func TestFloodReachesPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	after = peerRx(t, p)
+	t.Logf("peer received %d frames", after-before)
 	// veth drops what does not fit its ring (a few percent in emulated
 	// VM guests): a flood, not a transport.
 	if got := after - before; got < 9000 {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"os/user"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -56,9 +56,40 @@ type captureOptions struct {
 // defaultSnaplen is bpfcap's snap length when -s/len is not given.
 const defaultSnaplen = 65536
 
+// maxBufferKiB bounds -B: a BPF ring buffer's size is a 32-bit count of
+// bytes, and more than 1 GiB of locked kernel memory is never what a
+// capture needs.
+const maxBufferKiB = 1 << 20
+
+// outputFlag is -w: given once, with a name ("-" for stdout).
+type outputFlag struct {
+	path *string
+	set  bool
+}
+
+func (f *outputFlag) String() string {
+	if f.path == nil {
+		return ""
+	}
+	return *f.path
+}
+
+func (f *outputFlag) Set(v string) error {
+	switch {
+	case f.set:
+		return fmt.Errorf("given twice (%q and %q): give one output file", *f.path, v)
+	case v == "":
+		return errors.New(`empty file name: give one ("-" for stdout)`)
+	}
+	*f.path, f.set = v, true
+	return nil
+}
+
+func (f *outputFlag) Type() string { return "file" }
+
 // addCaptureFlags registers the shared capture flags on fs.
 func addCaptureFlags(fs *pflag.FlagSet, o *captureOptions) {
-	fs.StringVarP(&o.WriteFile, "write", "w", "", "write packets to this pcapng `file` (\"-\": stdout)")
+	fs.VarP(&outputFlag{path: &o.WriteFile}, "write", "w", "write packets to this pcapng `file` (\"-\": stdout)")
 	fs.Uint64VarP(&o.Count, "count", "c", 0, "stop after this many packets")
 	fs.IntVarP(&o.Snaplen, "snaplen", "s", 0, "capture at most this many `bytes` per packet (default 65536)")
 	fs.StringVarP(&o.Device, "interface", "i", "", "capture only packets on this `device`")
@@ -118,6 +149,12 @@ func (o *captureOptions) parseKeywords(args []string) error {
 			}
 			o.Pages = n
 		case "data_out":
+			if o.WriteFile != "" {
+				return fmt.Errorf("data_out %q and -w %q: give one output file", val, o.WriteFile)
+			}
+			if val == "" {
+				return errors.New(`data_out "": give a file name ("-" for stdout)`)
+			}
 			o.WriteFile = val
 		}
 	}
@@ -150,16 +187,34 @@ func (o *captureOptions) validate() error {
 		return err
 	}
 	if o.Snaplen < 0 {
-		return fmt.Errorf("snaplen %d: want a positive number of bytes", o.Snaplen)
+		return fmt.Errorf("snaplen %d: want a positive number of bytes (e.g. -s 128)", o.Snaplen)
 	}
 	if o.Snaplen > hook.MaxData {
-		return fmt.Errorf("snaplen %d: bpfcap captures at most %d bytes per packet", o.Snaplen, hook.MaxData)
+		return fmt.Errorf("snaplen %d: bpfcap captures at most %d bytes per packet: use -s %d or less", o.Snaplen, hook.MaxData, hook.MaxData)
 	}
 	if o.BufferSize < 0 || o.Pages < 0 {
 		return errors.New("buffer size: want a positive size")
 	}
+	if o.BufferSize > maxBufferKiB {
+		return fmt.Errorf("-B %d KiB: the ring buffer holds at most %d KiB (1 GiB); try -B 65536", o.BufferSize, maxBufferKiB)
+	}
+	if o.Pages > 0 && uint64(o.Pages)*uint64(os.Getpagesize())*uint64(runtime.NumCPU()) > maxBufferKiB<<10 {
+		return fmt.Errorf("pages %d: %d pages per CPU on %d CPUs is more than the 1 GiB a ring buffer holds; try pages 1024", o.Pages, o.Pages, runtime.NumCPU())
+	}
 	if o.Duration < 0 {
-		return fmt.Errorf("duration %v: want a positive duration", o.Duration)
+		return fmt.Errorf("duration %v: want a positive duration (e.g. --duration 10s)", o.Duration)
+	}
+	// Checked before anything is attached; reading only.
+	if o.User != "" {
+		if _, err := user.Lookup(o.User); err != nil {
+			return fmt.Errorf("-Z %s: no such user: give an existing one (e.g. -Z nobody): %w", o.User, err)
+		}
+	}
+	if o.WriteFile != "" && o.WriteFile != "-" {
+		dir := filepath.Dir(o.WriteFile)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("-w %s: directory %s does not exist: create it or write elsewhere", o.WriteFile, dir)
+		}
 	}
 	return nil
 }
@@ -202,21 +257,45 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	}
 	src, err := open(ctx)
 	if err != nil {
+		// Ended by a signal (the filter compiler was killed): say so.
+		if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(err, cause) {
+			return fmt.Errorf("%w before the capture started: nothing attached", cause)
+		}
 		return err
 	}
-	defer src.Close()
+	// detach is the one way out for the source: every return below goes
+	// through it (Close is idempotent), on the thread that kept the
+	// privilege to detach when -Z dropped it.
+	detach := src.Close
+	var keeper *capKeeper
+	defer func() {
+		detach()
+		if keeper != nil {
+			keeper.stop()
+		}
+	}()
 
 	if o.User != "" {
+		if keeper, err = startCapKeeper(); err != nil {
+			return err
+		}
 		if err := dropPrivileges(o.User); err != nil {
 			return err
 		}
+		if err := keeper.narrow(); err != nil {
+			return err
+		}
+		if d, ok := src.(detachRunner); ok {
+			// Run detaches by itself when it ends, Close when Run never
+			// ran: both go through the privileged thread.
+			d.DetachOn(keeper.do)
+		} else {
+			detach = func() error { return keeper.do(src.Close) }
+		}
 	}
-
-	// A reader that goes away must not kill us with SIGPIPE: writes then
-	// fail with EPIPE and the session ends cleanly.
-	sigpipe := make(chan os.Signal, 1)
-	signal.Notify(sigpipe, syscall.SIGPIPE)
-	defer signal.Stop(sigpipe)
+	// A signal that came while attaching ends the session at once, the
+	// same way as one that comes later: a complete file, statistics,
+	// everything detached.
 
 	var (
 		sink bpfcap.Sink
@@ -226,7 +305,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	case o.WriteFile != "" && o.WriteFile != "-":
 		file, err = os.OpenFile(o.WriteFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
-			return fmt.Errorf("open output file: %w", err)
+			return fmt.Errorf("open output file (choose a path you may write, or -w - for stdout): %w", err)
 		}
 		defer file.Close()
 		w, err := pcapng.NewWriter(file, pcapng.WriterOptions{Application: "bpfcap"})
@@ -263,10 +342,20 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	if live && !o.Verbose {
 		fmt.Fprintln(env.stderr)
 	}
-	closeErr := src.Close()
+	closeErr := detach()
 	printStats(env.stderr, res.Interfaces, src.Stats())
 	printHeaderMisses(env.stderr, res.Interfaces, src.Stats())
-	fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s)\n", res.Written, stopText(res.Reason))
+	if res.Reason == bpfcap.StopOutput {
+		// Every packet the hooks captured and the file does not hold:
+		// lost in the failed write, or still in the ring behind it.
+		var captured uint64
+		for _, st := range src.Stats() {
+			captured += st.Captured
+		}
+		fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s), %d captured but not written\n", res.Written, stopText(res.Reason), max(captured, res.Written)-res.Written)
+	} else {
+		fmt.Fprintf(env.stderr, "bpfcap: %d packets written (%s)\n", res.Written, stopText(res.Reason))
+	}
 	if file != nil {
 		if cerr := file.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close %s: %w", o.WriteFile, cerr)
@@ -279,6 +368,12 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 		return fmt.Errorf("detach: %w", closeErr)
 	}
 	return nil
+}
+
+// detachRunner is a source whose detach can be moved to another thread
+// (hook sources: the privileged thread -Z keeps).
+type detachRunner interface {
+	DetachOn(run func(func() error) error)
 }
 
 // stopText says why a capture ended, in the user's terms.
@@ -294,6 +389,10 @@ func stopText(r bpfcap.StopReason) string {
 		return "output pipe closed"
 	case bpfcap.StopSource:
 		return "source ended"
+	case bpfcap.StopOutput:
+		return "the output failed"
+	case bpfcap.StopGone:
+		return "the capture target went away"
 	}
 	return "failed"
 }

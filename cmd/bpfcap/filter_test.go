@@ -36,6 +36,7 @@ func runFilterCLI(t *testing.T, stdin io.Reader, args ...string) (stdout, stderr
 }
 
 func TestFilterCLIDump(t *testing.T) {
+	testutils.RunsInGuests(t)
 	out, _, err := runFilterCLI(t, nil, "-d", "tcp", "port", "80")
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +89,7 @@ func TestFilterCLIDumpGolden(t *testing.T) {
 }
 
 func TestFilterCLIBadInput(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -7,12 +7,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // TestListKfreeSkb: `bpfcap list kfree_skb` shows the BTF tracepoint, the
 // classic tracepoint and functions, each with its sk_buff argument.
 // Guest-safe (reads BTF and tracefs only).
 func TestListKfreeSkb(t *testing.T) {
+	testutils.RunsInGuests(t)
 	var out bytes.Buffer
 	if err := run(context.Background(), strings.NewReader(""), &out, io.Discard, []string{"list", "kfree_skb", "--all"}); err != nil {
 		t.Fatalf("list: %v", err)
@@ -31,6 +34,7 @@ func TestListKfreeSkb(t *testing.T) {
 }
 
 func TestListNoMatch(t *testing.T) {
+	testutils.RunsInGuests(t)
 	err := run(context.Background(), strings.NewReader(""), io.Discard, io.Discard, []string{"list", "no_such_hook_xyz"})
 	if err == nil || !strings.Contains(err.Error(), "no function or tracepoint matching") {
 		t.Fatalf("list of nothing: %v", err)

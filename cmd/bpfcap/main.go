@@ -1,10 +1,17 @@
 // Command bpfcap captures packets where tcpdump cannot see them: at kernel
 // functions and tracepoints that handle an sk_buff, inside XDP programs, at
 // tc, and in DPDK dataplanes. It writes pcapng with per-packet metadata.
+//
+// Exit status: 0 when the capture ran and ended (by -c, --duration, a
+// closed output pipe, or a signal once capturing: tcpdump's convention),
+// 2 for any error (bad input, a refused or failed capture, a full disk, a
+// vanished target), and 128+N when signal N arrived before the capture
+// started (for example while libpcap compiled the filter).
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,30 +19,97 @@ import (
 	"syscall"
 )
 
+// terminatingSignals are the signals tcpdump cleans up on, SIGPIPE apart.
+// Every one of them ends a capture the same way: detach everything,
+// finish the file, print the statistics.
+var terminatingSignals = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stdin, os.Stdout, os.Stderr, os.Args[1:])
+	ctx, stop := signalContext(context.Background())
+	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if self, err := os.Executable(); err == nil {
+		env.self = self
+	}
+	err := runEnv(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// signalContext returns a context cancelled by the first terminating
+// signal, with a *signalError as its cause. The signals are caught from
+// the very start, so none of them can kill bpfcap while it attaches.
+//
+// SIGPIPE is caught too, for the whole run, and never kills: a write to a
+// closed pipe then fails with EPIPE instead. A closed output pipe ends the
+// capture through that error (as `tcpdump | head` ends); a closed stderr
+// (`2>&1 | head -1`) does not stop a capture into a file, as it does not
+// stop tcpdump's.
+func signalContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, terminatingSignals...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			cancel(&signalError{sig: sig.(syscall.Signal)})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		signal.Stop(ch)
+		cancel(nil)
+	}
+}
+
+// signalError is the cause of a context cancelled by a signal.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return "interrupted by " + signalName(e.sig) }
+
+// signalName returns "SIGINT" etc.
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	}
+	return s.String()
 }
 
 // run executes one bpfcap command line. It never calls os.Exit, so that
 // every deferred close runs and tests can call it directly.
 func run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) error {
-	root := newRootCmd(&cliEnv{stdin: stdin, stdout: stdout, stderr: stderr})
+	return runEnv(ctx, &cliEnv{stdin: stdin, stdout: stdout, stderr: stderr}, args)
+}
+
+// runEnv is run with the whole environment.
+func runEnv(ctx context.Context, env *cliEnv, args []string) error {
+	root := newRootCmd(env)
 	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(env.stdout)
+	root.SetErr(env.stderr)
 	return root.ExecuteContext(ctx)
 }
 
-// exitCode prints err and maps it to the process exit status: 0 for
-// success, 2 for bad input or a refused capture (as tcpdump does), 1 for
-// anything else.
+// exitCode prints err and maps it to the process exit status (see the
+// package comment): 0 for success, 128+N for an error caused by signal N
+// before the capture started, 2 for any other error.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
 	fmt.Fprintf(stderr, "bpfcap: %v\n", err)
+	var se *signalError
+	if errors.As(err, &se) {
+		return 128 + int(se.sig)
+	}
 	return 2
 }

@@ -57,7 +57,7 @@ what any of them emits (their ids tell them apart).`,
 		Example: `  bpfcap prog name progcap_xdp -w rules.pcapng
   bpfcap prog pinned /sys/fs/bpf/my_prog 'udp port 53' | tshark -r - -T fields -e frame.comment
   bpfcap prog id 42 proto ip -c 10 'tcp[tcpflags] & tcp-rst != 0'`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs("prog needs a program: bpfcap prog id ID, pinned PATH or name NAME (bpftool prog show lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sel, rest, err := parseProgSelector(args)
 			if err != nil {
@@ -86,6 +86,7 @@ what any of them emits (their ids tell them apart).`,
 					Snaplen:  o.Snaplen,
 					LinkType: lt,
 					Notices:  env.stderr,
+					Compile:  env.compiler(ctx),
 				})
 			}
 			return runCapture(cmd.Context(), env, &o, open)

@@ -160,6 +160,7 @@ func TestProgHostPinnedXDP(t *testing.T) {
 // when the first one arrived, after the declared Ethernet one) with the
 // drop reason NO_SOCKET as id; the ISBs are written.
 func TestProgDropsByName(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	name := progName("pcd")
 	d, err := example.LoadDrops(example.DropsOptions{Name: name})
@@ -235,6 +236,7 @@ func kernelEnumValue(t *testing.T, enum, name string) uint64 {
 // TestProgByIDSnaplen: `bpfcap prog id ID len 64 FILTER` keeps 64 bytes
 // of each packet the filter takes.
 func TestProgByIDSnaplen(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p, x, _ := progXDP(t)
 	out := filepath.Join(t.TempDir(), "id.pcapng")
 	r := xdpStart(t, nil, "prog", "id", fmt.Sprint(progID(t, x.Program)), "len", "64", "udp dst port 9", "-w", out, "-c", "2")
@@ -265,6 +267,7 @@ func TestProgByIDSnaplen(t *testing.T) {
 // name nothing, and options that do not apply: an error that names the
 // problem and the way out, and capture left off.
 func TestProgBadInput(t *testing.T) {
+	testutils.RunsInGuests(t)
 	_, x, _ := progXDP(t)
 	id := fmt.Sprint(progID(t, x.Program))
 	plain, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: progName("pcp"), Type: ebpf.XDP, License: "GPL",
@@ -319,6 +322,7 @@ func TestProgBadInput(t *testing.T) {
 
 // TestProgHelp: the help names the three selectors and the header.
 func TestProgHelp(t *testing.T) {
+	testutils.RunsInGuests(t)
 	var stdout bytes.Buffer
 	if err := run(t.Context(), strings.NewReader(""), &stdout, &bytes.Buffer{}, []string{"prog", "--help"}); err != nil {
 		t.Fatal(err)

@@ -180,10 +180,7 @@ func (m *readMatcher) match(p *pcapng.Packet, lt pcapng.LinkType, snap uint32) (
 	}
 	fm, ok := m.byLink[lt]
 	if !ok {
-		flt, err := filter.LinkTypeFromFile(uint32(lt))
-		if err != nil {
-			return false, err
-		}
+		flt := filter.LinkTypeFromFile(uint32(lt))
 		if snap == 0 {
 			snap = 262144
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,9 @@ type cliEnv struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// self is the bpfcap binary, run again to compile filters where a
+	// signal can end it ("": compile in this process, as tests do).
+	self string
 }
 
 func newRootCmd(env *cliEnv) *cobra.Command {
@@ -34,10 +38,21 @@ Filters are tcpdump expressions, run in the kernel as eBPF. Output is pcapng
 		newProgCmd(env),
 		newExtcapCmd(env),
 		newReadCmd(env),
+		newCompileHelperCmd(env),
 	)
 	addPlatformCmds(root, env)
 	addRootFlags(root, env)
 	addCompletions(root)
 	root.AddCommand(newManCmd(root, env))
 	return root
+}
+
+// needArgs is cobra.MinimumNArgs(1) with a message that says what to give.
+func needArgs(msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return errors.New(msg)
+		}
+		return nil
+	}
 }

@@ -17,6 +17,7 @@ func newTCCmd(env *cliEnv) *cobra.Command {
 		o         captureOptions
 		mode      string
 		countSeen bool
+		netmask   string
 	)
 	cmd := &cobra.Command{
 		Use:   "tc dev IFNAME [ingress|egress|both] [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
@@ -83,13 +84,18 @@ The filter sees the packet's linear part.`,
 			if o.Proto != "" {
 				return fmt.Errorf("proto %s: tc packets start where the interface's frames start (Ethernet on Ethernet devices); leave proto out", o.Proto)
 			}
+			mask, err := liveNetmask(netmask, ifname)
+			if err != nil {
+				return err
+			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				return tccap.Open(ifname, tccap.Options{
 					Directions: dirs,
 					Mode:       m,
 					Filter:     o.Filter,
+					Netmask:    mask,
 					Snaplen:    o.snaplen(),
-					Ring:       o.ringOptions(env.stderr),
+					Ring:       env.ringOptions(ctx, &o),
 					CountSeen:  countSeen,
 					Notices:    env.stderr,
 				})
@@ -99,6 +105,7 @@ The filter sees the packet's linear part.`,
 	}
 	addCaptureFlags(cmd.Flags(), &o)
 	cmd.Flags().StringVar(&mode, "tc-mode", "auto", "how to attach: tcx (Linux 6.6), clsact, or auto (tcx where the kernel has it)")
+	addNetmaskFlag(cmd.Flags(), &netmask)
 	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")
 	return cmd
 }

@@ -138,6 +138,7 @@ func tcFrames(t *testing.T, pkts []*pcapng.Packet, ifs []pcapng.Interface) []str
 // (auto) and with clsact (forced, what 6.1 kernels use), and leaves
 // nothing attached.
 func TestTCCLIDirections(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, mode := range []string{"auto", "clsact"} {
 		t.Run(mode, func(t *testing.T) {
 			p := testutils.NewVethPair(t)
@@ -177,6 +178,7 @@ func TestTCCLIDirections(t *testing.T) {
 
 // TestTCCLIBadInput: clear messages, exit status 2, nothing attached.
 func TestTCCLIBadInput(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	for _, c := range []struct {
 		name string
@@ -306,6 +308,7 @@ func tcPcapFrames(t *testing.T, path string) []string {
 // TestTCCLIEgressSnaplen: one direction only, the perf transport and a
 // snap length: the 8000-byte datagram is cut to 100 bytes of 8042.
 func TestTCCLIEgressSnaplen(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	setJumboMTU(t, p)
 	out := filepath.Join(t.TempDir(), "egress.pcapng")

@@ -15,7 +15,10 @@ import (
 
 // newTraceCmd builds `bpfcap trace HOOK... [keywords] [FILTER...]`.
 func newTraceCmd(env *cliEnv) *cobra.Command {
-	var o captureOptions
+	var (
+		o       captureOptions
+		netmask string
+	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
 		Short: "capture the sk_buffs that reach kernel functions or tracepoints",
@@ -50,7 +53,7 @@ true one.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs("trace needs a hook, e.g. bpfcap trace tp_btf:net_dev_xmit (see `bpfcap list` for hook points)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hooks, rest, err := splitHooks(args)
 			if err != nil {
@@ -59,14 +62,19 @@ true one.`,
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
+			mask, err := liveNetmask(netmask, o.Device)
+			if err != nil {
+				return err
+			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				src, err := probe.Open(probe.Options{
 					Hooks:   hooks,
 					Filter:  o.Filter,
+					Netmask: mask,
 					Proto:   o.Proto,
 					Snaplen: o.snaplen(),
 					Device:  o.Device,
-					Ring:    o.ringOptions(env.stderr),
+					Ring:    env.ringOptions(ctx, &o),
 					Notices: env.stderr,
 					Verbose: o.Verbose,
 				})
@@ -79,6 +87,7 @@ true one.`,
 		},
 	}
 	addCaptureFlags(cmd.Flags(), &o)
+	addNetmaskFlag(cmd.Flags(), &netmask)
 	return cmd
 }
 
@@ -91,13 +100,20 @@ var specLike = regexp.MustCompile(`^[a-z_]+:[A-Za-z_]`)
 // that looks like KIND:NAME is a hook; there must be at least one.
 func splitHooks(args []string) (hooks, rest []string, err error) {
 	i := 0
+	seen := map[string]string{}
 	for ; i < len(args); i++ {
 		if !probe.LooksLikeSpec(args[i]) && !specLike.MatchString(args[i]) {
 			break
 		}
-		if _, err := probe.ParseSpec(args[i]); err != nil {
+		spec, err := probe.ParseSpec(args[i])
+		if err != nil {
 			return nil, nil, err
 		}
+		// The same hook twice would capture every packet twice.
+		if first, dup := seen[spec.String()]; dup {
+			return nil, nil, fmt.Errorf("hook %s given twice (%q and %q): give each hook once", spec, first, args[i])
+		}
+		seen[spec.String()] = args[i]
 	}
 	if i == 0 {
 		if len(args) > 0 {

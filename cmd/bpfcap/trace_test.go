@@ -163,10 +163,11 @@ func udpNoPorts(t *testing.T, ns string) int {
 	return 0
 }
 
-// TestTraceCLIDropNoSocket runs the card's command in-process on drops that
+// TestTraceCLIDropNoSocket runs the README's first command in-process on drops that
 // need no iptables (UDP to a closed port: NO_SOCKET) and reads the file
 // back with bpfcap's own reader. Guest-safe.
 func TestTraceCLIDropNoSocket(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	before := testutils.CountPrograms(t, "probe_")
 	p := testutils.NewVethPair(t)
@@ -209,7 +210,7 @@ func TestTraceCLIDropNoSocket(t *testing.T) {
 	testutils.WaitProgramsUnloaded(t, "probe_", before)
 }
 
-// TestTraceHostNetfilterDrops is the card's proof: TCP SYNs dropped by a
+// TestTraceHostNetfilterDrops proves the README's first command: TCP SYNs dropped by a
 // netfilter rule in a test netns show up, read by tshark, with the drop
 // reason NETFILTER_DROP; with 'tcp port 6666' other drops are excluded.
 func TestTraceHostNetfilterDrops(t *testing.T) {

@@ -20,6 +20,7 @@ func newXDPCmd(env *cliEnv) *cobra.Command {
 		o         captureOptions
 		actions   string
 		countSeen bool
+		netmask   string
 	)
 	cmd := &cobra.Command{
 		Use:   "xdp (PIN | dev IFNAME) [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
@@ -94,12 +95,21 @@ up to the snap length; the filter sees the first buffer.`,
 			if actions == "all" {
 				acts = nil // every action the hook has a slot for
 			}
+			dev := o.Device
+			if devMode {
+				dev = target
+			}
+			mask, err := liveNetmask(netmask, dev)
+			if err != nil {
+				return err
+			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				opts := xdpcap.CaptureOptions{
 					Actions:   acts,
 					Filter:    o.Filter,
+					Netmask:   mask,
 					Snaplen:   o.snaplen(),
-					Ring:      o.ringOptions(env.stderr),
+					Ring:      env.ringOptions(ctx, &o),
 					CountSeen: countSeen,
 					Notices:   env.stderr,
 				}
@@ -123,6 +133,7 @@ up to the snap length; the filter sees the first buffer.`,
 	}
 	addCaptureFlags(cmd.Flags(), &o)
 	cmd.Flags().StringVar(&actions, "actions", "all", "XDP `actions` to capture: comma-separated aborted,drop,pass,tx,redirect or all")
+	addNetmaskFlag(cmd.Flags(), &netmask)
 	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")
 	return cmd
 }

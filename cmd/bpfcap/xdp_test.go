@@ -299,6 +299,7 @@ func warmUp(t *testing.T, s *xdpSetup) {
 // its verdict, the firewall behaves as without capture, and the hook is
 // empty afterwards.
 func TestXDPCLIHookDNS(t *testing.T) {
+	testutils.RunsInGuests(t)
 	for _, tc := range []struct {
 		name string
 		opts firewall.Options
@@ -334,6 +335,7 @@ func TestXDPCLIHookDNS(t *testing.T) {
 // TestXDPCLIActions: --actions drop captures only dropped packets and
 // fills only the drop slot.
 func TestXDPCLIActions(t *testing.T) {
+	testutils.RunsInGuests(t)
 	s := newXDPSetup(t, firewall.Options{})
 	warmUp(t, s)
 	out := filepath.Join(t.TempDir(), "drop.pcapng")
@@ -366,6 +368,7 @@ func TestXDPCLIActions(t *testing.T) {
 // filter and a bad action: each a clear message and exit status 2, and
 // nothing left in the hook.
 func TestXDPCLIBadInput(t *testing.T) {
+	testutils.RunsInGuests(t)
 	s := newXDPSetup(t, firewall.Options{})
 	pinMap := func(spec ebpf.MapSpec) string {
 		m, err := ebpf.NewMap(&spec)
@@ -420,6 +423,7 @@ func TestXDPCLIBadInput(t *testing.T) {
 // captures at entry and detaches on exit; on one with an XDP program it
 // says how to instrument the program and whether fentry/fexit is allowed.
 func TestXDPCLIDevice(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	out := filepath.Join(t.TempDir(), "dev.pcapng")
 	r := xdpStart(t, &p.PeerNS, "xdp", "dev", p.PeerName, "icmp", "-w", out)
@@ -686,6 +690,7 @@ func xdpPing(t *testing.T, ns netns.NsHandle, src, dst net.IP, n int) {
 // (bpftool's `len` keyword) work for hook captures: every DNS packet is
 // cut to 60 bytes and keeps its wire length and verdict.
 func TestXDPCLIPerfSnaplen(t *testing.T) {
+	testutils.RunsInGuests(t)
 	s := newXDPSetup(t, firewall.Options{})
 	warmUp(t, s)
 	out := filepath.Join(t.TempDir(), "perf.pcapng")

@@ -6,8 +6,8 @@
 // into the object with one call to xdpcap.Hook.Patch.
 //
 // The object is built twice: with the hook in bpfcap's layout (5 slots) and
-// against Cloudflare xdpcap's published legacy layout (4 slots, "maps"
-// section), to show that both work.
+// in Cloudflare xdpcap's pre-2019 layout (4 slots, "maps" section), to show
+// that both work.
 package firewall
 
 import (
@@ -30,8 +30,8 @@ type Layout int
 const (
 	// LayoutBpfcap is the build with XDPCAP_HOOK (5 slots).
 	LayoutBpfcap Layout = iota
-	// LayoutCloudflare is the build with Cloudflare's legacy layout
-	// (XDPCAP_HOOK_LEGACY, 4 slots).
+	// LayoutCloudflare is the build with Cloudflare xdpcap's pre-2019
+	// layout (XDPCAP_HOOK_LEGACY, 4 slots).
 	LayoutCloudflare
 	// LayoutNoHook is the build without a hook (plain returns): the
 	// baseline of the hook cost benchmarks. Options.Hook must be nil.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 const sample = `#
@@ -91,6 +93,7 @@ func TestLoadMissingEnvFile(t *testing.T) {
 // TestRunningKernel checks that this machine's (or guest's) config is
 // readable; under vmtest it must be.
 func TestRunningKernel(t *testing.T) {
+	testutils.RunsInGuests(t)
 	c, err := Load()
 	if err != nil {
 		if os.Getenv(EnvVMTest) != "" {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,4 +70,36 @@ func SkipOrFail(tb testing.TB, err error, syms ...string) {
 		tb.Skipf("%v: %s (%s in %s); cannot tell whether it works", err, PolicyEPERM, strings.Join(on, ", "), c.Source())
 	}
 	tb.Fatalf("%v, although the kernel config enables it (%s in %s)", err, strings.Join(on, ", "), c.Source())
+}
+
+// NeedsLinuxPrefix starts the part of a skip reason that SkipOrFailFeature
+// gives for a feature the running kernel lacks: "needs Linux 5.18". The
+// vmtest harness accepts such a skip only in a column whose kernel is older
+// than the version named.
+const NeedsLinuxPrefix = "needs Linux "
+
+// SkipOrFailFeature decides what a failed use of a kernel feature that no
+// config symbol switches means (a flag or helper that came with a kernel
+// version, like BPF_F_TEST_XDP_LIVE_FRAMES in 5.18). err is the result of a
+// probe of the feature, minLinux the version that brought it ("5.18").
+//   - err == nil: it returns at once;
+//   - err wraps ebpf.ErrNotSupported: the test skips with a reason naming
+//     the feature and "needs Linux <minLinux>" (the harness fails that skip
+//     on a kernel at or above minLinux);
+//   - err is EPERM while running as root, outside the vmtest harness: a
+//     security policy of this machine refuses a feature the kernel has, so
+//     the test skips with a reason containing PolicyEPERM (accepted on the
+//     host only);
+//   - anything else fails the test.
+func SkipOrFailFeature(tb testing.TB, err error, feature, minLinux string) {
+	tb.Helper()
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, ebpf.ErrNotSupported):
+		tb.Skipf("%s: not supported by this kernel (%s%s): %v", feature, NeedsLinuxPrefix, minLinux, err)
+	case errors.Is(err, unix.EPERM) && os.Geteuid() == 0 && os.Getenv(EnvVMTest) == "":
+		tb.Skipf("%s: %v: %s; cannot tell whether it works", feature, err, PolicyEPERM)
+	}
+	tb.Fatalf("%s: %v", feature, err)
 }

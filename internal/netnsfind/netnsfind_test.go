@@ -9,6 +9,7 @@ import (
 // TestFindsTestNamespaces: the namespaces of a veth pair the test made are
 // found by inode, listed once each, and their links looked up by index.
 func TestFindsTestNamespaces(t *testing.T) {
+	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	for _, c := range []struct{ ns, link string }{{p.HostNSName, p.HostName}, {p.PeerNSName, p.PeerName}} {
 		ino, err := Inode("/run/netns/" + c.ns)

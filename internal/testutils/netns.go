@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // VethPair is a veth pair between the test's own network namespace (Host
@@ -165,4 +166,39 @@ func Exec(nsName string, name string, args ...string) (string, error) {
 		return string(out), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), nsName, err, out)
 	}
 	return string(out), nil
+}
+
+// KnowNeighbours gives each end a permanent IPv4 neighbour entry for the
+// other end (its address and MAC), for tests whose XDP programs drop or
+// bounce ARP, so that neither end has to ask.
+func (p *VethPair) KnowNeighbours(tb testing.TB) {
+	tb.Helper()
+	ends := []struct {
+		ns    netns.NsHandle
+		index int
+		ip    net.IP
+		mac   net.HardwareAddr
+	}{{ns: p.HostNS, index: p.HostIndex, ip: p.HostIP}, {ns: p.PeerNS, index: p.PeerIndex, ip: p.PeerIP}}
+	for i := range ends {
+		err := Do(tb, ends[i].ns, func() error {
+			l, err := netlink.LinkByIndex(ends[i].index)
+			if err != nil {
+				return err
+			}
+			ends[i].mac = l.Attrs().HardwareAddr
+			return nil
+		})
+		if err != nil {
+			tb.Fatalf("MAC of %s: %v", ends[i].ip, err)
+		}
+	}
+	for i, e := range ends {
+		other := ends[1-i]
+		err := Do(tb, e.ns, func() error {
+			return netlink.NeighSet(&netlink.Neigh{LinkIndex: e.index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: other.ip, HardwareAddr: other.mac})
+		})
+		if err != nil {
+			tb.Fatalf("static neighbour entry for %s at %s: %v", other.ip, e.ip, err)
+		}
+	}
 }

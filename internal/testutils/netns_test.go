@@ -3,6 +3,7 @@ package testutils
 import "testing"
 
 func TestVethPairPings(t *testing.T) {
+	RunsInGuests(t)
 	p := NewVethPair(t)
 	if out, err := Exec(p.HostNSName, "ping", "-c1", "-W2", p.PeerIP.String()); err != nil {
 		t.Fatalf("ping over the pair failed: %v\n%s", err, out)

@@ -12,8 +12,9 @@
 //	make vmtest KERNELS=6.12 PKGS=./probe RUN='^TestTraceDropNoSocket$'
 //
 // KERNELS takes 6.1, 6.12 and host (comma-separated; default all three),
-// PKGS packages relative to the repository root (default: the matrix in
-// matrix.go, each package with its own -run pattern), RUN a -test.run
+// PKGS packages relative to the repository root (default: every package
+// with a test marked testutils.RunsInGuests, each running exactly its
+// marked tests), RUN a -test.run
 // pattern for every chosen package. Such a run takes about 25 s (boot ~10 s
 // under TCG, the test, the initramfs build). Other forms:
 //
@@ -36,8 +37,17 @@
 // bpftool; no tshark, tcpdump, iptables or Go toolchain. Test binaries run
 // in their package directory with testdata/ beside them. $BPFCAP_VMTEST
 // holds the guest kernel's release and $BPFCAP_KCONFIG its config file; use
-// package kconfig (Require, SkipOrFail) to decide what must work. Name
-// host-only tests so the matrix's -run patterns leave them out.
+// package kconfig (Require, SkipOrFail, SkipOrFailFeature) to decide what
+// must work.
+//
+// A test joins the matrix by calling testutils.RunsInGuests(t) as a
+// statement of its own body; the harness reads the source (go/parser) and
+// runs exactly the marked Test and Fuzz functions of each package, so a
+// renamed test stays in the matrix under its new name, and a marker it
+// cannot tie to a test (in a helper, closure or subtest) stops the run
+// with the file and line. Every marked test must report in every column:
+// one that does not is MISSING, a failure. Host-only tests (tshark,
+// tcpdump, iptables, timing budgets) simply do not call it.
 //
 // # How it works
 //

@@ -121,7 +121,8 @@ func testConfig(t *testing.T, text string) *kconfig.Config {
 
 func TestCheckSkip(t *testing.T) {
 	k61 := &column{name: "6.1", config: testConfig(t, "CONFIG_KPROBES=y\n# CONFIG_FPROBE is not set\nCONFIG_BPF_EVENTS=y\nCONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\n")}
-	host := &column{name: "host", host: true, config: testConfig(t, "# CONFIG_KPROBES is not set\nCONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\nCONFIG_NET_XGRESS=y\n")}
+	k510 := &column{name: "5.10.0-35-cloud-amd64", config: testConfig(t, "CONFIG_KPROBES=y\nCONFIG_BPF_SYSCALL=y\n")}
+	host := &column{name: "host 6.18.44", host: true, config: testConfig(t, "# CONFIG_KPROBES is not set\nCONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\nCONFIG_NET_XGRESS=y\n")}
 	for _, tc := range []struct {
 		col       *column
 		reason    string
@@ -140,6 +141,12 @@ func TestCheckSkip(t *testing.T) {
 		{host, "load fentry: operation not permitted: " + kconfig.PolicyEPERM, false},
 		{k61, "load fentry: operation not permitted: " + kconfig.PolicyEPERM, true},
 		{host, "tcx link not supported", true},
+		// Features that came with a kernel version: judged by the column's.
+		{k510, "XDP live frames: not supported by this kernel (needs Linux 5.18): invalid argument", false},
+		{k61, "XDP live frames: not supported by this kernel (needs Linux 5.18): invalid argument", true},
+		{host, "XDP live frames: not supported by this kernel (needs Linux 5.18): invalid argument", true},
+		{host, "XDP live frames: run program: operation not permitted: " + kconfig.PolicyEPERM, false},
+		{k61, "XDP live frames: run program: operation not permitted: " + kconfig.PolicyEPERM, true},
 	} {
 		why := checkSkip(tc.col, tc.reason)
 		if (why != "") != tc.overruled {
@@ -186,17 +193,137 @@ func TestInitScriptQuotesPatterns(t *testing.T) {
 }
 
 func TestPlan(t *testing.T) {
-	got := plan(&options{pkgs: []string{"./probe", "hook"}})
-	if len(got) != 2 || got[0].label != "probe" || got[1].pkg != "./hook" || got[1].run == "." || !got[0].strict {
+	matrix := []matrixEntry{{pkg: "./hook", tests: []string{"TestA", "TestB"}}, {pkg: "./probe", tests: []string{"TestC"}}}
+	got := plan(&options{pkgs: []string{"./probe", "hook"}}, matrix)
+	if len(got) != 2 || got[0].label != "probe" || got[1].pkg != "./hook" || got[1].run != "^(TestA|TestB)$" || !got[0].strict {
 		t.Fatalf("plan = %+v", got)
 	}
-	got = plan(&options{run: "TestX"})
-	if len(got) != len(defaultMatrix()) || got[0].run != "TestX" || got[0].strict {
+	if len(got[1].tests) != 2 {
+		t.Fatalf("a matrix package's planned tests must all report: %+v", got[1])
+	}
+	got = plan(&options{run: "TestX"}, matrix)
+	if len(got) != len(matrix) || got[0].run != "TestX" || got[0].strict || got[0].tests != nil {
 		t.Fatalf("plan with -run = %+v", got)
 	}
-	got = plan(&options{pkgs: []string{"./internal/vmtest/not-in-matrix"}})
+	got = plan(&options{pkgs: []string{"./internal/vmtest/not-in-matrix"}}, matrix)
 	if got[0].run != "." {
 		t.Fatalf("package outside the matrix should run all its tests, got %q", got[0].run)
+	}
+}
+
+// writeModule writes files (path -> content) under a new directory.
+func writeModule(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const guestTestFile = `package probe
+
+import (
+	"testing"
+
+	tu "github.com/bpfcap/bpfcap/internal/testutils"
+)
+
+func TestGuest(t *testing.T) {
+	tu.RunsInGuests(t)
+	t.Log("x")
+}
+
+func TestHostOnly(t *testing.T) { t.Log("tshark") }
+
+func FuzzGuest(f *testing.F) {
+	tu.RunsInGuests(f)
+}
+`
+
+// TestDiscoverMatrix: the matrix is what the source marks, under whatever
+// names the tests have; a rename moves the test, it does not drop it.
+func TestDiscoverMatrix(t *testing.T) {
+	dir := writeModule(t, map[string]string{
+		"probe/a_test.go":              guestTestFile,
+		"internal/testutils/x_test.go": "package testutils\n\nimport \"testing\"\n\nfunc TestPings(t *testing.T) {\n\tRunsInGuests(t)\n}\n",
+		"testdata/skip_test.go":        guestTestFile, // not a package the matrix runs
+	})
+	got, err := discoverMatrix(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].pkg != "./internal/testutils" || got[1].pkg != "./probe" ||
+		strings.Join(got[1].tests, ",") != "FuzzGuest,TestGuest" || got[1].run() != "^(FuzzGuest|TestGuest)$" {
+		t.Fatalf("discoverMatrix = %+v", got)
+	}
+	renamed := strings.Replace(guestTestFile, "TestGuest(", "TestGuestRenamed(", 1)
+	if err := os.WriteFile(filepath.Join(dir, "probe/a_test.go"), []byte(renamed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err = discoverMatrix(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got[1].tests, ",") != "FuzzGuest,TestGuestRenamed" {
+		t.Fatalf("after a rename the matrix runs %v, want the renamed test", got[1].tests)
+	}
+}
+
+// TestDiscoverMatrixRefusesHiddenMarker: a marker the harness cannot tie
+// to a test (in a helper, a closure or a subtest) stops the matrix.
+func TestDiscoverMatrixRefusesHiddenMarker(t *testing.T) {
+	for name, body := range map[string]string{
+		"helper":  "func helper(t *testing.T) { testutils.RunsInGuests(t) }\nfunc TestX(t *testing.T) { helper(t) }\n",
+		"subtest": "func TestX(t *testing.T) {\n\tt.Run(\"a\", func(t *testing.T) { testutils.RunsInGuests(t) })\n}\n",
+		"nested":  "func TestX(t *testing.T) {\n\tif true {\n\t\ttestutils.RunsInGuests(t)\n\t}\n}\n",
+	} {
+		dir := writeModule(t, map[string]string{"hook/x_test.go": "package hook\n\nimport (\n\t\"testing\"\n\n\t\"github.com/bpfcap/bpfcap/internal/testutils\"\n)\n\n" + body})
+		_, err := discoverMatrix(dir)
+		if err == nil || !strings.Contains(err.Error(), "hook/x_test.go:") {
+			t.Errorf("%s: discoverMatrix error = %v, want one naming hook/x_test.go", name, err)
+		}
+	}
+}
+
+// TestReportPlannedTestMissing: a planned test that no column reports (it
+// was renamed or removed after planning, or its binary crashed first) is a
+// MISSING row and a failure in every column, not an absent row.
+func TestReportPlannedTestMissing(t *testing.T) {
+	col := &column{name: "6.12", runs: map[string]*runResult{
+		"hook": {label: "hook", order: []string{"TestA"}, tests: map[string]*testResult{"TestA": {name: "TestA", outcome: pass}}},
+	}}
+	var out strings.Builder
+	failed := report(&out, []*column{col}, []guestRun{{label: "hook", tests: []string{"TestA", "TestGone"}}})
+	if failed != 1 || !strings.Contains(out.String(), "hook.TestGone  MISSING") {
+		t.Fatalf("report failures = %d, want 1 with hook.TestGone MISSING:\n%s", failed, out.String())
+	}
+}
+
+// TestRepoMatrix: this repository's own markers are readable, and every
+// package the matrix runs has guest tests.
+func TestRepoMatrix(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := discoverMatrix(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range got {
+		n += len(e.tests)
+	}
+	t.Logf("%d packages, %d guest tests", len(got), n)
+	if len(got) < 10 || n < 80 {
+		t.Fatalf("the matrix found only %d tests in %d packages: markers lost?", n, len(got))
 	}
 }
 

@@ -65,6 +65,7 @@ type guestRun struct {
 	run     string   // -test.run pattern
 	env     []string // extra KEY=VALUE
 	timeout string   // -test.timeout
+	tests   []string // tests that must report a result in every column
 }
 
 // shellQuote quotes s for busybox sh.

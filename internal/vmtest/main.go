@@ -123,50 +123,61 @@ func findRepo() (string, error) {
 type planned struct {
 	label, pkg, run string
 	env             []string
-	strict          bool // zero matching tests is a failure
+	strict          bool     // zero matching tests is a failure
+	tests           []string // tests that must report in every column (the matrix's guest tests)
 }
 
-func plan(o *options) []planned {
+// plan turns the options into invocations. The default matrix (no -pkgs)
+// is every test that marked itself with testutils.RunsInGuests, found in
+// the source by discoverMatrix; each must report in every column.
+func plan(o *options, matrix []matrixEntry) []planned {
 	if o.selftest {
 		return []planned{
 			{label: "guestcheck[broken-probe]", pkg: "./internal/vmtest/guestcheck", run: "^(TestKprobeDropFunction|TestFentryDropFunction)$", env: []string{"BPFCAP_VMTEST_BROKEN_PROBE=1"}, strict: true},
 			{label: "guestcheck[lazy-skip]", pkg: "./internal/vmtest/guestcheck", run: "^TestKprobeDropFunction$", env: []string{"BPFCAP_VMTEST_LAZY_SKIP=1"}, strict: true},
 			// The trace helper's tests honour the same switch.
 			{label: "probe[broken-probe]", pkg: "./probe", run: "^(TestTraceFallbackChain|TestTraceDropNoSocket)$", env: []string{"BPFCAP_VMTEST_BROKEN_PROBE=1"}, strict: true},
+			// A guest test the plan names but the binary no longer has (as
+			// if renamed after planning) must count as missing.
+			{label: "testutils[renamed]", pkg: "./internal/testutils", run: "^(TestVethPairPings|" + selftestRenamed + ")$", strict: true, tests: []string{"TestVethPairPings", selftestRenamed}},
 		}
 	}
-	defaults := map[string]string{}
-	for _, e := range defaultMatrix() {
-		defaults[filepath.Clean(e.pkg)] = e.run
+	defaults := map[string]matrixEntry{}
+	for _, e := range matrix {
+		defaults[filepath.Clean(e.pkg)] = e
 	}
 	var out []planned
-	add := func(pkg, run string, strict bool) {
+	add := func(pkg, run string, strict bool, tests []string) {
 		rel := filepath.Clean(strings.TrimPrefix(pkg, "./"))
-		out = append(out, planned{label: rel, pkg: "./" + rel, run: run, strict: strict})
+		out = append(out, planned{label: rel, pkg: "./" + rel, run: run, strict: strict, tests: tests})
 	}
 	if len(o.pkgs) == 0 {
-		for _, e := range defaultMatrix() {
+		for _, e := range matrix {
 			if o.run != "" {
-				add(e.pkg, o.run, false)
+				add(e.pkg, o.run, false, nil)
 			} else {
-				add(e.pkg, e.run, true)
+				add(e.pkg, e.run(), true, e.tests)
 			}
 		}
 		return out
 	}
 	for _, p := range o.pkgs {
-		run, ok := defaults[filepath.Clean(p)]
+		e, ok := defaults[filepath.Clean(p)]
 		switch {
 		case o.run != "":
-			add(p, o.run, true)
+			add(p, o.run, true, nil)
 		case ok:
-			add(p, run, true)
+			add(p, e.run(), true, e.tests)
 		default:
-			add(p, ".", true)
+			add(p, ".", true, nil)
 		}
 	}
 	return out
 }
+
+// selftestRenamed is a test name that no package has: the self-test plans
+// it to prove that a planned test which does not run fails the matrix.
+const selftestRenamed = "TestVethPairPingsRenamedAway"
 
 func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	start := time.Now()
@@ -179,6 +190,12 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	}
 	if o.repo == "" {
 		if o.repo, err = findRepo(); err != nil {
+			return err
+		}
+	}
+	var matrix []matrixEntry
+	if !o.selftest && (len(o.pkgs) == 0 || o.run == "") {
+		if matrix, err = discoverMatrix(o.repo); err != nil {
 			return err
 		}
 	}
@@ -220,7 +237,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 			kernels[i], kerrs[i] = prepareKernel(ctx, o.cache, s, stderr)
 		}()
 	}
-	plans := plan(o)
+	plans := plan(o, matrix)
 	var pkgs []string
 	seen := map[string]bool{}
 	for _, p := range plans {
@@ -271,7 +288,7 @@ func matchRuns(plans []planned, bins []testBinary, timeout time.Duration) runSet
 	rs := runSet{strict: map[string]bool{}, buildErrs: map[string]error{}}
 	for _, p := range plans {
 		b := binFor[p.pkg]
-		r := guestRun{label: p.label, pkgDir: b.pkgDir, bin: b.path, run: p.run, env: p.env, timeout: timeout.String()}
+		r := guestRun{label: p.label, pkgDir: b.pkgDir, bin: b.path, run: p.run, env: p.env, timeout: timeout.String(), tests: p.tests}
 		rs.all = append(rs.all, r)
 		rs.strict[p.label] = p.strict
 		if b.err != nil {
@@ -478,12 +495,23 @@ func checkSelftest(w io.Writer, cols []*column, failed int) error {
 			}
 		}
 	}
+	for _, c := range cols {
+		if c.host {
+			continue
+		}
+		// The planned-but-absent test must be missing (a failure in the
+		// report) while its real neighbour in the same binary passed.
+		r := c.runs["testutils[renamed]"]
+		if r == nil || r.tests["TestVethPairPings"] == nil || r.tests["TestVethPairPings"].outcome != pass || r.tests[selftestRenamed] != nil {
+			problems = append(problems, fmt.Sprintf("%s: testutils[renamed]: want TestVethPairPings to pass and %s to be missing", c.name, selftestRenamed))
+		}
+	}
 	if failed == 0 {
 		problems = append(problems, "the matrix passed although the probes were broken")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("selftest FAILED:\n  %s", strings.Join(problems, "\n  "))
 	}
-	fmt.Fprintf(w, "selftest passed: a broken probe name and a wrong skip made the matrix fail (%d failures) on every guest kernel\n", failed)
+	fmt.Fprintf(w, "selftest passed: a broken probe name, a wrong skip and a planned test that did not run made the matrix fail (%d failures) on every guest kernel\n", failed)
 	return nil
 }

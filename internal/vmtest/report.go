@@ -15,6 +15,15 @@ func report(w io.Writer, cols []*column, runs []guestRun) int {
 	var rows []row
 	seen := map[row]bool{}
 	for _, r := range runs {
+		// Planned tests are rows even when no column reported them: a
+		// test that ran nowhere is MISSING everywhere, never just absent.
+		for _, t := range r.tests {
+			k := row{r.label, t}
+			if !seen[k] {
+				seen[k] = true
+				rows = append(rows, k)
+			}
+		}
 		for _, c := range cols {
 			rr := c.runs[r.label]
 			if rr == nil {
@@ -52,7 +61,7 @@ func report(w io.Writer, cols []*column, runs []guestRun) int {
 			case t == nil:
 				cell = "MISSING"
 				failures++
-				fails = append(fails, fmt.Sprintf("%s / %s.%s: test did not run (crash or timeout of its binary)", c.name, rw.label, rw.test))
+				fails = append(fails, fmt.Sprintf("%s / %s.%s: test did not run (renamed or removed since planning, or a crash or timeout of its binary)", c.name, rw.label, rw.test))
 			case t.outcome == pass:
 				cell = fmt.Sprintf("pass %.1fs", t.elapsed)
 			case t.outcome == skip:

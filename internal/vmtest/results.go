@@ -161,6 +161,22 @@ func skipRules() []skipRule {
 
 var rootRE = regexp.MustCompile(`(?i)needs root|not root|as root`)
 
+// needsLinuxRE reads the version out of kconfig.SkipOrFailFeature's
+// "needs Linux 5.18" skip reasons.
+var needsLinuxRE = regexp.MustCompile(regexp.QuoteMeta(kconfig.NeedsLinuxPrefix) + `(\d+\.\d+)`)
+
+// kernelVersionRE finds "major.minor" in a column's name ("6.1.0-57-cloud-amd64",
+// "host 6.18.44-...", or the series "5.10" of a guest that did not boot).
+var kernelVersionRE = regexp.MustCompile(`\d+\.\d+`)
+
+// versionLess reports whether "major.minor" a is older than b.
+func versionLess(a, b string) bool {
+	var am, an, bm, bn int
+	fmt.Sscanf(a, "%d.%d", &am, &an)
+	fmt.Sscanf(b, "%d.%d", &bm, &bn)
+	return am < bm || (am == bm && an < bn)
+}
+
 var notSetRE = regexp.MustCompile(`(CONFIG_[A-Z0-9_]+) is not set`)
 
 // checkSkip returns why a skip with this reason contradicts the column's
@@ -168,6 +184,17 @@ var notSetRE = regexp.MustCompile(`(CONFIG_[A-Z0-9_]+) is not set`)
 func checkSkip(col *column, reason string) string {
 	if !col.host && rootRE.MatchString(reason) && !strings.Contains(reason, kconfig.PolicyEPERM) {
 		return "the guest runs tests as root"
+	}
+	if !col.host && strings.Contains(reason, kconfig.PolicyEPERM) {
+		return "the guests have no policy that refuses root: a refusal there is a failure"
+	}
+	if m := needsLinuxRE.FindStringSubmatch(reason); m != nil {
+		// A feature that came with a kernel version (no config symbol
+		// switches it): credible only on an older kernel.
+		if have := kernelVersionRE.FindString(col.name); have != "" && !versionLess(have, m[1]) {
+			return fmt.Sprintf("the skip says the feature %s%s but this kernel is %s", kconfig.NeedsLinuxPrefix, m[1], have)
+		}
+		return ""
 	}
 	if col.config == nil {
 		return ""

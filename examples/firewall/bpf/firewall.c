@@ -15,7 +15,7 @@
  * Every exit goes through xdpcap_exit (firewall_exit below), so `bpfcap xdp
  * PIN` sees each packet with the verdict. Built three times (see gen.go):
  * with the hook in bpfcap's layout, with -DFIREWALL_CLOUDFLARE_LAYOUT
- * against Cloudflare xdpcap's published legacy layout, and with
+ * in Cloudflare xdpcap's pre-2019 layout (4 slots), and with
  * -DFIREWALL_NO_HOOK without a hook, as the benchmarks' baseline.
  */
 #include <linux/bpf.h>

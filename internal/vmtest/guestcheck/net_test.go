@@ -72,6 +72,7 @@ func sendUntilCounted(t *testing.T, p *testutils.VethPair, m *ebpf.Map, hook str
 }
 
 func TestXDPVeth(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	kconfig.Require(t, "CONFIG_VETH")
 	p := testutils.NewVethPair(t)
@@ -107,6 +108,7 @@ func loadTCProgram(t *testing.T, m *ebpf.Map, syms ...string) *ebpf.Program {
 }
 
 func TestTCX(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	kconfig.Require(t, "CONFIG_NET_XGRESS")
 	p := testutils.NewVethPair(t)
@@ -126,6 +128,7 @@ func TestTCX(t *testing.T) {
 }
 
 func TestClsact(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	kconfig.Require(t, "CONFIG_NET_SCH_INGRESS", "CONFIG_NET_CLS_BPF")
 	p := testutils.NewVethPair(t)

@@ -20,6 +20,7 @@ const drops = 3
 var ptRegsArgOffset = []int16{112 /* di */, 104 /* si */, 96 /* dx */, 88 /* cx */, 72 /* r8 */, 64 /* r9 */}
 
 func TestKprobeDropFunction(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	if os.Getenv("BPFCAP_VMTEST_LAZY_SKIP") != "" {
 		t.Skip("kprobe not supported (BPFCAP_VMTEST_LAZY_SKIP: deliberate wrong skip for the harness self-test)")
@@ -66,11 +67,18 @@ func testTracing(t *testing.T, at ebpf.AttachType) {
 	t.Logf("%v:%s counted %d drops", at, fn.name, count(t, m))
 }
 
-func TestFentryDropFunction(t *testing.T) { testTracing(t, ebpf.AttachTraceFEntry) }
+func TestFentryDropFunction(t *testing.T) {
+	testutils.RunsInGuests(t)
+	testTracing(t, ebpf.AttachTraceFEntry)
+}
 
-func TestFexitDropFunction(t *testing.T) { testTracing(t, ebpf.AttachTraceFExit) }
+func TestFexitDropFunction(t *testing.T) {
+	testutils.RunsInGuests(t)
+	testTracing(t, ebpf.AttachTraceFExit)
+}
 
 func TestTracepointKfreeSkb(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	kconfig.Require(t, "CONFIG_BPF_EVENTS")
 	spec := kernelBTF(t)
@@ -91,6 +99,7 @@ func TestTracepointKfreeSkb(t *testing.T) {
 }
 
 func TestTpBtfKfreeSkb(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	kconfig.Require(t, "CONFIG_BPF_EVENTS", "CONFIG_DEBUG_INFO_BTF")
 	spec := kernelBTF(t)
@@ -113,6 +122,7 @@ func TestTpBtfKfreeSkb(t *testing.T) {
 }
 
 func TestRawTracepointKfreeSkb(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	kconfig.Require(t, "CONFIG_BPF_EVENTS")
 	spec := kernelBTF(t)

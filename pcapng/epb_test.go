@@ -1,14 +1,12 @@
-package dpdk
+package pcapng
 
 import (
 	"encoding/binary"
 	"testing"
 	"time"
-
-	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// dpdkEPB builds an Enhanced Packet Block the way rte_pcapng_copy does:
+// dpdkEPB builds an Enhanced Packet Block the way DPDK's rte_pcapng_copy does:
 // header, data padded to 4 bytes, flags, queue and (optionally) hash
 // options, no end-of-options, trailing length.
 func dpdkEPB(ifc uint32, ts uint64, data []byte, wire uint32, dir, queue uint32, hash *uint32) []byte {
@@ -24,14 +22,14 @@ func dpdkEPB(ifc uint32, ts uint64, data []byte, wire uint32, dir, queue uint32,
 	for len(b)%4 != 0 {
 		b = append(b, 0)
 	}
-	b = le.AppendUint16(b, optFlags)
+	b = le.AppendUint16(b, optEPBFlags)
 	b = le.AppendUint16(b, 4)
 	b = le.AppendUint32(b, dir)
-	b = le.AppendUint16(b, optQueue)
+	b = le.AppendUint16(b, optEPBQueue)
 	b = le.AppendUint16(b, 4)
 	b = le.AppendUint32(b, queue)
 	if hash != nil {
-		b = le.AppendUint16(b, optHash)
+		b = le.AppendUint16(b, optEPBHash)
 		b = le.AppendUint16(b, 5)
 		b = append(b, 2)
 		b = le.AppendUint32(b, *hash)
@@ -42,32 +40,32 @@ func dpdkEPB(ifc uint32, ts uint64, data []byte, wire uint32, dir, queue uint32,
 	return b
 }
 
-func TestDecodeEPB(t *testing.T) {
+func TestDecodeEPBFromDPDK(t *testing.T) {
 	hash := uint32(0xdeadbeef)
 	ts := uint64(time.Date(2026, 12, 1, 12, 0, 0, 123456789, time.UTC).UnixNano())
 	data := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}
 	blocks := append(dpdkEPB(1, ts, data, 60, 2, 3, nil), dpdkEPB(0, ts+1, data[:4], 4, 1, 0, &hash)...)
 
-	var p pcapng.Packet
-	blk, rest, err := nextEPB(blocks)
+	var p Packet
+	blk, rest, err := SplitBlock(blocks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := decodeEPB(blk, &p); err != nil {
+	if err := DecodeEPB(blk, &p); err != nil {
 		t.Fatal(err)
 	}
 	if p.Interface != 1 || uint64(p.Timestamp.UnixNano()) != ts || string(p.Data) != string(data) || p.WireLen != 60 ||
-		p.Direction != pcapng.DirectionOutbound || p.Flags&pcapng.HasQueue == 0 || p.Queue != 3 || p.Comment != "" {
+		p.Direction != DirectionOutbound || p.Flags&HasQueue == 0 || p.Queue != 3 || p.Comment != "" {
 		t.Fatalf("first block decoded as %+v", p)
 	}
-	blk, rest, err = nextEPB(rest)
+	blk, rest, err = SplitBlock(rest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := decodeEPB(blk, &p); err != nil {
+	if err := DecodeEPB(blk, &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Interface != 0 || len(p.Data) != 4 || p.Direction != pcapng.DirectionInbound || p.Comment != "rss hash 0xdeadbeef" {
+	if p.Interface != 0 || len(p.Data) != 4 || p.Direction != DirectionInbound || p.Comment != "rss hash 0xdeadbeef" {
 		t.Fatalf("second block decoded as %+v", p)
 	}
 	if len(rest) != 0 {
@@ -77,29 +75,29 @@ func TestDecodeEPB(t *testing.T) {
 
 func TestDecodeEPBRejectsBadBlocks(t *testing.T) {
 	good := dpdkEPB(0, 1, []byte{1, 2, 3, 4}, 4, 1, 0, nil)
-	if _, _, err := nextEPB(good[:len(good)-4]); err == nil {
-		t.Error("nextEPB accepted a block longer than its bytes")
+	if _, _, err := SplitBlock(good[:len(good)-4]); err == nil {
+		t.Error("SplitBlock accepted a block longer than its bytes")
 	}
 	bad := append([]byte(nil), good...)
 	binary.LittleEndian.PutUint32(bad[20:], 400) // captured length beyond the block
-	var p pcapng.Packet
-	if err := decodeEPB(bad, &p); err == nil {
+	var p Packet
+	if err := DecodeEPB(bad, &p); err == nil {
 		t.Error("decodeEPB accepted a captured length beyond the block")
 	}
 	bad = append([]byte(nil), good...)
 	bad[0] = 5
-	if err := decodeEPB(bad, &p); err == nil {
+	if err := DecodeEPB(bad, &p); err == nil {
 		t.Error("decodeEPB accepted a non-EPB block")
 	}
 }
 
 // BenchmarkDecodeEPB is the per-packet cost of the path summaries (and
 // sinks without the bulk path) take.
-func BenchmarkDecodeEPB(b *testing.B) {
+func BenchmarkDecodeEPBFromDPDK(b *testing.B) {
 	blk := dpdkEPB(0, 1, make([]byte, 64), 64, 1, 0, nil)
-	var p pcapng.Packet
+	var p Packet
 	for b.Loop() {
-		if err := decodeEPB(blk, &p); err != nil {
+		if err := DecodeEPB(blk, &p); err != nil {
 			b.Fatal(err)
 		}
 	}
