@@ -182,7 +182,7 @@ func (o *captureOptions) checkTcpdump() error {
 // trailingKeyword refuses a bpftool-style keyword written after the
 // filter expression (`'tcp port 1' proto ip`), which libpcap would only
 // call a syntax error. `proto` counts only with a value libpcap's own
-// `proto` does not take (eth, ip4, ...), and `len` only with a bare number.
+// `proto` does not take (eth, ip4, ...); `len` never (it is a filter word).
 func trailingKeyword(filter string) error {
 	words := strings.Fields(filter)
 	for i := 1; i+1 < len(words); i++ {
@@ -194,8 +194,6 @@ func trailingKeyword(filter string) error {
 				(val == "ip" && i+2 == len(words) && words[i-1] != "ip" && words[i-1] != "ip6")
 		case "dev", "pages", "data_out":
 			bad = true
-		case "len":
-			bad = isNumber(val) && i+2 == len(words)
 		}
 		if bad {
 			return fmt.Errorf("%s %s after the filter: keywords come before it: ... %s %s '%s'", kw, val, kw, val, strings.Join(words[:i], " "))
