@@ -39,6 +39,8 @@ type lineOptions struct {
 	Dump dumpOptions
 	// Verbose is -v: tcpdump -v's detail (IP header, checksums).
 	Verbose bool
+	// Absolute is -S, NoChecksums -K.
+	Absolute, NoChecksums bool
 }
 
 func newSummaryPrinter(w io.Writer, loc *time.Location) *summaryPrinter {
@@ -65,6 +67,7 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 		s.first, s.prev = p.Timestamp, p.Timestamp
 	}
 	s.dec.LinkHeader, s.dec.Verbose = s.opts.LinkHeader, s.opts.Verbose
+	s.dec.Absolute, s.dec.NoChecksums = s.opts.Absolute, s.opts.NoChecksums
 	line := summaryLineOpts(p, lt, &s.dec, s.timeText(p.Timestamp))
 	s.prev = p.Timestamp
 	if s.opts.Number {

@@ -24,6 +24,8 @@ type lineDecoder struct {
 	// Verbose is -v: IP header fields, checksums, the packet an ICMP
 	// error quotes; an IPv4 packet then takes two lines, as in tcpdump.
 	Verbose bool
+	// NoChecksums is -K: -v verifies no IP, TCP or UDP checksum.
+	NoChecksums bool
 
 	tcp map[tcpFlow]tcpBase
 }
@@ -252,7 +254,7 @@ func (d *lineDecoder) transport(b *strings.Builder, proto byte, src, dst netip.A
 		}
 		ulen := int(binary.BigEndian.Uint16(data[4:]))
 		fmt.Fprintf(b, "%s.%d > %s.%d: ", src, binary.BigEndian.Uint16(data), dst, binary.BigEndian.Uint16(data[2:]))
-		if d.Verbose && src.Is6() && len(data) >= ulen && ulen >= 8 {
+		if d.Verbose && !d.NoChecksums && src.Is6() && len(data) >= ulen && ulen >= 8 {
 			// tcpdump checks UDP sums with -v on IPv6 only (-vv on IPv4).
 			if transportSum(src, dst, 17, data[:ulen]) == 0 {
 				b.WriteString("[udp sum ok] ")
@@ -267,11 +269,12 @@ func (d *lineDecoder) transport(b *strings.Builder, proto byte, src, dst netip.A
 		if d.Verbose && len(data) >= 8+20 && (data[0] == 3 || data[0] == 11) {
 			// tcpdump -v decodes the packet an ICMP error quotes.
 			b.WriteString("\n\t")
-			inner := &lineDecoder{Verbose: true, Absolute: true, LinkHeader: d.LinkHeader}
+			inner := &lineDecoder{Verbose: true, Absolute: true, LinkHeader: d.LinkHeader, NoChecksums: d.NoChecksums}
 			inner.ip4(b, data[8:])
 		}
 	case 58:
 		fmt.Fprintf(b, "%s > %s: ", src, dst)
+		// tcpdump checks ICMPv6 sums with -v even under -K.
 		if d.Verbose && len(data) >= length {
 			if transportSum(src, dst, 58, data[:length]) == 0 {
 				b.WriteString("[icmp6 sum ok] ")
@@ -345,7 +348,7 @@ func (d *lineDecoder) tcpSeg(b *strings.Builder, src, dst netip.Addr, data []byt
 		fmt.Fprintf(b, ", bad hdr length %d - too short, < 20", hlen)
 		return
 	}
-	if d.Verbose && len(data) >= length {
+	if d.Verbose && !d.NoChecksums && len(data) >= length {
 		ck := binary.BigEndian.Uint16(data[16:])
 		if transportSum(src, dst, 6, data[:length]) == 0 {
 			fmt.Fprintf(b, ", cksum 0x%04x (correct)", ck)
@@ -597,6 +600,14 @@ func (d *lineDecoder) ip4Header(b *strings.Builder, data []byte, ihl, total int,
 		ip4Options(b, data[20:ihl])
 		b.WriteString(")")
 	}
+	if !d.NoChecksums && len(data) >= ihl {
+		if sum := ipSum(data[:ihl]); sum != 0 {
+			have := binary.BigEndian.Uint16(data[10:])
+			hdr := append([]byte(nil), data[:ihl]...)
+			hdr[10], hdr[11] = 0, 0
+			fmt.Fprintf(b, ", bad cksum %x (->%x)!", have, ipSum(hdr))
+		}
+	}
 	b.WriteString(")\n    ")
 }
 
@@ -661,6 +672,18 @@ func ipProtoUpper(p byte) string {
 		return "SCTP"
 	}
 	return "unknown"
+}
+
+// ipSum is the Internet checksum of hdr: 0 when hdr's own is right.
+func ipSum(hdr []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(hdr); i += 2 {
+		sum += uint32(hdr[i])<<8 | uint32(hdr[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
 }
 
 // transportSum is the ones' complement sum of seg with the pseudo-header

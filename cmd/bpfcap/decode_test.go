@@ -132,6 +132,9 @@ func decodeCorpus(t *testing.T) []decodeFrame {
 	// A wrong TCP checksum (-v says so and what it should be).
 	tcp(a, b, 40005, 33337, 1, 0, "S", nil, nil, 0)
 	frames[len(frames)-1].data[14+20+16] ^= 0x5a
+	// A wrong IPv4 header checksum.
+	add(0, eth(layers.EthernetTypeIPv4, mac1, mac2), ip4(layers.IPProtocolUDP, a, b), &layers.UDP{SrcPort: 40006, DstPort: 34568}, gopacket.Payload("x"))
+	frames[len(frames)-1].data[14+10] ^= 0x11
 	// Cut short by the snap length: in the IP header, in the TCP header.
 	tcp(a, b, 40004, 33336, 1, 0, "S", nil, nil, 20)
 	tcp(a, b, 40004, 33336, 1, 0, "S", nil, nil, 44)
@@ -176,7 +179,11 @@ func decodeDumpLines(frames []decodeFrame, linkHeader bool, dump dumpOptions) st
 
 // decodeVerboseLines is decodeDumpLines with -v.
 func decodeVerboseLines(frames []decodeFrame, linkHeader, verbose bool, dump dumpOptions) string {
-	d := &lineDecoder{LinkHeader: linkHeader, Verbose: verbose}
+	return decodeWith(frames, &lineDecoder{LinkHeader: linkHeader, Verbose: verbose}, dump)
+}
+
+// decodeWith decodes the corpus with d.
+func decodeWith(frames []decodeFrame, d *lineDecoder, dump dumpOptions) string {
 	var b strings.Builder
 	for _, fr := range frames {
 		data := fr.data
@@ -360,5 +367,31 @@ func TestDecodeHostTcpdumpRawSLL(t *testing.T) {
 			t.Fatalf("tcpdump: %v\n%s", err, stderr.String())
 		}
 		compareLines(t, "tcpdump -n on "+tc.plt.String(), want.String(), string(out))
+	}
+}
+
+// TestDecodeHostTcpdumpSK: -S (absolute sequence numbers) and -v -K (no
+// checksum checks) read as in tcpdump.
+func TestDecodeHostTcpdumpSK(t *testing.T) {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Fatalf("host test needs tcpdump: %v", err)
+	}
+	frames := decodeCorpus(t)
+	path := writeDecodePcap(t, frames)
+	for _, tc := range []struct {
+		args []string
+		d    *lineDecoder
+	}{
+		{[]string{"-S"}, &lineDecoder{Absolute: true}},
+		{[]string{"-v", "-K"}, &lineDecoder{Verbose: true, NoChecksums: true}},
+	} {
+		cmd := exec.Command("tcpdump", append([]string{"-n", "-t", "-r", path}, tc.args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tcpdump %v: %v\n%s", tc.args, err, stderr.String())
+		}
+		compareLines(t, "tcpdump "+strings.Join(tc.args, " "), decodeWith(frames, tc.d, dumpOptions{}), string(oneLinePerPacket(out)))
 	}
 }

@@ -27,6 +27,10 @@ type tcpdumpOptions struct {
 	Time int
 	// Dump is -x, -X and -A (and -xx, -XX, -AA).
 	Dump dumpOptions
+	// Absolute is -S: absolute TCP sequence numbers.
+	Absolute bool
+	// NoChecksums is -K: do not verify checksums (with -v).
+	NoChecksums bool
 	// Direction is -Q in|out|inout (tc: the directions; xdp: in only).
 	Direction string
 	// directionUsed says the command took Direction into account.
@@ -89,8 +93,6 @@ var tcpdumpFlags = []tcpdumpFlag{
 	{short: "U", long: "packet-buffered", noop: "bpfcap flushes its output after every batch it reads from the ring"},
 	{long: "immediate-mode", noop: "bpfcap delivers packets as soon as it reads them from the ring"},
 	{short: "p", long: "no-promiscuous-mode", noop: "bpfcap never puts a device into promiscuous mode"},
-	{short: "K", long: "dont-verify-checksums", noop: "bpfcap never verifies checksums"},
-	{short: "S", long: "absolute-tcp-sequence-numbers", noop: "bpfcap prints absolute TCP sequence numbers"},
 	{short: "N", long: "tcpdump-N", noop: "bpfcap prints no host names"},
 	{long: "nano", noop: "bpfcap writes and prints nanosecond time stamps"},
 }
@@ -114,6 +116,8 @@ func addTcpdumpFlags(fs *pflag.FlagSet, t *tcpdumpOptions) {
 	fs.CountVarP(&t.Dump.Hex, "hex", "x", "print each packet's data in hex after its line (-xx: with the link-level header)")
 	fs.CountVarP(&t.Dump.HexASCII, "hex-ascii", "X", "print each packet's data in hex and ASCII after its line (-XX: with the link-level header)")
 	fs.CountVarP(&t.Dump.ASCII, "ascii", "A", "print each packet's data in ASCII after its line (-AA: with the link-level header)")
+	fs.BoolVarP(&t.Absolute, "absolute-tcp-sequence-numbers", "S", false, "print absolute TCP sequence numbers, not relative ones")
+	fs.BoolVarP(&t.NoChecksums, "dont-verify-checksums", "K", false, "do not verify IP, TCP and UDP checksums (with -v)")
 	fs.StringVarP(&t.Direction, "direction", "Q", "", "direction `in|out|inout` (tc: the directions to capture; xdp: in)")
 	for _, f := range tcpdumpFlags {
 		if fs.Lookup(f.long) != nil || (f.short != "" && fs.ShorthandLookup(f.short) != nil) {
@@ -251,5 +255,5 @@ func commandWords(fsName string) string {
 
 // lineOptions returns the display flags of the line printer.
 func (t *tcpdumpOptions) lineOptions() lineOptions {
-	return lineOptions{LinkHeader: t.LinkHeader, Number: t.Number, Time: t.Time, Dump: t.Dump}
+	return lineOptions{LinkHeader: t.LinkHeader, Number: t.Number, Time: t.Time, Dump: t.Dump, Absolute: t.Absolute, NoChecksums: t.NoChecksums}
 }

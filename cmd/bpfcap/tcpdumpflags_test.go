@@ -33,7 +33,7 @@ func TestFlagsTcpdumpTable(t *testing.T) {
 	const hook = "kprobe:no_such_function_xyz"
 	works := [][]string{
 		{"-n"}, {"-nn"}, {"-e"}, {"-l"}, {"-#"}, {"--number"}, {"-t"}, {"-tt"}, {"-ttt"}, {"-tttt"}, {"-ttttt"},
-		{"-U"}, {"--packet-buffered"}, {"--immediate-mode"}, {"-p"}, {"--no-promiscuous-mode"}, {"-K"},
+		{"-U"}, {"--packet-buffered"}, {"--immediate-mode"}, {"-p"}, {"--no-promiscuous-mode"}, {"-K"}, {"-v", "-K"},
 		{"--dont-verify-checksums"}, {"-S"}, {"--absolute-tcp-sequence-numbers"}, {"-N"}, {"--nano"},
 		{"-i", "any"}, {"--interface", "any"}, {"-c", "5"}, {"--count", "5"}, {"-s", "96"}, {"--snapshot-length", "96"},
 		{"-B", "1024"}, {"--buffer-size", "1024"}, {"-w", "/nonexistent/x"}, {"-Z", "nobody"},
