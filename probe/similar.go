@@ -19,6 +19,7 @@ type NotFoundError struct {
 	Detail string
 }
 
+// Error returns the sentence explaining what is missing.
 func (e *NotFoundError) Error() string { return e.Detail }
 
 // Is reports whether target is ErrNotFound.
