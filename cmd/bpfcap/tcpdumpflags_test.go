@@ -122,7 +122,7 @@ func TestFlagsTcpdumpDevice(t *testing.T) {
 		{[]string{"xdp", "dev", "nosuchdev0", "-Q", "out"}, "bpfcap tc -i IF -Q out", ""},
 		{[]string{"xdp", "/nonexistent/pin", "-Q", "in"}, "/nonexistent/pin", "-Q"},
 		{[]string{"xdp", "-i", "nosuchdev0", "icmp"}, "nosuchdev0", "pin"},
-		{[]string{"xdp"}, "xdp needs a hook pin or a device", ""},
+		{[]string{"xdp"}, "xdp needs a pinned hook map or a device", ""},
 		{[]string{"trace", "kprobe:no_such_function_xyz", "-i", "any"}, "", "any"},
 		{[]string{"-i", "eth0"}, "bpfcap tc -i IF", ""},
 		{[]string{"-w", "x"}, "captures with a command first", ""},

@@ -66,7 +66,7 @@ up to the snap length; the filter sees the first buffer.`,
 				// -i IF without a pin means dev IF, as in tcpdump.
 				devMode, target, rest, o.Device = true, o.Device, args, ""
 			case len(args) == 0:
-				return errors.New("xdp needs a hook pin or a device: bpfcap xdp PIN [FILTER...] or bpfcap xdp dev IFNAME (-i IFNAME) [FILTER...]")
+				return errors.New("xdp needs a pinned hook map or a device: bpfcap xdp /sys/fs/bpf/HOOK [FILTER...] or bpfcap xdp dev IFNAME (-i IFNAME) [FILTER...]")
 			default:
 				target, rest = args[0], args[1:]
 			}
