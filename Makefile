@@ -3,6 +3,9 @@
 
 GO        ?= go
 BIN       := bin/bpfcap
+# What `bpfcap --version` says (Go adds the commit from git by itself).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Privileged tests run as root; -p 1 keeps packages from racing for the
 # kernel (netns, veths, pinned maps) and from loading programs in parallel.
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
@@ -13,7 +16,7 @@ TEST_TARGETS :=
 .DEFAULT_GOAL := all
 include $(wildcard mk/*.mk)
 
-.PHONY: all deps build generate generate-check vet fmt-check unit test demo clean
+.PHONY: all deps build man generate generate-check vet fmt-check unit test demo clean
 
 all: build
 
@@ -21,7 +24,11 @@ deps:
 	@scripts/deps.sh
 
 build: deps
-	$(GO) build -o $(BIN) ./cmd/bpfcap
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/bpfcap
+
+# The manual page, generated from the commands: man -l bin/bpfcap.1
+man: build
+	$(BIN) man > bin/bpfcap.1
 
 # Regenerate every BPF object from bpf/ (bpf2go lines live in gen.go).
 generate: deps

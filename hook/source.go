@@ -35,6 +35,13 @@ type Hook struct {
 	// SeenNotCounted says the program does not count every packet it
 	// sees (StatSeen stays 0), so statistics must not report a figure.
 	SeenNotCounted bool
+	// CookRaw writes the program's raw IP packets (LinkTypeRaw) on a Linux
+	// cooked capture interface (LinkTypeLinuxSLL) instead, each behind a
+	// 16-byte header naming IPv4 or IPv6. libpcap 1.10 compares every
+	// interface's link type with the first one's after mapping LINKTYPE_RAW
+	// (101) to DLT_RAW (12), so it refuses a file with two raw IP
+	// interfaces; two cooked ones it reads.
+	CookRaw bool
 }
 
 // SourceOptions add names to the raw numbers in events.
@@ -78,6 +85,7 @@ type Source struct {
 	comms    map[[16]byte]string
 	reasons  map[uint32]string
 	pkt      pcapng.Packet
+	cooked   []byte // CookRaw's buffer: header and packet, reused
 }
 
 type ifKey struct {
@@ -127,6 +135,12 @@ func NewSource(ring *Ring, hooks []Hook, opts SourceOptions) (*Source, error) {
 		}
 		if ifc.Filter == "" {
 			ifc.Filter = h.Program.Options.Filter
+		}
+		if h.CookRaw {
+			ifc.LinkType = pcapng.LinkTypeLinuxSLL
+			if ifc.SnapLen > 0 {
+				ifc.SnapLen += sllHeaderLen
+			}
 		}
 		if h.Program.Fallback != "" && h.Program.Options.Filter != "" {
 			ifc.Description = joinNonEmpty(ifc.Description, "filtered in userspace: "+h.Program.Fallback)
@@ -190,7 +204,11 @@ func (s *Source) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 // deliver turns one event into a packet and writes it.
 func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 	h := s.byHook[int(ev.Hook)]
-	ifc, ok := s.ifIndex[ifKey{int(ev.Hook), pcapng.LinkType(ev.LinkType)}]
+	lt := pcapng.LinkType(ev.LinkType)
+	if h != nil && h.CookRaw && lt == pcapng.LinkTypeRaw {
+		lt = pcapng.LinkTypeLinuxSLL
+	}
+	ifc, ok := s.ifIndex[ifKey{int(ev.Hook), lt}]
 	if h == nil || !ok {
 		s.mu.Lock()
 		s.unknown++
@@ -237,6 +255,11 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 		p.Direction = pcapng.DirectionInbound
 	case perfring.DirOut:
 		p.Direction = pcapng.DirectionOutbound
+	}
+	if lt == pcapng.LinkTypeLinuxSLL && pcapng.LinkType(ev.LinkType) == pcapng.LinkTypeRaw {
+		s.cooked = cookRaw(s.cooked[:0], ev.Data, p.Direction)
+		p.Data = s.cooked
+		p.WireLen += sllHeaderLen
 	}
 	if ev.Flags&perfring.FlagHasVerdict != 0 && h.VerdictType != pcapng.VerdictNone {
 		p.VerdictType = h.VerdictType
@@ -370,6 +393,7 @@ func (s *Source) collect() []pcapng.InterfaceStats {
 			Captured:     k[StatCaptured],
 			Lost:         k[StatLost],
 			Skipped:      k[StatNoHeader] + k[StatNested] + k[StatError],
+			NoHeader:     k[StatNoHeader],
 			UserFiltered: uf,
 		}
 		st.Matched -= min(uf, st.Matched)
@@ -384,6 +408,9 @@ func (s *Source) firstIface(hook int) int {
 	lt := h.Interface.LinkType
 	if lt == 0 {
 		lt = h.Program.Options.LinkType
+	}
+	if h.CookRaw && lt == pcapng.LinkTypeRaw {
+		lt = pcapng.LinkTypeLinuxSLL
 	}
 	return s.ifIndex[ifKey{hook, lt}]
 }
@@ -465,4 +492,27 @@ func (s *Source) Close() error {
 	}
 	errs = append(errs, s.ring.Close())
 	return errors.Join(errs...)
+}
+
+// sllHeaderLen is the size of a LINKTYPE_LINUX_SLL header.
+const sllHeaderLen = 16
+
+// cookRaw appends to dst a Linux cooked capture header for the raw IP
+// packet ip (packet type from dir, no link-layer address, protocol from
+// the IP version) and then ip.
+func cookRaw(dst, ip []byte, dir pcapng.Direction) []byte {
+	var pkttype uint16 // PACKET_HOST
+	if dir == pcapng.DirectionOutbound {
+		pkttype = 4 // PACKET_OUTGOING
+	}
+	proto := uint16(unix.ETH_P_IP)
+	if len(ip) > 0 && ip[0]>>4 == 6 {
+		proto = unix.ETH_P_IPV6
+	}
+	dst = append(dst, byte(pkttype>>8), byte(pkttype),
+		0xff, 0xfe, // ARPHRD_NONE: no link-layer header
+		0, 0, // address length
+		0, 0, 0, 0, 0, 0, 0, 0, // address
+		byte(proto>>8), byte(proto))
+	return append(dst, ip...)
 }

@@ -24,3 +24,20 @@ uninstall-extcap:
 
 test-extcap: deps
 	$(GO) test $(TESTFLAGS) -run '^TestExtcap' ./cmd/bpfcap/
+
+# Wireshark dissector for bpfcap's metadata (bpfcap.hook, bpfcap.reason, ...):
+#   make install-dissector     # copy dissector/bpfcap.lua to LUA_PLUGIN_DIR
+#   make uninstall-dissector
+# LUA_PLUGIN_DIR defaults to tshark's "Personal Lua Plugins" folder.
+.PHONY: install-dissector uninstall-dissector
+
+LUA_PLUGIN_DIR ?= $(shell tshark -G folders 2>/dev/null | awk -F '\t' '/^Personal Lua Plugins:/ {print $$2}')
+
+install-dissector:
+	@test -n "$(LUA_PLUGIN_DIR)" || { echo "install-dissector: no LUA_PLUGIN_DIR (is tshark installed?): give one, e.g. make install-dissector LUA_PLUGIN_DIR=~/.local/lib/wireshark/plugins" >&2; exit 1; }
+	install -d "$(LUA_PLUGIN_DIR)"
+	install -m 0644 dissector/bpfcap.lua "$(LUA_PLUGIN_DIR)/bpfcap.lua"
+
+uninstall-dissector:
+	@test -n "$(LUA_PLUGIN_DIR)" || { echo "uninstall-dissector: no LUA_PLUGIN_DIR: give the folder you installed into" >&2; exit 1; }
+	rm -f "$(LUA_PLUGIN_DIR)/bpfcap.lua"

@@ -14,6 +14,7 @@ const (
 	LinkTypeEthernet  LinkType = 1   // LINKTYPE_ETHERNET
 	LinkTypeRaw       LinkType = 101 // LINKTYPE_RAW: IPv4 or IPv6, no link header
 	LinkTypeIEEE80211 LinkType = 105 // LINKTYPE_IEEE802_11
+	LinkTypeLinuxSLL  LinkType = 113 // LINKTYPE_LINUX_SLL: 16-byte Linux cooked header
 	LinkTypeIPv4      LinkType = 228 // LINKTYPE_IPV4
 	LinkTypeIPv6      LinkType = 229 // LINKTYPE_IPV6
 	LinkTypeLinuxSLL2 LinkType = 276 // LINKTYPE_LINUX_SLL2
@@ -33,6 +34,8 @@ func (lt LinkType) String() string {
 		return "ip4"
 	case LinkTypeIPv6:
 		return "ip6"
+	case LinkTypeLinuxSLL:
+		return "sll"
 	case LinkTypeLinuxSLL2:
 		return "sll2"
 	}
@@ -171,6 +174,9 @@ type InterfaceStats struct {
 	// Skipped: packets the hook could not capture, e.g. without the
 	// requested header (isb_osdrop).
 	Skipped uint64
+	// NoHeader is the part of Skipped that lacked the header the capture
+	// starts at (e.g. no MAC header on a locally generated packet).
+	NoHeader uint64
 	// UserFiltered: packets the kernel captured unfiltered that the
 	// userspace filter rejected (fallback filtering; in the ISB comment).
 	UserFiltered uint64

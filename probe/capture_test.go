@@ -195,7 +195,7 @@ func TestTraceDeviceFilter(t *testing.T) {
 	}
 }
 
-// TestTraceAutoHeader: without proto (and without a filter) a record starts
+// TestTraceAutoHeader: with proto auto (and without a filter) a record starts
 // at the MAC header when the skb has one and at the network header when it
 // has none, each on its own interface. A datagram to a closed port is
 // dropped after it was received (MAC header set); one to a neighbour that
@@ -206,7 +206,7 @@ func TestTraceAutoHeader(t *testing.T) {
 	testutils.RequireRoot(t)
 	p := testutils.NewVethPair(t)
 	absent := net.IPv4(p.PeerIP[0], p.PeerIP[1], p.PeerIP[2], 77).To4()
-	src, sink, stop := runCapture(t, Options{Hooks: []string{"tp_btf:kfree_skb"}})
+	src, sink, stop := runCapture(t, Options{Hooks: []string{"tp_btf:kfree_skb"}, Proto: ProtoAuto})
 	ifaces := src.Interfaces()
 	if len(ifaces) != 2 || ifaces[0].LinkType != pcapng.LinkTypeEthernet || ifaces[1].LinkType != pcapng.LinkTypeRaw {
 		t.Fatalf("interfaces %+v, want eth and raw IP for one hook", ifaces)

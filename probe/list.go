@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 )
 
@@ -114,4 +115,17 @@ func tracingInternal(name string) bool {
 		}
 	}
 	return false
+}
+
+// FunctionKinds tells which kinds of function hook attach on this kernel,
+// by attaching a trivial program of each kind to fn (a function from
+// List): "kprobe", "fentry" and "fexit" map to nil when they attach, to
+// an error wrapping ErrNotSupported when the kernel lacks them, or to
+// another error (e.g. ErrPrivilege: could not tell). Results are cached.
+func (r *Resolver) FunctionKinds(fn string) map[string]error {
+	return map[string]error{
+		"kprobe": r.probe("kprobe:"+fn, func() error { return probeKprobe(fn) }),
+		"fentry": r.probe("fentry:"+fn, func() error { return probeTracing(ebpf.AttachTraceFEntry, fn, "fentry:"+fn) }),
+		"fexit":  r.probe("fexit:"+fn, func() error { return probeTracing(ebpf.AttachTraceFExit, fn, "fexit:"+fn) }),
+	}
 }

@@ -34,6 +34,9 @@ type Target struct {
 	// Note is one line for stderr saying what was attached instead of
 	// what was asked for and why; empty when the spec attached as written.
 	Note string
+	// Short is Note without the why: "kprobe:kfree_skb: attached
+	// tp_btf:kfree_skb:arg1".
+	Short string
 }
 
 // String returns the spec of what is attached, e.g. "tp_btf:kfree_skb:arg1".
@@ -127,7 +130,7 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 	if errors.Is(err, errNotFound) {
 		rn, ok := renames[name]
 		if !ok {
-			return nil, fmt.Errorf("%s: kernel function %s not found in the kernel's BTF (misspelled, inlined or in a module): try `bpfcap list %s`", spec, name, name)
+			return nil, &NotFoundError{Spec: spec, Detail: fmt.Sprintf("%s: kernel function %s not found in the kernel's BTF (misspelled, inlined or in a module): try `bpfcap list %s`", spec, name, name)}
 		}
 		if spec.Arg != 0 && spec.Arg != rn.oldSkbArg {
 			return nil, fmt.Errorf("%s: %s's sk_buff is arg%d", spec, name, rn.oldSkbArg)
@@ -225,7 +228,8 @@ func (r *Resolver) withNote(t *Target, why []string) *Target {
 	if len(why) == 0 {
 		return t
 	}
-	t.Note = fmt.Sprintf("%s: attached %s (%s)", t.Spec, t, strings.Join(why, "; "))
+	t.Short = fmt.Sprintf("%s: attached %s", t.Spec, t)
+	t.Note = fmt.Sprintf("%s (%s)", t.Short, strings.Join(why, "; "))
 	return t
 }
 
@@ -241,7 +245,7 @@ func shortReason(err error) string {
 func (r *Resolver) resolveBTFTracepoint(spec Spec) (*Target, error) {
 	params, err := tracepointParams(r.kernel, spec.Name)
 	if errors.Is(err, errNotFound) {
-		return nil, fmt.Errorf("%s: tracepoint %s not found in the kernel's BTF (no btf_trace_%s): try `bpfcap list %s`", spec, spec.Name, spec.Name, spec.Name)
+		return nil, &NotFoundError{Spec: spec, Detail: fmt.Sprintf("%s: tracepoint %s not found in the kernel's BTF (no btf_trace_%s): try `bpfcap list %s`", spec, spec.Name, spec.Name, spec.Name)}
 	}
 	if err != nil {
 		return nil, err

@@ -28,9 +28,12 @@ type Options struct {
 	// filter.DeviceNetmask).
 	Netmask uint32
 	// Proto picks the header records start at: "eth" (MAC header), "ip"
-	// (network header, IPv4 or IPv6), "ip4", "ip6", "ieee802_11". Empty:
-	// the MAC header when the skb has one, else the network header; with
-	// a filter, empty means "eth" (a filter is compiled for one link type).
+	// (network header, IPv4 or IPv6), "ip4", "ip6", "ieee802_11", or
+	// ProtoAuto (the MAC header when the skb has one, else the network
+	// header: two link types in one file). Empty means "eth". Packets
+	// without the header are counted (InterfaceStats.NoHeader). With
+	// "ip" and several hooks, packets are written as Linux cooked
+	// captures (LINKTYPE_LINUX_SLL), which libpcap 1.10 reads.
 	Proto string
 	// Snaplen is the number of bytes to capture per packet (0: 65536).
 	Snaplen int
@@ -42,6 +45,10 @@ type Options struct {
 	// Notices receives one line per hook that was attached other than as
 	// written (renames, fallbacks), and other notices (nil: discarded).
 	Notices io.Writer
+	// Verbose says why in the attach notices (the reasons each preferred
+	// kind of hook was not used); otherwise a notice is one short line
+	// and the why is in the interface description.
+	Verbose bool
 }
 
 // protoHeaders maps the `proto` keywords a tracing hook supports to the
@@ -186,9 +193,15 @@ func Open(opts Options) (*Source, error) {
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
 			ExtraLinkTypes: extra,
 			VerdictType:    pcapng.VerdictNone,
+			// Several raw IP interfaces make a file libpcap 1.10 refuses.
+			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
 		if t.Note != "" && opts.Notices != nil {
-			fmt.Fprintf(opts.Notices, "bpfcap: %s\n", t.Note)
+			if opts.Verbose || t.Short == "" {
+				fmt.Fprintf(opts.Notices, "bpfcap: %s\n", t.Note)
+			} else {
+				fmt.Fprintf(opts.Notices, "bpfcap: %s (-v: why)\n", t.Short)
+			}
 		}
 	}
 	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
@@ -218,20 +231,31 @@ func explainLoad(t *Target, err error) error {
 }
 
 // chooseHeader maps the proto keyword to the probe's header setting, the
-// hook's link type and the extra link types it may emit.
+// hook's link type and the extra link types it may emit. Without proto,
+// records start at the MAC header, so that a file holds one link type
+// (tcpdump and libpcap 1.10 read no other); "auto" asks for several: the
+// MAC header where the skb has one, else the network header as raw IP.
 func chooseHeader(proto, filter string) (uint32, pcapng.LinkType, []pcapng.LinkType, error) {
-	if proto == "" {
+	switch proto {
+	case "":
+		return headerEth, pcapng.LinkTypeEthernet, nil, nil
+	case ProtoAuto:
 		if filter != "" {
-			return headerEth, pcapng.LinkTypeEthernet, nil, nil
+			return 0, 0, nil, fmt.Errorf("proto auto writes Ethernet and raw IP packets, and a filter is compiled for one of them: use proto eth or proto ip with a filter")
 		}
 		return headerAuto, pcapng.LinkTypeEthernet, []pcapng.LinkType{pcapng.LinkTypeRaw}, nil
 	}
 	h, ok := protoHeaders[proto]
 	if !ok {
-		return 0, 0, nil, fmt.Errorf("proto %q: tracing hooks capture from the skb's headers; use one of %s", proto, strings.Join(ProtoNames(), ", "))
+		return 0, 0, nil, fmt.Errorf("proto %q: tracing hooks capture from the skb's headers; use one of %s, or auto for several link types", proto, strings.Join(ProtoNames(), ", "))
 	}
 	return h.header, h.lt, nil, nil
 }
+
+// ProtoAuto is the `proto` keyword that asks for two link types in one
+// file: Ethernet where the skb has a MAC header, raw IP elsewhere.
+// Wireshark reads such a file; tcpdump and libpcap 1.10 do not.
+const ProtoAuto = "auto"
 
 // deviceID returns the ifindex of device name in bpfcap's network
 // namespace and that namespace's inode.

@@ -61,6 +61,9 @@ func ParseSpec(text string) (Spec, error) {
 	}
 	kind, ok := kindAliases[parts[0]]
 	if !ok {
+		if k := SimilarKind(parts[0]); k != "" {
+			return bad("unknown hook kind %q, did you mean %s?", parts[0], k)
+		}
 		return bad("unknown hook kind %q", parts[0])
 	}
 	s := Spec{Kind: kind}

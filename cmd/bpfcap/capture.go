@@ -49,6 +49,8 @@ type captureOptions struct {
 	Proto string
 	// Filter is the tcpdump expression: every other word, joined.
 	Filter string
+	// tcpdump holds tcpdump's flags (tcpdumpflags.go).
+	tcpdump tcpdumpOptions
 }
 
 // defaultSnaplen is bpfcap's snap length when -s/len is not given.
@@ -92,10 +94,11 @@ func addCaptureFlags(fs *pflag.FlagSet, o *captureOptions) {
 	fs.IntVarP(&o.Snaplen, "snaplen", "s", 0, "capture at most this many `bytes` per packet (default 65536)")
 	fs.StringVarP(&o.Device, "interface", "i", "", "capture only packets on this `device`")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (e.g. 10s)")
-	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "print statistics every few seconds on stderr")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "more detail in lines, as tcpdump -v (IP header, checksums); statistics every few seconds on stderr")
 	fs.StringVarP(&o.User, "relinquish-privileges", "Z", "", "drop privileges to this `user` after attaching")
 	fs.IntVarP(&o.BufferSize, "buffer-size", "B", 0, "ring buffer size in `KiB` (default 8192)")
 	fs.BoolVar(&o.Perf, "perf", false, "use a perf buffer instead of the BPF ring buffer")
+	addTcpdumpFlags(fs, &o.tcpdump)
 }
 
 // captureKeywords are the bpftool-style keywords parseKeywords takes.
@@ -180,6 +183,9 @@ func keywordExample(kw string) string {
 
 // validate checks the flag values.
 func (o *captureOptions) validate() error {
+	if err := o.checkTcpdump(); err != nil {
+		return err
+	}
 	if o.Snaplen < 0 {
 		return fmt.Errorf("snaplen %d: want a positive number of bytes (e.g. -s 128)", o.Snaplen)
 	}
@@ -307,7 +313,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 			return fmt.Errorf("write %s: %w", o.WriteFile, err)
 		}
 		sink = w
-	case o.WriteFile == "-" || !isTerminal(env.stdout):
+	case o.WriteFile == "-" || (!isTerminal(env.stdout) && !o.tcpdump.Lines):
 		w, err := pcapng.NewWriter(env.stdout, pcapng.WriterOptions{Application: "bpfcap"})
 		if err != nil {
 			if isClosedPipe(err) {
@@ -317,7 +323,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 		}
 		sink = w
 	default:
-		sink = newSummaryPrinter(env.stdout, time.Local)
+		sink = o.linePrinter(env.stdout)
 	}
 
 	printListening(env.stderr, src.Interfaces())
@@ -338,6 +344,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	}
 	closeErr := detach()
 	printStats(env.stderr, res.Interfaces, src.Stats())
+	printHeaderMisses(env.stderr, res.Interfaces, src.Stats())
 	if res.Reason == bpfcap.StopOutput {
 		// Every packet the hooks captured and the file does not hold:
 		// lost in the failed write, or still in the ring behind it.
@@ -407,7 +414,11 @@ func printListening(w io.Writer, ifaces []pcapng.Interface) {
 	if len(ifaces) > 0 {
 		snap = ifaces[0].SnapLen
 	}
-	fmt.Fprintf(w, "bpfcap: capturing at %s, snapshot length %d bytes\n", strings.Join(names, ", "), snap)
+	at := strings.Join(names, ", ")
+	if lt := linkTypesText(ifaces); lt != "" {
+		at += ", " + lt
+	}
+	fmt.Fprintf(w, "bpfcap: capturing at %s, snapshot length %d bytes\n", at, snap)
 }
 
 // printStats writes one line per capture point (interfaces of the same

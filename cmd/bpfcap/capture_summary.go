@@ -4,13 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 
 	"github.com/bpfcap/bpfcap/pcapng"
 )
@@ -21,6 +17,30 @@ type summaryPrinter struct {
 	w      *bufio.Writer
 	loc    *time.Location
 	ifaces []pcapng.Interface
+	opts   lineOptions
+	// n counts the packets printed; first and prev are the time stamps
+	// of the first and the previous one (-#, -ttt, -ttttt).
+	n           uint64
+	first, prev time.Time
+	dec         lineDecoder
+	// plain prints no capture point (files bpfcap did not write).
+	plain bool
+}
+
+// lineOptions are tcpdump's display flags of the line printer.
+type lineOptions struct {
+	// LinkHeader is -e: the link-level header before the decode.
+	LinkHeader bool
+	// Number is -#: the packet's number first.
+	Number bool
+	// Time is the count of -t (see tcpdumpOptions.Time).
+	Time int
+	// Dump is -x, -X, -A: the packet's data after its line.
+	Dump dumpOptions
+	// Verbose is -v: tcpdump -v's detail (IP header, checksums).
+	Verbose bool
+	// Absolute is -S, NoChecksums -K.
+	Absolute, NoChecksums bool
 }
 
 func newSummaryPrinter(w io.Writer, loc *time.Location) *summaryPrinter {
@@ -36,14 +56,57 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 	var lt pcapng.LinkType
 	if p.Interface >= 0 && p.Interface < len(s.ifaces) {
 		lt = s.ifaces[p.Interface].LinkType
-		if p.Hook == "" { // name the hook as the pcapng comment does
+		if p.Hook == "" && !s.plain { // name the hook as the pcapng comment does
 			q := *p
 			q.Hook = s.ifaces[p.Interface].Name
 			p = &q
 		}
 	}
-	_, err := fmt.Fprintln(s.w, summaryLine(p, lt, s.loc))
+	s.n++
+	if s.n == 1 {
+		s.first, s.prev = p.Timestamp, p.Timestamp
+	}
+	s.dec.LinkHeader, s.dec.Verbose = s.opts.LinkHeader, s.opts.Verbose
+	s.dec.Absolute, s.dec.NoChecksums = s.opts.Absolute, s.opts.NoChecksums
+	line := summaryLineOpts(p, lt, &s.dec, s.timeText(p.Timestamp))
+	s.prev = p.Timestamp
+	if s.opts.Number {
+		line = fmt.Sprintf("%5d  ", s.n) + line
+	}
+	if s.opts.Dump != (dumpOptions{}) {
+		var b strings.Builder
+		b.WriteString(line)
+		s.opts.Dump.dump(&b, p.Data, lt)
+		line = b.String()
+	}
+	_, err := fmt.Fprintln(s.w, line)
 	return err
+}
+
+// timeText formats ts as tcpdump's -t flags do ("" for -t).
+func (s *summaryPrinter) timeText(ts time.Time) string {
+	switch s.opts.Time {
+	case 1:
+		return ""
+	case 2:
+		return fmt.Sprintf("%d.%09d", ts.Unix(), ts.Nanosecond())
+	case 3:
+		return deltaText(ts.Sub(s.prev))
+	case 4:
+		return ts.In(s.loc).Format("2006-01-02 15:04:05.000000000")
+	case 5:
+		return deltaText(ts.Sub(s.first))
+	}
+	return ts.In(s.loc).Format("15:04:05.000000000")
+}
+
+// deltaText formats a delta as tcpdump does (" 00:00:01.000250000").
+func deltaText(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	ns := int64(d)
+	return fmt.Sprintf(" %02d:%02d:%02d.%09d", ns/int64(time.Hour), ns/int64(time.Minute)%60, ns/int64(time.Second)%60, ns%int64(time.Second))
 }
 
 func (s *summaryPrinter) WriteStats(int, time.Time, time.Time, pcapng.InterfaceStats) error {
@@ -54,24 +117,34 @@ func (s *summaryPrinter) Flush() error { return s.w.Flush() }
 
 // summaryLine formats p as one tcpdump-like line:
 //
-//	TIME HOOK [DIR] [DEV]: DECODE (WIRE bytes) [VERDICT] [REASON] [pid N comm C] [id 0xID]
+//	TIME HOOK [DIR] [DEV]: DECODE [VERDICT] [REASON] [pid N comm C] [netns N] [mark M] [id 0xID]
 //
-// where DECODE is tcpdump's view of the headers (IP, IP6, ARP, TCP, UDP,
-// ICMP) as far as the captured bytes go.
+// where DECODE is what tcpdump -n prints for the packet (lineDecoder).
 func summaryLine(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location) string {
+	return summaryLineOpts(p, lt, &lineDecoder{}, p.Timestamp.In(loc).Format("15:04:05.000000000"))
+}
+
+// summaryLineOpts is summaryLine with a decoder (which keeps TCP state
+// and knows -e) and the time stamp already formatted ("" for none).
+func summaryLineOpts(p *pcapng.Packet, lt pcapng.LinkType, dec *lineDecoder, ts string) string {
 	var b strings.Builder
-	b.WriteString(p.Timestamp.In(loc).Format("15:04:05.000000000"))
-	b.WriteByte(' ')
-	b.WriteString(p.Hook)
-	if d := p.Direction.String(); d != "" {
-		b.WriteString(" " + d)
+	if ts != "" {
+		b.WriteString(ts)
+		b.WriteByte(' ')
 	}
-	if p.Device != "" {
-		b.WriteString(" " + p.Device)
+	if p.Hook != "" {
+		b.WriteString(p.Hook)
+		// Say the direction and device once: a tc hook's name has both.
+		parts := strings.Split(p.Hook, ":")
+		if d := p.Direction.String(); d != "" && !slices.Contains(parts, map[string]string{"in": "ingress", "out": "egress"}[d]) {
+			b.WriteString(" " + d)
+		}
+		if p.Device != "" && !slices.Contains(parts, p.Device) {
+			b.WriteString(" " + p.Device)
+		}
+		b.WriteString(": ")
 	}
-	b.WriteString(": ")
-	b.WriteString(decodeSummary(p.Data, lt))
-	b.WriteString(" (" + strconv.Itoa(p.WireLen) + " bytes)")
+	b.WriteString(dec.decode(p.Data, lt, p.WireLen))
 	if v := pcapng.VerdictName(p.VerdictType, p.Verdict); v != "" {
 		b.WriteString(" [" + v + "]")
 	}
@@ -84,89 +157,37 @@ func summaryLine(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location) strin
 			b.WriteString(" comm " + p.Comm)
 		}
 	}
+	if p.Flags&pcapng.HasNetns != 0 {
+		fmt.Fprintf(&b, " netns %d", p.Netns)
+	}
+	if p.Flags&pcapng.HasMark != 0 {
+		fmt.Fprintf(&b, " mark %#x", p.Mark)
+	}
 	if p.Flags&pcapng.HasPacketID != 0 {
 		fmt.Fprintf(&b, " id %#x", p.PacketID)
 	}
 	return b.String()
 }
 
-// decodeSummary describes the headers in data, tcpdump style.
-func decodeSummary(data []byte, lt pcapng.LinkType) string {
-	pkt := gopacket.NewPacket(data, layers.LinkType(lt), gopacket.DecodeOptions{Lazy: true, NoCopy: true})
-	var (
-		src, dst string
-		ipDesc   string
-	)
-	for _, l := range pkt.Layers() {
-		switch l := l.(type) {
-		case *layers.ARP:
-			return arpSummary(l)
-		case *layers.IPv4:
-			ipDesc, src, dst = "IP", l.SrcIP.String(), l.DstIP.String()
-		case *layers.IPv6:
-			ipDesc, src, dst = "IP6", l.SrcIP.String(), l.DstIP.String()
-		case *layers.TCP:
-			return fmt.Sprintf("%s %s.%d > %s.%d: Flags [%s], seq %d, win %d, length %d", ipDesc, src, l.SrcPort, dst, l.DstPort, tcpFlags(l), l.Seq, l.Window, len(l.Payload))
-		case *layers.UDP:
-			return fmt.Sprintf("%s %s.%d > %s.%d: UDP, length %d", ipDesc, src, l.SrcPort, dst, l.DstPort, len(l.Payload))
-		case *layers.ICMPv4:
-			return fmt.Sprintf("%s %s > %s: ICMP %s", ipDesc, src, dst, icmp4Summary(l))
-		case *layers.ICMPv6:
-			return fmt.Sprintf("%s %s > %s: ICMP6 %s", ipDesc, src, dst, l.TypeCode.String())
-		}
+// etherTypeName names an EtherType as tcpdump does.
+func etherTypeName(et uint16) string {
+	switch et {
+	case 0x0800:
+		return "IPv4"
+	case 0x86dd:
+		return "IPv6"
+	case 0x0806:
+		return "ARP"
+	case 0x8100:
+		return "802.1Q"
+	case 0x88a8:
+		return "802.1Q-QinQ"
+	case 0x8035:
+		return "Reverse ARP"
+	case 0x88cc:
+		return "LLDP"
+	case 0x8847:
+		return "MPLS unicast"
 	}
-	if ipDesc != "" {
-		return ipDesc + " " + src + " > " + dst
-	}
-	if eth, ok := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); ok {
-		s := fmt.Sprintf("%s > %s, ethertype %#04x", eth.SrcMAC, eth.DstMAC, uint16(eth.EthernetType))
-		if pkt.ErrorLayer() != nil {
-			s += ", truncated"
-		}
-		return s
-	}
-	if el := pkt.ErrorLayer(); el != nil {
-		return "undecodable " + lt.String() + " packet"
-	}
-	return lt.String() + " packet"
-}
-
-func tcpFlags(t *layers.TCP) string {
-	var f []byte
-	for _, x := range []struct {
-		on bool
-		c  byte
-	}{{t.FIN, 'F'}, {t.SYN, 'S'}, {t.RST, 'R'}, {t.PSH, 'P'}, {t.URG, 'U'}, {t.ECE, 'E'}, {t.CWR, 'W'}} {
-		if x.on {
-			f = append(f, x.c)
-		}
-	}
-	if t.ACK {
-		f = append(f, '.')
-	}
-	if len(f) == 0 {
-		return "none"
-	}
-	return string(f)
-}
-
-func icmp4Summary(l *layers.ICMPv4) string {
-	switch l.TypeCode.Type() {
-	case layers.ICMPv4TypeEchoRequest:
-		return fmt.Sprintf("echo request, id %d, seq %d", l.Id, l.Seq)
-	case layers.ICMPv4TypeEchoReply:
-		return fmt.Sprintf("echo reply, id %d, seq %d", l.Id, l.Seq)
-	}
-	return l.TypeCode.String()
-}
-
-func arpSummary(a *layers.ARP) string {
-	spa, tpa := net.IP(a.SourceProtAddress), net.IP(a.DstProtAddress)
-	switch a.Operation {
-	case layers.ARPRequest:
-		return fmt.Sprintf("ARP, Request who-has %s tell %s", tpa, spa)
-	case layers.ARPReply:
-		return fmt.Sprintf("ARP, Reply %s is-at %s", spa, net.HardwareAddr(a.SourceHwAddress))
-	}
-	return fmt.Sprintf("ARP, operation %d", a.Operation)
+	return "Unknown"
 }

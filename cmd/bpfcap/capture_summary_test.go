@@ -59,7 +59,7 @@ func TestSummaryGolden(t *testing.T) {
 		{pcapng.Packet{Hook: "tp_btf:kfree_skb", Data: syn, WireLen: len(syn), VerdictType: pcapng.VerdictNone, DropReason: "NETFILTER_DROP",
 			Flags: pcapng.HasPID, PID: 4242, Comm: "nc"}, pcapng.LinkTypeRaw},
 		{pcapng.Packet{Hook: "tc:eth0:egress", Data: serialize(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), icmp), WireLen: 98,
-			Direction: pcapng.DirectionOutbound, VerdictType: pcapng.VerdictTC, Verdict: 0}, pcapng.LinkTypeEthernet},
+			Direction: pcapng.DirectionOutbound, Device: "eth0", VerdictType: pcapng.VerdictTC, Verdict: 0}, pcapng.LinkTypeEthernet},
 		{pcapng.Packet{Hook: "tracepoint:net:net_dev_xmit", Data: serialize(t, ip6, udp6, gopacket.Payload([]byte("hello"))), WireLen: 53, VerdictType: pcapng.VerdictNone}, pcapng.LinkTypeRaw},
 		{pcapng.Packet{Hook: "tc:eth0:ingress", Data: serialize(t, eth(layers.EthernetTypeARP), arp), WireLen: 42, VerdictType: pcapng.VerdictNone}, pcapng.LinkTypeEthernet},
 		{pcapng.Packet{Hook: "xdp:dev:eth0", Data: dns[:14], WireLen: 1514, VerdictType: pcapng.VerdictNone}, pcapng.LinkTypeEthernet},

@@ -155,7 +155,7 @@ func TestLivePipe(t *testing.T) {
 	if st := rd.Stats(); len(st) != 1 || st[0].Stats.Captured != uint64(n) {
 		t.Errorf("statistics %+v, want one block with %d captured", st, n)
 	}
-	if !strings.HasPrefix(stderr.String(), "bpfcap: capturing at fake:tick, snapshot length 65536 bytes\n") {
+	if !strings.HasPrefix(stderr.String(), "bpfcap: capturing at fake:tick, link-type EN10MB (Ethernet), snapshot length 65536 bytes\n") {
 		t.Errorf("no readiness line first on stderr: %q", stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "packets written (interrupted)") {

@@ -58,7 +58,7 @@ func TestTerminalSummaries(t *testing.T) {
 			t.Fatalf("line %d: %v", i, lines.Err())
 		}
 		l := lines.Text()
-		if !strings.Contains(l, " fake:tick: ") || !strings.HasSuffix(strings.TrimSpace(l), "(60 bytes)") {
+		if !strings.Contains(l, " fake:tick: ") || !strings.HasSuffix(strings.TrimSpace(l), "length 60:") {
 			t.Errorf("summary line %q", l)
 		}
 		if !src.running.Load() {

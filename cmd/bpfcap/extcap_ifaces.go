@@ -94,7 +94,7 @@ var (
 	logArg = extcapArg{call: "log-file", display: "Log file", typ: "fileselect",
 		tooltip: "append bpfcap's notices and per-hook statistics to this file (Wireshark reports anything an extcap prints on stderr as an error, so bpfcap keeps stderr for errors)", group: "Debug"}
 	protoArg = extcapArg{call: "proto", display: "Packets start at", typ: "radio",
-		tooltip: "where each captured packet starts: auto (the MAC header when the sk_buff has one, else the IP header; with a capture filter the MAC header), Ethernet, or IP (packets without the header are counted as skipped)",
+		tooltip: "where each captured packet starts: auto (the MAC header, as bpfcap trace does without proto), Ethernet, or IP (packets without the header are counted as skipped; the log says how many)",
 		values: []extcapValue{
 			{value: "auto", display: "auto", def: true},
 			{value: "eth", display: "Ethernet header"},

@@ -121,7 +121,7 @@ func TestProgHostPinnedXDP(t *testing.T) {
 	if progEnabled(t, x.Program) {
 		t.Fatal("capture still on after bpfcap exited")
 	}
-	for _, want := range []string{"bpfcap: capturing at prog:" + name + ", snapshot length 16384 bytes", "prog:" + name + ": matched 5, captured 5, lost 0", "5 packets written (-c count reached)"} {
+	for _, want := range []string{"bpfcap: capturing at prog:" + name + ", link-type EN10MB (Ethernet), snapshot length 16384 bytes", "prog:" + name + ": matched 5, captured 5, lost 0", "5 packets written (-c count reached)"} {
 		if !strings.Contains(r.stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}

@@ -37,9 +37,13 @@ Filters are tcpdump expressions, run in the kernel as eBPF. Output is pcapng
 		newTCCmd(env),
 		newProgCmd(env),
 		newExtcapCmd(env),
+		newReadCmd(env),
 		newCompileHelperCmd(env),
 	)
 	addPlatformCmds(root, env)
+	addRootFlags(root, env)
+	addCompletions(root)
+	root.AddCommand(newManCmd(root, env))
 	return root
 }
 

@@ -32,19 +32,44 @@ Each direction is its own capture interface ("tc:eth0:ingress"); packets
 carry their direction (epb_flags) and paged data up to the snap length.
 The filter sees the packet's linear part.`,
 		Example: `  bpfcap tc dev eth0 ingress 'tcp port 443' -w in.pcapng
+  bpfcap tc -i eth0 -Q in 'tcp port 443' -w in.pcapng
   bpfcap tc dev veth0 both icmp | tcpdump -nr -
   bpfcap tc dev eth0 egress --tc-mode clsact -c 100`,
-		Args: needArgs("tc needs an interface: bpfcap tc dev IFNAME [ingress|egress|both] [FILTER...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if args[0] != "dev" || len(args) < 2 {
-				return errors.New("tc needs an interface: bpfcap tc dev IFNAME [ingress|egress|both] [FILTER...]")
+			var ifname string
+			var rest []string
+			switch {
+			case len(args) >= 2 && args[0] == "dev":
+				ifname, rest = args[1], args[2:]
+			case o.Device != "":
+				// -i IF means dev IF, as in tcpdump.
+				ifname, rest, o.Device = o.Device, args, ""
+			default:
+				return errors.New("tc needs an interface: bpfcap tc dev IFNAME [ingress|egress|both] [FILTER...] (or -i IFNAME)")
 			}
-			ifname, rest := args[1], args[2:]
+			if ifname == "any" {
+				return errors.New("tc -i any: tc captures one interface; for the packets of every device use bpfcap trace tp_btf:netif_receive_skb tp_btf:net_dev_xmit")
+			}
 			dirs := []tccap.Direction{tccap.Ingress, tccap.Egress}
+			dirGiven := false
 			if len(rest) > 0 {
 				if d, err := tccap.ParseDirections(rest[0]); err == nil && rest[0] != "" {
-					dirs, rest = d, rest[1:]
+					dirs, rest, dirGiven = d, rest[1:], true
+				} else if near := nearWord(rest[0], "ingress", "egress", "both"); near != "" {
+					return fmt.Errorf("%q: did you mean %s? (the direction is ingress, egress or both)", rest[0], near)
 				}
+			}
+			if q := o.tcpdump.Direction; q != "" {
+				if dirGiven {
+					return fmt.Errorf("-Q %s: the direction is given twice; keep either -Q or ingress|egress|both", q)
+				}
+				switch q {
+				case "in":
+					dirs = []tccap.Direction{tccap.Ingress}
+				case "out":
+					dirs = []tccap.Direction{tccap.Egress}
+				}
+				o.tcpdump.directionUsed = true
 			}
 			m, err := tccap.ParseMode(mode)
 			if err != nil {

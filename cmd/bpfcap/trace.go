@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -34,8 +36,14 @@ so on stderr. ` + "`bpfcap list PATTERN`" + ` shows the hook points that take an
 
 proto picks where a packet starts, from the skb's header offsets: eth (MAC
 header), ip (network header, IPv4 or IPv6), ip4, ip6, ieee802_11. Without
-proto: the MAC header when the skb has one, else the network header (with
-a filter: eth). Packets lacking the header are counted as skipped.
+proto: eth, so that the file has one link type and tcpdump reads it.
+Packets lacking the header are counted as skipped, and at exit bpfcap says
+how many and which proto shows them (packets a host sends have no MAC
+header before the neighbour layer: proto ip). proto ip with several hooks
+writes Linux cooked captures (LINUX_SLL), which libpcap 1.10 reads where it
+refuses several raw IP interfaces. proto auto asks for two link types in
+one file (MAC header where the skb has one, else raw IP; no filter):
+Wireshark reads it, tcpdump does not.
 Tracing hooks copy an skb's linear part and then its paged frags, up to
 the snap length, and the filter sees all of it. Paged frags need the
 kernel's page_offset_base and vmemmap_base (x86-64; /proc/kallsyms lists
@@ -68,9 +76,10 @@ true one.`,
 					Device:  o.Device,
 					Ring:    env.ringOptions(ctx, &o),
 					Notices: env.stderr,
+					Verbose: o.Verbose,
 				})
 				if err != nil {
-					return nil, err
+					return nil, didYouMean(err)
 				}
 				return src, nil
 			}
@@ -114,4 +123,21 @@ func splitHooks(args []string) (hooks, rest []string, err error) {
 		return nil, nil, fmt.Errorf("trace needs a hook, e.g. kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
 	}
 	return args[:i], args[i:], nil
+}
+
+// didYouMean adds the closest hook points to an error about one the
+// kernel does not have.
+func didYouMean(err error) error {
+	var nf *probe.NotFoundError
+	if !errors.As(err, &nf) {
+		return err
+	}
+	r, rerr := probe.NewResolver()
+	if rerr != nil {
+		return err
+	}
+	if s := r.Similar(nf.Spec, 3); len(s) > 0 {
+		return fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or "))
+	}
+	return err
 }

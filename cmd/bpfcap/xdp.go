@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -47,16 +48,36 @@ Packets are Ethernet frames; the verdict is in each packet's epb_verdict
 up to the snap length; the filter sees the first buffer.`,
 		Example: `  bpfcap xdp /sys/fs/bpf/xdpcap_hook 'udp port 53' -w dns.pcapng
   bpfcap xdp /sys/fs/bpf/xdpcap_hook --actions drop,aborted | tcpdump -nr -
-  bpfcap xdp dev eth0 -c 10 icmp`,
-		Args: needArgs("xdp needs a pinned hook map or a device: bpfcap xdp /sys/fs/bpf/HOOK or bpfcap xdp dev IFNAME"),
+  bpfcap xdp dev eth0 -c 10 icmp
+  bpfcap xdp -i eth0 -c 10 icmp`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			devMode := args[0] == "dev"
-			target, rest := args[0], args[1:]
-			if devMode {
+			var (
+				devMode bool
+				target  string
+				rest    []string
+			)
+			switch {
+			case len(args) > 0 && args[0] == "dev":
 				if len(args) < 2 {
 					return errors.New("xdp dev needs an interface name, e.g. bpfcap xdp dev eth0")
 				}
-				target, rest = args[1], args[2:]
+				devMode, target, rest = true, args[1], args[2:]
+			case o.Device != "" && o.Device != "any" && (len(args) == 0 || !strings.Contains(args[0], "/")):
+				// -i IF without a pin means dev IF, as in tcpdump.
+				devMode, target, rest, o.Device = true, o.Device, args, ""
+			case len(args) == 0:
+				return errors.New("xdp needs a pinned hook map or a device: bpfcap xdp /sys/fs/bpf/HOOK [FILTER...] or bpfcap xdp dev IFNAME (-i IFNAME) [FILTER...]")
+			default:
+				target, rest = args[0], args[1:]
+			}
+			switch o.tcpdump.Direction {
+			case "in", "inout":
+				o.tcpdump.directionUsed = true // XDP sees received packets only
+			case "out":
+				return errors.New("-Q out: XDP sees only the packets a device receives; for sent packets use bpfcap tc -i IF -Q out")
+			}
+			if devMode && target == "any" {
+				return errors.New("xdp dev any: XDP attaches to one device; for the packets of every device use bpfcap trace tp_btf:netif_receive_skb")
 			}
 			if err := o.parseKeywords(rest); err != nil {
 				return err
