@@ -42,6 +42,7 @@ func unresolvedDrops(t *testing.T, p *testutils.VethPair) net.IP {
 // Linux cooked captures only; with proto auto two link types, said so.
 // Guest-safe (no tcpdump): the file is read with bpfcap's reader.
 func TestHabitTraceOneLinkType(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	p := testutils.NewVethPair(t)
 	hole := unresolvedDrops(t, p)

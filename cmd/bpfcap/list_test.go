@@ -45,6 +45,7 @@ func TestListNoMatch(t *testing.T) {
 // hooks whose kinds do not attach on this kernel and says so; with --all
 // it marks them KIND!. Where every kind attaches, nothing is marked.
 func TestListMarksWhatAttaches(t *testing.T) {
+	testutils.RunsInGuests(t)
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), strings.NewReader(""), &out, &errOut, []string{"list", "kfree_skb"}); err != nil {
 		t.Fatalf("list: %v", err)

@@ -41,6 +41,7 @@ func TestHabitFallbackNoticeShort(t *testing.T) {
 // TestHabitGuidance: the mistakes of issue 17 (6) get a way out, not a
 // libpcap or translator error. The hook names need the kernel's BTF.
 func TestHabitGuidance(t *testing.T) {
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	for _, tc := range []struct {
 		args []string
