@@ -129,7 +129,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
@@ -183,49 +182,24 @@ func copyProgram(fp *C.struct_bpf_program) []bpf.RawInstruction {
 	return raw
 }
 
-// dltCache remembers libpcap's LINKTYPE_ <-> DLT_ answers.
-var dltCache struct {
-	sync.Mutex
-	toDLT, toLinktype map[uint32]uint32
-}
-
 // linktypeToDLT returns the DLT_ value libpcap reads a file's LINKTYPE_
-// value as (the same number for most link types).
+// value as (the same number for most link types). libpcap answers from a
+// table: nothing to remember here.
 func linktypeToDLT(linktype uint32) uint32 {
-	dltCache.Lock()
-	defer dltCache.Unlock()
-	if v, ok := dltCache.toDLT[linktype]; ok {
-		return v
-	}
-	v := linktype
 	if d := C.bpfcap_linktype_to_dlt(C.uint32_t(linktype)); d >= 0 {
-		v = uint32(d)
+		return uint32(d)
 	}
-	if dltCache.toDLT == nil {
-		dltCache.toDLT = map[uint32]uint32{}
-	}
-	dltCache.toDLT[linktype] = v
-	return v
+	return linktype
 }
 
 // dltToLinktype returns the LINKTYPE_ value libpcap writes to files for
 // DLT_ value dlt (the same number for most link types, and for those
 // libpcap cannot save).
 func dltToLinktype(dlt uint32) uint32 {
-	dltCache.Lock()
-	defer dltCache.Unlock()
-	if v, ok := dltCache.toLinktype[dlt]; ok {
-		return v
-	}
-	v := dlt
 	if l := C.bpfcap_dlt_to_linktype(C.int(dlt)); l >= 0 {
-		v = uint32(l)
+		return uint32(l)
 	}
-	if dltCache.toLinktype == nil {
-		dltCache.toLinktype = map[uint32]uint32{}
-	}
-	dltCache.toLinktype[dlt] = v
-	return v
+	return dlt
 }
 
 // dltName returns libpcap's lower-case name of dlt ("en10mb", "null",
