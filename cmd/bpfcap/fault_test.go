@@ -321,8 +321,9 @@ func TestFaultHostSignals(t *testing.T) {
 }
 
 // TestFaultHostClosedStderr: stderr closed during start-up (`2>&1 | head -1`)
-// while bpfcap empties five stale hook slots: it is not killed, empties
-// them all, captures into its file, and leaves the hook empty at the end.
+// while bpfcap empties five stale hook slots: SIGPIPE is not fatal, it ends
+// the run through the clean-up as tcpdump's does, and the hook is empty at
+// the end (the stale slots emptied too).
 func TestFaultHostClosedStderr(t *testing.T) {
 	s := faultXDP(t)
 	killed := startBin(t, "", "xdp", s.pin, "udp", "-w", filepath.Join(t.TempDir(), "k.pcapng"))
@@ -342,29 +343,23 @@ func TestFaultHostClosedStderr(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw.Close()
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	testutils.WaitFor(t, "the output file", 20*time.Second, func() bool {
-		_, err := os.Stat(out)
-		return err == nil
-	})
-	h, err := openHookOccupants(s.pin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h != 5 {
-		t.Fatalf("hook holds %d programs while capturing, want bpfcap's 5 (stale ones emptied, new ones in)", h)
-	}
-	testutils.SendUDP(t, s.VethPair, 2000, 2, 20)
-	time.Sleep(300 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	err = cmd.Wait()
-	if cmd.ProcessState.ExitCode() != 0 {
-		t.Fatalf("exit: %v", err)
+	// The first line on stderr raises SIGPIPE, which ends the run like
+	// tcpdump's: through the clean-up, whatever start-up step it was in.
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := cmd.ProcessState.ExitCode(); code != 0 && code != 128+int(syscall.SIGPIPE) {
+			t.Fatalf("exit: %v, want 0 (ended while capturing) or %d (before)", err, 128+int(syscall.SIGPIPE))
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("a closed stderr did not end the capture within 20 s")
 	}
 	assertHookEmpty(t, s.pin)
-	pkts, _ := xdpReadPcapng(t, out)
-	if len(pkts) != 2 {
-		t.Fatalf("file holds %d packets, want 2", len(pkts))
+	if _, err := os.Stat(out); err == nil {
+		xdpReadPcapng(t, out) // whatever it holds, it is whole
 	}
 }
 

@@ -19,10 +19,10 @@ import (
 	"syscall"
 )
 
-// terminatingSignals are the signals tcpdump cleans up on, SIGPIPE apart.
-// Every one of them ends a capture the same way: detach everything,
-// finish the file, print the statistics.
-var terminatingSignals = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT}
+// terminatingSignals are the signals tcpdump cleans up on. Every one of
+// them ends a capture the same way: detach everything, finish the file,
+// print the statistics.
+var terminatingSignals = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGPIPE}
 
 func main() {
 	ctx, stop := signalContext(context.Background())
@@ -39,15 +39,13 @@ func main() {
 // signal, with a *signalError as its cause. The signals are caught from
 // the very start, so none of them can kill bpfcap while it attaches.
 //
-// SIGPIPE is caught too, for the whole run, and never kills: a write to a
-// closed pipe then fails with EPIPE instead. A closed output pipe ends the
-// capture through that error (as `tcpdump | head` ends); a closed stderr
-// (`2>&1 | head -1`) does not stop a capture into a file, as it does not
-// stop tcpdump's.
+// SIGPIPE is one of them, as in tcpdump: a write to a closed stdout or
+// stderr (`2>&1 | head -1`) fails with EPIPE instead of killing bpfcap,
+// and the signal ends the run through the same clean-up, even while
+// bpfcap empties a hook's stale slots at start-up.
 func signalContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	ch := make(chan os.Signal, 4)
+	ch := make(chan os.Signal, len(terminatingSignals))
 	signal.Notify(ch, terminatingSignals...)
 	done := make(chan struct{})
 	go func() {
@@ -60,6 +58,9 @@ func signalContext(parent context.Context) (context.Context, func()) {
 	return ctx, func() {
 		close(done)
 		signal.Stop(ch)
+		// What is left to write (the error, the statistics) may go to
+		// a closed stderr: EPIPE, never death by SIGPIPE.
+		signal.Ignore(syscall.SIGPIPE)
 		cancel(nil)
 	}
 }
@@ -80,6 +81,8 @@ func signalName(s syscall.Signal) string {
 		return "SIGTERM"
 	case syscall.SIGQUIT:
 		return "SIGQUIT"
+	case syscall.SIGPIPE:
+		return "SIGPIPE"
 	}
 	return s.String()
 }
