@@ -15,8 +15,9 @@ const (
 	// PathScratch is a kernel test run of the Scratch back end, for
 	// packets longer than MaxDirectTestPacket.
 	PathScratch
-	// PathLong is Matcher, for packets longer than TestScratchSize: no
-	// test program takes them whole.
+	// PathLong is Matcher, for packets longer than TestScratchSize (or
+	// than MaxDirectTestPacket on kernels without XDP frags): no test
+	// program takes them whole.
 	PathLong
 	// PathUndecided is Matcher, after the kernel returned Undecided (the
 	// packet needs more backward jumps than the unrolled loop has).
@@ -81,7 +82,10 @@ func (r *Runner) Close() error {
 // bytes; wireLen: the length on the wire, libpcap's `len`, which may be
 // less than len(data) in files that say so) and how it was reached.
 func (r *Runner) Run(data []byte, wireLen int) (uint32, Path, error) {
-	if len(data) > TestScratchSize {
+	if len(data) > TestScratchSize || (r.tb.linear && len(data) > MaxDirectTestPacket) {
+		// No test program takes the packet whole (on kernels without
+		// XDP frags, before 5.18, none takes more than
+		// MaxDirectTestPacket bytes).
 		return r.m.Run(data, wireLen), PathLong, nil
 	}
 	kf, path := r.direct, PathDirect

@@ -53,8 +53,10 @@ type xdpLoop struct {
 
 // newXDPLoop builds the loop towards target in the calling thread's
 // network namespace. On failure it releases what it made.
-func newXDPLoop(target int) (l *xdpLoop, err error) {
-	l = &xdpLoop{name: fmt.Sprintf("bfl%d_%d", os.Getpid()%100000, loopCounter.Add(1))}
+func newXDPLoop(target int) (_ *xdpLoop, err error) {
+	// l, not the named result: every failure returns nil, and the
+	// deferred Close must see what was made.
+	l := &xdpLoop{name: fmt.Sprintf("bfl%d_%d", os.Getpid()%100000, loopCounter.Add(1))}
 	defer func() {
 		if err != nil {
 			l.Close()
