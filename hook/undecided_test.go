@@ -7,23 +7,6 @@ import (
 	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
-// ip6Chain returns an Ethernet/IPv6 frame whose payload of protocol final
-// follows n 8-byte destination-options headers.
-func ip6Chain(n int, final byte) []byte {
-	body := make([]byte, 8) // UDP or TCP start: ports are enough here
-	next := final
-	for i := 0; i < n; i++ {
-		body = append([]byte{next, 0, 0, 0, 0, 0, 0, 0}, body...)
-		next = 60
-	}
-	f := []byte{0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd}
-	ip := make([]byte, 40)
-	ip[0] = 0x60
-	ip[4], ip[5] = byte(len(body)>>8), byte(len(body))
-	ip[6], ip[7] = next, 64
-	return append(append(f, ip...), body...)
-}
-
 // TestUndecidedInKernelCapture: a capture program whose filter cannot
 // decide (a protochain walk longer than the translation unrolls) keeps
 // the packet flagged, and the Source decides it in userspace with
@@ -42,8 +25,8 @@ func TestUndecidedInKernelCapture(t *testing.T) {
 			if !prog.KernelFilter {
 				t.Fatalf("filter not in the kernel: %s", prog.Fallback)
 			}
-			udpLong, tcpLong, udpShort := ip6Chain(long, 17), ip6Chain(long, 6), ip6Chain(2, 17)
-			runPackets(t, prog.Program, 3, udpLong, tcpLong, udpShort, ip6Chain(2, 6))
+			udpLong, tcpLong, udpShort := testutils.IPv6ExtChainFrame(long, 17), testutils.IPv6ExtChainFrame(long, 6), testutils.IPv6ExtChainFrame(2, 17)
+			runPackets(t, prog.Program, 3, udpLong, tcpLong, udpShort, testutils.IPv6ExtChainFrame(2, 6))
 			got := capture(t, src, 6)
 			var nLong, nShort int
 			for _, p := range got {

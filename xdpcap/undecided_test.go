@@ -11,23 +11,6 @@ import (
 	"github.com/bpfcap/bpfcap/xdpcap"
 )
 
-// ip6Chain returns an Ethernet/IPv6 frame whose payload of protocol final
-// follows n 8-byte destination-options headers.
-func ip6Chain(n int, final byte) []byte {
-	body := make([]byte, 8)
-	next := final
-	for i := 0; i < n; i++ {
-		body = append([]byte{next, 0, 0, 0, 0, 0, 0, 0}, body...)
-		next = 60
-	}
-	f := []byte{0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd}
-	ip := make([]byte, 40)
-	ip[0] = 0x60
-	ip[4], ip[5] = byte(len(body)>>8), byte(len(body))
-	ip[6], ip[7] = next, 64
-	return append(append(f, ip...), body...)
-}
-
 // TestCaptureUndecided: in an XDP hook capture, a protochain walk longer
 // than the kernel filter unrolls is captured flagged and decided in
 // userspace: the long chain ending in UDP is kept, the one ending in TCP
@@ -55,7 +38,7 @@ func TestCaptureUndecided(t *testing.T) {
 	go func() { done <- c.Run(ctx, sink) }()
 
 	long := filter.MaxBackwardJumps + 5
-	udpLong, tcpLong, udpShort := ip6Chain(long, 17), ip6Chain(long, 6), ip6Chain(2, 17)
+	udpLong, tcpLong, udpShort := testutils.IPv6ExtChainFrame(long, 17), testutils.IPv6ExtChainFrame(long, 6), testutils.IPv6ExtChainFrame(2, 17)
 	for range 2 {
 		for _, f := range [][]byte{udpLong, tcpLong, udpShort} {
 			if got := runVerdict(t, fw.Program, f); got != xdpcap.Pass {
