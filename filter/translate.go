@@ -189,7 +189,7 @@ func decode(pc int, ri bpf.RawInstruction) (insn, error) {
 			if ri.K >= 0xffe00000 {
 				// SKF_LL_OFF, SKF_NET_OFF and SKF_AD_OFF: Linux
 				// socket-filter extensions, not packet offsets.
-				return insn{}, fmt.Errorf("cBPF instruction %d loads Linux ancillary data at %#x: %w", pc, ri.K, ErrUnsupported)
+				return insn{}, &AncillaryError{PC: pc, Offset: ri.K}
 			}
 			in.op = opLdAbs
 		case m == modeIND && in.reg == regA && in.size != 0:

@@ -148,6 +148,10 @@ func dumpFilter(w io.Writer, expr string, lt filter.LinkType, snaplen int, netma
 	}
 	fmt.Fprintf(w, "; cBPF from libpcap, proto %s (%d instructions)\n%s", lt, len(prog), listing)
 	insns, err := filter.Translate(prog, filter.Options{Backend: be, ScratchSize: filter.TestScratchSize})
+	if hint := errorHint(err); hint != "" {
+		fmt.Fprintf(w, "; eBPF: %v\n; no capture can run this filter: %s\n", err, hint)
+		return nil
+	}
 	if errors.Is(err, filter.ErrUnsupported) {
 		fmt.Fprintf(w, "; eBPF: %v\n; captures with this filter filter in userspace instead\n", err)
 		return nil

@@ -110,6 +110,9 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "bpfcap: %v\n", err)
+	if hint := errorHint(err); hint != "" {
+		fmt.Fprintf(stderr, "bpfcap: %s\n", hint)
+	}
 	var se *signalError
 	if errors.As(err, &se) {
 		return 128 + int(se.sig)
