@@ -23,7 +23,7 @@ static __always_inline int capture(struct xdp_md *ctx, int scratch_filter)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 wire_len = data_end - data;
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	__u64 cap_len;
 	__u32 off = 0;
 	int match = 1;

@@ -259,7 +259,7 @@ static __always_inline void device_of(struct sk_buff *skb, __u32 *ifindex, __u32
  */
 __noinline long probe_copy_span(__u64 off, __u64 n, __u64 src)
 {
-	struct bpfcap_record *rec = bpfcap_scratch_cur();
+	struct bpfcap_scratch_record *rec = bpfcap_scratch_cur();
 	long err = 0;
 
 	if (!rec)
@@ -297,7 +297,7 @@ __noinline long probe_copy_span(__u64 off, __u64 n, __u64 src)
  */
 __noinline __u64 probe_copy_frags(__u64 shinfo, __u64 cap, __u64 end, __u64 skip)
 {
-	struct bpfcap_record *rec = bpfcap_scratch_cur();
+	struct bpfcap_scratch_record *rec = bpfcap_scratch_cur();
 	__u64 page_offset = probe_cfg.page_offset, vmemmap = probe_cfg.vmemmap;
 	__u32 fsize, f_page, f_len, f_off, i;
 	__u64 psize = bpf_core_type_size(struct page);
@@ -375,7 +375,7 @@ __noinline __u64 probe_copy_frags(__u64 shinfo, __u64 cap, __u64 end, __u64 skip
 /* The common path of every hook kind. */
 static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, const int direct)
 {
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	int match;
 	__u32 ifindex = 0, netns = 0, linktype = 0;
 	long hoff, data_off, wire, linear;

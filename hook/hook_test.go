@@ -362,8 +362,15 @@ func TestEventLayout(t *testing.T) {
 	spec := testSpec(t)
 	testutils.CheckStructLayout(t, spec.Types, "bpfcap_event", reflect.TypeFor[perfring.EventHeader]())
 	testutils.CheckStructLayout(t, spec.Types, "bpfcap_config", reflect.TypeFor[config]())
-	if perfring.EventHeaderSize != reflect.TypeFor[perfring.EventHeader]().Size() {
+	if uintptr(perfring.EventHeaderSize) != reflect.TypeFor[perfring.EventHeader]().Size() {
 		t.Errorf("EventHeaderSize %d, struct is %d", perfring.EventHeaderSize, reflect.TypeFor[perfring.EventHeader]().Size())
+	}
+	var rec *btf.Struct
+	if err := spec.Types.TypeByName("bpfcap_scratch_record", &rec); err != nil {
+		t.Fatalf("no struct bpfcap_scratch_record in BTF: %v", err)
+	}
+	if n := int(rec.Size) - perfring.EventHeaderSize; n != MaxData {
+		t.Errorf("a scratch record holds %d bytes of data in C (BPFCAP_MAX_DATA), MaxData is %d", n, MaxData)
 	}
 	var cfg *btf.Var
 	if err := spec.Types.TypeByName(ConfigVar, &cfg); err != nil {
