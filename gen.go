@@ -6,6 +6,10 @@
 // object in bpf/ is compiled by bpf2go from here (make generate).
 package bpfcap
 
+// The C constants of the link-type table (package linktype), which the
+// BPF objects include: written first.
+//go:generate go run ./linktype/internal/cheader bpf/linktype.h
+
 // BPF objects, one line per object. Each is written into the package that
 // loads it. Targets are little-endian amd64 and arm64 so that bpf_tracing.h
 // knows the register layout.

@@ -46,6 +46,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "event.h"
+#include "linktype.h"
 
 /* Largest number of packet bytes one record can carry. */
 #define BPFCAP_MAX_DATA 65536

@@ -36,10 +36,6 @@ enum probe_header {
 	PROBE_HDR_IEEE80211 = 5, /* MAC header, 802.11 */
 };
 
-/* pcap link types of the records (LINKTYPE_*). */
-#define LINKTYPE_ETHERNET 1
-#define LINKTYPE_RAW 101
-
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 
@@ -188,11 +184,11 @@ static __always_inline long start_of(struct sk_buff *skb, __u32 *linktype, const
 	switch (probe_cfg.header) {
 	case PROBE_HDR_AUTO:
 		if (have_mac) {
-			*linktype = LINKTYPE_ETHERNET;
+			*linktype = BPFCAP_LINKTYPE_ETHERNET;
 			return mac;
 		}
 		if (have_net && (proto == ETH_P_IP || proto == ETH_P_IPV6)) {
-			*linktype = LINKTYPE_RAW;
+			*linktype = BPFCAP_LINKTYPE_RAW;
 			return net;
 		}
 		return -1;
