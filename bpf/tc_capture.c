@@ -28,7 +28,7 @@ int bpfcap_tc(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	__u32 wire_len = skb->len;
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	__u64 cap_len;
 	int match;
 

@@ -50,7 +50,7 @@ static __always_inline void bpfcap_xdp_capture(struct xdp_md *ctx, __u32 action,
 	__u32 flags = bpfcap_xdp_flags;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	__u32 wire_len;
 	__u64 cap_len;
 

@@ -42,7 +42,7 @@ int bpfcap_xdp_fexit(__u64 *ctx)
 {
 	struct xdp_buff *xdp = (struct xdp_buff *)ctx[0];
 	int verdict = (int)ctx[1];
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	int match;
 	void *data = xdp->data;
 	__u32 wire_len = (__u32)((long)xdp->data_end - (long)data);

@@ -239,7 +239,7 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		Ifindex:     opts.Ifindex,
 		Netns:       opts.Netns,
 		WakeupBytes: ring.wakeupBytes(),
-		LinkType:    uint32(opts.LinkType),
+		Linktype:    uint32(opts.LinkType),
 		MaxHooks:    uint32(ring.MaxHooks()),
 	}
 	if ring.Perf() {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
-	"strings"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
@@ -49,29 +47,6 @@ type Options struct {
 	// kind of hook was not used); otherwise a notice is one short line
 	// and the why is in the interface description.
 	Verbose bool
-}
-
-// protoHeaders maps the `proto` keywords a tracing hook supports to the
-// header a record starts at and its link type.
-var protoHeaders = map[string]struct {
-	header uint32
-	lt     pcapng.LinkType
-}{
-	"eth":        {headerEth, pcapng.LinkTypeEthernet},
-	"ip":         {headerIP, pcapng.LinkTypeRaw},
-	"ip4":        {headerIP4, pcapng.LinkTypeIPv4},
-	"ip6":        {headerIP6, pcapng.LinkTypeIPv6},
-	"ieee802_11": {headerIEEE80211, pcapng.LinkTypeIEEE80211},
-}
-
-// ProtoNames lists the `proto` keywords tracing hooks accept.
-func ProtoNames() []string {
-	names := make([]string, 0, len(protoHeaders))
-	for n := range protoHeaders {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // Source is a running tracing capture: one program per hook, attached and
@@ -229,33 +204,6 @@ func explainLoad(t *Target, err error) error {
 	}
 	return fmt.Errorf("trace: load %s: %w", t, err)
 }
-
-// chooseHeader maps the proto keyword to the probe's header setting, the
-// hook's link type and the extra link types it may emit. Without proto,
-// records start at the MAC header, so that a file holds one link type
-// (tcpdump and libpcap 1.10 read no other); "auto" asks for several: the
-// MAC header where the skb has one, else the network header as raw IP.
-func chooseHeader(proto, filter string) (uint32, pcapng.LinkType, []pcapng.LinkType, error) {
-	switch proto {
-	case "":
-		return headerEth, pcapng.LinkTypeEthernet, nil, nil
-	case ProtoAuto:
-		if filter != "" {
-			return 0, 0, nil, fmt.Errorf("proto auto writes Ethernet and raw IP packets, and a filter is compiled for one of them: use proto eth or proto ip with a filter")
-		}
-		return headerAuto, pcapng.LinkTypeEthernet, []pcapng.LinkType{pcapng.LinkTypeRaw}, nil
-	}
-	h, ok := protoHeaders[proto]
-	if !ok {
-		return 0, 0, nil, fmt.Errorf("proto %q: tracing hooks capture from the skb's headers; use one of %s, or auto for several link types", proto, strings.Join(ProtoNames(), ", "))
-	}
-	return h.header, h.lt, nil, nil
-}
-
-// ProtoAuto is the `proto` keyword that asks for two link types in one
-// file: Ethernet where the skb has a MAC header, raw IP elsewhere.
-// Wireshark reads such a file; tcpdump and libpcap 1.10 do not.
-const ProtoAuto = "auto"
 
 // deviceID returns the ifindex of device name in bpfcap's network
 // namespace and that namespace's inode.
