@@ -50,4 +50,5 @@ const (
 	cfgPerf       = 1 << 0
 	cfgUnfiltered = 1 << 1
 	cfgTask       = 1 << 2
+	cfgCountSeen  = 1 << 3
 )

@@ -113,7 +113,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 			opts.Perf = true
 			r.opts.Perf = true
 			if opts.Notices != nil {
-				fmt.Fprintln(opts.Notices, "bpfcap: this kernel has no BPF ring buffer; using the perf buffer")
+				fmt.Fprintln(opts.Notices, "this kernel has no BPF ring buffer; using the perf buffer")
 			}
 		case err != nil:
 			return nil, wrapPerm("create ring buffer map", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestCaptureDirections(t *testing.T) {
 			var c *tccap.Capture
 			err := hostNS(func() error {
 				var err error
-				c, err = tccap.Open(p.HostName, tccap.Options{Mode: mode, Filter: "udp and not port 5353", Ring: testRing, CountSeen: true})
+				c, err = tccap.Open(p.HostName, tccap.Options{Mode: mode, CaptureOptions: hook.CaptureOptions{Filter: "udp and not port 5353", Ring: testRing, CountSeen: true}})
 				return err
 			})
 			if mode == tccap.ModeTCX && errors.Is(err, ebpf.ErrNotSupported) {
@@ -166,14 +167,14 @@ func TestOpenErrors(t *testing.T) {
 	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	err := testutils.Do(t, p.HostNS, func() error {
-		_, err := tccap.Open("bpfcap-nosuch0", tccap.Options{Ring: testRing})
+		_, err := tccap.Open("bpfcap-nosuch0", tccap.Options{CaptureOptions: hook.CaptureOptions{Ring: testRing}})
 		return err
 	})
 	if err == nil || err.Error() != `interface "bpfcap-nosuch0" does not exist (list them with `+"`ip link`)" {
 		t.Fatalf("missing interface: %v", err)
 	}
 	err = testutils.Do(t, p.HostNS, func() error {
-		_, err := tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeClsact, Filter: "udp port", Ring: testRing})
+		_, err := tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeClsact, CaptureOptions: hook.CaptureOptions{Filter: "udp port", Ring: testRing}})
 		return err
 	})
 	if err == nil {
@@ -188,11 +189,18 @@ func TestOpenErrors(t *testing.T) {
 // haveTCX probes TCX by attaching with ModeTCX to the pair's host end.
 func haveTCX(t *testing.T, p *testutils.VethPair) bool {
 	err := testutils.Do(t, p.HostNS, func() error {
-		c, err := tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeTCX, Directions: []tccap.Direction{tccap.Ingress}, Ring: testRing})
+		c, err := tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeTCX, Directions: []tccap.Direction{tccap.Ingress}, CaptureOptions: hook.CaptureOptions{Ring: testRing}})
 		if err == nil {
 			c.Close()
 		}
 		return err
 	})
 	return !errors.Is(err, ebpf.ErrNotSupported)
+}
+
+// ringWith is testRing with notices going to w.
+func ringWith(w io.Writer) hook.RingOptions {
+	r := testRing
+	r.Notices = w
+	return r
 }

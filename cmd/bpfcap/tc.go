@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bpfcap/bpfcap"
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/tccap"
 )
 
@@ -90,14 +91,16 @@ The filter sees the packet's linear part.`,
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				return tccap.Open(ifname, tccap.Options{
+					CaptureOptions: hook.CaptureOptions{
+						Filter:    o.Filter,
+						Netmask:   mask,
+						Snaplen:   o.snaplen(),
+						CountSeen: countSeen,
+						SeenHint:  countSeenHint,
+						Ring:      env.ringOptions(ctx, &o),
+					},
 					Directions: dirs,
 					Mode:       m,
-					Filter:     o.Filter,
-					Netmask:    mask,
-					Snaplen:    o.snaplen(),
-					Ring:       env.ringOptions(ctx, &o),
-					CountSeen:  countSeen,
-					Notices:    env.stderr,
 				})
 			}
 			return runCapture(cmd.Context(), env, &o, open)

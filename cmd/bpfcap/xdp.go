@@ -105,13 +105,15 @@ up to the snap length; the filter sees the first buffer.`,
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				opts := xdpcap.CaptureOptions{
-					Actions:   acts,
-					Filter:    o.Filter,
-					Netmask:   mask,
-					Snaplen:   o.snaplen(),
-					Ring:      env.ringOptions(ctx, &o),
-					CountSeen: countSeen,
-					Notices:   env.stderr,
+					CaptureOptions: hook.CaptureOptions{
+						Filter:    o.Filter,
+						Netmask:   mask,
+						Snaplen:   o.snaplen(),
+						CountSeen: countSeen,
+						SeenHint:  countSeenHint,
+						Ring:      env.ringOptions(ctx, &o),
+					},
+					Actions: acts,
 				}
 				if devMode {
 					if o.Device != "" {
