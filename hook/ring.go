@@ -36,7 +36,7 @@ type RingOptions struct {
 	// (default 64).
 	MaxHooks int
 	// Notices receives one-line notices meant for the user, such as the
-	// switch to userspace filtering (nil: discarded).
+	// switch to userspace filtering, without a prefix (nil: discarded).
 	Notices io.Writer
 	// Compile compiles the filters of the programs Load loads for this
 	// ring (nil: filter.Compile, in this process). A command line tool
