@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,4 +204,51 @@ func ringWith(w io.Writer) hook.RingOptions {
 	r := testRing
 	r.Notices = w
 	return r
+}
+
+// TestCountSeen: the tc program counts the packets it sees only when
+// asked (BPFCAP_CFG_COUNT_SEEN); otherwise the statistics say the figure
+// is unknown and the description says so.
+func TestCountSeen(t *testing.T) {
+	testutils.RunsInGuests(t)
+	for _, count := range []bool{false, true} {
+		t.Run(fmt.Sprint(count), func(t *testing.T) {
+			p := testutils.NewVethPair(t)
+			hostNS := func(fn func() error) error { return testutils.Do(t, p.HostNS, fn) }
+			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4000, 1) // warm up ARP
+			var c *tccap.Capture
+			err := hostNS(func() error {
+				var err error
+				c, err = tccap.Open(p.HostName, tccap.Options{
+					CaptureOptions: hook.CaptureOptions{Filter: "udp port 4010", Ring: testRing, CountSeen: count},
+					Directions:     []tccap.Direction{tccap.Egress},
+				})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if desc := c.Interfaces()[0].Description; strings.Contains(desc, hook.SeenNotCounted) == count {
+				t.Errorf("description %q with count seen %v", desc, count)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sink := &testutils.PacketCollector{}
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx, sink) }()
+			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4011, 10)
+			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4010, 10)
+			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4010, 10)
+			testutils.WaitFor(t, "2 packets", 10*time.Second, func() bool { return sink.Len() >= 2 })
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			st := c.Stats()[0]
+			if st.Captured != 2 || st.SeenCounted != count || (count && st.Seen < 3) || (!count && st.Seen != 0) {
+				t.Errorf("stats %+v with count seen %v: want 2 captured and seen counted only when asked (at least 3)", st, count)
+			}
+		})
+	}
 }
