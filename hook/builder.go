@@ -41,12 +41,12 @@ const SeenNotCounted = "packets seen are not counted"
 // the programs (Load), keeps what the site attaches (Hook, Detach,
 // OnClose) and hands it all to a Source (Source). Until Source succeeds
 // the Builder owns everything; Close then releases it all, in reverse
-// order, so a site defers Close once right after NewBuilder and returns
-// on any error:
+// order, so a site defers Rollback (or Close) once right after NewBuilder
+// and returns on any error:
 //
 //	b, err := hook.NewBuilder(spec, opts.CaptureOptions)
 //	if err != nil { return nil, err }
-//	defer b.Close()
+//	defer b.Rollback(&err)
 //	p, err := b.Load(spec, hook.Options{Program: "...", Backend: hook.Direct})
 //	if err != nil { return nil, err }
 //	l, err := link.AttachXDP(...)
@@ -140,6 +140,12 @@ func (b *Builder) Source(opts SourceOptions) (*Source, error) {
 	}
 	return s, nil
 }
+
+// Rollback is Close for a deferred call in a function with a named error
+// result: it joins Close's error into *err.
+//
+//	defer b.Rollback(&err)
+func (b *Builder) Rollback(err *error) { *err = errors.Join(*err, b.Close()) }
 
 // Close releases everything the builder owns unless Source succeeded:
 // the links (hooks in reverse order, then the shared ones), the programs,

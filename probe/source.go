@@ -136,7 +136,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
-	defer func() { err = errors.Join(err, b.Close()) }()
+	defer b.Rollback(&err)
 	pages := findPageMap()
 	for i, t := range targets {
 		spec, progName, err := prepareSpec(base, t, header, pages)

@@ -1,7 +1,6 @@
 package tccap
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/bpfcap/bpfcap/hook"
@@ -71,7 +70,7 @@ func Open(ifname string, opts Options) (_ *Capture, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, b.Close()) }()
+	defer b.Rollback(&err)
 
 	progs := make([]*hook.Program, len(dirs))
 	for i, d := range dirs {

@@ -108,15 +108,11 @@ func HookSpec(pin string) string { return "xdp:" + pin }
 // hook yet), ErrBusy, os.ErrNotExist (no such pin) or hook.ErrPermission,
 // or are a *NoSlotError.
 func OpenCapture(pin string, opts CaptureOptions) (_ *Capture, err error) {
-	spec, err := loadCapture()
-	if err != nil {
-		return nil, fmt.Errorf("load XDP capture object: %w", err)
-	}
-	b, err := hook.NewBuilder(spec, opts.CaptureOptions)
+	b, spec, flags, err := newBuilder(opts)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, b.Close()) }()
+	defer b.Rollback(&err)
 	h, err := OpenHook(pin)
 	if err != nil {
 		return nil, err
@@ -138,10 +134,6 @@ func OpenCapture(pin string, opts CaptureOptions) (_ *Capture, err error) {
 	target, err := h.TargetAttrs(actions[0])
 	if err != nil {
 		return nil, fmt.Errorf("hook %s: %w", pin, err)
-	}
-	flags, err := copyFlags()
-	if err != nil {
-		return nil, err
 	}
 	if target.Frags {
 		flags |= xdpFlagFrags
@@ -185,6 +177,24 @@ func OpenCapture(pin string, opts CaptureOptions) (_ *Capture, err error) {
 		return nil, err
 	}
 	return &Capture{Source: src, Target: target, Actions: actions, FilterInlined: allInlined(progs), hook: h}, nil
+}
+
+// newBuilder starts a capture session on the XDP capture object; flags
+// are the copy flags this kernel needs (copyFlags).
+func newBuilder(opts CaptureOptions) (*hook.Builder, *ebpf.CollectionSpec, uint32, error) {
+	flags, err := copyFlags()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	spec, err := loadCapture()
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("load XDP capture object: %w", err)
+	}
+	b, err := hook.NewBuilder(spec, opts.CaptureOptions)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return b, spec, flags, nil
 }
 
 // loadXDPProgram loads the capture program for action a.

@@ -48,19 +48,11 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (_ *Capture, err erro
 		return nil, hasProgramError(ifname, id, err)
 	}
 
-	spec, err := loadCapture()
-	if err != nil {
-		return nil, fmt.Errorf("load XDP capture object: %w", err)
-	}
-	b, err := hook.NewBuilder(spec, opts.CaptureOptions)
+	b, spec, flags, err := newBuilder(opts)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, b.Close()) }()
-	flags, err := copyFlags()
-	if err != nil {
-		return nil, err
-	}
+	defer b.Rollback(&err)
 	p, err := loadXDPProgram(b, spec, opts, Pass, flags|xdpFlagEntry, Target{AttachType: ebpf.AttachXDP})
 	if err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func openFexitCapture(ifname string, ifindex int, id ebpf.ProgramID, opts Captur
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, b.Close()) }()
+	defer b.Rollback(&err)
 	p, err := b.Load(spec, hook.Options{
 		Program:  fexitProgram,
 		LinkType: pcapng.LinkTypeEthernet,

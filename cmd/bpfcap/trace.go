@@ -81,7 +81,7 @@ true one.`,
 					Device: o.Device,
 				})
 				if err != nil {
-					return nil, didYouMean(err)
+					return nil, didYouMean(withHint(err))
 				}
 				printAttachNotes(env.stderr, src.Targets(), o.Verbose)
 				return src, nil
