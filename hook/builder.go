@@ -23,7 +23,7 @@ type CaptureOptions struct {
 	// statistic) at the price of a per-CPU map update per packet; without
 	// it only matching packets touch a map. Tracing hooks always count.
 	CountSeen bool
-	// SeenHint follows SeenNotCounted in parentheses in the description
+	// SeenHint follows SeenNotCountedNote in parentheses in the description
 	// of a hook that does not count the packets it sees: how to count
 	// them, in the caller's words ("" adds nothing).
 	SeenHint string
@@ -33,9 +33,9 @@ type CaptureOptions struct {
 	Ring RingOptions
 }
 
-// SeenNotCounted is what an interface description says when its hook
+// SeenNotCountedNote is what an interface description says when its hook
 // does not count the packets it sees (CaptureOptions.CountSeen unset).
-const SeenNotCounted = "packets seen are not counted"
+const SeenNotCountedNote = "packets seen are not counted"
 
 // Builder builds one kernel capture source. It creates the ring, loads
 // the programs (Load), keeps what the site attaches (Hook, Detach,
@@ -107,7 +107,7 @@ func (b *Builder) Hook(h Hook) {
 		}
 	}
 	if !b.opts.CountSeen {
-		note := SeenNotCounted
+		note := SeenNotCountedNote
 		if b.opts.SeenHint != "" {
 			note += " (" + b.opts.SeenHint + ")"
 		}

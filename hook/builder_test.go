@@ -128,7 +128,7 @@ func TestBuilderSource(t *testing.T) {
 		t.Fatalf("builder Close after Source: %v, closed %q", err, log.String())
 	}
 	ifs := src.Interfaces()
-	if len(ifs) != 1 || !strings.HasPrefix(ifs[0].Description, "two programs; "+SeenNotCounted+" (count them with X)") {
+	if len(ifs) != 1 || !strings.HasPrefix(ifs[0].Description, "two programs; "+SeenNotCountedNote+" (count them with X)") {
 		t.Fatalf("interfaces %+v", ifs)
 	}
 	runPackets(t, kernel.Program, 2, frame(17, 53, 100), frame(17, 54, 100))

@@ -229,7 +229,7 @@ func TestCountSeen(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if desc := c.Interfaces()[0].Description; strings.Contains(desc, hook.SeenNotCounted) == count {
+			if desc := c.Interfaces()[0].Description; strings.Contains(desc, hook.SeenNotCountedNote) == count {
 				t.Errorf("description %q with count seen %v", desc, count)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
