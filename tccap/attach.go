@@ -188,6 +188,9 @@ func (a *attacher) attachClsact(prog *ebpf.Program, dir Direction) error {
 		DirectAction: true,
 	}
 	if err := a.nl.FilterAdd(f); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return &hook.PermissionError{Op: "add cls_bpf filter at " + dir.String(), Needs: "CAP_NET_ADMIN or root", Err: err}
+		}
 		return fmt.Errorf("add cls_bpf filter at %s: %w", dir, err)
 	}
 	a.attachments = append(a.attachments, attachment{filter: f})

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bpfcap/bpfcap"
-	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/tccap"
 )
 
@@ -91,16 +90,9 @@ The filter sees the packet's linear part.`,
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				return tccap.Open(ifname, tccap.Options{
-					CaptureOptions: hook.CaptureOptions{
-						Filter:    o.Filter,
-						Netmask:   mask,
-						Snaplen:   o.snaplen(),
-						CountSeen: countSeen,
-						SeenHint:  countSeenHint,
-						Ring:      env.ringOptions(ctx, &o),
-					},
-					Directions: dirs,
-					Mode:       m,
+					CaptureOptions: env.kernelCapture(ctx, &o, mask, countSeen),
+					Directions:     dirs,
+					Mode:           m,
 				})
 			}
 			return runCapture(cmd.Context(), env, &o, open)

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bpfcap/bpfcap"
-	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/probe"
 )
 
@@ -70,15 +69,11 @@ true one.`,
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				src, err := probe.Open(probe.Options{
-					CaptureOptions: hook.CaptureOptions{
-						Filter:  o.Filter,
-						Netmask: mask,
-						Snaplen: o.snaplen(),
-						Ring:    env.ringOptions(ctx, &o),
-					},
-					Hooks:  hooks,
-					Proto:  o.Proto,
-					Device: o.Device,
+					// Tracing hooks count every packet they see.
+					CaptureOptions: env.kernelCapture(ctx, &o, mask, true),
+					Hooks:          hooks,
+					Proto:          o.Proto,
+					Device:         o.Device,
 				})
 				if err != nil {
 					return nil, didYouMean(withHint(err))

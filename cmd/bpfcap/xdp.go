@@ -105,15 +105,8 @@ up to the snap length; the filter sees the first buffer.`,
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				opts := xdpcap.CaptureOptions{
-					CaptureOptions: hook.CaptureOptions{
-						Filter:    o.Filter,
-						Netmask:   mask,
-						Snaplen:   o.snaplen(),
-						CountSeen: countSeen,
-						SeenHint:  countSeenHint,
-						Ring:      env.ringOptions(ctx, &o),
-					},
-					Actions: acts,
+					CaptureOptions: env.kernelCapture(ctx, &o, mask, countSeen),
+					Actions:        acts,
 				}
 				if devMode {
 					if o.Device != "" {
