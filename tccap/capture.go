@@ -23,7 +23,9 @@ type Options struct {
 }
 
 // Capture is a running tc capture: a bpfcap.Source (the embedded
-// hook.Source), one pcapng interface per direction.
+// hook.Source), one pcapng interface per direction. Close detaches
+// everything, removes a clsact qdisc Open created and frees the programs
+// and the ring.
 type Capture struct {
 	*hook.Source
 	// Mode is how the programs were attached: ModeTCX or ModeClsact.
