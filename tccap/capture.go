@@ -5,6 +5,7 @@ import (
 
 	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/perfring"
 )
 
 // Names in bpf/tc_capture.c.
@@ -77,9 +78,9 @@ func Open(ifname string, opts Options) (_ *Capture, err error) {
 	progs := make([]*hook.Program, len(dirs))
 	for i, d := range dirs {
 		s := spec.Copy()
-		dir := uint32(1) // BPFCAP_DIR_IN
+		dir := uint32(perfring.DirIn)
 		if d == Egress {
-			dir = 2 // BPFCAP_DIR_OUT
+			dir = perfring.DirOut
 		}
 		if err := s.Variables[dirVar].Set(dir); err != nil {
 			return nil, fmt.Errorf("configure tc capture program: %w", err)
