@@ -14,7 +14,7 @@
  * A program typically does (see bpf/capturetest.c for a complete one):
  *
  *	if (!bpfcap_want_dev(ifindex, netns)) return ...;
- *	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+ *	bpfcap_count_seen();
  *	struct bpfcap_scratch_record *rec = bpfcap_scratch_get();
  *	if (!rec) return ...;
  *	cap_len = min(wire_len, bpfcap_snaplen());
@@ -79,6 +79,7 @@ enum bpfcap_cfg_flag {
 	BPFCAP_CFG_PERF = 1 << 0,       /* submit to bpfcap_perf instead of bpfcap_ring */
 	BPFCAP_CFG_UNFILTERED = 1 << 1, /* skip the filter stub: userspace filters */
 	BPFCAP_CFG_TASK = 1 << 2,       /* record pid/comm of the current task */
+	BPFCAP_CFG_COUNT_SEEN = 1 << 3, /* count BPFCAP_STAT_SEEN (one map update per packet) */
 };
 
 /*
@@ -195,6 +196,17 @@ static __always_inline void bpfcap_stat_inc(__u32 stat)
 
 	if (v)
 		*v += 1;
+}
+
+/*
+ * Counts a packet that reached the hook (BPFCAP_STAT_SEEN) when Go asked
+ * for it with BPFCAP_CFG_COUNT_SEEN; otherwise the non-matching path makes
+ * no map update. The flag is a constant the verifier prunes on.
+ */
+static __always_inline void bpfcap_count_seen(void)
+{
+	if (bpfcap_cfg.flags & BPFCAP_CFG_COUNT_SEEN)
+		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
 }
 
 /*

@@ -19,6 +19,7 @@ const (
 	abiBpfcapCfgFlagBPFCAP_CFG_PERF       abiBpfcapCfgFlag = 1
 	abiBpfcapCfgFlagBPFCAP_CFG_UNFILTERED abiBpfcapCfgFlag = 2
 	abiBpfcapCfgFlagBPFCAP_CFG_TASK       abiBpfcapCfgFlag = 4
+	abiBpfcapCfgFlagBPFCAP_CFG_COUNT_SEEN abiBpfcapCfgFlag = 8
 )
 
 type abiBpfcapConfig struct {

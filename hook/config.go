@@ -44,4 +44,5 @@ const (
 	cfgPerf       = uint32(abiBpfcapCfgFlagBPFCAP_CFG_PERF)
 	cfgUnfiltered = uint32(abiBpfcapCfgFlagBPFCAP_CFG_UNFILTERED)
 	cfgTask       = uint32(abiBpfcapCfgFlagBPFCAP_CFG_TASK)
+	cfgCountSeen  = uint32(abiBpfcapCfgFlagBPFCAP_CFG_COUNT_SEEN)
 )

@@ -101,7 +101,7 @@ func session(t *testing.T, ro RingOptions, o Options) (*Source, *Program) {
 		ring.Close()
 		t.Fatal(err)
 	}
-	src, err := NewSource(ring, []Hook{{Program: prog, Interface: pcapng.Interface{Name: "xdp:test"}, VerdictType: pcapng.VerdictXDP}}, SourceOptions{})
+	src, err := NewSource(ring, []Hook{{Programs: []*Program{prog}, Interface: pcapng.Interface{Name: "xdp:test"}, VerdictType: pcapng.VerdictXDP}}, SourceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,8 +307,8 @@ func TestSharedRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	src, err := NewSource(ring, []Hook{
-		{Program: p0, Interface: pcapng.Interface{Name: "a"}},
-		{Program: p1, Interface: pcapng.Interface{Name: "b"}},
+		{Programs: []*Program{p0}, Interface: pcapng.Interface{Name: "a"}},
+		{Programs: []*Program{p1}, Interface: pcapng.Interface{Name: "b"}},
 	}, SourceOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -470,7 +470,7 @@ func TestTwoLinkTypes(t *testing.T) {
 			ring.Close()
 			t.Fatal(err)
 		}
-		h := Hook{Program: prog, Interface: pcapng.Interface{Name: "xdp:two"}}
+		h := Hook{Programs: []*Program{prog}, Interface: pcapng.Interface{Name: "xdp:two"}}
 		if withExtra {
 			h.ExtraLinkTypes = []pcapng.LinkType{pcapng.LinkTypeRaw}
 		}

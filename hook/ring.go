@@ -36,7 +36,7 @@ type RingOptions struct {
 	// (default 64).
 	MaxHooks int
 	// Notices receives one-line notices meant for the user, such as the
-	// switch to userspace filtering (nil: discarded).
+	// switch to userspace filtering, without a prefix (nil: discarded).
 	Notices io.Writer
 	// Compile compiles the filters of the programs Load loads for this
 	// ring (nil: filter.Compile, in this process). A command line tool
@@ -113,7 +113,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 			opts.Perf = true
 			r.opts.Perf = true
 			if opts.Notices != nil {
-				fmt.Fprintln(opts.Notices, "bpfcap: this kernel has no BPF ring buffer; using the perf buffer")
+				fmt.Fprintln(opts.Notices, "this kernel has no BPF ring buffer; using the perf buffer")
 			}
 		case err != nil:
 			return nil, wrapPerm("create ring buffer map", err)

@@ -15,16 +15,12 @@ import (
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// Options configure a tracing capture.
+// Options configure a tracing capture. Tracing hooks always count the
+// packets they see (CountSeen is ignored).
 type Options struct {
+	hook.CaptureOptions
 	// Hooks are the hook specs, e.g. "kprobe:kfree_skb:arg1" (at least one).
 	Hooks []string
-	// Filter is a tcpdump filter expression ("" captures everything).
-	Filter string
-	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
-	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
-	// filter.DeviceNetmask).
-	Netmask uint32
 	// Proto picks the header records start at: "eth" (MAC header), "ip"
 	// (network header, IPv4 or IPv6), "ip4", "ip6", "ieee802_11", or
 	// ProtoAuto (the MAC header when the skb has one, else the network
@@ -33,20 +29,9 @@ type Options struct {
 	// "ip" and several hooks, packets are written as Linux cooked
 	// captures (LINKTYPE_LINUX_SLL), which libpcap 1.10 reads.
 	Proto string
-	// Snaplen is the number of bytes to capture per packet (0: 65536).
-	Snaplen int
 	// Device restricts the capture to one device of bpfcap's network
 	// namespace ("" captures all), in the kernel.
 	Device string
-	// Ring configures the transport (buffer size, perf, notices).
-	Ring hook.RingOptions
-	// Notices receives one line per hook that was attached other than as
-	// written (renames, fallbacks), and other notices (nil: discarded).
-	Notices io.Writer
-	// Verbose says why in the attach notices (the reasons each preferred
-	// kind of hook was not used); otherwise a notice is one short line
-	// and the why is in the interface description.
-	Verbose bool
 }
 
 // Source is a running tracing capture: one program per hook, attached and
@@ -54,6 +39,7 @@ type Options struct {
 // detaches everything.
 type Source struct {
 	*hook.Source
+	targets []*Target
 	notices io.Writer
 	snaplen int
 	pages   pageMap
@@ -61,17 +47,23 @@ type Source struct {
 	paged atomic.Uint64
 }
 
+// Targets returns what each hook spec resolved to and was attached as, in
+// the order of Options.Hooks. A Target whose Note is set was attached
+// other than as written (a rename, a fallback to another kind).
+func (s *Source) Targets() []*Target { return s.targets }
+
 // Open parses and resolves every hook spec, then loads and attaches one
 // program per hook. Nothing is loaded before every spec resolved, and
 // whatever was attached is detached again when a later step fails.
 //
-// Errors name the problem and a way out: a malformed spec wraps
-// ErrBadSpec, missing capabilities wrap ErrPrivilege, a kernel that lacks
-// every kind of hook for a function wraps ErrNotSupported, a filter libpcap
-// rejects carries libpcap's message.
-func Open(opts Options) (*Source, error) {
+// Errors name the problem: a malformed spec wraps ErrBadSpec, missing
+// capabilities wrap hook.ErrPermission, a kernel that lacks every kind of
+// hook for a function wraps ErrNotSupported, a hook point the kernel does
+// not have is a *HookPointError, a filter libpcap rejects carries
+// libpcap's message.
+func Open(opts Options) (_ *Source, err error) {
 	if len(opts.Hooks) == 0 {
-		return nil, fmt.Errorf("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
+		return nil, &HookPointError{Err: errors.New("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit")}
 	}
 	specs, err := ParseSpecs(opts.Hooks)
 	if err != nil {
@@ -110,60 +102,44 @@ func Open(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace: read the embedded probe object: %w", err)
 	}
-	ringOpts := opts.Ring
-	if ringOpts.Notices == nil {
-		ringOpts.Notices = opts.Notices
+	co := opts.CaptureOptions
+	co.CountSeen = true // bpf/probe.c counts every packet it sees
+	if co.Ring.MaxHooks < len(targets) {
+		co.Ring.MaxHooks = max(64, len(targets))
 	}
-	if ringOpts.MaxHooks < len(targets) {
-		ringOpts.MaxHooks = max(64, len(targets))
-	}
-	ring, err := hook.NewRing(base, ringOpts)
+	b, err := hook.NewBuilder(base, co)
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
+	defer b.Rollback(&err)
 	pages := findPageMap()
-	var hooks []hook.Hook
-	fail := func(err error) (*Source, error) {
-		for i := len(hooks) - 1; i >= 0; i-- {
-			for _, l := range hooks[i].Links {
-				l.Close()
-			}
-			hooks[i].Program.Close()
-		}
-		ring.Close()
-		return nil, err
-	}
 	for i, t := range targets {
 		spec, progName, err := prepareSpec(base, t, header, pages)
 		if err != nil {
-			return fail(fmt.Errorf("trace: %w", err))
+			return nil, fmt.Errorf("trace: %w", err)
 		}
-		prog, err := hook.Load(spec, ring, hook.Options{
+		prog, err := b.Load(spec, hook.Options{
 			Program:  progName,
 			Hook:     i,
-			Filter:   opts.Filter,
-			Netmask:  opts.Netmask,
 			LinkType: lt,
 			Backend:  hook.Scratch,
-			Snaplen:  opts.Snaplen,
 			Ifindex:  ifindex,
 			Netns:    netns,
 			Task:     true,
 		})
 		if err != nil {
-			return fail(explainLoad(t, err))
+			return nil, explainLoad(t, err)
 		}
 		l, err := attach(t, prog.Program)
 		if err != nil {
-			prog.Close()
-			return fail(err)
+			return nil, err
 		}
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
 			desc = t.Note
 		}
-		hooks = append(hooks, hook.Hook{
-			Program:        prog,
+		b.Hook(hook.Hook{
+			Programs:       []*hook.Program{prog},
 			Links:          []io.Closer{l},
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
 			ExtraLinkTypes: extra,
@@ -171,15 +147,8 @@ func Open(opts Options) (*Source, error) {
 			// Several raw IP interfaces make a file libpcap 1.10 refuses.
 			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
-		if t.Note != "" && opts.Notices != nil {
-			if opts.Verbose || t.Short == "" {
-				fmt.Fprintf(opts.Notices, "bpfcap: %s\n", t.Note)
-			} else {
-				fmt.Fprintf(opts.Notices, "bpfcap: %s (-v: why)\n", t.Short)
-			}
-		}
 	}
-	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
+	src, err := b.Source(hook.SourceOptions{
 		DropReason: reasons.Name,
 		DeviceName: deviceName,
 	})
@@ -190,7 +159,7 @@ func Open(opts Options) (*Source, error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, notices: opts.Notices, snaplen: snap, pages: pages}, nil
+	return &Source{Source: src, targets: targets, notices: opts.Ring.Notices, snaplen: snap, pages: pages}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.
@@ -228,9 +197,9 @@ func (s *Source) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 	err := s.Source.Run(ctx, &pagedCounter{PacketWriter: sink, snaplen: s.snaplen, n: &s.paged})
 	if n := s.paged.Load(); n > 0 && s.notices != nil {
 		if s.pages.Mode == fragsNone {
-			fmt.Fprintf(s.notices, "bpfcap: %d packets were captured up to the end of their linear data only: tracing hooks do not copy paged (fragment) data on this kernel (%s); their length is still the true one\n", n, s.pages.Reason)
+			fmt.Fprintf(s.notices, "%d packets were captured up to the end of their linear data only: tracing hooks do not copy paged (fragment) data on this kernel (%s); their length is still the true one\n", n, s.pages.Reason)
 		} else {
-			fmt.Fprintf(s.notices, "bpfcap: %d packets were captured short of the snap length: tracing hooks copy linear data and paged frags, not a frag_list, device memory or frags past the 17th; their length is still the true one\n", n)
+			fmt.Fprintf(s.notices, "%d packets were captured short of the snap length: tracing hooks copy linear data and paged frags, not a frag_list, device memory or frags past the 17th; their length is still the true one\n", n)
 		}
 	}
 	return err

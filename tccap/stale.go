@@ -39,7 +39,7 @@ func (a *attacher) removeStale(parent uint32, notices io.Writer) error {
 			return fmt.Errorf("remove a stale bpfcap filter (program %d): %w", bf.Id, err)
 		}
 		if notices != nil {
-			fmt.Fprintf(notices, "bpfcap: removed a tc filter left by a bpfcap that did not exit cleanly (program %d, priority %d)\n",
+			fmt.Fprintf(notices, "removed a tc filter left by a bpfcap that did not exit cleanly (program %d, priority %d)\n",
 				bf.Id, bf.Priority)
 		}
 	}
