@@ -348,18 +348,10 @@ func (cp *Capture) disable() {
 // countersSettle reports whether pdump's counters of our ports stand
 // still for 150 ms, within two seconds.
 func (cp *Capture) countersSettle() bool {
-	sum := func() (t uint64) {
-		for i, port := range cp.ports {
-			var st C.struct_rte_pdump_stats
-			C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &st)
-			t += uint64(st.accepted+st.filtered+st.nombuf+st.ringfull) + uint64(i)
-		}
-		return t
-	}
-	prev, still := sum(), 0
+	prev, still := cp.counterSum(), 0
 	for range 40 {
 		time.Sleep(50 * time.Millisecond)
-		cur := sum()
+		cur := cp.counterSum()
 		if cur != prev {
 			prev, still = cur, 0
 			continue
@@ -369,6 +361,16 @@ func (cp *Capture) countersSettle() bool {
 		}
 	}
 	return false
+}
+
+// counterSum sums pdump's counters of our ports, to see them move.
+func (cp *Capture) counterSum() (t uint64) {
+	for i, port := range cp.ports {
+		var st C.struct_rte_pdump_stats
+		C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &st)
+		t += uint64(st.accepted+st.filtered+st.nombuf+st.ringfull) + uint64(i)
+	}
+	return t
 }
 
 // Close stops the capture, returns the packets still in the ring to the
