@@ -87,10 +87,10 @@ type Source struct {
 	detachOn     func(func() error) error // nil: detach in place
 	closed       bool
 
-	// lostSeen and dropPending carry the kernel's loss counter into
-	// epb_dropcount: per hook index, the losses already reported and those
+	// losses and dropPending carry the kernel's loss counter into
+	// epb_dropcount: per hook index, the counter followed and the losses
 	// to report with the hook's next packet. Used by Run's goroutine only.
-	lostSeen    map[int]uint64
+	losses      map[int]*LossCounter
 	dropPending map[int]uint64
 
 	// links serve several hooks (detached after the hooks' own links);
@@ -126,7 +126,7 @@ func newSource(ring *Ring, hooks []Hook, opts SourceOptions, links, closers []io
 		ifIndex:      map[ifKey]int{},
 		byHook:       map[int]*Hook{},
 		userFiltered: map[int]uint64{},
-		lostSeen:     map[int]uint64{},
+		losses:       map[int]*LossCounter{},
 		dropPending:  map[int]uint64{},
 		devNames:     map[uint64]string{},
 		comms:        map[[16]byte]string{},
@@ -335,11 +335,16 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 func (s *Source) collectLosses() {
 	for idx := range s.byHook {
 		lost, err := s.ring.hookStat(idx, StatLost)
-		if err != nil || lost <= s.lostSeen[idx] {
+		if err != nil {
 			continue
 		}
-		s.dropPending[idx] += lost - s.lostSeen[idx]
-		s.lostSeen[idx] = lost
+		l := s.losses[idx]
+		if l == nil {
+			l = &LossCounter{}
+			s.losses[idx] = l
+		}
+		l.Observe(lost)
+		s.dropPending[idx] += l.Take()
 	}
 }
 
