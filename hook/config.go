@@ -8,6 +8,7 @@ const (
 	StatsMap       = "bpfcap_stats"
 	ScratchMap     = "bpfcap_scratch"
 	NestMap        = "bpfcap_nest"
+	OwnersMap      = "bpfcap_owners"
 	FilterDirect   = "bpfcap_filter_direct"
 	FilterScratch  = "bpfcap_filter_scratch"
 	MaxData        = 65536 // BPFCAP_MAX_DATA
@@ -43,6 +44,13 @@ type config struct {
 	WakeupBytes uint32
 	LinkType    uint32
 	MaxHooks    uint32
+	// Metadata filters (Options.Want).
+	WantPID      uint32
+	WantNetns    uint32
+	WantMark     uint32
+	WantMarkMask uint32
+	WantCgroup   uint64
+	WantComm     [16]byte
 }
 
 // Configuration flags (enum bpfcap_cfg_flag).

@@ -45,6 +45,9 @@ type Options struct {
 	// Notices receives one line per hook that was attached other than as
 	// written (renames, fallbacks), and other notices (nil: discarded).
 	Notices io.Writer
+	// Want restricts the capture by process, netns and mark, in the
+	// kernel before packets are copied (hook.MetaFilter).
+	Want hook.MetaFilter
 	// Verbose says why in the attach notices (the reasons each preferred
 	// kind of hook was not used); otherwise a notice is one short line
 	// and the why is in the interface description.
@@ -173,7 +176,8 @@ func Open(opts Options) (*Source, error) {
 			Snaplen:  opts.Snaplen,
 			Ifindex:  ifindex,
 			Netns:    netns,
-			Task:     true,
+			Task:     inProcessContext(t),
+			Want:     opts.Want,
 		})
 		if err != nil {
 			return fail(explainLoad(t, err))
@@ -203,6 +207,18 @@ func Open(opts Options) (*Source, error) {
 				fmt.Fprintf(opts.Notices, "bpfcap: %s (-v: why)\n", t.Short)
 			}
 		}
+	}
+	// Packets are attributed to their socket's owner; without the
+	// learner, only hooks that run in process context name a process.
+	if learner, err := ring.LearnOwners(); err != nil {
+		if opts.Want.Owner() {
+			return fail(fmt.Errorf("trace: the pid, comm and cgroup filters need the socket owners: %w", err))
+		}
+		if opts.Notices != nil {
+			fmt.Fprintf(opts.Notices, "bpfcap: packets are not attributed to processes: %v\n", err)
+		}
+	} else {
+		hooks[0].Links = append([]io.Closer{learner}, hooks[0].Links...)
 	}
 	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
 		DropReason: reasons.Name,
@@ -250,6 +266,24 @@ func chooseHeader(proto, filter string) (uint32, pcapng.LinkType, []pcapng.LinkT
 		return 0, 0, nil, fmt.Errorf("proto %q: tracing hooks capture from the skb's headers; use one of %s, or auto for several link types", proto, strings.Join(ProtoNames(), ", "))
 	}
 	return h.header, h.lt, nil, nil
+}
+
+// processContextHooks are functions and tracepoints that the kernel only
+// calls in the context of the process that owns the packet's socket
+// (receiving into a user buffer): there the current task may name the
+// owner of a packet whose socket's owner was not learned.
+var processContextHooks = map[string]bool{
+	"skb_copy_datagram_iovec":        true, // tracepoint skb:skb_copy_datagram_iovec
+	"skb_copy_datagram_iter":         true,
+	"skb_copy_and_csum_datagram_msg": true,
+	"__skb_datagram_iter":            true,
+}
+
+// inProcessContext reports whether t always runs in the process context of
+// the packet's socket owner. Elsewhere (softirq, another task's context)
+// the current task says nothing about the packet.
+func inProcessContext(t *Target) bool {
+	return processContextHooks[t.Name]
 }
 
 // ProtoAuto is the `proto` keyword that asks for two link types in one

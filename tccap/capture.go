@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
@@ -38,6 +39,10 @@ type Options struct {
 	// Notices receives one-line notices for the user, such as the removal
 	// of a filter a killed bpfcap left behind (nil: discarded).
 	Notices io.Writer
+	// Want restricts the capture by process, netns and mark, in the
+	// kernel (hook.MetaFilter); packets are attributed to their socket's
+	// owner (hook.Ring.LearnOwners).
+	Want hook.MetaFilter
 }
 
 // Capture is a running tc capture: a bpfcap.Source (the embedded
@@ -79,6 +84,11 @@ func Open(ifname string, opts Options) (*Capture, error) {
 		lt = pcapng.LinkTypeRaw // no link-layer header at tc
 	}
 
+	// The device's netns, for the events and the netns filter.
+	netns, err := netnsfind.Inode("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("capture at tc on %s: %w", ifname, err)
+	}
 	spec, err := loadCapture()
 	if err != nil {
 		return nil, fmt.Errorf("load tc capture object: %w", err)
@@ -119,6 +129,8 @@ func Open(ifname string, opts Options) (*Capture, error) {
 			LinkType: lt,
 			Backend:  hook.Direct,
 			Snaplen:  opts.Snaplen,
+			Netns:    netns,
+			Want:     opts.Want,
 			// Inline the filter: no call and return per packet.
 			InlineFilter: true,
 		})
@@ -156,6 +168,20 @@ func Open(ifname string, opts Options) (*Capture, error) {
 	// The first hook's links are closed last: the attacher detaches every
 	// direction and removes the qdisc it created.
 	hooks[0].Links = []io.Closer{attacherCloser{att}}
+	if learner, err := ring.LearnOwners(); err != nil {
+		if opts.Want.Owner() {
+			err = fmt.Errorf("capture at tc on %s: the pid, comm and cgroup filters need the socket owners: %w", ifname, err)
+			if cerr := att.close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+			return fail(err)
+		}
+		if opts.Notices != nil {
+			fmt.Fprintf(opts.Notices, "bpfcap: packets are not attributed to processes: %v\n", err)
+		}
+	} else {
+		hooks[0].Links = append(hooks[0].Links, learner)
+	}
 	ifindex := uint32(l.Attrs().Index)
 	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
 		// Packets come from this one interface, whatever netns the

@@ -1,0 +1,167 @@
+package tccap_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/internal/netnsfind"
+	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/tccap"
+)
+
+// udpSender is a bash in the peer namespace that sends one datagram to
+// addr per line it reads: a process other than the test, with its own pid
+// and comm.
+type udpSender struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+}
+
+func startSender(t *testing.T, nsName string, to net.IP, port int) *udpSender {
+	t.Helper()
+	script := fmt.Sprintf("while read x; do echo $x > /dev/udp/%s/%d; done", to, port)
+	cmd := exec.Command("ip", "netns", "exec", nsName, "bash", "-c", script)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Wait() })
+	return &udpSender{cmd: cmd, in: in}
+}
+
+func (s *udpSender) send(t *testing.T, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := fmt.Fprintln(s.in, "bpfcap-owner"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestOwnerAttribution: datagrams that a bash in the peer namespace sends
+// are seen at tc ingress of the host end (softirq: the current task there
+// is whichever the CPU interrupted) and attributed to that bash, by its
+// socket; datagrams the test process sends are attributed to the test.
+// The kernel's pid, comm, netns and mark filters keep exactly the
+// packets they select.
+func TestOwnerAttribution(t *testing.T) {
+	testutils.RunsInGuests(t)
+	p := testutils.NewVethPair(t)
+	const port = 9411
+	peerNS := func(fn func() error) error { return testutils.Do(t, p.PeerNS, fn) }
+	hostIno, err := netnsfind.Inode("/run/netns/" + p.HostNSName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := filepath.Base(os.Args[0])
+	if len(self) > 15 {
+		self = self[:15]
+	}
+
+	capture := func(t *testing.T, want hook.MetaFilter, traffic func()) []pcapng.Packet {
+		t.Helper()
+		var c *tccap.Capture
+		err := testutils.Do(t, p.HostNS, func() error {
+			var err error
+			c, err = tccap.Open(p.HostName, tccap.Options{
+				Directions: []tccap.Direction{tccap.Ingress},
+				Filter:     fmt.Sprintf("udp dst port %d", port),
+				Ring:       testRing,
+				Want:       want,
+			})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var col testutils.PacketCollector
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		var runErr error
+		go func() { defer wg.Done(); runErr = c.Run(ctx, &col) }()
+		traffic()
+		time.Sleep(300 * time.Millisecond) // the ring's poll interval is 50 ms
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			t.Fatal(runErr)
+		}
+		return col.Packets()
+	}
+
+	sender := startSender(t, p.PeerNSName, p.HostIP, port)
+	bashPID := uint32(sender.cmd.Process.Pid)
+	traffic := func() {
+		sender.send(t, 3)
+		for i := 0; i < 2; i++ {
+			sendUDP(t, peerNS, p.PeerIP, p.HostIP, port, 20)
+		}
+		// bash handles its input asynchronously: wait for its three.
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	t.Run("attribution", func(t *testing.T) {
+		pkts := capture(t, hook.MetaFilter{}, traffic)
+		bash, test := 0, 0
+		for _, pk := range pkts {
+			if pk.Flags&pcapng.HasPID == 0 {
+				t.Errorf("packet without an owner: %+v", pk)
+				continue
+			}
+			switch {
+			case pk.PID == bashPID && pk.Comm == "bash":
+				bash++
+			case pk.PID == uint32(os.Getpid()) && pk.Comm == self:
+				test++
+			default:
+				t.Errorf("packet attributed to pid %d comm %q; want bash %d or the test %d (%s)", pk.PID, pk.Comm, bashPID, os.Getpid(), self)
+			}
+			if pk.Flags&pcapng.HasNetns == 0 || pk.Netns != hostIno {
+				t.Errorf("packet netns %d (flags %#x), want the host end's %d", pk.Netns, pk.Flags, hostIno)
+			}
+		}
+		if bash != 3 || test != 2 {
+			t.Fatalf("attributed %d packets to bash and %d to the test, want 3 and 2", bash, test)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		want hook.MetaFilter
+		n    int
+	}{
+		{"pid", hook.MetaFilter{PID: bashPID}, 3},
+		{"comm", hook.MetaFilter{Comm: "bash"}, 3},
+		{"other pid", hook.MetaFilter{PID: 1}, 0},
+		{"netns", hook.MetaFilter{Netns: hostIno}, 5},
+		{"other netns", hook.MetaFilter{Netns: hostIno + 1}, 0},
+		{"mark 0", hook.MetaFilter{Mark: 0, MarkMask: ^uint32(0)}, 5},
+		{"mark 7", hook.MetaFilter{Mark: 7, MarkMask: 0xff}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pkts := capture(t, c.want, traffic)
+			if len(pkts) != c.n {
+				t.Fatalf("filter %+v kept %d packets, want %d", c.want, len(pkts), c.n)
+			}
+			for _, pk := range pkts {
+				if c.want.PID != 0 && pk.PID != c.want.PID {
+					t.Errorf("filter %+v kept a packet of pid %d", c.want, pk.PID)
+				}
+			}
+		})
+	}
+}
