@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -37,9 +36,11 @@ type Options struct {
 	Proto string
 	// Snaplen is the number of bytes to capture per packet (0: 65536).
 	Snaplen int
-	// Device restricts the capture to one device of bpfcap's network
-	// namespace ("" captures all), in the kernel.
-	Device string
+	// Device restricts the capture to one device ("" captures all), in
+	// the kernel: of the network namespace at DeviceNetns (a path such as
+	// /run/netns/NAME or /proc/PID/ns/net; "": bpfcap's own).
+	Device      string
+	DeviceNetns string
 	// Ring configures the transport (buffer size, perf, notices).
 	Ring hook.RingOptions
 	// Notices receives one line per hook that was attached other than as
@@ -114,7 +115,7 @@ func Open(opts Options) (*Source, error) {
 	}
 	var ifindex, netns uint32
 	if opts.Device != "" {
-		if ifindex, netns, err = deviceID(opts.Device); err != nil {
+		if ifindex, netns, err = deviceID(opts.Device, opts.DeviceNetns); err != nil {
 			return nil, err
 		}
 	}
@@ -222,7 +223,6 @@ func Open(opts Options) (*Source, error) {
 	}
 	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
 		DropReason: reasons.Name,
-		DeviceName: deviceName,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
@@ -291,9 +291,20 @@ func inProcessContext(t *Target) bool {
 // Wireshark reads such a file; tcpdump and libpcap 1.10 do not.
 const ProtoAuto = "auto"
 
-// deviceID returns the ifindex of device name in bpfcap's network
-// namespace and that namespace's inode.
-func deviceID(name string) (uint32, uint32, error) {
+// deviceID returns the ifindex of device name in the network namespace
+// at nsPath ("": bpfcap's own) and that namespace's inode.
+func deviceID(name, nsPath string) (uint32, uint32, error) {
+	if nsPath != "" {
+		l, err := netnsfind.LinkByNameIn(nsPath, name)
+		if err != nil {
+			return 0, 0, fmt.Errorf("dev %s: %w", name, err)
+		}
+		ino, err := netnsfind.Inode(nsPath)
+		if err != nil {
+			return 0, 0, fmt.Errorf("dev %s: %w", name, err)
+		}
+		return uint32(l.Attrs().Index), ino, nil
+	}
 	ifc, err := hook.LookupDevice(name)
 	if err != nil {
 		return 0, 0, err
@@ -335,26 +346,4 @@ func (p *pagedCounter) WritePacket(pkt *pcapng.Packet) error {
 		p.n.Add(1)
 	}
 	return p.PacketWriter.WritePacket(pkt)
-}
-
-// deviceName names a device of any network namespace that has a name
-// under /run/netns or belongs to a process, so packets seen in test or
-// container namespaces show their device names.
-func deviceName(ifindex, netns uint32) string {
-	own, err := netnsfind.Inode("/proc/self/ns/net")
-	if err == nil && (netns == 0 || netns == own) {
-		if ifc, err := net.InterfaceByIndex(int(ifindex)); err == nil {
-			return ifc.Name
-		}
-		return ""
-	}
-	path := netnsfind.Find(netns)
-	if path == "" {
-		return ""
-	}
-	l, err := netnsfind.LinkIn(path, int(ifindex))
-	if err != nil {
-		return ""
-	}
-	return l.Attrs().Name
 }

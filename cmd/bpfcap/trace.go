@@ -18,6 +18,7 @@ func newTraceCmd(env *cliEnv) *cobra.Command {
 	var (
 		o       captureOptions
 		netmask string
+		meta    metaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -62,21 +63,33 @@ true one.`,
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
-			mask, err := liveNetmask(netmask, o.Device)
+			want, nsPath, err := meta.filter()
+			if err != nil {
+				return err
+			}
+			dev := o.Device
+			if dev != "" {
+				if dev, nsPath, err = resolveDevice(dev, nsPath); err != nil {
+					return err
+				}
+			}
+			mask, err := liveNetmask(netmask, dev)
 			if err != nil {
 				return err
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				src, err := probe.Open(probe.Options{
-					Hooks:   hooks,
-					Filter:  o.Filter,
-					Netmask: mask,
-					Proto:   o.Proto,
-					Snaplen: o.snaplen(),
-					Device:  o.Device,
-					Ring:    env.ringOptions(ctx, &o),
-					Notices: env.stderr,
-					Verbose: o.Verbose,
+					Hooks:       hooks,
+					Filter:      o.Filter,
+					Netmask:     mask,
+					Proto:       o.Proto,
+					Snaplen:     o.snaplen(),
+					Device:      dev,
+					DeviceNetns: nsPath,
+					Want:        want,
+					Ring:        env.ringOptions(ctx, &o),
+					Notices:     env.stderr,
+					Verbose:     o.Verbose,
 				})
 				if err != nil {
 					return nil, didYouMean(err)
@@ -88,6 +101,7 @@ true one.`,
 	}
 	addCaptureFlags(cmd.Flags(), &o)
 	addNetmaskFlag(cmd.Flags(), &netmask)
+	addMetaFlags(cmd.Flags(), &meta)
 	return cmd
 }
 

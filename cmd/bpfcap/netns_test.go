@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bpfcap/bpfcap/internal/netnsfind"
+	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/pcapng"
+)
+
+// TestNetnsResolveDevice: -i finds a device that only another namespace
+// has; a name two namespaces have is an error naming both and the way
+// out; IF@NETNS and --netns pick one.
+func TestNetnsResolveDevice(t *testing.T) {
+	testutils.RequireRoot(t)
+	p := testutils.NewVethPair(t)
+	hostPath := "/run/netns/" + p.HostNSName
+	name, path, err := resolveDevice(p.HostName, "")
+	if err != nil || name != p.HostName || path != hostPath {
+		t.Fatalf("resolveDevice(%s) = %q, %q, %v; want %s in %s", p.HostName, name, path, err, p.HostName, hostPath)
+	}
+	// The same name in the peer namespace makes -i ambiguous.
+	if out, err := testutils.Exec(p.PeerNSName, "ip", "link", "add", p.HostName, "type", "veth", "peer", "name", p.HostName+"x"); err != nil {
+		t.Fatal(out, err)
+	}
+	_, _, err = resolveDevice(p.HostName, "")
+	var amb *ambiguousDeviceError
+	if !errors.As(err, &amb) {
+		t.Fatalf("a device in two namespaces: %v, want an ambiguity error", err)
+	}
+	for _, want := range []string{p.HostName + "@" + p.HostNSName, p.HostName + "@" + p.PeerNSName, "--netns"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("ambiguity error %q does not mention %s", err, want)
+		}
+	}
+	if _, path, err := resolveDevice(p.HostName+"@"+p.PeerNSName, ""); err != nil || path != "/run/netns/"+p.PeerNSName {
+		t.Fatalf("IF@NETNS: %q, %v", path, err)
+	}
+	if _, path, err := resolveDevice(p.HostName, hostPath); err != nil || path != hostPath {
+		t.Fatalf("--netns: %q, %v", path, err)
+	}
+	if _, _, err := resolveDevice(p.PeerName, hostPath); err == nil {
+		t.Fatalf("found %s in %s, which does not have it", p.PeerName, p.HostNSName)
+	}
+	if _, _, err := resolveDevice("bpfcap-nosuch0", ""); err == nil || !strings.Contains(err.Error(), "no other network namespace") {
+		t.Fatalf("missing device: %v", err)
+	}
+	ino, err := netnsfind.Inode(hostPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path, got, err := resolveNetns(strconv.FormatUint(uint64(ino), 10)); err != nil || got != ino || path == "" {
+		t.Fatalf("resolveNetns(inode %d) = %q, %d, %v", ino, path, got, err)
+	}
+}
+
+// TestNetnsPidCommTrace: bpfcap in the root namespace traces the host end
+// of a veth pair that lives in another namespace (found by -i alone),
+// names the device as that namespace does, and keeps exactly the packets
+// of the process picked by --comm or --pid: a bash sending UDP in that
+// namespace, not the test's own datagrams.
+func TestNetnsPidCommTrace(t *testing.T) {
+	testutils.RunsInGuests(t)
+	p := testutils.NewVethPair(t)
+	const port = 9412
+	script := fmt.Sprintf("while read x; do echo $x > /dev/udp/%s/%d; done", p.PeerIP, port)
+	for _, sel := range []string{"comm", "pid"} {
+		t.Run(sel, func(t *testing.T) {
+			cmd := exec.Command("ip", "netns", "exec", p.HostNSName, "bash", "-c", script)
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { in.Close(); cmd.Wait() }()
+			flag := []string{"--comm", "bash"}
+			if sel == "pid" {
+				flag = []string{"--pid", strconv.Itoa(cmd.Process.Pid)}
+			}
+			out := filepath.Join(t.TempDir(), "out.pcapng")
+			args := append([]string{"trace", "tp_btf:net_dev_queue", "-i", p.HostName, "-w", out}, flag...)
+			args = append(args, fmt.Sprintf("udp dst port %d", port))
+			tr := startRun(t, args...)
+			tr.waitAttached(t, out)
+			for range 3 {
+				fmt.Fprintln(in, "bpfcap")
+			}
+			sendUDP(t, p, p.PeerIP, port, 2)
+			time.Sleep(500 * time.Millisecond)
+			if err := tr.stop(t); err != nil {
+				t.Fatalf("bpfcap: %v; stderr:\n%s", err, tr.stderr)
+			}
+			_, pkts := readPcapng(t, out)
+			if len(pkts) != 3 {
+				t.Fatalf("%v kept %d packets, want the bash's 3; stderr:\n%s", flag, len(pkts), tr.stderr)
+			}
+			for _, pk := range pkts {
+				pcapng.ParseComment(pk.Comment, pk)
+				if pk.Flags&pcapng.HasPID == 0 || pk.PID != uint32(cmd.Process.Pid) || pk.Comm != "bash" {
+					t.Errorf("packet of pid %d comm %q, want bash %d", pk.PID, pk.Comm, cmd.Process.Pid)
+				}
+				if pk.Device != p.HostName {
+					t.Errorf("packet on device %q, want %s (named in its own namespace)", pk.Device, p.HostName)
+				}
+			}
+		})
+	}
+}
