@@ -212,3 +212,60 @@ func inNetns(path string, fn func() error) error {
 	defer netns.Set(orig)
 	return fn()
 }
+
+// hostPin returns where a pinned object at path can be opened: path
+// itself when it exists, else the same path under the root of an
+// ancestor process or of PID 1 that has it (`ip netns exec` mounts a fresh
+// /sys, which hides the bpffs of the mount namespace it was started from;
+// its parent still sees it). Otherwise it returns path.
+func hostPin(path string) (string, bool) {
+	if !filepath.IsAbs(path) {
+		return path, false
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return path, false
+	}
+	for _, pid := range append(ancestors(), 1) {
+		alt := fmt.Sprintf("/proc/%d/root%s", pid, path)
+		if _, err := os.Stat(alt); err == nil {
+			return alt, true
+		}
+	}
+	return path, false
+}
+
+// ancestors returns the pids of this process's parent, its parent, and so
+// on up to (not including) PID 1.
+func ancestors() []int {
+	var out []int
+	for pid := os.Getppid(); pid > 1 && len(out) < 64; {
+		out = append(out, pid)
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			break
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			break
+		}
+		if pid, err = strconv.Atoi(f[1]); err != nil {
+			break
+		}
+	}
+	return out
+}
+
+// bpffsHidden reports whether path is under /sys/fs/bpf while that is not
+// a bpf filesystem here (as under `ip netns exec`).
+func bpffsHidden(path string) bool {
+	if !strings.HasPrefix(path, "/sys/fs/bpf/") {
+		return false
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err != nil {
+		return true
+	}
+	return st.Type != unix.BPF_FS_MAGIC
+}

@@ -3,12 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/internal/testutils"
@@ -113,5 +118,60 @@ func TestNetnsPidCommTrace(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNetnsHostPin: in a mount namespace whose /sys/fs/bpf is not the
+// bpffs (as under `ip netns exec`), a pin is found through the root of a
+// process that sees it (the parent) and opens.
+func TestNetnsHostPin(t *testing.T) {
+	testutils.RequireRoot(t)
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	pin := fmt.Sprintf("/sys/fs/bpf/bpfcap-hostpin-%d", os.Getpid())
+	if err := m.Pin(pin); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Unpin()
+	if got, moved := hostPin(pin); got != pin || moved {
+		t.Fatalf("hostPin(%s) = %s, %v in the pin's own mount namespace", pin, got, moved)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is left locked: it ends with the goroutine, and its
+		// mount namespace with it.
+		runtime.LockOSThread()
+		errc <- func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+				return fmt.Errorf("unshare mount namespace: %w", err)
+			}
+			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+				return fmt.Errorf("make mounts private: %w", err)
+			}
+			if err := unix.Mount("none", "/sys/fs/bpf", "tmpfs", 0, ""); err != nil {
+				return fmt.Errorf("hide /sys/fs/bpf: %w", err)
+			}
+			if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("the pin is still visible: %v", err)
+			}
+			if !bpffsHidden(pin) {
+				return errors.New("bpffsHidden: /sys/fs/bpf is a tmpfs here, not reported hidden")
+			}
+			got, moved := hostPin(pin)
+			if !moved || !strings.HasPrefix(got, "/proc/") || !strings.HasSuffix(got, "/root"+pin) {
+				return fmt.Errorf("hostPin(%s) = %s, %v; want it through another process's root", pin, got, moved)
+			}
+			pm, err := ebpf.LoadPinnedMap(got, nil)
+			if err != nil {
+				return fmt.Errorf("open %s: %w", got, err)
+			}
+			return pm.Close()
+		}()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
