@@ -314,9 +314,10 @@ static __always_inline void bpfcap_scratch_put(void)
 
 /*
  * Fills the parts of rec->ev every program sets the same way: time, hook,
- * lengths, and (with BPFCAP_CFG_TASK) the current task. The caller sets the
- * rest (packet_id, ifindex, netns, mark, reason, verdict, queue, linktype,
- * dir, flags) before or after.
+ * lengths, and (with BPFCAP_CFG_TASK: hooks that run in process context)
+ * the current task. The caller sets the rest (packet_id, ifindex, netns,
+ * mark, reason, verdict, queue, linktype, dir, flags) before or after, and
+ * bpfcap_event_owner names the socket's owner where it is known.
  */
 static __always_inline void bpfcap_event_init(struct bpfcap_event *ev, __u32 wire_len, __u32 cap_len)
 {
