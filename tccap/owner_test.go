@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/netnsfind"
@@ -147,6 +150,8 @@ func TestOwnerAttribution(t *testing.T) {
 		{"pid", hook.MetaFilter{PID: bashPID}, 3},
 		{"comm", hook.MetaFilter{Comm: "bash"}, 3},
 		{"other pid", hook.MetaFilter{PID: 1}, 0},
+		{"cgroup", hook.MetaFilter{Cgroup: ownCgroup(t)}, 5}, // bash inherits the test's
+		{"other cgroup", hook.MetaFilter{Cgroup: ownCgroup(t) + 1<<40}, 0},
 		{"netns", hook.MetaFilter{Netns: hostIno}, 5},
 		{"other netns", hook.MetaFilter{Netns: hostIno + 1}, 0},
 		{"mark 0", hook.MetaFilter{Mark: 0, MarkMask: ^uint32(0)}, 5},
@@ -164,4 +169,24 @@ func TestOwnerAttribution(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ownCgroup returns the id of the test's cgroup v2 (its directory's inode).
+func ownCgroup(t *testing.T) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join("/sys/fs/cgroup", rest), &st); err != nil {
+				t.Fatal(err)
+			}
+			return st.Ino
+		}
+	}
+	t.Skip("no cgroup v2 membership in /proc/self/cgroup")
+	return 0
 }

@@ -82,14 +82,15 @@ func parseMark(s string) (uint32, uint32, error) {
 	return uint32(val), uint32(mask), nil
 }
 
-// cgroupID returns the id of a cgroup v2 given as an id, an absolute path
-// or a path under /sys/fs/cgroup (the id is the directory's inode).
+// cgroupID returns the id of a cgroup v2 given as an id, a path under
+// /sys/fs/cgroup (as /proc/PID/cgroup shows it: "/system.slice/x") or
+// the full path of its directory; the id is the directory's inode.
 func cgroupID(s string) (uint64, error) {
 	if id, err := strconv.ParseUint(s, 10, 64); err == nil {
 		return id, nil
 	}
 	path := s
-	if _, err := os.Stat(path); err != nil || !filepath.IsAbs(path) {
+	if !strings.HasPrefix(path, "/sys/fs/cgroup") {
 		path = filepath.Join("/sys/fs/cgroup", s)
 	}
 	var st unix.Stat_t

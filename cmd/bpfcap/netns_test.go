@@ -83,6 +83,8 @@ func TestNetnsPidCommTrace(t *testing.T) {
 		// Received by the peer end in softirq: the current task there
 		// is whichever the CPU interrupted; the socket names the owner.
 		{"pid", "tp_btf:netif_receive_skb", p.PeerName},
+		// tc at ingress of the peer end, attached in the peer's namespace.
+		{"comm", "tc", p.PeerName},
 	} {
 		sel, dev := c.sel, c.dev
 		t.Run(c.sel+"/"+c.hook, func(t *testing.T) {
@@ -101,6 +103,9 @@ func TestNetnsPidCommTrace(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), "out.pcapng")
 			args := append([]string{"trace", c.hook, "-i", dev, "-w", out}, flag...)
+			if c.hook == "tc" {
+				args = append([]string{"tc", "-i", dev, "ingress", "-w", out}, flag...)
+			}
 			args = append(args, fmt.Sprintf("udp dst port %d", port))
 			tr := startRun(t, args...)
 			tr.waitAttached(t, out)
@@ -121,7 +126,7 @@ func TestNetnsPidCommTrace(t *testing.T) {
 				if pk.Flags&pcapng.HasPID == 0 || pk.PID != uint32(cmd.Process.Pid) || pk.Comm != "bash" {
 					t.Errorf("packet of pid %d comm %q, want bash %d", pk.PID, pk.Comm, cmd.Process.Pid)
 				}
-				if pk.Device != dev {
+				if pk.Device != dev && c.hook != "tc" { // tc names its device in the hook
 					t.Errorf("packet on device %q, want %s (named in its own namespace)", pk.Device, dev)
 				}
 			}
@@ -181,5 +186,41 @@ func TestNetnsHostPin(t *testing.T) {
 	}()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMarkPidCommFlags: --mark takes VALUE or VALUE/MASK, --comm at most
+// 15 bytes, --cgroup a path under /sys/fs/cgroup or an id ("/" is the
+// root cgroup, id 1), and the flags become the kernel filter.
+func TestMarkPidCommFlags(t *testing.T) {
+	for _, c := range []struct {
+		in        string
+		val, mask uint32
+		ok        bool
+	}{
+		{"0x10", 0x10, 0xffffffff, true},
+		{"16/0xff", 16, 0xff, true},
+		{"0", 0, 0xffffffff, true},
+		{"0x10/0", 0, 0, false},
+		{"x", 0, 0, false},
+		{"0x100000000", 0, 0, false},
+	} {
+		v, m, err := parseMark(c.in)
+		if (err == nil) != c.ok || v != c.val || m != c.mask {
+			t.Errorf("parseMark(%q) = %#x, %#x, %v; want %#x, %#x, ok %v", c.in, v, m, err, c.val, c.mask, c.ok)
+		}
+	}
+	f, path, err := (&metaFlags{pid: 42, comm: "curl", mark: "7/0xf", cgroup: "/"}).filter()
+	if err != nil || path != "" || f.PID != 42 || f.Comm != "curl" || f.Mark != 7 || f.MarkMask != 0xf || f.Cgroup != 1 {
+		t.Fatalf("filter() = %+v, %q, %v", f, path, err)
+	}
+	if _, _, err := (&metaFlags{comm: "a-very-long-command-name"}).filter(); err == nil || !strings.Contains(err.Error(), "15") {
+		t.Fatalf("a 24-byte --comm: %v", err)
+	}
+	if _, _, err := (&metaFlags{cgroup: "no/such/cgroup"}).filter(); err == nil || !strings.Contains(err.Error(), "/sys/fs/cgroup") {
+		t.Fatalf("a missing --cgroup: %v", err)
+	}
+	if _, _, err := (&metaFlags{netns: "bpfcap-no-such-ns"}).filter(); err == nil || !strings.Contains(err.Error(), "ip netns list") {
+		t.Fatalf("a missing --netns: %v", err)
 	}
 }

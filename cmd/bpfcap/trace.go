@@ -68,6 +68,9 @@ true one.`,
 				return err
 			}
 			dev := o.Device
+			if dev == "any" {
+				dev = "" // every device, as without dev
+			}
 			if dev != "" {
 				if dev, nsPath, err = resolveDevice(dev, nsPath); err != nil {
 					return err
