@@ -442,7 +442,7 @@ struct bpfcap_owner {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1 << 16);
+	__uint(max_entries, 1 << 14); /* least recently used owners go first */
 	__type(key, __u64);
 	__type(value, struct bpfcap_owner);
 } bpfcap_owners SEC(".maps");
