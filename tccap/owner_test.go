@@ -3,10 +3,7 @@ package tccap_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,41 +19,12 @@ import (
 	"github.com/bpfcap/bpfcap/tccap"
 )
 
-// udpSender is a bash in the peer namespace that sends one datagram to
-// addr per line it reads: a process other than the test, with its own pid
-// and comm.
-type udpSender struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-}
+// TestUDPSenderChild is the child process of testutils.StartUDPSender.
+func TestUDPSenderChild(t *testing.T) { testutils.UDPSenderChild(t) }
 
-func startSender(t *testing.T, nsName string, to net.IP, port int) *udpSender {
-	t.Helper()
-	script := fmt.Sprintf("while read x; do echo $x > /dev/udp/%s/%d; done", to, port)
-	cmd := exec.Command("ip", "netns", "exec", nsName, "bash", "-c", script)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Wait() })
-	return &udpSender{cmd: cmd, in: in}
-}
-
-func (s *udpSender) send(t *testing.T, n int) {
-	t.Helper()
-	for i := 0; i < n; i++ {
-		if _, err := fmt.Fprintln(s.in, "bpfcap-owner"); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// TestOwnerAttribution: datagrams that a bash in the peer namespace sends
+// TestOwnerAttribution: datagrams that another process in the peer namespace sends
 // are seen at tc ingress of the host end (softirq: the current task there
-// is whichever the CPU interrupted) and attributed to that bash, by its
+// is whichever the CPU interrupted) and attributed to that process, by its
 // socket; datagrams the test process sends are attributed to the test.
 // The kernel's pid, comm, netns and mark filters keep exactly the
 // packets they select.
@@ -107,39 +75,37 @@ func TestOwnerAttribution(t *testing.T) {
 		return col.Packets()
 	}
 
-	sender := startSender(t, p.PeerNSName, p.HostIP, port)
-	bashPID := uint32(sender.cmd.Process.Pid)
+	sender := testutils.StartUDPSender(t, p.PeerNSName, p.HostIP, port)
+	senderPID := uint32(sender.Cmd.Process.Pid)
 	traffic := func() {
-		sender.send(t, 3)
+		sender.Send(t, 3)
 		for i := 0; i < 2; i++ {
 			sendUDP(t, peerNS, p.PeerIP, p.HostIP, port, 20)
 		}
-		// bash handles its input asynchronously: wait for its three.
-		time.Sleep(200 * time.Millisecond)
 	}
 
 	t.Run("attribution", func(t *testing.T) {
 		pkts := capture(t, hook.MetaFilter{}, traffic)
-		bash, test := 0, 0
+		sender, test := 0, 0
 		for _, pk := range pkts {
 			if pk.Flags&pcapng.HasPID == 0 {
 				t.Errorf("packet without an owner: %+v", pk)
 				continue
 			}
 			switch {
-			case pk.PID == bashPID && pk.Comm == "bash":
-				bash++
+			case pk.PID == senderPID && pk.Comm == testutils.SenderComm:
+				sender++
 			case pk.PID == uint32(os.Getpid()) && pk.Comm == self:
 				test++
 			default:
-				t.Errorf("packet attributed to pid %d comm %q; want bash %d or the test %d (%s)", pk.PID, pk.Comm, bashPID, os.Getpid(), self)
+				t.Errorf("packet attributed to pid %d comm %q; want the sender %d or the test %d (%s)", pk.PID, pk.Comm, senderPID, os.Getpid(), self)
 			}
 			if pk.Flags&pcapng.HasNetns == 0 || pk.Netns != hostIno {
 				t.Errorf("packet netns %d (flags %#x), want the host end's %d", pk.Netns, pk.Flags, hostIno)
 			}
 		}
-		if bash != 3 || test != 2 {
-			t.Fatalf("attributed %d packets to bash and %d to the test, want 3 and 2", bash, test)
+		if sender != 3 || test != 2 {
+			t.Fatalf("attributed %d packets to the sender and %d to the test, want 3 and 2", sender, test)
 		}
 	})
 	for _, c := range []struct {
@@ -147,10 +113,10 @@ func TestOwnerAttribution(t *testing.T) {
 		want hook.MetaFilter
 		n    int
 	}{
-		{"pid", hook.MetaFilter{PID: bashPID}, 3},
-		{"comm", hook.MetaFilter{Comm: "bash"}, 3},
+		{"pid", hook.MetaFilter{PID: senderPID}, 3},
+		{"comm", hook.MetaFilter{Comm: testutils.SenderComm}, 3},
 		{"other pid", hook.MetaFilter{PID: 1}, 0},
-		{"cgroup", hook.MetaFilter{Cgroup: ownCgroup(t)}, 5}, // bash inherits the test's
+		{"cgroup", hook.MetaFilter{Cgroup: ownCgroup(t)}, 5}, // the sender inherits the test's
 		{"other cgroup", hook.MetaFilter{Cgroup: ownCgroup(t) + 1<<40}, 0},
 		{"netns", hook.MetaFilter{Netns: hostIno}, 5},
 		{"other netns", hook.MetaFilter{Netns: hostIno + 1}, 0},

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -69,14 +68,13 @@ func TestNetnsResolveDevice(t *testing.T) {
 // TestNetnsPidCommTrace: bpfcap in the root namespace traces an end of a
 // veth pair that lives in another namespace (found by -i alone), names
 // the device as that namespace does, and keeps exactly the packets of the
-// process picked by --comm or --pid: a bash sending UDP from the host
+// process picked by --comm or --pid: another process sending UDP from the host
 // end, not the test's own datagrams; where the peer end receives them
 // too, in softirq.
 func TestNetnsPidCommTrace(t *testing.T) {
 	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	const port = 9412
-	script := fmt.Sprintf("while read x; do echo $x > /dev/udp/%s/%d; done", p.PeerIP, port)
 	for _, c := range []struct{ sel, hook, dev string }{
 		{"comm", "tp_btf:net_dev_queue", p.HostName},
 		{"pid", "tp_btf:net_dev_queue", p.HostName},
@@ -88,16 +86,9 @@ func TestNetnsPidCommTrace(t *testing.T) {
 	} {
 		sel, dev := c.sel, c.dev
 		t.Run(c.sel+"/"+c.hook, func(t *testing.T) {
-			cmd := exec.Command("ip", "netns", "exec", p.HostNSName, "bash", "-c", script)
-			in, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { in.Close(); cmd.Wait() }()
-			flag := []string{"--comm", "bash"}
+			sender := testutils.StartUDPSender(t, p.HostNSName, p.PeerIP, port)
+			cmd := sender.Cmd
+			flag := []string{"--comm", testutils.SenderComm}
 			if sel == "pid" {
 				flag = []string{"--pid", strconv.Itoa(cmd.Process.Pid)}
 			}
@@ -109,9 +100,7 @@ func TestNetnsPidCommTrace(t *testing.T) {
 			args = append(args, fmt.Sprintf("udp dst port %d", port))
 			tr := startRun(t, args...)
 			tr.waitAttached(t, out)
-			for range 3 {
-				fmt.Fprintln(in, "bpfcap")
-			}
+			sender.Send(t, 3)
 			sendUDP(t, p, p.PeerIP, port, 2)
 			time.Sleep(500 * time.Millisecond)
 			if err := tr.stop(t); err != nil {
@@ -119,12 +108,12 @@ func TestNetnsPidCommTrace(t *testing.T) {
 			}
 			_, pkts := readPcapng(t, out)
 			if len(pkts) != 3 {
-				t.Fatalf("%v kept %d packets, want the bash's 3; stderr:\n%s", flag, len(pkts), tr.stderr)
+				t.Fatalf("%v kept %d packets, want the sender's 3; stderr:\n%s", flag, len(pkts), tr.stderr)
 			}
 			for _, pk := range pkts {
 				pcapng.ParseComment(pk.Comment, pk)
-				if pk.Flags&pcapng.HasPID == 0 || pk.PID != uint32(cmd.Process.Pid) || pk.Comm != "bash" {
-					t.Errorf("packet of pid %d comm %q, want bash %d", pk.PID, pk.Comm, cmd.Process.Pid)
+				if pk.Flags&pcapng.HasPID == 0 || pk.PID != uint32(cmd.Process.Pid) || pk.Comm != testutils.SenderComm {
+					t.Errorf("packet of pid %d comm %q, want %s %d", pk.PID, pk.Comm, testutils.SenderComm, cmd.Process.Pid)
 				}
 				if pk.Device != dev && c.hook != "tc" { // tc names its device in the hook
 					t.Errorf("packet on device %q, want %s (named in its own namespace)", pk.Device, dev)
@@ -224,3 +213,6 @@ func TestMarkPidCommFlags(t *testing.T) {
 		t.Fatalf("a missing --netns: %v", err)
 	}
 }
+
+// TestUDPSenderChild is the child process of testutils.StartUDPSender.
+func TestUDPSenderChild(t *testing.T) { testutils.UDPSenderChild(t) }
