@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -216,3 +218,74 @@ func TestMarkPidCommFlags(t *testing.T) {
 
 // TestUDPSenderChild is the child process of testutils.StartUDPSender.
 func TestUDPSenderChild(t *testing.T) { testutils.UDPSenderChild(t) }
+
+// TestNetnsSocketLayerDevice: at a socket-layer hook (TCP data copied to
+// its reader, where the skb no longer has its device), the device is the
+// one the packet came in on, named in the reader's namespace (its ifindex
+// means another device, or none, in bpfcap's), with that namespace's
+// inode, and the reader (process context) owns the packet.
+func TestNetnsSocketLayerDevice(t *testing.T) {
+	testutils.RunsInGuests(t)
+	p := testutils.NewVethPair(t)
+	const port = 9414
+	out := filepath.Join(t.TempDir(), "out.pcapng")
+	tr := startRun(t, "trace", "tp_btf:skb_copy_datagram_iovec", "-w", out, fmt.Sprintf("tcp port %d", port))
+	tr.waitAttached(t, out)
+	var ln net.Listener
+	err := testutils.Do(t, p.PeerNS, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", net.JoinHostPort(p.PeerIP.String(), strconv.Itoa(port)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.ReadFull(c, make([]byte, 5))
+		got <- err
+	}()
+	err = testutils.Do(t, p.HostNS, func() error {
+		c, err := net.Dial("tcp4", net.JoinHostPort(p.PeerIP.String(), strconv.Itoa(port)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("hello"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := tr.stop(t); err != nil {
+		t.Fatalf("bpfcap: %v; stderr:\n%s", err, tr.stderr)
+	}
+	peerIno, err := netnsfind.Inode("/run/netns/" + p.PeerNSName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pkts := readPcapng(t, out)
+	if len(pkts) == 0 {
+		t.Fatalf("captured nothing; stderr:\n%s", tr.stderr)
+	}
+	for _, pk := range pkts {
+		pcapng.ParseComment(pk.Comment, pk)
+		if pk.Device != p.PeerName || pk.Netns != peerIno {
+			t.Errorf("packet on dev %q netns %d, want %s in %d (%s)", pk.Device, pk.Netns, p.PeerName, peerIno, pk.Comment)
+		}
+		if pk.PID != uint32(os.Getpid()) {
+			t.Errorf("packet of pid %d, want the reading test's %d (%s)", pk.PID, os.Getpid(), pk.Comment)
+		}
+	}
+}
