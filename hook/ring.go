@@ -59,6 +59,7 @@ type Ring struct {
 	ncpu     int
 	scratch  *ebpf.Map
 	nest     *ebpf.Map
+	owners   *ebpf.Map
 	reader   *perfring.Reader
 
 	// clock converts the records' timestamps, measured at NewRing.
@@ -81,7 +82,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 50 * time.Millisecond
 	}
-	for _, name := range []string{RingMap, PerfMap, StatsMap, ScratchMap, NestMap} {
+	for _, name := range []string{RingMap, PerfMap, StatsMap, ScratchMap, NestMap, OwnersMap} {
 		if spec.Maps[name] == nil {
 			return nil, fmt.Errorf("create capture ring: object has no map %s: does it include capture.h?", name)
 		}
@@ -148,6 +149,9 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	}
 	if r.nest, err = ebpf.NewMap(spec.Maps[NestMap].Copy()); err != nil {
 		return nil, wrapPerm("create nesting map", err)
+	}
+	if r.owners, err = ebpf.NewMap(spec.Maps[OwnersMap].Copy()); err != nil {
+		return nil, wrapPerm("create socket owner map", err)
 	}
 
 	ropts := perfring.Options{PollInterval: opts.PollInterval}
@@ -229,6 +233,7 @@ func (r *Ring) replacements() map[string]*ebpf.Map {
 		StatsMap:   r.stats,
 		ScratchMap: r.scratch,
 		NestMap:    r.nest,
+		OwnersMap:  r.owners,
 	}
 }
 
@@ -281,7 +286,7 @@ func (r *Ring) Close() error {
 		r.reader = nil
 	}
 	r.statsMem = nil // unmapped when the map is closed and collected
-	for _, m := range []**ebpf.Map{&r.ring, &r.perf, &r.stats, &r.scratch, &r.nest} {
+	for _, m := range []**ebpf.Map{&r.ring, &r.perf, &r.stats, &r.scratch, &r.nest, &r.owners} {
 		if *m != nil {
 			errs = append(errs, (*m).Close())
 			*m = nil

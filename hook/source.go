@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/perfring"
 )
@@ -60,8 +60,10 @@ type Hook struct {
 type SourceOptions struct {
 	// DropReason names an skb_drop_reason value (nil: the number).
 	DropReason func(reason uint32) string
-	// DeviceName names a device (nil: looked up in bpfcap's own netns,
-	// "ifindex N" elsewhere). Called once per (ifindex, netns); cached.
+	// DeviceName names a device (nil: looked up in the packet's netns,
+	// found by its inode among the named namespaces and those of
+	// processes; "ifindex N" where none has it). Called once per
+	// (ifindex, netns); cached.
 	DeviceName func(ifindex, netns uint32) string
 }
 
@@ -76,7 +78,6 @@ type Source struct {
 	// ifIndex maps (hook index, link type) to an interface index.
 	ifIndex map[ifKey]int
 	byHook  map[int]*Hook
-	ownNS   uint32
 
 	mu           sync.Mutex
 	userFiltered map[int]uint64 // per hook index
@@ -98,6 +99,7 @@ type Source struct {
 	links, closers []io.Closer
 
 	devNames map[uint64]string
+	namer    *netnsfind.Namer
 	comms    map[[16]byte]string
 	reasons  map[uint32]string
 	pkt      pcapng.Packet
@@ -131,11 +133,6 @@ func newSource(ring *Ring, hooks []Hook, opts SourceOptions, links, closers []io
 		devNames:     map[uint64]string{},
 		comms:        map[[16]byte]string{},
 		reasons:      map[uint32]string{},
-	}
-	if st, err := os.Stat("/proc/self/ns/net"); err == nil {
-		if sys, ok := st.Sys().(*unix.Stat_t); ok {
-			s.ownNS = uint32(sys.Ino)
-		}
 	}
 	for i := range s.hooks {
 		h := &s.hooks[i]
@@ -371,10 +368,12 @@ func (s *Source) deviceName(ifindex, netns uint32) string {
 	var n string
 	if s.opts.DeviceName != nil {
 		n = s.opts.DeviceName(ifindex, netns)
-	} else if netns == 0 || netns == s.ownNS {
-		if ifc, err := net.InterfaceByIndex(int(ifindex)); err == nil {
-			n = ifc.Name
+	} else {
+		// In the packet's own netns: an ifindex means nothing elsewhere.
+		if s.namer == nil {
+			s.namer = netnsfind.NewNamer()
 		}
+		n = s.namer.Name(ifindex, netns)
 	}
 	if n == "" {
 		n = "ifindex " + strconv.FormatUint(uint64(ifindex), 10)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
@@ -29,9 +28,11 @@ type Options struct {
 	// "ip" and several hooks, packets are written as Linux cooked
 	// captures (LINKTYPE_LINUX_SLL), which libpcap 1.10 reads.
 	Proto string
-	// Device restricts the capture to one device of bpfcap's network
-	// namespace ("" captures all), in the kernel.
-	Device string
+	// Device restricts the capture to one device ("" captures all), in
+	// the kernel: of the network namespace at DeviceNetns (a path such as
+	// /run/netns/NAME or /proc/PID/ns/net; "": bpfcap's own).
+	Device      string
+	DeviceNetns string
 }
 
 // Source is a running tracing capture: one program per hook, attached and
@@ -78,7 +79,7 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	var ifindex, netns uint32
 	if opts.Device != "" {
-		if ifindex, netns, err = deviceID(opts.Device); err != nil {
+		if ifindex, netns, err = deviceID(opts.Device, opts.DeviceNetns); err != nil {
 			return nil, err
 		}
 	}
@@ -125,7 +126,7 @@ func Open(opts Options) (_ *Source, err error) {
 			Backend:  hook.Scratch,
 			Ifindex:  ifindex,
 			Netns:    netns,
-			Task:     true,
+			Task:     inProcessContext(t),
 		})
 		if err != nil {
 			return nil, explainLoad(t, err)
@@ -148,9 +149,13 @@ func Open(opts Options) (_ *Source, err error) {
 			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
 	}
+	// Packets are attributed to their socket's owner; without the
+	// learner, only hooks that run in process context name a process.
+	if err := b.LearnOwners(); err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
 	src, err := b.Source(hook.SourceOptions{
 		DropReason: reasons.Name,
-		DeviceName: deviceName,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
@@ -174,9 +179,38 @@ func explainLoad(t *Target, err error) error {
 	return fmt.Errorf("trace: load %s: %w", t, err)
 }
 
-// deviceID returns the ifindex of device name in bpfcap's network
-// namespace and that namespace's inode.
-func deviceID(name string) (uint32, uint32, error) {
+// processContextHooks are functions and tracepoints that the kernel only
+// calls in the context of the process that owns the packet's socket
+// (receiving into a user buffer): there the current task may name the
+// owner of a packet whose socket's owner was not learned.
+var processContextHooks = map[string]bool{
+	"skb_copy_datagram_iovec":        true, // tracepoint skb:skb_copy_datagram_iovec
+	"skb_copy_datagram_iter":         true,
+	"skb_copy_and_csum_datagram_msg": true,
+	"__skb_datagram_iter":            true,
+}
+
+// inProcessContext reports whether t always runs in the process context of
+// the packet's socket owner. Elsewhere (softirq, another task's context)
+// the current task says nothing about the packet.
+func inProcessContext(t *Target) bool {
+	return processContextHooks[t.Name]
+}
+
+// deviceID returns the ifindex of device name in the network namespace
+// at nsPath ("": bpfcap's own) and that namespace's inode.
+func deviceID(name, nsPath string) (uint32, uint32, error) {
+	if nsPath != "" {
+		l, err := netnsfind.LinkByNameIn(nsPath, name)
+		if err != nil {
+			return 0, 0, fmt.Errorf("dev %s: %w", name, err)
+		}
+		ino, err := netnsfind.Inode(nsPath)
+		if err != nil {
+			return 0, 0, fmt.Errorf("dev %s: %w", name, err)
+		}
+		return uint32(l.Attrs().Index), ino, nil
+	}
 	ifc, err := hook.LookupDevice(name)
 	if err != nil {
 		return 0, 0, err
@@ -218,26 +252,4 @@ func (p *pagedCounter) WritePacket(pkt *pcapng.Packet) error {
 		p.n.Add(1)
 	}
 	return p.PacketWriter.WritePacket(pkt)
-}
-
-// deviceName names a device of any network namespace that has a name
-// under /run/netns or belongs to a process, so packets seen in test or
-// container namespaces show their device names.
-func deviceName(ifindex, netns uint32) string {
-	own, err := netnsfind.Inode("/proc/self/ns/net")
-	if err == nil && (netns == 0 || netns == own) {
-		if ifc, err := net.InterfaceByIndex(int(ifindex)); err == nil {
-			return ifc.Name
-		}
-		return ""
-	}
-	path := netnsfind.Find(netns)
-	if path == "" {
-		return ""
-	}
-	l, err := netnsfind.LinkIn(path, int(ifindex))
-	if err != nil {
-		return ""
-	}
-	return l.Attrs().Name
 }

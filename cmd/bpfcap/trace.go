@@ -19,6 +19,7 @@ func newTraceCmd(env *cliEnv) *cobra.Command {
 	var (
 		o       captureOptions
 		netmask string
+		meta    metaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -63,17 +64,33 @@ true one.`,
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
-			mask, err := liveNetmask(netmask, o.Device)
+			want, nsPath, err := meta.filter()
+			if err != nil {
+				return err
+			}
+			dev := o.Device
+			if dev == "any" {
+				dev = "" // every device, as without dev
+			}
+			if dev != "" {
+				if dev, nsPath, err = resolveDevice(dev, nsPath); err != nil {
+					return err
+				}
+			}
+			mask, err := liveNetmask(netmask, dev)
 			if err != nil {
 				return err
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
+				co := env.kernelCapture(ctx, &o, mask, true)
+				co.Want = want
 				src, err := probe.Open(probe.Options{
 					// Tracing hooks count every packet they see.
-					CaptureOptions: env.kernelCapture(ctx, &o, mask, true),
+					CaptureOptions: co,
 					Hooks:          hooks,
 					Proto:          o.Proto,
-					Device:         o.Device,
+					Device:         dev,
+					DeviceNetns:    nsPath,
 				})
 				if err != nil {
 					return nil, didYouMean(withHint(err))
@@ -86,6 +103,7 @@ true one.`,
 	}
 	addCaptureFlags(cmd.Flags(), &o)
 	addNetmaskFlag(cmd.Flags(), &netmask)
+	addMetaFlags(cmd.Flags(), &meta)
 	return cmd
 }
 
