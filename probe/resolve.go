@@ -37,6 +37,12 @@ type Target struct {
 	// Short is Note without the why: "kprobe:kfree_skb: attached
 	// tp_btf:kfree_skb:arg1".
 	Short string
+	// Optional is set on targets a glob found: when the kernel refuses
+	// to load or attach their program, the capture goes on without them.
+	Optional bool
+	// Multi says a kprobe attaches through a kprobe-multi link (the
+	// program is loaded for it) rather than a perf kprobe.
+	Multi bool
 }
 
 // String returns the spec of what is attached, e.g. "tp_btf:kfree_skb:arg1".
@@ -54,6 +60,8 @@ type Resolver struct {
 	kernel  *btf.Spec
 	tracefs string
 	probes  map[string]error
+	// points caches List("") for the globs of Expand.
+	points []HookPoint
 }
 
 // NewResolver loads the kernel's BTF (/sys/kernel/btf/vmlinux, kernel 5.4+

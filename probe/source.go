@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -98,7 +99,7 @@ func Open(opts Options) (*Source, error) {
 	if len(opts.Hooks) == 0 {
 		return nil, fmt.Errorf("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
 	}
-	specs, err := ParseSpecs(opts.Hooks)
+	patterns, err := ParsePatterns(opts.Hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -120,12 +121,12 @@ func Open(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]*Target, len(specs))
-	for i, s := range specs {
-		if targets[i], err = r.Resolve(s); err != nil {
-			return nil, err
-		}
+	start := time.Now()
+	exp, err := r.Expand(patterns)
+	if err != nil {
+		return nil, err
 	}
+	targets := exp.Targets
 	reasons, err := LoadDropReasons(r.Kernel())
 	if err != nil {
 		return nil, err
@@ -139,6 +140,7 @@ func Open(opts Options) (*Source, error) {
 	if ringOpts.Notices == nil {
 		ringOpts.Notices = opts.Notices
 	}
+	ringOpts.Compile = compileOnce(ringOpts.Compile)
 	if ringOpts.MaxHooks < len(targets) {
 		ringOpts.MaxHooks = max(64, len(targets))
 	}
@@ -158,11 +160,12 @@ func Open(opts Options) (*Source, error) {
 		ring.Close()
 		return nil, err
 	}
-	for i, t := range targets {
+	results := loadAttachAll(targets, func(i int, t *Target) (*hook.Program, error) {
 		spec, progName, err := prepareSpec(base, t, header, pages)
 		if err != nil {
-			return fail(fmt.Errorf("trace: %w", err))
+			return nil, fmt.Errorf("trace: %w", err)
 		}
+		forAttach(spec.Programs[progName], t)
 		prog, err := hook.Load(spec, ring, hook.Options{
 			Program:  progName,
 			Hook:     i,
@@ -176,13 +179,24 @@ func Open(opts Options) (*Source, error) {
 			Task:     true,
 		})
 		if err != nil {
-			return fail(explainLoad(t, err))
+			return nil, explainLoad(t, err)
 		}
-		l, err := attach(t, prog.Program)
-		if err != nil {
-			prog.Close()
-			return fail(err)
+		return prog, nil
+	})
+	var refused []Refusal
+	for i, res := range results {
+		t := res.target
+		if res.err != nil {
+			if refusable(t, res.err) {
+				refused = append(refused, Refusal{Hook: t.String(), Err: res.err})
+				continue
+			}
+			for j := i + 1; j < len(results); j++ {
+				results[j].close()
+			}
+			return fail(res.err)
 		}
+		prog, l := res.prog, res.link
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
 			desc = t.Note
@@ -204,6 +218,10 @@ func Open(opts Options) (*Source, error) {
 			}
 		}
 	}
+	if len(hooks) == 0 {
+		return fail(nothingAttached(exp, refused))
+	}
+	reportAttach(opts.Notices, opts.Verbose, len(hooks), time.Since(start), exp, refused)
 	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
 		DropReason: reasons.Name,
 		DeviceName: deviceName,
