@@ -77,7 +77,7 @@ func ParsePattern(text string) (Pattern, error) {
 		if _, err := path.Match(f, ""); err != nil {
 			return Pattern{}, fmt.Errorf("%w %q: %q is not a valid glob: %v", ErrBadSpec, text, f, err)
 		}
-		if bad := strings.Trim(f, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.*?[]!^-"); bad != "" {
+		if !validGlob(f) {
 			return Pattern{}, fmt.Errorf("%w %q: invalid character in glob %q", ErrBadSpec, text, f)
 		}
 		plain[i] = "glob"
@@ -118,4 +118,23 @@ func ParsePatterns(texts []string) ([]Pattern, error) {
 // word: "all" or a word [LooksLikeSpec] accepts.
 func LooksLikePattern(word string) bool {
 	return word == All || LooksLikeSpec(word)
+}
+
+// validGlob reports whether a glob holds only what a name may hold, the
+// wildcards, and, in brackets, ranges and negation.
+func validGlob(g string) bool {
+	inClass := false
+	for _, r := range g {
+		switch {
+		case r == '[':
+			inClass = true
+		case r == ']':
+			inClass = false
+		case r == '*' || r == '?':
+		case inClass && (r == '-' || r == '^' || r == '!'):
+		case !validName(string(r)):
+			return false
+		}
+	}
+	return true
 }
