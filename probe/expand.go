@@ -288,26 +288,38 @@ func (r *Resolver) expandFunctions(what string, want Kind, funcs []HookPoint, ex
 // expandTracepoints adds a target per tracepoint in tps, resolved as kind
 // (tp_btf falls back to raw_tp where the kernel has no tp_btf). Those
 // that do not resolve are refused.
+//
+// Whether tp_btf attaches is asked once, of the first tracepoint, not of
+// each (a load each, which costs more than the capture's own).
 func (r *Resolver) expandTracepoints(tps []HookPoint, kind Kind, exp *Expansion, add func(*Target)) {
-	for _, hp := range tps {
+	attachAs := kind
+	for i, hp := range tps {
 		s := Spec{Kind: kind, Name: hp.Name}
-		if kind == KindTracepoint {
+		var (
+			t   *Target
+			err error
+		)
+		switch {
+		case kind == KindTracepoint:
 			s.Category, s.Name, _ = strings.Cut(hp.Name, ":")
+			t, err = r.Resolve(s)
+		case i == 0:
+			// Resolve falls back to raw_tp where tp_btf does not attach.
+			if t, err = r.Resolve(s); err == nil && t.Kind != kind {
+				attachAs = t.Kind
+				exp.Notes = append(exp.Notes, fmt.Sprintf("%s: %d tracepoints attached as %s (%s)", s.Kind, len(tps), t.Kind, t.Note))
+			}
+		default:
+			if t, err = r.btfTracepointTarget(s); err == nil {
+				t.Kind = attachAs
+			}
 		}
-		t, err := r.Resolve(s)
 		if err != nil {
 			exp.Refused = append(exp.Refused, Refusal{Hook: s.String(), Err: err})
 			continue
 		}
 		t.Optional = true
-		if t.Note != "" {
-			// One note per kind of fallback, not per tracepoint.
-			note := fmt.Sprintf("%s:*: attached as %s", kind, t.Kind)
-			if !slices.Contains(exp.Notes, note) {
-				exp.Notes = append(exp.Notes, note)
-			}
-			t.Note, t.Short = "", ""
-		}
+		t.Note, t.Short = "", ""
 		add(t)
 	}
 }

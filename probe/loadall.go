@@ -132,10 +132,10 @@ func refusable(t *Target, err error) bool {
 	return t.Optional && !errors.Is(err, ErrPrivilege) && !errors.Is(err, hook.ErrPermission)
 }
 
-// reportAttach writes how many hooks attached and how long it took, the
-// glob notes and, how many hook points were refused (each, with why,
-// when verbose).
-func reportAttach(w io.Writer, verbose bool, attached int, took time.Duration, exp *Expansion, refused []Refusal) {
+// reportAttach writes the glob notes, how many hook points were refused
+// (each, with why, when verbose) and, when verbose, how many hooks
+// attached and how long finding (resolved) and attaching them took.
+func reportAttach(w io.Writer, verbose bool, attached int, resolved, took time.Duration, exp *Expansion, refused []Refusal) {
 	if w == nil {
 		return
 	}
@@ -156,7 +156,8 @@ func reportAttach(w io.Writer, verbose bool, attached int, took time.Duration, e
 		fmt.Fprintf(w, "bpfcap: %d hook points not attached%s\n", len(all), hint)
 	}
 	if verbose {
-		fmt.Fprintf(w, "bpfcap: attached %d hooks in %.2f s\n", attached, took.Seconds())
+		fmt.Fprintf(w, "bpfcap: attached %d hooks in %.2f s (%.2f s finding them, then loading %d at a time)\n",
+			attached, took.Seconds(), resolved.Seconds(), min(runtime.GOMAXPROCS(0), attached))
 	}
 }
 

@@ -251,6 +251,29 @@ func shortReason(err error) string {
 }
 
 func (r *Resolver) resolveBTFTracepoint(spec Spec) (*Target, error) {
+	t, err := r.btfTracepointTarget(spec)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Kind == KindTPBTF {
+		err := r.probe("tp_btf:"+spec.Name, func() error {
+			return probeTracing(ebpf.AttachTraceRawTp, spec.Name, "tp_btf:"+spec.Name)
+		})
+		switch {
+		case errors.Is(err, ErrPrivilege):
+			return nil, err
+		case errors.Is(err, ErrNotSupported):
+			t.Kind = KindRawTracepoint
+			return r.withNote(t, []string{"tp_btf: " + shortReason(err)}), nil
+		}
+	}
+	return t, nil
+}
+
+// btfTracepointTarget finds the sk_buff (and drop reason) argument of
+// the BTF tracepoint spec names, without asking the kernel whether its
+// kind attaches.
+func (r *Resolver) btfTracepointTarget(spec Spec) (*Target, error) {
 	params, err := tracepointParams(r.kernel, spec.Name)
 	if errors.Is(err, errNotFound) {
 		return nil, &NotFoundError{Spec: spec, Detail: fmt.Sprintf("%s: tracepoint %s not found in the kernel's BTF (no btf_trace_%s): try `bpfcap list %s`", spec, spec.Name, spec.Name, spec.Name)}
@@ -265,18 +288,6 @@ func (r *Resolver) resolveBTFTracepoint(spec Spec) (*Target, error) {
 	t := &Target{Spec: spec, Kind: spec.Kind, Name: spec.Name, SkbArg: idx}
 	if ra := reasonArg(params); ra != 0 {
 		t.ReasonArg, t.HasReason = ra, true
-	}
-	if spec.Kind == KindTPBTF {
-		err := r.probe("tp_btf:"+spec.Name, func() error {
-			return probeTracing(ebpf.AttachTraceRawTp, spec.Name, "tp_btf:"+spec.Name)
-		})
-		switch {
-		case errors.Is(err, ErrPrivilege):
-			return nil, err
-		case errors.Is(err, ErrNotSupported):
-			t.Kind = KindRawTracepoint
-			return r.withNote(t, []string{"tp_btf: " + shortReason(err)}), nil
-		}
 	}
 	return t, nil
 }

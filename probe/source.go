@@ -127,6 +127,7 @@ func Open(opts Options) (*Source, error) {
 		return nil, err
 	}
 	targets := exp.Targets
+	resolved := time.Since(start)
 	reasons, err := LoadDropReasons(r.Kernel())
 	if err != nil {
 		return nil, err
@@ -221,7 +222,7 @@ func Open(opts Options) (*Source, error) {
 	if len(hooks) == 0 {
 		return fail(nothingAttached(exp, refused))
 	}
-	reportAttach(opts.Notices, opts.Verbose, len(hooks), time.Since(start), exp, refused)
+	reportAttach(opts.Notices, opts.Verbose, len(hooks), resolved, time.Since(start), exp, refused)
 	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
 		DropReason: reasons.Name,
 		DeviceName: deviceName,
