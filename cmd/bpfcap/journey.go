@@ -35,10 +35,10 @@ at a hook that frees the packet (kfree_skb, consume_skb, ...): a later hop
 with the same id is another packet. Blocks come in the order their
 packets were first seen. FILE "-" is stdin.
 
---json writes one JSON object per packet and line instead, for scripts:
-{"id":"0x...","first":TIME,"hops":[{"hook":...,"time":...,"since_prev_ns":...,
-"device":...,"netns":...,"verdict":...,"reason":...,"location":...}],
-"reason":...,"location":...}. A packet without an id has "id": null.
+--json writes one JSON object per packet and line instead, for scripts,
+with the keys id (a hex string, null for a packet without one), first
+(the time of the first hop), hops, reason and location; each hop has
+hook, time, since_prev_ns, device, netns, verdict, reason and location.
 
 Wireshark shows one journey with the display filter frame.packet_id == ID.`,
 		Example: `  bpfcap trace all -w path.pcapng 'tcp port 6666'
