@@ -3,7 +3,6 @@ package probe
 import (
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"strings"
 	"sync"
@@ -132,39 +131,29 @@ func refusable(t *Target, err error) bool {
 	return t.Optional && !errors.Is(err, ErrPrivilege) && !errors.Is(err, hook.ErrPermission)
 }
 
-// reportAttach writes the glob notes, how many hook points were refused
-// (each, with why, when verbose) and, when verbose, how many hooks
-// attached and how long finding (resolved) and attaching them took.
-func reportAttach(w io.Writer, verbose bool, attached int, resolved, took time.Duration, exp *Expansion, refused []Refusal) {
-	if w == nil {
-		return
-	}
-	for _, n := range exp.Notes {
-		fmt.Fprintf(w, "bpfcap: %s\n", n)
-	}
-	all := append(append([]Refusal(nil), exp.Refused...), refused...)
-	if len(all) > 0 {
-		if verbose {
-			for _, r := range all {
-				fmt.Fprintf(w, "bpfcap: not attached: %s: %v\n", r.Hook, r.Err)
-			}
-		}
-		hint := " (-v lists them)"
-		if verbose {
-			hint = ""
-		}
-		fmt.Fprintf(w, "bpfcap: %d hook points not attached%s\n", len(all), hint)
-	}
-	if verbose {
-		fmt.Fprintf(w, "bpfcap: attached %d hooks in %.2f s (%.2f s finding them, then loading %d at a time)\n",
-			attached, took.Seconds(), resolved.Seconds(), min(runtime.GOMAXPROCS(0), attached))
-	}
+// AttachReport says what Open attached from the hook words it was given
+// and how long that took.
+type AttachReport struct {
+	// Attached is the number of hooks attached.
+	Attached int
+	// Notes say what a glob was attached as instead of as written.
+	Notes []string
+	// Refused are the hook points matched but not attached, with why:
+	// those the kernel cannot attach at all, and those whose program it
+	// refused to load or attach.
+	Refused []Refusal
+	// Resolve is how long finding the hook points took; Total includes
+	// loading and attaching their programs, Parallel at a time.
+	Resolve, Total time.Duration
+	Parallel       int
 }
+
+// AttachReport returns what Open attached and how long it took.
+func (s *Source) AttachReport() AttachReport { return s.report }
 
 // nothingAttached is the error of a capture whose every hook point was
 // refused.
-func nothingAttached(exp *Expansion, refused []Refusal) error {
-	all := append(append([]Refusal(nil), exp.Refused...), refused...)
+func nothingAttached(all []Refusal) error {
 	if len(all) == 0 {
 		return fmt.Errorf("trace: no hook point to attach")
 	}

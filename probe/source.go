@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -85,6 +86,8 @@ type Source struct {
 	pages   pageMap
 	// paged counts records cut short by paged data that was not copied.
 	paged atomic.Uint64
+	// report says what was attached from the hook words.
+	report AttachReport
 }
 
 // Open parses and resolves every hook spec, then loads and attaches one
@@ -184,7 +187,7 @@ func Open(opts Options) (*Source, error) {
 		}
 		return prog, nil
 	})
-	var refused []Refusal
+	refused := exp.Refused
 	for i, res := range results {
 		t := res.target
 		if res.err != nil {
@@ -220,9 +223,10 @@ func Open(opts Options) (*Source, error) {
 		}
 	}
 	if len(hooks) == 0 {
-		return fail(nothingAttached(exp, refused))
+		return fail(nothingAttached(refused))
 	}
-	reportAttach(opts.Notices, opts.Verbose, len(hooks), resolved, time.Since(start), exp, refused)
+	report := AttachReport{Attached: len(hooks), Notes: exp.Notes, Refused: refused,
+		Resolve: resolved, Total: time.Since(start), Parallel: min(runtime.GOMAXPROCS(0), len(targets))}
 	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
 		DropReason: reasons.Name,
 		DeviceName: deviceName,
@@ -234,7 +238,7 @@ func Open(opts Options) (*Source, error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, notices: opts.Notices, snaplen: snap, pages: pages}, nil
+	return &Source{Source: src, notices: opts.Notices, snaplen: snap, pages: pages, report: report}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.

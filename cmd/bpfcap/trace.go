@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 
@@ -94,6 +95,7 @@ true one.`,
 				if err != nil {
 					return nil, didYouMean(err)
 				}
+				printAttachReport(env.stderr, src.AttachReport(), o.Verbose)
 				return src, nil
 			}
 			return runCapture(cmd.Context(), env, &o, open)
@@ -161,4 +163,27 @@ func didYouMean(err error) error {
 		return fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or "))
 	}
 	return err
+}
+
+// printAttachReport writes what globs were attached as, how many hook
+// points were not attached (each, with why, when verbose) and, when
+// verbose, how many hooks attached in how long.
+func printAttachReport(w io.Writer, r probe.AttachReport, verbose bool) {
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "bpfcap: %s\n", n)
+	}
+	if len(r.Refused) > 0 {
+		hint := " (-v lists them)"
+		if verbose {
+			for _, ref := range r.Refused {
+				fmt.Fprintf(w, "bpfcap: not attached: %s: %v\n", ref.Hook, ref.Err)
+			}
+			hint = ""
+		}
+		fmt.Fprintf(w, "bpfcap: %d hook points not attached%s\n", len(r.Refused), hint)
+	}
+	if verbose {
+		fmt.Fprintf(w, "bpfcap: attached %d hooks in %.2f s (%.2f s finding them, then loading %d at a time)\n",
+			r.Attached, r.Total.Seconds(), r.Resolve.Seconds(), r.Parallel)
+	}
 }
