@@ -22,7 +22,10 @@ import (
 // newJourneyCmd builds `bpfcap journey FILE`: the path of each packet
 // through the hooks of a capture bpfcap wrote.
 func newJourneyCmd(env *cliEnv) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		id     string
+	)
 	cmd := &cobra.Command{
 		Use:   "journey FILE",
 		Short: "show each packet's path through the hooks of a capture bpfcap wrote",
@@ -40,7 +43,8 @@ with the keys id (a hex string, null for a packet without one), first
 (the time of the first hop), hops, reason and location; each hop has
 hook, time, since_prev_ns, device, netns, verdict, reason and location.
 
-Wireshark shows one journey with the display filter frame.packet_id == ID.`,
+--id ID prints only the journeys of one packet id; Wireshark shows the same
+packets with the display filter frame.packet_id == ID.`,
 		Example: `  bpfcap trace all -w path.pcapng 'tcp port 6666'
   bpfcap journey path.pcapng
   bpfcap journey --json path.pcapng | jq 'select(.reason != "")'`,
@@ -50,6 +54,11 @@ Wireshark shows one journey with the display filter frame.packet_id == ID.`,
 			if err != nil {
 				return err
 			}
+			if id != "" {
+				if journeys, err = selectJourneys(journeys, id); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				return writeJourneysJSON(env.stdout, journeys)
 			}
@@ -57,6 +66,7 @@ Wireshark shows one journey with the display filter frame.packet_id == ID.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per packet and line")
+	cmd.Flags().StringVar(&id, "id", "", "only the journeys of this packet id (0x... as printed, or decimal as Wireshark's frame.packet_id)")
 	return cmd
 }
 
@@ -172,9 +182,29 @@ func frees(hook string) bool {
 	return false
 }
 
+// selectJourneys keeps the journeys of packet id text: hex with 0x, or
+// decimal.
+func selectJourneys(journeys []*journey, text string) ([]*journey, error) {
+	id, err := strconv.ParseUint(text, 0, 64)
+	if err != nil {
+		return nil, fmt.Errorf("journey --id %q: want a packet id, 0x... as journey prints it or decimal as Wireshark's frame.packet_id", text)
+	}
+	var out []*journey
+	for _, j := range journeys {
+		if j.HasID && j.ID == id {
+			out = append(out, j)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("journey --id %s: no packet with this id in the file", text)
+	}
+	return out, nil
+}
+
 // hopOf takes a packet's hop from its options and bpfcap's comment.
 func hopOf(p *pcapng.Packet) hop {
-	rest := pcapng.ParseComment(p.Comment, p)
+	raw := p.Comment
+	pcapng.ParseComment(raw, p)
 	h := hop{
 		Hook:     p.Hook,
 		Time:     p.Timestamp,
@@ -186,7 +216,7 @@ func hopOf(p *pcapng.Packet) hop {
 	}
 	// The drop location, where the file records it, is a word
 	// "location=SYMBOL+OFF" of the comment.
-	for _, w := range strings.Fields(rest) {
+	for _, w := range strings.Fields(raw) {
 		if loc, ok := strings.CutPrefix(w, "location="); ok {
 			h.Location = loc
 		}

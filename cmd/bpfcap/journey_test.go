@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/probe"
 )
 
@@ -191,6 +193,12 @@ func TestJourneyTraceDrop(t *testing.T) {
 	if full != 3 {
 		t.Errorf("%d full journeys, want one per datagram (3)", full)
 	}
+	if len(journeys) > 0 && journeys[0].ID != nil {
+		one := runJourney(t, "--json", "--id", *journeys[0].ID, file)
+		if n := strings.Count(one, "\n"); n < 1 || strings.Count(one, `"id":"`+*journeys[0].ID+`"`) != n {
+			t.Errorf("--id %s printed other journeys:\n%s", *journeys[0].ID, one)
+		}
+	}
 	if reasons && strings.Count(text, "  dropped: NO_SOCKET\n") != 3 {
 		t.Errorf("the text output does not end the 3 journeys with the drop reason:\n%s", text)
 	}
@@ -260,5 +268,57 @@ func TestJourneyHostTshark(t *testing.T) {
 	}
 	if len(journeyHooks) != len(byID) || n != 3 {
 		t.Errorf("%d journeys under %d ids, tshark shows %d packet ids (want 3 journeys)", n, len(journeyHooks), len(byID))
+	}
+}
+
+// TestJourneyEndsAtFree: hops are put in time order whatever the file's
+// order; an id that comes back after its packet was freed starts another
+// journey; the drop reason and a location word of the comment end the
+// journey's block.
+func TestJourneyEndsAtFree(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.pcapng")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcapng.NewWriter(f, pcapng.WriterOptions{Application: "bpfcap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifc := map[string]int{}
+	for _, name := range []string{"tp_btf:netif_receive_skb:arg1", "tracepoint:skb:kfree_skb"} {
+		if ifc[name], err = w.AddInterface(pcapng.Interface{Name: name, LinkType: pcapng.LinkTypeEthernet}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Unix(1700000000, 0)
+	write := func(hook string, at time.Duration, reason, comment string) {
+		t.Helper()
+		p := &pcapng.Packet{Interface: ifc[hook], Timestamp: t0.Add(at), Data: make([]byte, 60), WireLen: 60,
+			Flags: pcapng.HasPacketID | pcapng.HasNetns, PacketID: 0xabc, Netns: 7, Device: "eth0",
+			DropReason: reason, Comment: comment}
+		if err := w.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The file order differs from the time order.
+	write("tracepoint:skb:kfree_skb", 3*time.Microsecond, "NETFILTER_DROP", "location=nf_hook_slow+0x9d")
+	write("tp_btf:netif_receive_skb:arg1", time.Microsecond, "", "")
+	write("tp_btf:netif_receive_skb:arg1", time.Millisecond, "", "")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	text := runJourney(t, path)
+	want := "packet 0xabc at "
+	if strings.Count(text, want) != 2 {
+		t.Fatalf("want two journeys of 0xabc (freed, then reused):\n%s", text)
+	}
+	first := text[:strings.Index(text[1:], want)+1]
+	if !regexp.MustCompile(`(?s)netif_receive_skb:arg1 +\+0s +eth0 +netns 7 +-\n +tracepoint:skb:kfree_skb +\+2µs +eth0 +netns 7 +-\n +dropped: NETFILTER_DROP at nf_hook_slow\+0x9d\n`).MatchString(first) {
+		t.Errorf("first journey:\n%s", first)
+	}
+	if strings.Count(text, "dropped:") != 1 {
+		t.Errorf("the second journey has no drop:\n%s", text)
 	}
 }
