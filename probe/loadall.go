@@ -66,6 +66,50 @@ func loadAttachAll(targets []*Target, load func(i int, t *Target) (*hook.Program
 	return out
 }
 
+// detachGroup detaches the links of every hook of a capture at once, when
+// the first hook's links are closed (that close returns the errors,
+// later ones nil): on many threads, because detaching a kprobe waits for an RCU
+// grace period, and waits that overlap share one. Each hook lists the
+// group as its link.
+type detachGroup struct {
+	once  sync.Once
+	links []link.Link
+	err   error
+}
+
+// detachThreads bounds the threads that wait for grace periods.
+const detachThreads = 64
+
+// Close detaches every link of the group.
+func (g *detachGroup) Close() error {
+	first := false
+	g.once.Do(func() {
+		first = true
+		errs := make([]error, len(g.links))
+		work := make(chan int)
+		var wg sync.WaitGroup
+		for range min(detachThreads, len(g.links)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					errs[i] = g.links[i].Close()
+				}
+			}()
+		}
+		for i := range g.links {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		g.err = errors.Join(errs...)
+	})
+	if !first {
+		return nil
+	}
+	return g.err
+}
+
 // attachTarget attaches prog, loaded for t as hook index idx. A kprobe
 // meant for kprobe-multi attaches through a kprobe-multi link, with the
 // hook index as its cookie; everything else as attach does.

@@ -188,6 +188,7 @@ func Open(opts Options) (*Source, error) {
 		return prog, nil
 	})
 	refused := exp.Refused
+	detach := &detachGroup{}
 	for i, res := range results {
 		t := res.target
 		if res.err != nil {
@@ -200,14 +201,15 @@ func Open(opts Options) (*Source, error) {
 			}
 			return fail(res.err)
 		}
-		prog, l := res.prog, res.link
+		prog := res.prog
+		detach.links = append(detach.links, res.link)
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
 			desc = t.Note
 		}
 		hooks = append(hooks, hook.Hook{
 			Program:        prog,
-			Links:          []io.Closer{l},
+			Links:          []io.Closer{detach},
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
 			ExtraLinkTypes: extra,
 			VerdictType:    pcapng.VerdictNone,
