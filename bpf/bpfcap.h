@@ -81,8 +81,8 @@
  * programs, which the kernel offers to every program type when the
  * loader has CAP_PERFMON (or is root). Tested on 6.1, 6.12 and 6.18.
  *
- * Needs only <linux/bpf.h> (or a vmlinux.h that defines __VMLINUX_H__) and
- * <bpf/bpf_helpers.h>.
+ * Needs only <linux/bpf.h> (or a vmlinux.h that defines __VMLINUX_H__),
+ * <bpf/bpf_helpers.h> and linktype.h (next to this file: copy both).
  */
 #ifndef __BPFCAP_OUTPUT_H__
 #define __BPFCAP_OUTPUT_H__
@@ -113,13 +113,8 @@
 #define BPFCAP_RECORD_MAGIC 0x52435042
 #define BPFCAP_RECORD_VERSION 1
 
-/* pcap link types (LINKTYPE_*) for the protocol argument. */
-#define BPFCAP_LINKTYPE_ETHERNET 1	/* Ethernet II / 802.3 frame */
-#define BPFCAP_LINKTYPE_RAW 101		/* IPv4 or IPv6 packet, no link header */
-#define BPFCAP_LINKTYPE_IEEE802_11 105	/* 802.11 frame */
-#define BPFCAP_LINKTYPE_IPV4 228	/* IPv4 packet */
-#define BPFCAP_LINKTYPE_IPV6 229	/* IPv6 packet */
-#define BPFCAP_LINKTYPE_LINUX_SLL2 276	/* Linux cooked capture v2 */
+/* pcap link types (BPFCAP_LINKTYPE_*) for the protocol argument. */
+#include "linktype.h"
 
 /* The header of every record in bpfcap_events; cap_len bytes follow. */
 struct bpfcap_record {

@@ -14,8 +14,8 @@
  * A program typically does (see bpf/capturetest.c for a complete one):
  *
  *	if (!bpfcap_want_dev(ifindex, netns)) return ...;
- *	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
- *	struct bpfcap_record *rec = bpfcap_scratch_get();
+ *	bpfcap_count_seen();
+ *	struct bpfcap_scratch_record *rec = bpfcap_scratch_get();
  *	if (!rec) return ...;
  *	cap_len = min(wire_len, bpfcap_snaplen());
  *	... copy cap_len bytes into rec->data: for helpers that refuse a zero
@@ -46,6 +46,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "event.h"
+#include "linktype.h"
 
 /* Largest number of packet bytes one record can carry. */
 #define BPFCAP_MAX_DATA 65536
@@ -78,6 +79,7 @@ enum bpfcap_cfg_flag {
 	BPFCAP_CFG_PERF = 1 << 0,       /* submit to bpfcap_perf instead of bpfcap_ring */
 	BPFCAP_CFG_UNFILTERED = 1 << 1, /* skip the filter stub: userspace filters */
 	BPFCAP_CFG_TASK = 1 << 2,       /* record pid/comm of the current task */
+	BPFCAP_CFG_COUNT_SEEN = 1 << 3, /* count BPFCAP_STAT_SEEN (one map update per packet) */
 };
 
 /*
@@ -100,8 +102,12 @@ volatile const struct bpfcap_config bpfcap_cfg = {
 	.snaplen = BPFCAP_MAX_DATA,
 };
 
-/* One record: the event header followed by the packet bytes. */
-struct bpfcap_record {
+/*
+ * One scratch record: the event header followed by the packet bytes, as
+ * bpfcap_submit sends them. (bpfcap.h's struct bpfcap_record is the header
+ * of bpfcap_output()'s records, a different layout.)
+ */
+struct bpfcap_scratch_record {
 	struct bpfcap_event ev;
 	__u8 data[BPFCAP_MAX_DATA];
 };
@@ -145,7 +151,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 64 * BPFCAP_NEST_LEVELS);
 	__type(key, __u32);
-	__type(value, struct bpfcap_record);
+	__type(value, struct bpfcap_scratch_record);
 } bpfcap_scratch SEC(".maps");
 
 /* Current nesting level per CPU. */
@@ -190,6 +196,17 @@ static __always_inline void bpfcap_stat_inc(__u32 stat)
 
 	if (v)
 		*v += 1;
+}
+
+/*
+ * Counts a packet that reached the hook (BPFCAP_STAT_SEEN) when Go asked
+ * for it with BPFCAP_CFG_COUNT_SEEN; otherwise the non-matching path makes
+ * no map update. The flag is a constant the verifier prunes on.
+ */
+static __always_inline void bpfcap_count_seen(void)
+{
+	if (bpfcap_cfg.flags & BPFCAP_CFG_COUNT_SEEN)
+		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
 }
 
 /*
@@ -250,11 +267,11 @@ static __always_inline int bpfcap_want_dev(__u32 ifindex, __u32 netns)
  * NULL (and counts BPFCAP_STAT_NESTED) when all levels are in use. Every
  * non-NULL return must be paired with bpfcap_scratch_put().
  */
-static __always_inline struct bpfcap_record *bpfcap_scratch_get(void)
+static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
 {
 	__u32 zero = 0, level, key;
 	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 
 	if (!nest)
 		return NULL;
@@ -280,7 +297,7 @@ static __always_inline struct bpfcap_record *bpfcap_scratch_get(void)
  * arguments may only be scalars or the context, so they cannot be passed
  * the record and look it up again.
  */
-static __always_inline struct bpfcap_record *bpfcap_scratch_cur(void)
+static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_cur(void)
 {
 	__u32 zero = 0, level, key;
 	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
@@ -388,7 +405,7 @@ static __always_inline int bpfcap_match_scratch(const void *buf, __u32 cap_len, 
  * waking a reader that has caught up). Returns 0 or the helper's negative
  * error.
  */
-static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_record *rec, __u32 cap_len)
+static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_scratch_record *rec, __u32 cap_len)
 {
 	__u64 size = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA) + sizeof(struct bpfcap_event);
 	long err;

@@ -23,7 +23,7 @@ static __always_inline int capture(struct xdp_md *ctx, int scratch_filter)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 wire_len = data_end - data;
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	__u64 cap_len;
 	__u32 off = 0;
 	int match = 1;
@@ -64,7 +64,7 @@ static __always_inline int capture(struct xdp_md *ctx, int scratch_filter)
 
 	bpfcap_event_init(&rec->ev, wire_len - off, cap_len);
 	if (off)
-		rec->ev.linktype = 101; /* LINKTYPE_RAW */
+		rec->ev.linktype = BPFCAP_LINKTYPE_RAW;
 	rec->ev.flags |= bpfcap_match_flags(match);
 	rec->ev.packet_id = (__u64)(long)ctx; /* per run; enough for tests */
 	rec->ev.ifindex = ctx->ingress_ifindex;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The record every bpfcap kernel program sends to userspace: a fixed header
- * followed by cap_len bytes of packet data. Go decodes it in hook/ and checks
- * its layout against the BTF clang emits for it, so change both together.
+ * followed by cap_len bytes of packet data. bpf2go generates its Go
+ * declaration (perfring/abi_*_bpfel.go, make generate), which perfring/
+ * decodes it with; tests check both against the BTF clang emits for it.
  */
 #pragma once
 

@@ -36,10 +36,6 @@ enum probe_header {
 	PROBE_HDR_IEEE80211 = 5, /* MAC header, 802.11 */
 };
 
-/* pcap link types of the records (LINKTYPE_*). */
-#define LINKTYPE_ETHERNET 1
-#define LINKTYPE_RAW 101
-
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 
@@ -188,11 +184,11 @@ static __always_inline long start_of(struct sk_buff *skb, __u32 *linktype, const
 	switch (probe_cfg.header) {
 	case PROBE_HDR_AUTO:
 		if (have_mac) {
-			*linktype = LINKTYPE_ETHERNET;
+			*linktype = BPFCAP_LINKTYPE_ETHERNET;
 			return mac;
 		}
 		if (have_net && (proto == ETH_P_IP || proto == ETH_P_IPV6)) {
-			*linktype = LINKTYPE_RAW;
+			*linktype = BPFCAP_LINKTYPE_RAW;
 			return net;
 		}
 		return -1;
@@ -259,7 +255,7 @@ static __always_inline void device_of(struct sk_buff *skb, __u32 *ifindex, __u32
  */
 __noinline long probe_copy_span(__u64 off, __u64 n, __u64 src)
 {
-	struct bpfcap_record *rec = bpfcap_scratch_cur();
+	struct bpfcap_scratch_record *rec = bpfcap_scratch_cur();
 	long err = 0;
 
 	if (!rec)
@@ -297,7 +293,7 @@ __noinline long probe_copy_span(__u64 off, __u64 n, __u64 src)
  */
 __noinline __u64 probe_copy_frags(__u64 shinfo, __u64 cap, __u64 end, __u64 skip)
 {
-	struct bpfcap_record *rec = bpfcap_scratch_cur();
+	struct bpfcap_scratch_record *rec = bpfcap_scratch_cur();
 	__u64 page_offset = probe_cfg.page_offset, vmemmap = probe_cfg.vmemmap;
 	__u32 fsize, f_page, f_len, f_off, i;
 	__u64 psize = bpf_core_type_size(struct page);
@@ -375,7 +371,7 @@ __noinline __u64 probe_copy_frags(__u64 shinfo, __u64 cap, __u64 end, __u64 skip
 /* The common path of every hook kind. */
 static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, const int direct)
 {
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	int match;
 	__u32 ifindex = 0, netns = 0, linktype = 0;
 	long hoff, data_off, wire, linear;

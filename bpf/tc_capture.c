@@ -16,9 +16,6 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 /* enum bpfcap_dir of this copy: BPFCAP_DIR_IN (ingress) or BPFCAP_DIR_OUT. */
 volatile const __u32 bpfcap_tc_dir = BPFCAP_DIR_IN;
 
-/* Count BPFCAP_STAT_SEEN (one map update per packet). */
-volatile const __u32 bpfcap_tc_count_seen = 0;
-
 /* TCX_NEXT and TC_ACT_UNSPEC: let the packet continue unchanged. */
 #define BPFCAP_TC_CONTINUE (-1)
 
@@ -28,12 +25,11 @@ int bpfcap_tc(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	__u32 wire_len = skb->len;
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	__u64 cap_len;
 	int match;
 
-	if (bpfcap_tc_count_seen)
-		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+	bpfcap_count_seen();
 	match = bpfcap_match_direct(data, data_end, wire_len);
 	if (!match)
 		return BPFCAP_TC_CONTINUE;

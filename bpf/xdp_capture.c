@@ -35,8 +35,7 @@ volatile const __u32 bpfcap_xdp_flags = 0;
 enum bpfcap_xdp_flag {
 	BPFCAP_XDP_FRAGS = 1 << 0, /* loaded for a frags owner: packets may have fragments */
 	BPFCAP_XDP_ENTRY = 1 << 1, /* entry mode: no verdict is recorded */
-	BPFCAP_XDP_SEEN = 1 << 2,  /* count BPFCAP_STAT_SEEN (one map update per packet) */
-	BPFCAP_XDP_READ_KERNEL = 1 << 3, /* no bpf_xdp_load_bytes (before 5.18): copy with bpf_probe_read_kernel */
+	BPFCAP_XDP_READ_KERNEL = 1 << 2, /* no bpf_xdp_load_bytes (before 5.18): copy with bpf_probe_read_kernel */
 };
 
 /*
@@ -50,7 +49,7 @@ static __always_inline void bpfcap_xdp_capture(struct xdp_md *ctx, __u32 action,
 	__u32 flags = bpfcap_xdp_flags;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	__u32 wire_len;
 	__u64 cap_len;
 
@@ -108,8 +107,7 @@ int bpfcap_xdp(struct xdp_md *ctx)
 	/* Test the constant first: reading ingress_ifindex costs three loads. */
 	if (bpfcap_cfg.ifindex && !bpfcap_want_dev(ctx->ingress_ifindex, 0))
 		return bpfcap_xdp_action;
-	if (flags & BPFCAP_XDP_SEEN)
-		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+	bpfcap_count_seen();
 	if (!(bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)) {
 		void *data = (void *)(long)ctx->data;
 		void *data_end = (void *)(long)ctx->data_end;

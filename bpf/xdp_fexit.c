@@ -34,15 +34,12 @@ struct xdp_buff {
 	struct xdp_rxq_info *rxq;
 } __attribute__((preserve_access_index));
 
-/* Count BPFCAP_STAT_SEEN (one map update per packet). */
-volatile const __u32 bpfcap_fexit_count_seen = 0;
-
 SEC("fexit")
 int bpfcap_xdp_fexit(__u64 *ctx)
 {
 	struct xdp_buff *xdp = (struct xdp_buff *)ctx[0];
 	int verdict = (int)ctx[1];
-	struct bpfcap_record *rec;
+	struct bpfcap_scratch_record *rec;
 	int match;
 	void *data = xdp->data;
 	__u32 wire_len = (__u32)((long)xdp->data_end - (long)data);
@@ -52,8 +49,7 @@ int bpfcap_xdp_fexit(__u64 *ctx)
 
 	if (!bpfcap_want_dev(ifindex, 0))
 		return 0;
-	if (bpfcap_fexit_count_seen)
-		bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+	bpfcap_count_seen();
 	rec = bpfcap_scratch_get();
 	if (!rec)
 		return 0;

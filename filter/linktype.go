@@ -2,8 +2,9 @@ package filter
 
 import (
 	"fmt"
-	"sort"
 	"strings"
+
+	"github.com/bpfcap/bpfcap/linktype"
 )
 
 // LinkType is the link-layer header type of the packets a filter sees,
@@ -12,52 +13,31 @@ import (
 // pcap files carry (see FileLinkType and LinkTypeFromFile).
 type LinkType uint32
 
-// The link types bpfcap has short `proto` names for. Filters compile for
-// every link type libpcap knows.
+// The link types bpfcap has short `proto` names for (the table of
+// package linktype, in DLT_ values). Filters compile for every link type
+// libpcap knows.
 const (
 	// LinkEthernet is DLT_EN10MB: Ethernet (`proto eth`).
-	LinkEthernet LinkType = 1
+	LinkEthernet LinkType = linktype.Ethernet
 	// LinkRaw is Linux DLT_RAW (12): raw IPv4 or IPv6 (`proto ip`). Pcap
 	// files call it LINKTYPE_RAW (101).
-	LinkRaw LinkType = 12
+	LinkRaw LinkType = linktype.DLTRaw
 	// LinkIEEE80211 is DLT_IEEE802_11 (105): 802.11 without radio header
 	// (`proto ieee802_11`).
-	LinkIEEE80211 LinkType = 105
+	LinkIEEE80211 LinkType = linktype.IEEE80211
 	// LinkSLL is DLT_LINUX_SLL (113): Linux cooked capture v1 (`proto sll`).
-	LinkSLL LinkType = 113
+	LinkSLL LinkType = linktype.LinuxSLL
 	// LinkIPv4 is DLT_IPV4 (228): raw IPv4 only (`proto ip4`).
-	LinkIPv4 LinkType = 228
+	LinkIPv4 LinkType = linktype.IPv4
 	// LinkIPv6 is DLT_IPV6 (229): raw IPv6 only (`proto ip6`).
-	LinkIPv6 LinkType = 229
+	LinkIPv6 LinkType = linktype.IPv6
 	// LinkSLL2 is DLT_LINUX_SLL2 (276): Linux cooked capture v2 (`proto sll2`).
-	LinkSLL2 LinkType = 276
+	LinkSLL2 LinkType = linktype.LinuxSLL2
 )
-
-// linkTypeFileRaw is LINKTYPE_RAW, what pcap and pcapng files store for
-// DLT_RAW.
-const linkTypeFileRaw = 101
-
-// protoNames maps the `proto` keywords to link types.
-func protoNames() map[string]LinkType {
-	return map[string]LinkType{
-		"eth":        LinkEthernet,
-		"ip":         LinkRaw,
-		"ip4":        LinkIPv4,
-		"ip6":        LinkIPv6,
-		"ieee802_11": LinkIEEE80211,
-		"sll":        LinkSLL,
-		"sll2":       LinkSLL2,
-	}
-}
 
 // ProtoNames returns the `proto` keywords ParseProto accepts, sorted.
 func ProtoNames() []string {
-	names := make([]string, 0, 8)
-	for name := range protoNames() {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
+	return linktype.Protos()
 }
 
 // ParseProto returns the link type named by a `proto` keyword: bpfcap's
@@ -66,8 +46,8 @@ func ProtoNames() []string {
 // ieee802_11_radio, linux_sll, ..., with or without "DLT_"), in any case.
 // The error lists bpfcap's names.
 func ParseProto(name string) (LinkType, error) {
-	if lt, ok := protoNames()[strings.ToLower(name)]; ok {
-		return lt, nil
+	if e, ok := linktype.ByProto(name); ok {
+		return LinkType(e.DLT), nil
 	}
 	if dlt, ok := dltByName(name); ok {
 		return LinkType(dlt), nil
@@ -78,10 +58,8 @@ func ParseProto(name string) (LinkType, error) {
 // String returns the `proto` keyword of lt, else libpcap's lower-case
 // name for it, else "linktype(N)".
 func (lt LinkType) String() string {
-	for name, v := range protoNames() {
-		if v == lt {
-			return name
-		}
+	if e, ok := linktype.ByDLT(uint32(lt)); ok {
+		return e.Proto
 	}
 	if name := dltName(uint32(lt)); name != "" {
 		return name
@@ -93,22 +71,25 @@ func (lt LinkType) String() string {
 // for lt, as libpcap writes it (LINKTYPE_RAW, 101, for DLT_RAW; the same
 // number for most link types).
 func (lt LinkType) FileLinkType() uint32 {
-	if lt == LinkRaw {
-		return linkTypeFileRaw
+	if e, ok := linktype.ByDLT(uint32(lt)); ok {
+		return uint32(e.LinkType)
 	}
 	return dltToLinktype(uint32(lt))
 }
 
 // LinkTypeFromFile returns the link type (DLT_) of packets in a pcap or
-// pcapng file whose header says linktype (a LINKTYPE_ value), as libpcap
+// pcapng file whose header says lt (a LINKTYPE_ value), as libpcap
 // reads it: LINKTYPE_RAW (101) and the Linux DLT_RAW value (12) some
 // writers store both mean raw IP, and every other value maps as libpcap
 // maps it. Every link type is accepted: libpcap compiles filters for all
 // of them (pcap_compile refuses only what the expression cannot express
 // for the link type) and the translator does not depend on it.
-func LinkTypeFromFile(linktype uint32) LinkType {
-	if linktype == linkTypeFileRaw || linktype == uint32(LinkRaw) {
+func LinkTypeFromFile(lt uint32) LinkType {
+	if lt == uint32(LinkRaw) {
 		return LinkRaw
 	}
-	return LinkType(linktypeToDLT(linktype))
+	if e, ok := linktype.ByLinkType(uint16(lt)); ok && uint32(e.LinkType) == lt {
+		return LinkType(e.DLT)
+	}
+	return LinkType(linktypeToDLT(lt))
 }

@@ -33,7 +33,7 @@ func BenchmarkCapture(b *testing.B) {
 				ring.Close()
 				b.Fatal(err)
 			}
-			src, err := NewSource(ring, []Hook{{Program: prog, Interface: pcapng.Interface{Name: "bench"}}}, SourceOptions{})
+			src, err := NewSource(ring, []Hook{{Programs: []*Program{prog}, Interface: pcapng.Interface{Name: "bench"}}}, SourceOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}

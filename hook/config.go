@@ -12,42 +12,37 @@ const (
 	FilterScratch  = "bpfcap_filter_scratch"
 	MaxData        = 65536 // BPFCAP_MAX_DATA
 	nestLevels     = 4     // BPFCAP_NEST_LEVELS
-	eventSize      = 80    // sizeof(struct bpfcap_event)
 	perfMaxData    = 65000 // perf samples must stay below 64 KiB in all
 	defaultMaxHook = 64
 )
+
+// The configuration and the statistics come from the declarations bpf2go
+// generates from capture.h (abi_*_bpfel.go): their values and layout are
+// not written by hand.
 
 // Stat indexes a per-hook counter in the statistics map (enum bpfcap_stat).
 type Stat int
 
 // Counters capture.h keeps per hook.
 const (
-	StatSeen Stat = iota
-	StatMatched
-	StatCaptured
-	StatLost
-	StatNoHeader
-	StatNested
-	StatError
-	statReserved
-	NumStats
+	StatSeen     = Stat(abiBpfcapStatBPFCAP_STAT_SEEN)
+	StatMatched  = Stat(abiBpfcapStatBPFCAP_STAT_MATCHED)
+	StatCaptured = Stat(abiBpfcapStatBPFCAP_STAT_CAPTURED)
+	StatLost     = Stat(abiBpfcapStatBPFCAP_STAT_LOST)
+	StatNoHeader = Stat(abiBpfcapStatBPFCAP_STAT_NOHDR)
+	StatNested   = Stat(abiBpfcapStatBPFCAP_STAT_NESTED)
+	StatError    = Stat(abiBpfcapStatBPFCAP_STAT_ERROR)
+	NumStats     = Stat(abiBpfcapStatBPFCAP_NSTATS)
 )
 
-// config mirrors struct bpfcap_config in capture.h.
-type config struct {
-	Hook        uint32
-	Snaplen     uint32
-	Ifindex     uint32
-	Netns       uint32
-	Flags       uint32
-	WakeupBytes uint32
-	LinkType    uint32
-	MaxHooks    uint32
-}
+// config is struct bpfcap_config in capture.h, the program's .rodata
+// configuration.
+type config = abiBpfcapConfig
 
 // Configuration flags (enum bpfcap_cfg_flag).
 const (
-	cfgPerf       = 1 << 0
-	cfgUnfiltered = 1 << 1
-	cfgTask       = 1 << 2
+	cfgPerf       = uint32(abiBpfcapCfgFlagBPFCAP_CFG_PERF)
+	cfgUnfiltered = uint32(abiBpfcapCfgFlagBPFCAP_CFG_UNFILTERED)
+	cfgTask       = uint32(abiBpfcapCfgFlagBPFCAP_CFG_TASK)
+	cfgCountSeen  = uint32(abiBpfcapCfgFlagBPFCAP_CFG_COUNT_SEEN)
 )

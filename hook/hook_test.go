@@ -101,7 +101,7 @@ func session(t *testing.T, ro RingOptions, o Options) (*Source, *Program) {
 		ring.Close()
 		t.Fatal(err)
 	}
-	src, err := NewSource(ring, []Hook{{Program: prog, Interface: pcapng.Interface{Name: "xdp:test"}, VerdictType: pcapng.VerdictXDP}}, SourceOptions{})
+	src, err := NewSource(ring, []Hook{{Programs: []*Program{prog}, Interface: pcapng.Interface{Name: "xdp:test"}, VerdictType: pcapng.VerdictXDP}}, SourceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,8 +307,8 @@ func TestSharedRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	src, err := NewSource(ring, []Hook{
-		{Program: p0, Interface: pcapng.Interface{Name: "a"}},
-		{Program: p1, Interface: pcapng.Interface{Name: "b"}},
+		{Programs: []*Program{p0}, Interface: pcapng.Interface{Name: "a"}},
+		{Programs: []*Program{p1}, Interface: pcapng.Interface{Name: "b"}},
 	}, SourceOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -362,8 +362,23 @@ func TestEventLayout(t *testing.T) {
 	spec := testSpec(t)
 	testutils.CheckStructLayout(t, spec.Types, "bpfcap_event", reflect.TypeFor[perfring.EventHeader]())
 	testutils.CheckStructLayout(t, spec.Types, "bpfcap_config", reflect.TypeFor[config]())
-	if perfring.EventHeaderSize != reflect.TypeFor[perfring.EventHeader]().Size() {
+	if uintptr(perfring.EventHeaderSize) != reflect.TypeFor[perfring.EventHeader]().Size() {
 		t.Errorf("EventHeaderSize %d, struct is %d", perfring.EventHeaderSize, reflect.TypeFor[perfring.EventHeader]().Size())
+	}
+	var rec *btf.Struct
+	if err := spec.Types.TypeByName("bpfcap_scratch_record", &rec); err != nil {
+		t.Fatalf("no struct bpfcap_scratch_record in BTF: %v", err)
+	}
+	if n := int(rec.Size) - perfring.EventHeaderSize; n != MaxData {
+		t.Errorf("a scratch record holds %d bytes of data in C (BPFCAP_MAX_DATA), MaxData is %d", n, MaxData)
+	}
+	// capture.h sizes its maps for 64 CPUs; NewRing resizes them with
+	// the constants below, which must be capture.h's.
+	if n := spec.Maps[ScratchMap].MaxEntries / 64; n != nestLevels {
+		t.Errorf("BPFCAP_NEST_LEVELS is %d in C, nestLevels %d", n, nestLevels)
+	}
+	if n := spec.Maps[StatsMap].MaxEntries / 64 / uint32(NumStats); n != defaultMaxHook {
+		t.Errorf("BPFCAP_MAX_HOOKS is %d in C, defaultMaxHook %d", n, defaultMaxHook)
 	}
 	var cfg *btf.Var
 	if err := spec.Types.TypeByName(ConfigVar, &cfg); err != nil {
@@ -455,7 +470,7 @@ func TestTwoLinkTypes(t *testing.T) {
 			ring.Close()
 			t.Fatal(err)
 		}
-		h := Hook{Program: prog, Interface: pcapng.Interface{Name: "xdp:two"}}
+		h := Hook{Programs: []*Program{prog}, Interface: pcapng.Interface{Name: "xdp:two"}}
 		if withExtra {
 			h.ExtraLinkTypes = []pcapng.LinkType{pcapng.LinkTypeRaw}
 		}

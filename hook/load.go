@@ -56,6 +56,10 @@ type Options struct {
 	Snaplen int
 	// Ifindex and Netns restrict the capture to one device (0: any).
 	Ifindex, Netns uint32
+	// CountSeen counts every packet that reaches the program (StatSeen),
+	// a map update per packet, in programs that count it only when asked
+	// (bpfcap_count_seen in capture.h).
+	CountSeen bool
 	// Task records the pid and comm of the current task in every event
 	// (tracing programs only: XDP and tc programs cannot call the task
 	// helpers).
@@ -191,7 +195,7 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 				coll.Close()
 				return nil, fmt.Errorf("load capture program %s: userspace filter: %w", opts.Program, err)
 			}
-			ring.notice(fmt.Sprintf("bpfcap: the kernel did not take the filter (%s); capturing unfiltered and filtering in userspace", p.Fallback))
+			ring.notice(fmt.Sprintf("the kernel did not take the filter (%s); capturing unfiltered and filtering in userspace", p.Fallback))
 		}
 	}
 	if p.KernelFilter {
@@ -239,7 +243,7 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		Ifindex:     opts.Ifindex,
 		Netns:       opts.Netns,
 		WakeupBytes: ring.wakeupBytes(),
-		LinkType:    uint32(opts.LinkType),
+		Linktype:    uint32(opts.LinkType),
 		MaxHooks:    uint32(ring.MaxHooks()),
 	}
 	if ring.Perf() {
@@ -247,6 +251,9 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 	}
 	if opts.Task {
 		cfg.Flags |= cfgTask
+	}
+	if opts.CountSeen {
+		cfg.Flags |= cfgCountSeen
 	}
 	if cbpf == nil {
 		cfg.Flags |= cfgUnfiltered

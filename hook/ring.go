@@ -37,7 +37,7 @@ type RingOptions struct {
 	// (default 64).
 	MaxHooks int
 	// Notices receives one-line notices meant for the user, such as the
-	// switch to userspace filtering (nil: discarded).
+	// switch to userspace filtering, without a prefix (nil: discarded).
 	Notices io.Writer
 	// Compile compiles the filters of the programs Load loads for this
 	// ring (nil: filter.Compile, in this process). A command line tool
@@ -62,9 +62,8 @@ type Ring struct {
 	nest     *ebpf.Map
 	reader   *perfring.Reader
 
-	// monoOffset is wall-clock minus CLOCK_MONOTONIC, in ns, measured at
-	// NewRing.
-	monoOffset int64
+	// clock converts the records' timestamps, measured at NewRing.
+	clock Clock
 
 	mu          sync.Mutex
 	noticeGiven bool
@@ -118,7 +117,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 			opts.Perf = true
 			r.opts.Perf = true
 			if opts.Notices != nil {
-				fmt.Fprintln(opts.Notices, "bpfcap: this kernel has no BPF ring buffer; using the perf buffer")
+				fmt.Fprintln(opts.Notices, "this kernel has no BPF ring buffer; using the perf buffer")
 			}
 		case err != nil:
 			return nil, wrapPerm("create ring buffer map", err)
@@ -167,7 +166,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	if r.reader, err = perfring.NewReader(src, ropts); err != nil {
 		return nil, wrapPerm("open ring reader", err)
 	}
-	r.monoOffset = measureMonoOffset()
+	r.clock = NewClock()
 	ok = true
 	return r, nil
 }
@@ -202,19 +201,9 @@ func roundPow2(n, min int) int {
 	return v
 }
 
-// measureMonoOffset returns wall-clock minus CLOCK_MONOTONIC in ns, taking
-// the monotonic reading halfway between two.
-func measureMonoOffset() int64 {
-	var a, b unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &a)
-	now := time.Now().UnixNano()
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &b)
-	return now - (a.Nano()+b.Nano())/2
-}
-
 // WallTime converts a bpf_ktime_get_ns() timestamp to wall-clock time.
 func (r *Ring) WallTime(mono uint64) time.Time {
-	return time.Unix(0, int64(mono)+r.monoOffset)
+	return r.clock.WallTime(mono)
 }
 
 // Perf reports whether the ring is a perf event array.

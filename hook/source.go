@@ -1,12 +1,14 @@
 package hook
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -16,16 +18,20 @@ import (
 	"github.com/bpfcap/bpfcap/perfring"
 )
 
-// Hook is one attached capture program as a Source reports it.
+// Hook is one capture point as a Source reports it: one or more attached
+// programs whose records carry the same hook index.
 type Hook struct {
-	// Program is the loaded program (Load); Source.Close closes it.
-	Program *Program
-	// Links are what attach the program (links, hook map slots, ...);
+	// Programs are the loaded programs (Load) that capture at this hook,
+	// at least one: copies of one program loaded with the same hook index,
+	// filter and link type, e.g. one per action slot of an XDP tail-call
+	// hook. Source.Close closes them.
+	Programs []*Program
+	// Links are what attach the programs (links, hook map slots, ...);
 	// Source detaches them, in reverse order, when the capture stops.
 	Links []io.Closer
 	// Interface describes the hook in the output: Name is the hook spec
 	// (e.g. "tp_btf:kfree_skb"). LinkType, SnapLen and Filter are taken
-	// from the Program when left zero.
+	// from the first program when left zero.
 	Interface pcapng.Interface
 	// ExtraLinkTypes are other link types the program may emit (e.g. raw
 	// IP for packets without a MAC header); each gets its own interface.
@@ -42,6 +48,12 @@ type Hook struct {
 	// (101) to DLT_RAW (12), so it refuses a file with two raw IP
 	// interfaces; two cooked ones it reads.
 	CookRaw bool
+
+	// matcher filters the records of a program that captures unfiltered
+	// (the kernel refused the filter); undecided filters those the kernel
+	// filter flags as undecided (filter.Undecided: a protochain loop
+	// longer than it unrolls). Set by NewSource from Programs.
+	matcher, undecided *userFilter
 }
 
 // SourceOptions add names to the raw numbers in events.
@@ -75,11 +87,15 @@ type Source struct {
 	detachOn     func(func() error) error // nil: detach in place
 	closed       bool
 
-	// lostSeen and dropPending carry the kernel's loss counter into
-	// epb_dropcount: per hook index, the losses already reported and those
+	// losses and dropPending carry the kernel's loss counter into
+	// epb_dropcount: per hook index, the counter followed and the losses
 	// to report with the hook's next packet. Used by Run's goroutine only.
-	lostSeen    map[int]uint64
+	losses      map[int]*LossCounter
 	dropPending map[int]uint64
+
+	// links serve several hooks (detached after the hooks' own links);
+	// closers are closed last (Builder.Detach, Builder.OnClose).
+	links, closers []io.Closer
 
 	devNames map[uint64]string
 	comms    map[[16]byte]string
@@ -93,17 +109,24 @@ type ifKey struct {
 	lt   pcapng.LinkType
 }
 
-// NewSource takes ownership of ring and of every hook's program and links:
-// Close releases them all (even when NewSource fails).
+// NewSource takes ownership of ring and of every hook's programs and
+// links: Close releases them all (even when NewSource fails). A capture
+// site builds its Source with a Builder.
 func NewSource(ring *Ring, hooks []Hook, opts SourceOptions) (*Source, error) {
+	return newSource(ring, hooks, opts, nil, nil)
+}
+
+func newSource(ring *Ring, hooks []Hook, opts SourceOptions, links, closers []io.Closer) (*Source, error) {
 	s := &Source{
+		links:        links,
+		closers:      closers,
 		ring:         ring,
 		hooks:        hooks,
 		opts:         opts,
 		ifIndex:      map[ifKey]int{},
 		byHook:       map[int]*Hook{},
 		userFiltered: map[int]uint64{},
-		lostSeen:     map[int]uint64{},
+		losses:       map[int]*LossCounter{},
 		dropPending:  map[int]uint64{},
 		devNames:     map[uint64]string{},
 		comms:        map[[16]byte]string{},
@@ -116,11 +139,24 @@ func NewSource(ring *Ring, hooks []Hook, opts SourceOptions) (*Source, error) {
 	}
 	for i := range s.hooks {
 		h := &s.hooks[i]
-		if h.Program == nil {
+		if len(h.Programs) == 0 || slices.Contains(h.Programs, nil) {
 			s.Close()
 			return nil, fmt.Errorf("capture source: hook %d (%s) has no program", i, h.Interface.Name)
 		}
-		idx := h.Program.Options.Hook
+		first := h.Programs[0]
+		idx := first.Options.Hook
+		fallback := ""
+		for _, p := range h.Programs {
+			if p.Options.Hook != idx || p.Options.LinkType != first.Options.LinkType || p.Options.Filter != first.Options.Filter {
+				s.Close()
+				return nil, fmt.Errorf("capture source: hook %d (%s): its programs differ in hook index, link type or filter", i, h.Interface.Name)
+			}
+			// A program that fell back captures unfiltered: filtering the
+			// hook's every record again in userspace is still right.
+			h.matcher = cmp.Or(h.matcher, p.matcher)
+			h.undecided = cmp.Or(h.undecided, p.undecided)
+			fallback = cmp.Or(fallback, p.Fallback)
+		}
 		if _, dup := s.byHook[idx]; dup {
 			s.Close()
 			return nil, fmt.Errorf("capture source: two hooks use hook index %d", idx)
@@ -128,13 +164,13 @@ func NewSource(ring *Ring, hooks []Hook, opts SourceOptions) (*Source, error) {
 		s.byHook[idx] = h
 		ifc := h.Interface
 		if ifc.LinkType == 0 {
-			ifc.LinkType = h.Program.Options.LinkType
+			ifc.LinkType = first.Options.LinkType
 		}
 		if ifc.SnapLen == 0 {
-			ifc.SnapLen = uint32(h.Program.Options.Snaplen)
+			ifc.SnapLen = uint32(first.Options.Snaplen)
 		}
 		if ifc.Filter == "" {
-			ifc.Filter = h.Program.Options.Filter
+			ifc.Filter = first.Options.Filter
 		}
 		if h.CookRaw {
 			ifc.LinkType = pcapng.LinkTypeLinuxSLL
@@ -142,8 +178,8 @@ func NewSource(ring *Ring, hooks []Hook, opts SourceOptions) (*Source, error) {
 				ifc.SnapLen += sllHeaderLen
 			}
 		}
-		if h.Program.Fallback != "" && h.Program.Options.Filter != "" {
-			ifc.Description = joinNonEmpty(ifc.Description, "filtered in userspace: "+h.Program.Fallback)
+		if fallback != "" && first.Options.Filter != "" {
+			ifc.Description = joinNonEmpty(ifc.Description, "filtered in userspace: "+fallback)
 		}
 		for _, lt := range append([]pcapng.LinkType{ifc.LinkType}, h.ExtraLinkTypes...) {
 			if _, ok := s.ifIndex[ifKey{idx, lt}]; ok {
@@ -215,12 +251,12 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 		s.mu.Unlock()
 		return nil
 	}
-	m := h.Program.matcher
+	m := h.matcher
 	if ev.Flags&perfring.FlagUndecided != 0 {
 		// The kernel filter kept the packet without a verdict: its
 		// protochain loop was longer than the translation unrolls.
 		// Matcher follows it, on the captured bytes.
-		m = h.Program.undecided
+		m = h.undecided
 	}
 	if m != nil && !m.match(ev.Data, int(ev.WireLen)) {
 		s.mu.Lock()
@@ -299,11 +335,16 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 func (s *Source) collectLosses() {
 	for idx := range s.byHook {
 		lost, err := s.ring.hookStat(idx, StatLost)
-		if err != nil || lost <= s.lostSeen[idx] {
+		if err != nil {
 			continue
 		}
-		s.dropPending[idx] += lost - s.lostSeen[idx]
-		s.lostSeen[idx] = lost
+		l := s.losses[idx]
+		if l == nil {
+			l = &LossCounter{}
+			s.losses[idx] = l
+		}
+		l.Observe(lost)
+		s.dropPending[idx] += l.Take()
 	}
 }
 
@@ -407,7 +448,7 @@ func (s *Source) firstIface(hook int) int {
 	h := s.byHook[hook]
 	lt := h.Interface.LinkType
 	if lt == 0 {
-		lt = h.Program.Options.LinkType
+		lt = h.Programs[0].Options.LinkType
 	}
 	if h.CookRaw && lt == pcapng.LinkTypeRaw {
 		lt = pcapng.LinkTypeLinuxSLL
@@ -449,16 +490,17 @@ func (s *Source) detach() error {
 	return s.closeLinks()
 }
 
-// closeLinks closes every hook's links, in reverse order.
+// closeLinks closes every hook's links, in reverse order, then the links
+// the hooks share.
 func (s *Source) closeLinks() error {
 	var errs []error
 	for i := len(s.hooks) - 1; i >= 0; i-- {
-		links := s.hooks[i].Links
-		for j := len(links) - 1; j >= 0; j-- {
-			if err := links[j].Close(); err != nil {
-				errs = append(errs, fmt.Errorf("detach %s: %w", s.hooks[i].Interface.Name, err))
-			}
+		if err := closeAll(s.hooks[i].Links); err != nil {
+			errs = append(errs, fmt.Errorf("detach %s: %w", s.hooks[i].Interface.Name, err))
 		}
+	}
+	if err := closeAll(s.links); err != nil {
+		errs = append(errs, fmt.Errorf("detach: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -486,11 +528,13 @@ func (s *Source) Close() error {
 		s.snapshot()
 	}
 	for i := range s.hooks {
-		if s.hooks[i].Program != nil {
-			errs = append(errs, s.hooks[i].Program.Close())
+		for _, p := range s.hooks[i].Programs {
+			if p != nil {
+				errs = append(errs, p.Close())
+			}
 		}
 	}
-	errs = append(errs, s.ring.Close())
+	errs = append(errs, s.ring.Close(), closeAll(s.closers))
 	return errors.Join(errs...)
 }
 

@@ -3,41 +3,30 @@ package pcapng
 import (
 	"net"
 	"time"
+
+	"github.com/bpfcap/bpfcap/linktype"
 )
 
 // LinkType is a pcap LINKTYPE_* value as stored in an Interface
 // Description Block.
 type LinkType uint16
 
-// Link types bpfcap writes.
+// Link types bpfcap writes (the table of package linktype).
 const (
-	LinkTypeEthernet  LinkType = 1   // LINKTYPE_ETHERNET
-	LinkTypeRaw       LinkType = 101 // LINKTYPE_RAW: IPv4 or IPv6, no link header
-	LinkTypeIEEE80211 LinkType = 105 // LINKTYPE_IEEE802_11
-	LinkTypeLinuxSLL  LinkType = 113 // LINKTYPE_LINUX_SLL: 16-byte Linux cooked header
-	LinkTypeIPv4      LinkType = 228 // LINKTYPE_IPV4
-	LinkTypeIPv6      LinkType = 229 // LINKTYPE_IPV6
-	LinkTypeLinuxSLL2 LinkType = 276 // LINKTYPE_LINUX_SLL2
+	LinkTypeEthernet  LinkType = linktype.Ethernet  // LINKTYPE_ETHERNET
+	LinkTypeRaw       LinkType = linktype.Raw       // LINKTYPE_RAW: IPv4 or IPv6, no link header
+	LinkTypeIEEE80211 LinkType = linktype.IEEE80211 // LINKTYPE_IEEE802_11
+	LinkTypeLinuxSLL  LinkType = linktype.LinuxSLL  // LINKTYPE_LINUX_SLL: 16-byte Linux cooked header
+	LinkTypeIPv4      LinkType = linktype.IPv4      // LINKTYPE_IPV4
+	LinkTypeIPv6      LinkType = linktype.IPv6      // LINKTYPE_IPV6
+	LinkTypeLinuxSLL2 LinkType = linktype.LinuxSLL2 // LINKTYPE_LINUX_SLL2
 )
 
 // String returns the link type's short name (as `proto` spells it) or its
 // number.
 func (lt LinkType) String() string {
-	switch lt {
-	case LinkTypeEthernet:
-		return "eth"
-	case LinkTypeRaw:
-		return "ip"
-	case LinkTypeIEEE80211:
-		return "ieee802_11"
-	case LinkTypeIPv4:
-		return "ip4"
-	case LinkTypeIPv6:
-		return "ip6"
-	case LinkTypeLinuxSLL:
-		return "sll"
-	case LinkTypeLinuxSLL2:
-		return "sll2"
+	if e, ok := linktype.ByLinkType(uint16(lt)); ok {
+		return e.Proto
 	}
 	return "linktype" + itoa(uint64(lt))
 }

@@ -4,29 +4,56 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
+// The event's C ABI, struct bpfcap_event and its enums in bpf/event.h,
+// comes from the declarations bpf2go generates (abi_*_bpfel.go): sizes,
+// offsets and values below are taken from them, not written by hand.
+
 // EventHeaderSize is the size of struct bpfcap_event (bpf/event.h).
-const EventHeaderSize = 80
+const EventHeaderSize = int(unsafe.Sizeof(abiBpfcapEvent{}))
 
 // Event flags, as bpf/event.h defines them (bpfcap_event.flags).
 const (
-	FlagHasReason  = 1 << 0 // Reason holds an skb_drop_reason
-	FlagHasVerdict = 1 << 1 // Verdict holds an XDP or tc action
-	FlagHasTask    = 1 << 2 // PID and Comm are set
-	FlagUnfiltered = 1 << 3 // the kernel did not filter this packet
-	FlagUndecided  = 1 << 4 // the kernel filter could not decide (filter.Undecided)
+	FlagHasReason  = uint8(abiBpfcapEventFlagBPFCAP_EV_HAS_REASON)  // Reason holds an skb_drop_reason
+	FlagHasVerdict = uint8(abiBpfcapEventFlagBPFCAP_EV_HAS_VERDICT) // Verdict holds an XDP or tc action
+	FlagHasTask    = uint8(abiBpfcapEventFlagBPFCAP_EV_HAS_TASK)    // PID and Comm are set
+	FlagUnfiltered = uint8(abiBpfcapEventFlagBPFCAP_EV_UNFILTERED)  // the kernel did not filter this packet
+	FlagUndecided  = uint8(abiBpfcapEventFlagBPFCAP_EV_UNDECIDED)   // the kernel filter could not decide (filter.Undecided)
 )
 
 // Directions, as bpf/event.h defines them (bpfcap_event.dir).
 const (
-	DirUnknown = 0
-	DirIn      = 1
-	DirOut     = 2
+	DirUnknown = uint8(abiBpfcapDirBPFCAP_DIR_UNKNOWN)
+	DirIn      = uint8(abiBpfcapDirBPFCAP_DIR_IN)
+	DirOut     = uint8(abiBpfcapDirBPFCAP_DIR_OUT)
 )
 
-// EventHeader mirrors struct bpfcap_event from bpf/event.h field by field
-// (a test checks the layout against the BTF of a compiled object).
+// Offsets of struct bpfcap_event's fields, for Decode.
+const (
+	offTs       = unsafe.Offsetof(abiBpfcapEvent{}.Ts)
+	offPacketID = unsafe.Offsetof(abiBpfcapEvent{}.PacketId)
+	offHook     = unsafe.Offsetof(abiBpfcapEvent{}.Hook)
+	offWireLen  = unsafe.Offsetof(abiBpfcapEvent{}.WireLen)
+	offCapLen   = unsafe.Offsetof(abiBpfcapEvent{}.CapLen)
+	offIfindex  = unsafe.Offsetof(abiBpfcapEvent{}.Ifindex)
+	offNetns    = unsafe.Offsetof(abiBpfcapEvent{}.Netns)
+	offMark     = unsafe.Offsetof(abiBpfcapEvent{}.Mark)
+	offPID      = unsafe.Offsetof(abiBpfcapEvent{}.Pid)
+	offReason   = unsafe.Offsetof(abiBpfcapEvent{}.Reason)
+	offVerdict  = unsafe.Offsetof(abiBpfcapEvent{}.Verdict)
+	offQueue    = unsafe.Offsetof(abiBpfcapEvent{}.Queue)
+	offLinkType = unsafe.Offsetof(abiBpfcapEvent{}.Linktype)
+	offDir      = unsafe.Offsetof(abiBpfcapEvent{}.Dir)
+	offFlags    = unsafe.Offsetof(abiBpfcapEvent{}.Flags)
+	offPad      = unsafe.Offsetof(abiBpfcapEvent{}.Pad)
+	offComm     = unsafe.Offsetof(abiBpfcapEvent{}.Comm)
+)
+
+// EventHeader is a decoded struct bpfcap_event (bpf/event.h): the fields
+// of the generated declaration, in its order, with Go names and Comm as
+// bytes (tests check both against the BTF of a compiled object).
 type EventHeader struct {
 	Timestamp uint64 `btf:"ts"` // bpf_ktime_get_ns(), CLOCK_MONOTONIC
 	PacketID  uint64 // the skb (or xdp_buff) address
@@ -77,23 +104,23 @@ func Decode(raw []byte, ev *Event) error {
 	}
 	ne := binary.NativeEndian
 	h := &ev.EventHeader
-	h.Timestamp = ne.Uint64(raw[0:])
-	h.PacketID = ne.Uint64(raw[8:])
-	h.Hook = ne.Uint32(raw[16:])
-	h.WireLen = ne.Uint32(raw[20:])
-	h.CapLen = ne.Uint32(raw[24:])
-	h.Ifindex = ne.Uint32(raw[28:])
-	h.Netns = ne.Uint32(raw[32:])
-	h.Mark = ne.Uint32(raw[36:])
-	h.PID = ne.Uint32(raw[40:])
-	h.Reason = ne.Uint32(raw[44:])
-	h.Verdict = int32(ne.Uint32(raw[48:]))
-	h.Queue = ne.Uint32(raw[52:])
-	h.LinkType = ne.Uint16(raw[56:])
-	h.Dir = raw[58]
-	h.Flags = raw[59]
-	h.Pad = ne.Uint32(raw[60:])
-	copy(h.Comm[:], raw[64:80])
+	h.Timestamp = ne.Uint64(raw[offTs:])
+	h.PacketID = ne.Uint64(raw[offPacketID:])
+	h.Hook = ne.Uint32(raw[offHook:])
+	h.WireLen = ne.Uint32(raw[offWireLen:])
+	h.CapLen = ne.Uint32(raw[offCapLen:])
+	h.Ifindex = ne.Uint32(raw[offIfindex:])
+	h.Netns = ne.Uint32(raw[offNetns:])
+	h.Mark = ne.Uint32(raw[offMark:])
+	h.PID = ne.Uint32(raw[offPID:])
+	h.Reason = ne.Uint32(raw[offReason:])
+	h.Verdict = int32(ne.Uint32(raw[offVerdict:]))
+	h.Queue = ne.Uint32(raw[offQueue:])
+	h.LinkType = ne.Uint16(raw[offLinkType:])
+	h.Dir = raw[offDir]
+	h.Flags = raw[offFlags]
+	h.Pad = ne.Uint32(raw[offPad:])
+	copy(h.Comm[:], raw[offComm:offComm+uintptr(len(h.Comm))])
 	if int(h.CapLen) > len(raw)-EventHeaderSize {
 		return fmt.Errorf("decode record: cap_len %d but %d data bytes: %w", h.CapLen, len(raw)-EventHeaderSize, ErrShortRecord)
 	}

@@ -98,7 +98,7 @@ func chooseSkbArg(hook string, params []param, want int) (int, error) {
 	if want == 0 {
 		switch len(found) {
 		case 0:
-			return 0, fmt.Errorf("%s takes no struct sk_buff * argument (%s): try `bpfcap list` for hooks that do", hook, signature(params))
+			return 0, &HookPointError{Err: fmt.Errorf("%s takes no struct sk_buff * argument (%s)", hook, signature(params))}
 		case 1:
 			return found[0], nil
 		default:
@@ -114,7 +114,7 @@ func chooseSkbArg(hook string, params []param, want int) (int, error) {
 	got := fmt.Sprintf("argument %d of %s is %s, not struct sk_buff *", want, hook, describeArg(params[want-1]))
 	switch len(found) {
 	case 0:
-		return 0, fmt.Errorf("%s, and no argument is one (%s): try `bpfcap list` for hooks that take an sk_buff", got, signature(params))
+		return 0, &HookPointError{Err: fmt.Errorf("%s, and no argument is one (%s)", got, signature(params))}
 	default:
 		return 0, fmt.Errorf("%s: the sk_buff is arg%d (%s)", got, found[0], describeArg(params[found[0]-1]))
 	}

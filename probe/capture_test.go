@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/kconfig"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
@@ -62,9 +63,9 @@ func TestTraceDropNoSocket(t *testing.T) {
 		fn = "bpfcap_vmtest_no_such_function"
 	}
 	src, sink, stop := runCapture(t, Options{
-		Hooks:  []string{"kprobe:" + fn + ":arg1"},
-		Proto:  "ip",
-		Filter: "udp dst port 6543",
+		Hooks:          []string{"kprobe:" + fn + ":arg1"},
+		Proto:          "ip",
+		CaptureOptions: hook.CaptureOptions{Filter: "udp dst port 6543"},
 	})
 	if d := src.Interfaces()[0].Description; strings.Contains(d, "userspace") {
 		t.Errorf("the filter does not run in the kernel: %s", d)
@@ -118,9 +119,9 @@ func TestTraceMultiHookPacketID(t *testing.T) {
 	testutils.RequireRoot(t)
 	p := testutils.NewVethPair(t)
 	src, sink, stop := runCapture(t, Options{
-		Hooks:  []string{"tracepoint:net:net_dev_queue", "tp_btf:net_dev_xmit"},
-		Proto:  "eth",
-		Filter: "icmp and dst host " + p.PeerIP.String(),
+		Hooks:          []string{"tracepoint:net:net_dev_queue", "tp_btf:net_dev_xmit"},
+		Proto:          "eth",
+		CaptureOptions: hook.CaptureOptions{Filter: "icmp and dst host " + p.PeerIP.String()},
 	})
 	ping := func() { testutils.Exec(p.HostNSName, "ping", "-c1", "-W1", p.PeerIP.String()) }
 	var ids map[uint64][2]bool
@@ -168,10 +169,10 @@ func TestTraceDeviceFilter(t *testing.T) {
 	// Open inside the host end's namespace, as `ip netns exec` would.
 	err := testutils.Do(t, p.HostNS, func() error {
 		src, sink, stop = runCapture(t, Options{
-			Hooks:  []string{"tracepoint:net:net_dev_xmit"},
-			Proto:  "eth",
-			Device: p.HostName,
-			Filter: "icmp",
+			Hooks:          []string{"tracepoint:net:net_dev_xmit"},
+			Proto:          "eth",
+			Device:         p.HostName,
+			CaptureOptions: hook.CaptureOptions{Filter: "icmp"},
 		})
 		return nil
 	})
@@ -290,12 +291,10 @@ func TestTracePagedData(t *testing.T) {
 			)
 			err := testutils.Do(t, p.HostNS, func() error {
 				src, sink, stop = runCapture(t, Options{
-					Hooks:   []string{"tracepoint:net:net_dev_xmit"},
-					Proto:   "eth",
-					Device:  "lo",
-					Filter:  filter,
-					Snaplen: snap,
-					Notices: &notices,
+					Hooks:          []string{"tracepoint:net:net_dev_xmit"},
+					Proto:          "eth",
+					Device:         "lo",
+					CaptureOptions: hook.CaptureOptions{Filter: filter, Snaplen: snap, Ring: hook.RingOptions{Notices: &notices}},
 				})
 				return nil
 			})

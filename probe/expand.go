@@ -11,6 +11,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/bpfcap/bpfcap/hook"
 )
 
 // Expansion is what a list of hook patterns resolved to on the running
@@ -233,7 +235,7 @@ func (r *Resolver) functionKind(want Kind, funcs []HookPoint) (Kind, []string, e
 		if err == nil {
 			return k, why, nil
 		}
-		if errors.Is(err, ErrPrivilege) {
+		if errors.Is(err, hook.ErrPermission) {
 			return 0, nil, err
 		}
 		why = append(why, k.String()+": "+shortReason(err))

@@ -5,28 +5,25 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/hook"
 )
 
 // ErrNotSupported is wrapped by errors saying the running kernel lacks a
 // hook kind. It is cilium/ebpf's sentinel, so errors.Is works across both.
 var ErrNotSupported = ebpf.ErrNotSupported
 
-// ErrPrivilege is wrapped by errors caused by missing capabilities.
-var ErrPrivilege = errors.New("needs privilege")
+// errnoENOTSUPP is the kernel's internal ENOTSUPP (524, include/linux/errno.h),
+// which bpf() returns for a function that cannot be traced; x/sys/unix
+// names only the uapi ENOTSUP (95).
+const errnoENOTSUPP = unix.Errno(524)
 
-// Capabilities that loading and attaching tracing programs needs.
-const (
-	capPerfmon = 38
-	capBPF     = 39
-)
-
-// CheckPrivileges returns an error wrapping [ErrPrivilege] unless the
+// CheckPrivileges returns a *hook.PermissionError unless the
 // process holds CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), which attaching
 // tracing programs needs.
 func CheckPrivileges() error {
@@ -36,10 +33,10 @@ func CheckPrivileges() error {
 		return fmt.Errorf("read capabilities: %w", err)
 	}
 	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	if has(unix.CAP_SYS_ADMIN) || has(capBPF) && has(capPerfmon) {
+	if has(unix.CAP_SYS_ADMIN) || has(unix.CAP_BPF) && has(unix.CAP_PERFMON) {
 		return nil
 	}
-	return fmt.Errorf("%w: attaching to kernel functions and tracepoints needs CAP_BPF and CAP_PERFMON (or root): run bpfcap with sudo", ErrPrivilege)
+	return &hook.PermissionError{Op: "attach to kernel functions and tracepoints", Needs: "CAP_BPF and CAP_PERFMON, or root"}
 }
 
 // featureError classifies a load or attach error of a feature probe into
@@ -56,7 +53,7 @@ func featureError(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, err)
 	// EINVAL, E2BIG and ENOTSUPP are how loads of an unknown program or
 	// attach type, or of a function that cannot be traced, are refused.
-	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.E2BIG), errors.Is(err, syscall.Errno(524)):
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.E2BIG), errors.Is(err, errnoENOTSUPP):
 		return fmt.Errorf("%s: %w (%v)", what, ErrNotSupported, err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		if perr := CheckPrivileges(); perr != nil {

@@ -121,7 +121,7 @@ func tracingInternal(name string) bool {
 // by attaching a trivial program of each kind to fn (a function from
 // List): "kprobe", "fentry" and "fexit" map to nil when they attach, to
 // an error wrapping ErrNotSupported when the kernel lacks them, or to
-// another error (e.g. ErrPrivilege: could not tell). Results are cached.
+// another error (e.g. hook.ErrPermission: could not tell). Results are cached.
 func (r *Resolver) FunctionKinds(fn string) map[string]error {
 	return map[string]error{
 		"kprobe": r.probe("kprobe:"+fn, func() error { return probeKprobe(fn) }),

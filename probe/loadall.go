@@ -172,7 +172,7 @@ func compileOnce(compile filter.CompileFunc) filter.CompileFunc {
 // refusable reports whether a load or attach error of an optional target
 // may be counted and passed over: anything but missing privilege.
 func refusable(t *Target, err error) bool {
-	return t.Optional && !errors.Is(err, ErrPrivilege) && !errors.Is(err, hook.ErrPermission)
+	return t.Optional && !errors.Is(err, hook.ErrPermission)
 }
 
 // AttachReport says what Open attached from the hook words it was given

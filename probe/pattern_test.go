@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/kconfig"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
@@ -260,9 +261,9 @@ func TestPatternCaptureGlobs(t *testing.T) {
 	p := testutils.NewVethPair(t)
 	const port = 6548
 	src, sink, stop := runCapture(t, Options{
-		Hooks:  []string{"tp_btf:net_dev_*", "tp_btf:kfree_*"},
-		Proto:  "ip",
-		Filter: "udp dst port 6548",
+		Hooks:          []string{"tp_btf:net_dev_*", "tp_btf:kfree_*"},
+		Proto:          "ip",
+		CaptureOptions: hook.CaptureOptions{Filter: "udp dst port 6548"},
 	})
 	if n := len(src.Interfaces()); n < 3 {
 		t.Fatalf("%d hooks attached, want net_dev_queue, net_dev_xmit, ... and kfree_skb", n)
@@ -333,9 +334,9 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 	p := testutils.NewVethPair(t)
 	const port = 6549
 	src, sink, stop := runCapture(t, Options{
-		Hooks:  []string{"kprobe:ip_*"},
-		Proto:  "ip",
-		Filter: "udp dst port 6549",
+		Hooks:          []string{"kprobe:ip_*"},
+		Proto:          "ip",
+		CaptureOptions: hook.CaptureOptions{Filter: "udp dst port 6549"},
 	})
 	attached := len(src.Interfaces())
 	multi := countKprobeMultiLinks(t, "probe_kprobe") - multiBefore

@@ -8,9 +8,22 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"structs"
 
 	"github.com/cilium/ebpf"
 )
+
+type probeProbeConfig struct {
+	_          structs.HostLayout
+	SkbArg     uint32
+	ReasonArg  uint32
+	HasReason  uint32
+	Header     uint32
+	Frags      uint32
+	_          [4]byte
+	PageOffset uint64
+	Vmemmap    uint64
+}
 
 // Names of all BPF objects in the ELF.
 //

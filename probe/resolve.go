@@ -7,6 +7,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/bpfcap/bpfcap/hook"
 )
 
 // Target is a hook spec resolved against the running kernel: what is
@@ -107,7 +109,8 @@ var functionTracepoints = map[string]string{
 // Resolve resolves spec: it checks that the function or tracepoint exists,
 // finds (or checks) its sk_buff argument, follows renames and walks the
 // fallback chain kprobe -> fentry -> tracepoint. Errors name the problem
-// and what to try instead; missing capabilities wrap [ErrPrivilege].
+// and what to try instead; a hook point the kernel lacks is a
+// *HookPointError; missing capabilities wrap hook.ErrPermission.
 func (r *Resolver) Resolve(spec Spec) (*Target, error) {
 	switch spec.Kind {
 	case KindKprobe, KindFentry, KindFexit:
@@ -138,7 +141,7 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 	if errors.Is(err, errNotFound) {
 		rn, ok := renames[name]
 		if !ok {
-			return nil, &NotFoundError{Spec: spec, Detail: fmt.Sprintf("%s: kernel function %s not found in the kernel's BTF (misspelled, inlined or in a module): try `bpfcap list %s`", spec, name, name)}
+			return nil, &HookPointError{Pattern: name, Err: &NotFoundError{Spec: spec, Detail: fmt.Sprintf("%s: kernel function %s not found in the kernel's BTF (misspelled, inlined or in a module)", spec, name)}}
 		}
 		if spec.Arg != 0 && spec.Arg != rn.oldSkbArg {
 			return nil, fmt.Errorf("%s: %s's sk_buff is arg%d", spec, name, rn.oldSkbArg)
@@ -150,7 +153,7 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 			}
 		}
 		if renamed == "" {
-			return nil, fmt.Errorf("%s: neither %s nor its successors (%s) are traceable functions on this kernel: try `bpfcap list kfree_skb`", spec, name, strings.Join(rn.successors, ", "))
+			return nil, &HookPointError{Pattern: "kfree_skb", Err: fmt.Errorf("%s: neither %s nor its successors (%s) are traceable functions on this kernel", spec, name, strings.Join(rn.successors, ", "))}
 		}
 		name = renamed
 		spec.Arg = 0 // the user's index was for the old signature
@@ -159,8 +162,8 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 		return nil, err
 	}
 	want := spec.Arg
-	hook := spec.Kind.String() + ":" + name
-	idx, err := chooseSkbArg(hook, params, want)
+	point := spec.Kind.String() + ":" + name
+	idx, err := chooseSkbArg(point, params, want)
 	if err != nil {
 		return nil, err
 	}
@@ -176,10 +179,10 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 	switch spec.Kind {
 	case KindFexit:
 		if err := r.probe("fexit:"+name, func() error { return probeTracing(ebpf.AttachTraceFExit, name, "fexit:"+name) }); err != nil {
-			if errors.Is(err, ErrPrivilege) {
+			if errors.Is(err, hook.ErrPermission) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%s: %w: try kprobe:%s or fentry:%s, or `bpfcap list %s` for tracepoints", spec, err, name, name, name)
+			return nil, &HookPointError{Pattern: name, Err: fmt.Errorf("%s: %w: try kprobe:%s or fentry:%s, or a tracepoint", spec, err, name, name)}
 		}
 		return r.withNote(t, why), nil
 	case KindKprobe:
@@ -190,7 +193,7 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 		if err == nil {
 			return r.withNote(t, why), nil
 		}
-		if errors.Is(err, ErrPrivilege) {
+		if errors.Is(err, hook.ErrPermission) {
 			return nil, err
 		}
 		why = append(why, "kprobes: "+shortReason(err))
@@ -201,7 +204,7 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 			t.Kind = KindFentry
 			return r.withNote(t, why), nil
 		}
-		if errors.Is(err, ErrPrivilege) {
+		if errors.Is(err, hook.ErrPermission) {
 			return nil, err
 		}
 		why = append(why, "fentry: "+shortReason(err))
@@ -218,7 +221,7 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 		}
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s cannot be attached on this kernel (%s), and no tracepoint carries its sk_buff: run `bpfcap list` for the tracepoints this kernel has", spec, strings.Join(why, "; "))
+		return nil, &HookPointError{Err: fmt.Errorf("%s cannot be attached on this kernel (%s), and no tracepoint carries its sk_buff", spec, strings.Join(why, "; "))}
 	}
 	tpt, err := r.resolveBTFTracepoint(Spec{Kind: KindTPBTF, Name: tp})
 	if err != nil {
@@ -260,7 +263,7 @@ func (r *Resolver) resolveBTFTracepoint(spec Spec) (*Target, error) {
 			return probeTracing(ebpf.AttachTraceRawTp, spec.Name, "tp_btf:"+spec.Name)
 		})
 		switch {
-		case errors.Is(err, ErrPrivilege):
+		case errors.Is(err, hook.ErrPermission):
 			return nil, err
 		case errors.Is(err, ErrNotSupported):
 			t.Kind = KindRawTracepoint
@@ -276,7 +279,7 @@ func (r *Resolver) resolveBTFTracepoint(spec Spec) (*Target, error) {
 func (r *Resolver) btfTracepointTarget(spec Spec) (*Target, error) {
 	params, err := tracepointParams(r.kernel, spec.Name)
 	if errors.Is(err, errNotFound) {
-		return nil, &NotFoundError{Spec: spec, Detail: fmt.Sprintf("%s: tracepoint %s not found in the kernel's BTF (no btf_trace_%s): try `bpfcap list %s`", spec, spec.Name, spec.Name, spec.Name)}
+		return nil, &HookPointError{Pattern: spec.Name, Err: &NotFoundError{Spec: spec, Detail: fmt.Sprintf("%s: tracepoint %s not found in the kernel's BTF (no btf_trace_%s)", spec, spec.Name, spec.Name)}}
 	}
 	if err != nil {
 		return nil, err
@@ -295,7 +298,7 @@ func (r *Resolver) btfTracepointTarget(spec Spec) (*Target, error) {
 func (r *Resolver) resolveTracepoint(spec Spec) (*Target, error) {
 	fields, err := tracepointFields(r.tracefs, spec.Category, spec.Name)
 	if errors.Is(err, errNotFound) {
-		return nil, fmt.Errorf("%s: unknown tracepoint %s:%s: try `bpfcap list %s`", spec, spec.Category, spec.Name, spec.Name)
+		return nil, &HookPointError{Pattern: spec.Name, Err: fmt.Errorf("%s: unknown tracepoint %s:%s", spec, spec.Category, spec.Name)}
 	}
 	if err != nil {
 		return nil, err

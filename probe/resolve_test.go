@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -96,24 +97,36 @@ func TestTraceResolveErrors(t *testing.T) {
 	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	r := newTestResolver(t)
-	for spec, want := range map[string][]string{
-		"kprobe:no_such_function_xyz":      {"not found", "bpfcap list no_such_function_xyz"},
-		"kprobe:ip_rcv:arg2":               {"argument 2", "struct net_device *dev", "not struct sk_buff *", "the sk_buff is arg1"},
-		"tp_btf:kfree_skb:arg2":            {"argument 2", "the sk_buff is arg1"},
-		"tracepoint:net:no_such_tp":        {"unknown tracepoint net:no_such_tp", "bpfcap list"},
-		"tp_btf:no_such_tp":                {"not found", "bpfcap list no_such_tp"},
-		"kprobe:tcp_v4_connect":            {"takes no struct sk_buff *", "bpfcap list"},
-		"tracepoint:net:net_dev_xmit:arg2": {"field 2", "the sk_buff is arg1"},
+	// list is the pattern of hook points a *HookPointError says to list
+	// ("" for all); "-" means the error is not one.
+	for spec, want := range map[string]struct {
+		says []string
+		list string
+	}{
+		"kprobe:no_such_function_xyz":      {[]string{"not found"}, "no_such_function_xyz"},
+		"kprobe:ip_rcv:arg2":               {[]string{"argument 2", "struct net_device *dev", "not struct sk_buff *", "the sk_buff is arg1"}, "-"},
+		"tp_btf:kfree_skb:arg2":            {[]string{"argument 2", "the sk_buff is arg1"}, "-"},
+		"tracepoint:net:no_such_tp":        {[]string{"unknown tracepoint net:no_such_tp"}, "no_such_tp"},
+		"tp_btf:no_such_tp":                {[]string{"not found"}, "no_such_tp"},
+		"kprobe:tcp_v4_connect":            {[]string{"takes no struct sk_buff *"}, ""},
+		"tracepoint:net:net_dev_xmit:arg2": {[]string{"field 2", "the sk_buff is arg1"}, "-"},
 	} {
 		_, err := r.Resolve(mustParse(t, spec))
 		if err == nil {
 			t.Errorf("%s resolved; want an error", spec)
 			continue
 		}
-		for _, w := range want {
+		for _, w := range want.says {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: error %q does not say %q", spec, err, w)
 			}
+		}
+		var he *HookPointError
+		switch {
+		case want.list == "-" && errors.As(err, &he):
+			t.Errorf("%s: error %q is a HookPointError", spec, err)
+		case want.list != "-" && (!errors.As(err, &he) || he.Pattern != want.list):
+			t.Errorf("%s: error %q: want a HookPointError listing %q", spec, err, want.list)
 		}
 	}
 }

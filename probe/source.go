@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,16 +17,12 @@ import (
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// Options configure a tracing capture.
+// Options configure a tracing capture. Tracing hooks always count the
+// packets they see (CountSeen is ignored).
 type Options struct {
+	hook.CaptureOptions
 	// Hooks are the hook specs, e.g. "kprobe:kfree_skb:arg1" (at least one).
 	Hooks []string
-	// Filter is a tcpdump filter expression ("" captures everything).
-	Filter string
-	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
-	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
-	// filter.DeviceNetmask).
-	Netmask uint32
 	// Proto picks the header records start at: "eth" (MAC header), "ip"
 	// (network header, IPv4 or IPv6), "ip4", "ip6", "ieee802_11", or
 	// ProtoAuto (the MAC header when the skb has one, else the network
@@ -37,43 +31,9 @@ type Options struct {
 	// "ip" and several hooks, packets are written as Linux cooked
 	// captures (LINKTYPE_LINUX_SLL), which libpcap 1.10 reads.
 	Proto string
-	// Snaplen is the number of bytes to capture per packet (0: 65536).
-	Snaplen int
 	// Device restricts the capture to one device of bpfcap's network
 	// namespace ("" captures all), in the kernel.
 	Device string
-	// Ring configures the transport (buffer size, perf, notices).
-	Ring hook.RingOptions
-	// Notices receives one line per hook that was attached other than as
-	// written (renames, fallbacks), and other notices (nil: discarded).
-	Notices io.Writer
-	// Verbose says why in the attach notices (the reasons each preferred
-	// kind of hook was not used); otherwise a notice is one short line
-	// and the why is in the interface description.
-	Verbose bool
-}
-
-// protoHeaders maps the `proto` keywords a tracing hook supports to the
-// header a record starts at and its link type.
-var protoHeaders = map[string]struct {
-	header uint32
-	lt     pcapng.LinkType
-}{
-	"eth":        {headerEth, pcapng.LinkTypeEthernet},
-	"ip":         {headerIP, pcapng.LinkTypeRaw},
-	"ip4":        {headerIP4, pcapng.LinkTypeIPv4},
-	"ip6":        {headerIP6, pcapng.LinkTypeIPv6},
-	"ieee802_11": {headerIEEE80211, pcapng.LinkTypeIEEE80211},
-}
-
-// ProtoNames lists the `proto` keywords tracing hooks accept.
-func ProtoNames() []string {
-	names := make([]string, 0, len(protoHeaders))
-	for n := range protoHeaders {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // Source is a running tracing capture: one program per hook, attached and
@@ -81,6 +41,7 @@ func ProtoNames() []string {
 // detaches everything.
 type Source struct {
 	*hook.Source
+	targets []*Target
 	notices io.Writer
 	snaplen int
 	pages   pageMap
@@ -90,17 +51,28 @@ type Source struct {
 	report AttachReport
 }
 
-// Open parses and resolves every hook spec, then loads and attaches one
-// program per hook. Nothing is loaded before every spec resolved, and
-// whatever was attached is detached again when a later step fails.
+// Targets returns what was attached, one per hook: the plain specs of
+// Options.Hooks in their order, then the hook points of its globs. A
+// Target whose Note is set was attached other than as written (a rename,
+// a fallback to another kind).
+func (s *Source) Targets() []*Target { return s.targets }
+
+// Open parses and resolves every hook spec, glob and "all" (see
+// Resolver.Expand), then loads and attaches one program per hook point,
+// several at a time. Nothing is loaded before every spec resolved, and
+// whatever was attached is detached again when a later step fails. A hook
+// point a glob found whose program the kernel refuses to load or attach
+// is left out (Source.AttachReport lists it); when none attaches, Open
+// fails.
 //
-// Errors name the problem and a way out: a malformed spec wraps
-// ErrBadSpec, missing capabilities wrap ErrPrivilege, a kernel that lacks
-// every kind of hook for a function wraps ErrNotSupported, a filter libpcap
-// rejects carries libpcap's message.
-func Open(opts Options) (*Source, error) {
+// Errors name the problem: a malformed spec wraps ErrBadSpec, missing
+// capabilities wrap hook.ErrPermission, a kernel that lacks every kind of
+// hook for a function wraps ErrNotSupported, a hook point the kernel does
+// not have is a *HookPointError, a filter libpcap rejects carries
+// libpcap's message.
+func Open(opts Options) (_ *Source, err error) {
 	if len(opts.Hooks) == 0 {
-		return nil, fmt.Errorf("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
+		return nil, &HookPointError{Err: errors.New("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit")}
 	}
 	patterns, err := ParsePatterns(opts.Hooks)
 	if err != nil {
@@ -140,47 +112,38 @@ func Open(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace: read the embedded probe object: %w", err)
 	}
-	ringOpts := opts.Ring
-	if ringOpts.Notices == nil {
-		ringOpts.Notices = opts.Notices
+	co := opts.CaptureOptions
+	co.CountSeen = true // bpf/probe.c counts every packet it sees
+	co.Ring.Compile = compileOnce(co.Ring.Compile)
+	if co.Ring.MaxHooks < len(targets) {
+		co.Ring.MaxHooks = max(64, len(targets))
 	}
-	ringOpts.Compile = compileOnce(ringOpts.Compile)
-	if ringOpts.MaxHooks < len(targets) {
-		ringOpts.MaxHooks = max(64, len(targets))
-	}
-	ring, err := hook.NewRing(base, ringOpts)
+	b, err := hook.NewBuilder(base, co)
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
+	defer b.Rollback(&err)
 	pages := findPageMap()
-	var hooks []hook.Hook
-	fail := func(err error) (*Source, error) {
-		for i := len(hooks) - 1; i >= 0; i-- {
-			for _, l := range hooks[i].Links {
-				l.Close()
-			}
-			hooks[i].Program.Close()
-		}
-		ring.Close()
-		return nil, err
-	}
+	// Loaded concurrently with hook.Load (Builder.Load is for one
+	// goroutine); each program goes to the builder with its hook.
 	results := loadAttachAll(targets, func(i int, t *Target) (*hook.Program, error) {
 		spec, progName, err := prepareSpec(base, t, header, pages)
 		if err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
 		forAttach(spec.Programs[progName], t)
-		prog, err := hook.Load(spec, ring, hook.Options{
-			Program:  progName,
-			Hook:     i,
-			Filter:   opts.Filter,
-			Netmask:  opts.Netmask,
-			LinkType: lt,
-			Backend:  hook.Scratch,
-			Snaplen:  opts.Snaplen,
-			Ifindex:  ifindex,
-			Netns:    netns,
-			Task:     true,
+		prog, err := hook.Load(spec, b.Ring(), hook.Options{
+			Program:   progName,
+			Hook:      i,
+			Filter:    co.Filter,
+			Netmask:   co.Netmask,
+			Snaplen:   co.Snaplen,
+			CountSeen: co.CountSeen,
+			LinkType:  lt,
+			Backend:   hook.Scratch,
+			Ifindex:   ifindex,
+			Netns:     netns,
+			Task:      true,
 		})
 		if err != nil {
 			return nil, explainLoad(t, err)
@@ -189,6 +152,7 @@ func Open(opts Options) (*Source, error) {
 	})
 	refused := exp.Refused
 	detach := &detachGroup{}
+	var attached []*Target
 	for i, res := range results {
 		t := res.target
 		if res.err != nil {
@@ -199,16 +163,16 @@ func Open(opts Options) (*Source, error) {
 			for j := i + 1; j < len(results); j++ {
 				results[j].close()
 			}
-			return fail(res.err)
+			return nil, res.err
 		}
-		prog := res.prog
 		detach.links = append(detach.links, res.link)
+		attached = append(attached, t)
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
 			desc = t.Note
 		}
-		hooks = append(hooks, hook.Hook{
-			Program:        prog,
+		b.Hook(hook.Hook{
+			Programs:       []*hook.Program{res.prog},
 			Links:          []io.Closer{detach},
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
 			ExtraLinkTypes: extra,
@@ -216,20 +180,13 @@ func Open(opts Options) (*Source, error) {
 			// Several raw IP interfaces make a file libpcap 1.10 refuses.
 			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
-		if t.Note != "" && opts.Notices != nil {
-			if opts.Verbose || t.Short == "" {
-				fmt.Fprintf(opts.Notices, "bpfcap: %s\n", t.Note)
-			} else {
-				fmt.Fprintf(opts.Notices, "bpfcap: %s (-v: why)\n", t.Short)
-			}
-		}
 	}
-	if len(hooks) == 0 {
-		return fail(nothingAttached(refused))
+	if len(attached) == 0 {
+		return nil, nothingAttached(refused)
 	}
-	report := AttachReport{Attached: len(hooks), Notes: exp.Notes, Refused: refused,
+	report := AttachReport{Attached: len(attached), Notes: exp.Notes, Refused: refused,
 		Resolve: resolved, Total: time.Since(start), Parallel: min(runtime.GOMAXPROCS(0), len(targets))}
-	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
+	src, err := b.Source(hook.SourceOptions{
 		DropReason: reasons.Name,
 		DeviceName: deviceName,
 	})
@@ -240,7 +197,7 @@ func Open(opts Options) (*Source, error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, notices: opts.Notices, snaplen: snap, pages: pages, report: report}, nil
+	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.
@@ -254,33 +211,6 @@ func explainLoad(t *Target, err error) error {
 	}
 	return fmt.Errorf("trace: load %s: %w", t, err)
 }
-
-// chooseHeader maps the proto keyword to the probe's header setting, the
-// hook's link type and the extra link types it may emit. Without proto,
-// records start at the MAC header, so that a file holds one link type
-// (tcpdump and libpcap 1.10 read no other); "auto" asks for several: the
-// MAC header where the skb has one, else the network header as raw IP.
-func chooseHeader(proto, filter string) (uint32, pcapng.LinkType, []pcapng.LinkType, error) {
-	switch proto {
-	case "":
-		return headerEth, pcapng.LinkTypeEthernet, nil, nil
-	case ProtoAuto:
-		if filter != "" {
-			return 0, 0, nil, fmt.Errorf("proto auto writes Ethernet and raw IP packets, and a filter is compiled for one of them: use proto eth or proto ip with a filter")
-		}
-		return headerAuto, pcapng.LinkTypeEthernet, []pcapng.LinkType{pcapng.LinkTypeRaw}, nil
-	}
-	h, ok := protoHeaders[proto]
-	if !ok {
-		return 0, 0, nil, fmt.Errorf("proto %q: tracing hooks capture from the skb's headers; use one of %s, or auto for several link types", proto, strings.Join(ProtoNames(), ", "))
-	}
-	return h.header, h.lt, nil, nil
-}
-
-// ProtoAuto is the `proto` keyword that asks for two link types in one
-// file: Ethernet where the skb has a MAC header, raw IP elsewhere.
-// Wireshark reads such a file; tcpdump and libpcap 1.10 do not.
-const ProtoAuto = "auto"
 
 // deviceID returns the ifindex of device name in bpfcap's network
 // namespace and that namespace's inode.
@@ -305,9 +235,9 @@ func (s *Source) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 	err := s.Source.Run(ctx, &pagedCounter{PacketWriter: sink, snaplen: s.snaplen, n: &s.paged})
 	if n := s.paged.Load(); n > 0 && s.notices != nil {
 		if s.pages.Mode == fragsNone {
-			fmt.Fprintf(s.notices, "bpfcap: %d packets were captured up to the end of their linear data only: tracing hooks do not copy paged (fragment) data on this kernel (%s); their length is still the true one\n", n, s.pages.Reason)
+			fmt.Fprintf(s.notices, "%d packets were captured up to the end of their linear data only: tracing hooks do not copy paged (fragment) data on this kernel (%s); their length is still the true one\n", n, s.pages.Reason)
 		} else {
-			fmt.Fprintf(s.notices, "bpfcap: %d packets were captured short of the snap length: tracing hooks copy linear data and paged frags, not a frag_list, device memory or frags past the 17th; their length is still the true one\n", n)
+			fmt.Fprintf(s.notices, "%d packets were captured short of the snap length: tracing hooks copy linear data and paged frags, not a frag_list, device memory or frags past the 17th; their length is still the true one\n", n)
 		}
 	}
 	return err

@@ -132,7 +132,7 @@ func chooseSkbField(hook string, fields []tpField, want int) (tpField, error) {
 	}
 	if want == 0 {
 		if len(found) == 0 {
-			return tpField{}, fmt.Errorf("%s records no sk_buff address (%s): try `bpfcap list` for hooks that do", hook, list())
+			return tpField{}, &HookPointError{Err: fmt.Errorf("%s records no sk_buff address (%s)", hook, list())}
 		}
 		return fields[found[0]-1], nil
 	}

@@ -240,7 +240,7 @@ func findMaps(prog *ebpf.Program, desc string) (*progMaps, error) {
 			pm.config = m
 			continue
 		case mi.Name == scratchMapName && m.ValueSize() > recordHeaderSize:
-			pm.maxData = int(m.ValueSize()) - recordHeaderSize
+			pm.maxData = int(m.ValueSize() - recordHeaderSize)
 		}
 		m.Close()
 	}

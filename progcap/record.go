@@ -4,23 +4,37 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
-// Layout of bpf/bpfcap.h.
+// RecordMagic and RecordVersion start every record (struct bpfcap_record
+// in bpf/bpfcap.h).
 const (
-	// RecordMagic and RecordVersion start every record (struct bpfcap_record).
 	RecordMagic   = 0x52435042
 	RecordVersion = 1
+)
 
-	recordHeaderSize = 32 // sizeof(struct bpfcap_record)
-	configSize       = 32 // sizeof(struct bpfcap_output_config)
+// Layout of bpf/bpfcap.h's structs, from the declarations bpf2go generates
+// (abi_*_bpfel.go) rather than by hand.
+const (
+	recordHeaderSize = uint32(unsafe.Sizeof(abiBpfcapRecord{}))
+	configSize       = uint32(unsafe.Sizeof(abiBpfcapOutputConfig{}))
 	bpfFMmapable     = 1 << 10
 
+	// Offsets in struct bpfcap_record.
+	recMagic    = unsafe.Offsetof(abiBpfcapRecord{}.Magic)
+	recVersion  = unsafe.Offsetof(abiBpfcapRecord{}.Version)
+	recLinkType = unsafe.Offsetof(abiBpfcapRecord{}.LinkType)
+	recWireLen  = unsafe.Offsetof(abiBpfcapRecord{}.WireLen)
+	recCapLen   = unsafe.Offsetof(abiBpfcapRecord{}.CapLen)
+	recID       = unsafe.Offsetof(abiBpfcapRecord{}.Id)
+	recTs       = unsafe.Offsetof(abiBpfcapRecord{}.Ts)
+
 	// Offsets in struct bpfcap_output_config.
-	cfgEnabled = 0
-	cfgSnaplen = 4
-	cfgLost    = 8
-	cfgOwner   = 16
+	cfgEnabled = int(unsafe.Offsetof(abiBpfcapOutputConfig{}.Enabled))
+	cfgSnaplen = int(unsafe.Offsetof(abiBpfcapOutputConfig{}.Snaplen))
+	cfgLost    = int(unsafe.Offsetof(abiBpfcapOutputConfig{}.Lost))
+	cfgOwner   = int(unsafe.Offsetof(abiBpfcapOutputConfig{}.Owner))
 )
 
 // Record is one decoded bpfcap_output() record.
@@ -43,24 +57,24 @@ var ErrBadRecord = errors.New("bad bpfcap_output record")
 // DecodeRecord decodes a raw ring buffer record (host byte order) into r
 // without copying: r.Data aliases raw.
 func DecodeRecord(raw []byte, r *Record) error {
-	if len(raw) < recordHeaderSize {
+	if len(raw) < int(recordHeaderSize) {
 		return fmt.Errorf("record of %d bytes, header is %d: %w", len(raw), recordHeaderSize, ErrBadRecord)
 	}
 	ne := binary.NativeEndian
-	if m := ne.Uint32(raw[0:]); m != RecordMagic {
+	if m := ne.Uint32(raw[recMagic:]); m != RecordMagic {
 		return fmt.Errorf("magic %#x, want %#x: %w", m, RecordMagic, ErrBadRecord)
 	}
-	if v := ne.Uint16(raw[4:]); v != RecordVersion {
+	if v := ne.Uint16(raw[recVersion:]); v != RecordVersion {
 		return fmt.Errorf("record version %d, this bpfcap reads %d (rebuild the program with its bpf/bpfcap.h): %w", v, RecordVersion, ErrBadRecord)
 	}
-	r.LinkType = ne.Uint16(raw[6:])
-	r.WireLen = ne.Uint32(raw[8:])
-	capLen := ne.Uint32(raw[12:])
-	r.ID = ne.Uint64(raw[16:])
-	r.Timestamp = ne.Uint64(raw[24:])
-	if int(capLen) > len(raw)-recordHeaderSize {
-		return fmt.Errorf("captured length %d, record holds %d bytes: %w", capLen, len(raw)-recordHeaderSize, ErrBadRecord)
+	r.LinkType = ne.Uint16(raw[recLinkType:])
+	r.WireLen = ne.Uint32(raw[recWireLen:])
+	capLen := ne.Uint32(raw[recCapLen:])
+	r.ID = ne.Uint64(raw[recID:])
+	r.Timestamp = ne.Uint64(raw[recTs:])
+	if int(capLen) > len(raw)-int(recordHeaderSize) {
+		return fmt.Errorf("captured length %d, record holds %d bytes: %w", capLen, len(raw)-int(recordHeaderSize), ErrBadRecord)
 	}
-	r.Data = raw[recordHeaderSize : recordHeaderSize+int(capLen)]
+	r.Data = raw[recordHeaderSize : recordHeaderSize+capLen]
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/hook"
 )
 
 // Mode is how the program is attached.
@@ -25,7 +27,7 @@ const (
 	ModeClsact
 )
 
-// String returns the mode's name as --tc-mode takes it.
+// String returns the mode's name as ParseMode takes it.
 func (m Mode) String() string {
 	switch m {
 	case ModeTCX:
@@ -80,6 +82,10 @@ func ParseDirections(s string) ([]Direction, error) {
 	return nil, fmt.Errorf("unknown tc direction %q: use ingress, egress or both", s)
 }
 
+// ErrNoTCX is wrapped by the error of a ModeTCX capture on a kernel
+// without TCX (before Linux 6.6); ModeClsact works there.
+var ErrNoTCX = errors.New("this kernel has no TCX (needs Linux 6.6)")
+
 // attachment is one attached program: a TCX link or a cls_bpf filter.
 type attachment struct {
 	link   link.Link          // TCX
@@ -120,11 +126,11 @@ func (a *attacher) attach(prog *ebpf.Program, dir Direction) error {
 			return nil
 		}
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-			return fmt.Errorf("attach tcx %s: needs privilege (CAP_NET_ADMIN and CAP_BPF, or root): %w", dir, err)
+			return &hook.PermissionError{Op: "attach tcx " + dir.String(), Needs: "CAP_NET_ADMIN and CAP_BPF, or root", Err: err}
 		}
 		if a.mode == ModeTCX || !errors.Is(err, ebpf.ErrNotSupported) {
 			if errors.Is(err, ebpf.ErrNotSupported) {
-				return fmt.Errorf("attach tcx %s: this kernel has no TCX (needs Linux 6.6): use --tc-mode clsact: %w", dir, err)
+				return fmt.Errorf("attach tcx %s: %w: %w", dir, ErrNoTCX, err)
 			}
 			return fmt.Errorf("attach tcx %s: %w", dir, err)
 		}
@@ -151,7 +157,7 @@ func (a *attacher) attachClsact(prog *ebpf.Program, dir Direction) error {
 		case errors.Is(err, unix.EEXIST):
 			// The interface has a clsact qdisc already: share it, keep it.
 		case errors.Is(err, unix.EPERM):
-			return fmt.Errorf("add clsact qdisc: needs privilege (CAP_NET_ADMIN or root): %w", err)
+			return &hook.PermissionError{Op: "add clsact qdisc", Needs: "CAP_NET_ADMIN or root", Err: err}
 		default:
 			return fmt.Errorf("add clsact qdisc to ifindex %d: %w", a.ifindex, err)
 		}
@@ -182,6 +188,9 @@ func (a *attacher) attachClsact(prog *ebpf.Program, dir Direction) error {
 		DirectAction: true,
 	}
 	if err := a.nl.FilterAdd(f); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return &hook.PermissionError{Op: "add cls_bpf filter at " + dir.String(), Needs: "CAP_NET_ADMIN or root", Err: err}
+		}
 		return fmt.Errorf("add cls_bpf filter at %s: %w", dir, err)
 	}
 	a.attachments = append(a.attachments, attachment{filter: f})

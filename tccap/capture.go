@@ -1,47 +1,32 @@
 package tccap
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/perfring"
 )
 
 // Names in bpf/tc_capture.c.
 const (
 	captureProgram = "bpfcap_tc"
 	dirVar         = "bpfcap_tc_dir"
-	seenVar        = "bpfcap_tc_count_seen"
 )
 
 // Options configure a tc capture.
 type Options struct {
+	hook.CaptureOptions
 	// Directions to capture (nil: both).
 	Directions []Direction
 	// Mode is how to attach (ModeAuto: TCX where the kernel has it).
 	Mode Mode
-	// Filter is a tcpdump filter expression ("" captures everything).
-	Filter string
-	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
-	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
-	// filter.DeviceNetmask).
-	Netmask uint32
-	// Snaplen is the number of bytes to capture per packet (0: 65536).
-	Snaplen int
-	// Ring configures the transport (buffer size, perf, notices).
-	Ring hook.RingOptions
-	// CountSeen counts every packet that reaches the program (the "seen"
-	// statistic) at the price of a per-CPU map update per packet.
-	CountSeen bool
-	// Notices receives one-line notices for the user, such as the removal
-	// of a filter a killed bpfcap left behind (nil: discarded).
-	Notices io.Writer
 }
 
 // Capture is a running tc capture: a bpfcap.Source (the embedded
-// hook.Source), one pcapng interface per direction.
+// hook.Source), one pcapng interface per direction. Close detaches
+// everything, removes a clsact qdisc Open created and frees the programs
+// and the ring.
 type Capture struct {
 	*hook.Source
 	// Mode is how the programs were attached: ModeTCX or ModeClsact.
@@ -63,9 +48,9 @@ func HookSpec(ifname string, dir Direction) string { return "tc:" + ifname + ":"
 // clsact qdisc Open created.
 //
 // Errors name the problem: no such interface, no TCX in the kernel (with
-// ModeTCX: use ModeClsact), missing privilege (wrapping hook.ErrPermission
-// for loads), or a filter libpcap rejects.
-func Open(ifname string, opts Options) (*Capture, error) {
+// ModeTCX; wrapping ErrNoTCX), missing privilege (wrapping
+// hook.ErrPermission), or a filter libpcap rejects.
+func Open(ifname string, opts Options) (_ *Capture, err error) {
 	dirs := opts.Directions
 	if len(dirs) == 0 {
 		dirs = []Direction{Ingress, Egress}
@@ -74,6 +59,7 @@ func Open(ifname string, opts Options) (*Capture, error) {
 	if err != nil {
 		return nil, err
 	}
+	ifindex := l.Attrs().Index
 	lt := pcapng.LinkTypeEthernet
 	if l.Attrs().EncapType == "none" || l.Type() == "tun" || l.Type() == "wireguard" {
 		lt = pcapng.LinkTypeRaw // no link-layer header at tc
@@ -83,101 +69,72 @@ func Open(ifname string, opts Options) (*Capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tc capture object: %w", err)
 	}
-	ring, err := hook.NewRing(spec, opts.Ring)
+	b, err := hook.NewBuilder(spec, opts.CaptureOptions)
 	if err != nil {
 		return nil, err
 	}
-	var progs []*hook.Program
-	fail := func(err error) (*Capture, error) {
-		for _, p := range progs {
-			p.Close()
-		}
-		ring.Close()
-		return nil, err
-	}
+	defer b.Rollback(&err)
+
+	progs := make([]*hook.Program, len(dirs))
 	for i, d := range dirs {
 		s := spec.Copy()
-		dir := uint32(1) // BPFCAP_DIR_IN
+		dir := uint32(perfring.DirIn)
 		if d == Egress {
-			dir = 2 // BPFCAP_DIR_OUT
+			dir = uint32(perfring.DirOut)
 		}
 		if err := s.Variables[dirVar].Set(dir); err != nil {
-			return fail(fmt.Errorf("configure tc capture program: %w", err))
+			return nil, fmt.Errorf("configure tc capture program: %w", err)
 		}
-		seen := uint32(0)
-		if opts.CountSeen {
-			seen = 1
-		}
-		if err := s.Variables[seenVar].Set(seen); err != nil {
-			return fail(fmt.Errorf("configure tc capture program: %w", err))
-		}
-		p, err := hook.Load(s, ring, hook.Options{
+		progs[i], err = b.Load(s, hook.Options{
 			Program:  captureProgram,
 			Hook:     i,
-			Filter:   opts.Filter,
-			Netmask:  opts.Netmask,
 			LinkType: lt,
 			Backend:  hook.Direct,
-			Snaplen:  opts.Snaplen,
 			// Inline the filter: no call and return per packet.
 			InlineFilter: true,
 		})
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
-		progs = append(progs, p)
 	}
 
-	att, err := newAttacher(l.Attrs().Index, opts.Mode, opts.Notices)
+	// One attacher serves every direction: it detaches them all and
+	// removes the qdisc it created.
+	att, err := newAttacher(ifindex, opts.Mode, opts.Ring.Notices)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
+	b.Detach(attacherCloser{att})
 	for i, d := range dirs {
 		if err := att.attach(progs[i].Program, d); err != nil {
-			if cerr := att.close(); cerr != nil {
-				err = errors.Join(err, cerr)
-			}
-			return fail(fmt.Errorf("capture at tc on %s: %w", ifname, err))
+			return nil, fmt.Errorf("capture at tc on %s: %w", ifname, err)
 		}
 	}
-	hooks := make([]hook.Hook, len(dirs))
 	for i, d := range dirs {
-		hooks[i] = hook.Hook{
-			Program: progs[i],
+		b.Hook(hook.Hook{
+			Programs: []*hook.Program{progs[i]},
 			Interface: pcapng.Interface{
 				Name:        HookSpec(ifname, d),
-				Description: fmt.Sprintf("tc %s of %s (%s)%s", d, ifname, att.mode, seenNote(opts.CountSeen)),
+				Description: fmt.Sprintf("tc %s of %s (%s)", d, ifname, att.mode),
 				MAC:         l.Attrs().HardwareAddr,
 			},
-			VerdictType:    pcapng.VerdictNone,
-			SeenNotCounted: !opts.CountSeen,
-		}
+			VerdictType: pcapng.VerdictNone,
+		})
 	}
-	// The first hook's links are closed last: the attacher detaches every
-	// direction and removes the qdisc it created.
-	hooks[0].Links = []io.Closer{attacherCloser{att}}
-	ifindex := uint32(l.Attrs().Index)
-	src, err := hook.NewSource(ring, hooks, hook.SourceOptions{
-		// Packets come from this one interface, whatever netns the
-		// reader runs in.
-		DeviceName: func(idx, _ uint32) string {
-			if idx == ifindex {
-				return ifname
-			}
-			return ""
-		},
-	})
+	watch, err := hook.WatchDevice(ifindex, ifname)
+	if err != nil {
+		return nil, err
+	}
+	b.OnClose(watch)
+	// Packets come from this one interface, whatever netns the reader
+	// runs in.
+	src, err := b.Source(hook.SourceOptions{DeviceName: hook.OneDevice(ifindex, ifname)})
 	if err != nil {
 		return nil, err
 	}
 	inlined := true
 	for _, p := range progs {
 		inlined = inlined && p.Inlined
-	}
-	watch, err := hook.WatchDevice(l.Attrs().Index, ifname)
-	if err != nil {
-		src.Close()
-		return nil, err
 	}
 	return &Capture{Source: src, Mode: att.mode, FilterInlined: inlined, watch: watch}, nil
 }
@@ -186,25 +143,8 @@ func Open(ifname string, opts Options) (*Capture, error) {
 // deleted (bpfcap.LivenessChecker).
 func (c *Capture) Alive() error { return c.watch.Alive() }
 
-// Close detaches everything, removes a clsact qdisc Open created and
-// frees the programs and the ring.
-func (c *Capture) Close() error {
-	err := c.Source.Close()
-	c.watch.Close()
-	return err
-}
-
 // attacherCloser detaches everything an attacher attached, as a link.
 type attacherCloser struct{ a *attacher }
 
 // Close detaches every direction and removes a qdisc bpfcap created.
 func (c attacherCloser) Close() error { return c.a.close() }
-
-// seenNote says in an interface description when packets seen are not
-// counted (counting costs a map update per packet).
-func seenNote(counted bool) string {
-	if counted {
-		return ""
-	}
-	return "; packets seen are not counted (--count-seen counts them)"
-}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +89,7 @@ func TestCaptureDirections(t *testing.T) {
 			var c *tccap.Capture
 			err := hostNS(func() error {
 				var err error
-				c, err = tccap.Open(p.HostName, tccap.Options{Mode: mode, Filter: "udp and not port 5353", Ring: testRing, CountSeen: true})
+				c, err = tccap.Open(p.HostName, tccap.Options{Mode: mode, CaptureOptions: hook.CaptureOptions{Filter: "udp and not port 5353", Ring: testRing, CountSeen: true}})
 				return err
 			})
 			if mode == tccap.ModeTCX && errors.Is(err, ebpf.ErrNotSupported) {
@@ -166,14 +168,14 @@ func TestOpenErrors(t *testing.T) {
 	testutils.RunsInGuests(t)
 	p := testutils.NewVethPair(t)
 	err := testutils.Do(t, p.HostNS, func() error {
-		_, err := tccap.Open("bpfcap-nosuch0", tccap.Options{Ring: testRing})
+		_, err := tccap.Open("bpfcap-nosuch0", tccap.Options{CaptureOptions: hook.CaptureOptions{Ring: testRing}})
 		return err
 	})
 	if err == nil || err.Error() != `interface "bpfcap-nosuch0" does not exist (list them with `+"`ip link`)" {
 		t.Fatalf("missing interface: %v", err)
 	}
 	err = testutils.Do(t, p.HostNS, func() error {
-		_, err := tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeClsact, Filter: "udp port", Ring: testRing})
+		_, err := tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeClsact, CaptureOptions: hook.CaptureOptions{Filter: "udp port", Ring: testRing}})
 		return err
 	})
 	if err == nil {
@@ -188,11 +190,65 @@ func TestOpenErrors(t *testing.T) {
 // haveTCX probes TCX by attaching with ModeTCX to the pair's host end.
 func haveTCX(t *testing.T, p *testutils.VethPair) bool {
 	err := testutils.Do(t, p.HostNS, func() error {
-		c, err := tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeTCX, Directions: []tccap.Direction{tccap.Ingress}, Ring: testRing})
+		c, err := tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeTCX, Directions: []tccap.Direction{tccap.Ingress}, CaptureOptions: hook.CaptureOptions{Ring: testRing}})
 		if err == nil {
 			c.Close()
 		}
 		return err
 	})
 	return !errors.Is(err, ebpf.ErrNotSupported)
+}
+
+// ringWith is testRing with notices going to w.
+func ringWith(w io.Writer) hook.RingOptions {
+	r := testRing
+	r.Notices = w
+	return r
+}
+
+// TestCountSeen: the tc program counts the packets it sees only when
+// asked (BPFCAP_CFG_COUNT_SEEN); otherwise the statistics say the figure
+// is unknown and the description says so.
+func TestCountSeen(t *testing.T) {
+	testutils.RunsInGuests(t)
+	for _, count := range []bool{false, true} {
+		t.Run(fmt.Sprint(count), func(t *testing.T) {
+			p := testutils.NewVethPair(t)
+			hostNS := func(fn func() error) error { return testutils.Do(t, p.HostNS, fn) }
+			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4000, 1) // warm up ARP
+			var c *tccap.Capture
+			err := hostNS(func() error {
+				var err error
+				c, err = tccap.Open(p.HostName, tccap.Options{
+					CaptureOptions: hook.CaptureOptions{Filter: "udp port 4010", Ring: testRing, CountSeen: count},
+					Directions:     []tccap.Direction{tccap.Egress},
+				})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if desc := c.Interfaces()[0].Description; strings.Contains(desc, hook.SeenNotCountedNote) == count {
+				t.Errorf("description %q with count seen %v", desc, count)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sink := &testutils.PacketCollector{}
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx, sink) }()
+			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4011, 10)
+			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4010, 10)
+			sendUDP(t, hostNS, p.HostIP, p.PeerIP, 4010, 10)
+			testutils.WaitFor(t, "2 packets", 10*time.Second, func() bool { return sink.Len() >= 2 })
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			st := c.Stats()[0]
+			if st.Captured != 2 || st.SeenCounted != count || (count && st.Seen < 3) || (!count && st.Seen != 0) {
+				t.Errorf("stats %+v with count seen %v: want 2 captured and seen counted only when asked (at least 3)", st, count)
+			}
+		})
+	}
 }

@@ -16,15 +16,14 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	captureMapBpfcapNest        = "bpfcap_nest"
-	captureMapBpfcapPerf        = "bpfcap_perf"
-	captureMapBpfcapRing        = "bpfcap_ring"
-	captureMapBpfcapScratch     = "bpfcap_scratch"
-	captureMapBpfcapStats       = "bpfcap_stats"
-	captureProgBpfcapTc         = "bpfcap_tc"
-	captureVarBpfcapCfg         = "bpfcap_cfg"
-	captureVarBpfcapTcCountSeen = "bpfcap_tc_count_seen"
-	captureVarBpfcapTcDir       = "bpfcap_tc_dir"
+	captureMapBpfcapNest    = "bpfcap_nest"
+	captureMapBpfcapPerf    = "bpfcap_perf"
+	captureMapBpfcapRing    = "bpfcap_ring"
+	captureMapBpfcapScratch = "bpfcap_scratch"
+	captureMapBpfcapStats   = "bpfcap_stats"
+	captureProgBpfcapTc     = "bpfcap_tc"
+	captureVarBpfcapCfg     = "bpfcap_cfg"
+	captureVarBpfcapTcDir   = "bpfcap_tc_dir"
 )
 
 // loadCapture returns the embedded CollectionSpec for capture.
@@ -87,9 +86,8 @@ type captureMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type captureVariableSpecs struct {
-	BpfcapCfg         *ebpf.VariableSpec `ebpf:"bpfcap_cfg"`
-	BpfcapTcCountSeen *ebpf.VariableSpec `ebpf:"bpfcap_tc_count_seen"`
-	BpfcapTcDir       *ebpf.VariableSpec `ebpf:"bpfcap_tc_dir"`
+	BpfcapCfg   *ebpf.VariableSpec `ebpf:"bpfcap_cfg"`
+	BpfcapTcDir *ebpf.VariableSpec `ebpf:"bpfcap_tc_dir"`
 }
 
 // captureObjects contains all objects after they have been loaded into the kernel.
@@ -133,9 +131,8 @@ func (m *captureMaps) Close() error {
 //
 // It can be passed to loadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type captureVariables struct {
-	BpfcapCfg         *ebpf.Variable `ebpf:"bpfcap_cfg"`
-	BpfcapTcCountSeen *ebpf.Variable `ebpf:"bpfcap_tc_count_seen"`
-	BpfcapTcDir       *ebpf.Variable `ebpf:"bpfcap_tc_dir"`
+	BpfcapCfg   *ebpf.Variable `ebpf:"bpfcap_cfg"`
+	BpfcapTcDir *ebpf.Variable `ebpf:"bpfcap_tc_dir"`
 }
 
 // capturePrograms contains all programs after they have been loaded into the kernel.

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/tccap"
 )
@@ -55,7 +56,7 @@ func TestStaleClsactFilter(t *testing.T) {
 	var c *tccap.Capture
 	err = testutils.Do(t, p.HostNS, func() error {
 		var err error
-		c, err = tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeClsact, Directions: []tccap.Direction{tccap.Ingress}, Ring: testRing, Notices: &notices})
+		c, err = tccap.Open(p.HostName, tccap.Options{Mode: tccap.ModeClsact, Directions: []tccap.Direction{tccap.Ingress}, CaptureOptions: hook.CaptureOptions{Ring: ringWith(&notices)}})
 		return err
 	})
 	if err != nil {

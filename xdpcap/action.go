@@ -26,7 +26,7 @@ func Actions() []Action {
 	return []Action{Aborted, Drop, Pass, TX, Redirect}
 }
 
-// String returns the action's lowercase name ("pass"), as --actions takes it.
+// String returns the action's lowercase name ("pass"), as ParseActions takes it.
 func (a Action) String() string {
 	if int(a) < len(actionNames) {
 		return actionNames[a]

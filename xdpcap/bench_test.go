@@ -36,9 +36,9 @@ func hookCostVariants(tb testing.TB) (names []string, progs []*ebpf.Program) {
 		opts *xdpcap.CaptureOptions
 	}{
 		{"empty", nil},
-		{"filled", &xdpcap.CaptureOptions{Filter: "udp port 53"}},
-		{"filled-seen", &xdpcap.CaptureOptions{Filter: "udp port 53", CountSeen: true}},
-		{"filled-stub", &xdpcap.CaptureOptions{Filter: "udp port 53", FilterInStub: true}},
+		{"filled", &xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: "udp port 53"}}},
+		{"filled-seen", &xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: "udp port 53", CountSeen: true}}},
+		{"filled-stub", &xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: "udp port 53"}, FilterInStub: true}},
 	} {
 		pin := benchPin(tb)
 		h, err := xdpcap.CreatePinned(pin)

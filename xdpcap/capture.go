@@ -22,42 +22,37 @@ const (
 	actionVar      = "bpfcap_xdp_action"
 	flagsVar       = "bpfcap_xdp_flags"
 
-	xdpFlagFrags = 1 << 0 // BPFCAP_XDP_FRAGS
-	xdpFlagEntry = 1 << 1 // BPFCAP_XDP_ENTRY
-	xdpFlagSeen  = 1 << 2 // BPFCAP_XDP_SEEN
-
-	xdpFlagReadKernel = 1 << 3 // BPFCAP_XDP_READ_KERNEL
+	xdpFlagFrags      = 1 << 0 // BPFCAP_XDP_FRAGS
+	xdpFlagEntry      = 1 << 1 // BPFCAP_XDP_ENTRY
+	xdpFlagReadKernel = 1 << 2 // BPFCAP_XDP_READ_KERNEL
 )
 
 // ErrBusy is returned (wrapped) when a hook slot bpfcap wants holds a
 // program that a running process still holds: another capture is running.
 var ErrBusy = errors.New("hook is in use by another capture")
 
+// NoSlotError says a hook has no slot for an action: it has fewer slots
+// than there are actions (the 4-slot layout before XDP_REDIRECT).
+type NoSlotError struct {
+	Pin    string
+	Slots  int
+	Action Action
+}
+
+// Error names the hook, its number of slots and the action.
+func (e *NoSlotError) Error() string {
+	return fmt.Sprintf("hook %s has %d slots: it cannot capture %s", e.Pin, e.Slots, e.Action.KernelName())
+}
+
 // CaptureOptions configure a capture from a hook or an interface.
 type CaptureOptions struct {
+	hook.CaptureOptions
 	// Actions are the XDP actions to capture (hook captures); nil means
 	// every action the hook has a slot for.
 	Actions []Action
-	// Filter is a tcpdump filter expression ("" captures everything).
-	Filter string
-	// Netmask is the IPv4 netmask, host byte order, that `ip broadcast`
-	// uses (0: as tcpdump -r; a live tcpdump uses the device's,
-	// filter.DeviceNetmask).
-	Netmask uint32
-	// Snaplen is the number of bytes to capture per packet (0: 65536).
-	Snaplen int
 	// Ifindex restricts a hook capture to packets received on this
 	// interface (0: any).
 	Ifindex int
-	// Ring configures the transport (buffer size, perf, notices).
-	Ring hook.RingOptions
-	// CountSeen counts every packet that reaches the capture program (the
-	// "seen" statistic) at the price of a per-CPU map update per packet;
-	// without it only matching packets touch a map.
-	CountSeen bool
-	// Notices receives one-line notices for the user, such as the
-	// clearing of a hook left full by a killed capture (nil: discarded).
-	Notices io.Writer
 	// FilterInStub keeps the kernel filter in its stub subprogram, called
 	// once per packet, instead of inlining it into the capture program
 	// (hook.Options.InlineFilter), which is the default because it saves
@@ -67,7 +62,9 @@ type CaptureOptions struct {
 }
 
 // Capture is a running XDP capture: a bpfcap.Source (the embedded
-// hook.Source) plus what it found about the hook.
+// hook.Source) plus what it found about the hook. Close detaches and
+// frees everything: the hook slots are emptied (only those that still
+// hold this capture's programs).
 type Capture struct {
 	*hook.Source
 	// Target is how the capture programs were loaded to match the hook's
@@ -84,17 +81,6 @@ type Capture struct {
 	hook     *Hook
 	aliveMu  sync.Mutex
 	hookUsed bool // a program was seen using the hook (Alive)
-}
-
-// Close detaches and frees everything: the hook slots are emptied (only
-// those that still hold this capture's programs).
-func (c *Capture) Close() error {
-	err := c.Source.Close()
-	if c.hook != nil {
-		err = errors.Join(err, c.hook.Close())
-		c.hook = nil
-	}
-	return err
 }
 
 // slotLink empties a hook slot that bpfcap filled when the capture stops.
@@ -119,124 +105,100 @@ func HookSpec(pin string) string { return "xdp:" + pin }
 // it fails.
 //
 // Errors wrap ErrNotHook (not a hook), ErrNoOwner (no program uses the
-// hook yet), ErrBusy, os.ErrNotExist (no such pin) or hook.ErrPermission.
-func OpenCapture(pin string, opts CaptureOptions) (*Capture, error) {
+// hook yet), ErrBusy, os.ErrNotExist (no such pin) or hook.ErrPermission,
+// or are a *NoSlotError.
+func OpenCapture(pin string, opts CaptureOptions) (_ *Capture, err error) {
+	b, spec, flags, err := newBuilder(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Rollback(&err)
 	h, err := OpenHook(pin)
 	if err != nil {
 		return nil, err
 	}
-	c, err := openHookCapture(h, pin, opts)
-	if err != nil {
-		h.Close()
-		return nil, err
-	}
-	return c, nil
-}
+	b.OnClose(h)
 
-func openHookCapture(h *Hook, pin string, opts CaptureOptions) (*Capture, error) {
 	actions := opts.Actions
 	if len(actions) == 0 {
 		actions = Actions()[:h.NumSlots()]
 	}
 	for _, a := range actions {
 		if int(a) >= h.NumSlots() {
-			return nil, fmt.Errorf("hook %s has %d slots (Cloudflare xdpcap layout): it cannot capture %s; leave %s out of --actions",
-				pin, h.NumSlots(), a.KernelName(), a)
+			return nil, &NoSlotError{Pin: pin, Slots: h.NumSlots(), Action: a}
 		}
 	}
-	if err := clearStale(h, pin, actions, opts.Notices); err != nil {
+	if err := clearStale(h, pin, actions, opts.Ring.Notices); err != nil {
 		return nil, err
 	}
 	target, err := h.TargetAttrs(actions[0])
 	if err != nil {
 		return nil, fmt.Errorf("hook %s: %w", pin, err)
 	}
-
-	spec, err := loadCapture()
-	if err != nil {
-		return nil, fmt.Errorf("load XDP capture object: %w", err)
-	}
-	ring, err := hook.NewRing(spec, opts.Ring)
-	if err != nil {
-		return nil, err
-	}
-	flags, err := copyFlags()
-	if err != nil {
-		ring.Close()
-		return nil, err
-	}
 	if target.Frags {
 		flags |= xdpFlagFrags
 	}
-	if opts.CountSeen {
-		flags |= xdpFlagSeen
-	}
-	var progs []*hook.Program
-	closeAll := func() {
-		for _, p := range progs {
-			p.Close()
-		}
-		ring.Close()
-	}
-	for _, a := range actions {
-		p, err := loadXDPProgram(spec, ring, opts, a, flags, target)
-		if err != nil {
-			closeAll()
+	progs := make([]*hook.Program, len(actions))
+	for i, a := range actions {
+		if progs[i], err = loadXDPProgram(b, spec, opts, a, flags, target); err != nil {
 			return nil, err
 		}
-		progs = append(progs, p)
 	}
-
 	// Everything is loaded: fill the slots. From here a failure empties
-	// the slots filled so far.
-	var links []io.Closer
-	for _, p := range progs[1:] {
-		links = append(links, p) // closed after the slots are emptied
-	}
-	var slots []io.Closer
+	// the slots filled so far (the builder detaches them).
 	for i, a := range actions {
 		info, err := progs[i].Program.Info()
 		var id ebpf.ProgramID
 		if err == nil {
 			id, _ = info.ID()
-		}
-		if err == nil {
 			err = h.Set(a, progs[i].Program)
 		}
 		if err != nil {
-			for _, s := range slots {
-				s.Close()
-			}
-			closeAll()
 			return nil, fmt.Errorf("hook %s: %w", pin, err)
 		}
-		slots = append(slots, &slotLink{hook: h, action: a, id: id})
+		b.Detach(&slotLink{hook: h, action: a, id: id})
 	}
-	links = append(links, slots...)
 
 	names := make([]string, len(actions))
 	for i, a := range actions {
 		names[i] = a.String()
 	}
-	src, err := hook.NewSource(ring, []hook.Hook{{
-		Program: progs[0],
-		Links:   links,
+	b.Hook(hook.Hook{
+		Programs: progs,
 		Interface: pcapng.Interface{
 			Name:        HookSpec(pin),
-			Description: fmt.Sprintf("XDP tail-call hook %s, actions %s (%s)%s", pin, strings.Join(names, ","), target, seenNote(opts.CountSeen)),
+			Description: fmt.Sprintf("XDP tail-call hook %s, actions %s (%s)", pin, strings.Join(names, ","), target),
 			LinkType:    pcapng.LinkTypeEthernet,
 		},
-		VerdictType:    pcapng.VerdictXDP,
-		SeenNotCounted: !opts.CountSeen,
-	}}, hook.SourceOptions{DeviceName: h.deviceName})
+		VerdictType: pcapng.VerdictXDP,
+	})
+	src, err := b.Source(hook.SourceOptions{DeviceName: h.deviceName})
 	if err != nil {
 		return nil, err
 	}
 	return &Capture{Source: src, Target: target, Actions: actions, FilterInlined: allInlined(progs), hook: h}, nil
 }
 
+// newBuilder starts a capture session on the XDP capture object; flags
+// are the copy flags this kernel needs (copyFlags).
+func newBuilder(opts CaptureOptions) (*hook.Builder, *ebpf.CollectionSpec, uint32, error) {
+	flags, err := copyFlags()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	spec, err := loadCapture()
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("load XDP capture object: %w", err)
+	}
+	b, err := hook.NewBuilder(spec, opts.CaptureOptions)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return b, spec, flags, nil
+}
+
 // loadXDPProgram loads the capture program for action a.
-func loadXDPProgram(spec *ebpf.CollectionSpec, ring *hook.Ring, opts CaptureOptions, a Action, flags uint32, target Target) (*hook.Program, error) {
+func loadXDPProgram(b *hook.Builder, spec *ebpf.CollectionSpec, opts CaptureOptions, a Action, flags uint32, target Target) (*hook.Program, error) {
 	spec = spec.Copy()
 	if err := spec.Variables[actionVar].Set(uint32(a)); err != nil {
 		return nil, fmt.Errorf("configure XDP capture program: %w", err)
@@ -245,23 +207,16 @@ func loadXDPProgram(spec *ebpf.CollectionSpec, ring *hook.Ring, opts CaptureOpti
 		return nil, fmt.Errorf("configure XDP capture program: %w", err)
 	}
 	target.Apply(spec.Programs[captureProgram])
-	p, err := hook.Load(spec, ring, hook.Options{
+	return b.Load(spec, hook.Options{
 		Program:  captureProgram,
 		Hook:     0,
-		Filter:   opts.Filter,
-		Netmask:  opts.Netmask,
 		LinkType: pcapng.LinkTypeEthernet,
 		Backend:  hook.Direct,
-		Snaplen:  opts.Snaplen,
 		Ifindex:  uint32(opts.Ifindex),
 		// The non-matching path is the hook's cost to the instrumented
 		// program: no call and return for the filter.
 		InlineFilter: !opts.FilterInStub,
 	})
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
 }
 
 // allInlined reports whether every program runs its filter inlined.
@@ -294,7 +249,7 @@ func clearStale(h *Hook, pin string, actions []Action, notices io.Writer) error 
 		for i, hd := range o.Holders {
 			holders[i] = hd.String()
 		}
-		return fmt.Errorf("hook %s: slot %s holds program %d (%s) of %s: %w; stop that capture or pick other --actions",
+		return fmt.Errorf("hook %s: slot %s holds program %d (%s) of %s: %w",
 			pin, o.Action, o.ID, o.Name, strings.Join(holders, ", "), ErrBusy)
 	}
 	for _, o := range occ {
@@ -305,7 +260,7 @@ func clearStale(h *Hook, pin string, actions []Action, notices io.Writer) error 
 			return fmt.Errorf("hook %s: %w", pin, err)
 		}
 		if notices != nil {
-			fmt.Fprintf(notices, "bpfcap: hook %s: emptied slot %s, left full by a capture that did not exit cleanly (program %d %s)\n",
+			fmt.Fprintf(notices, "hook %s: emptied slot %s, left full by a capture that did not exit cleanly (program %d %s)\n",
 				pin, o.Action, o.ID, o.Name)
 		}
 	}
@@ -361,13 +316,4 @@ func usesHook(l netlink.Link, hookID ebpf.MapID) bool {
 	}
 	ids, _ := pinfo.MapIDs()
 	return slices.Contains(ids, hookID)
-}
-
-// seenNote says in an interface description when packets seen are not
-// counted (counting costs a map update per packet).
-func seenNote(counted bool) string {
-	if counted {
-		return ""
-	}
-	return "; packets seen are not counted (--count-seen counts them)"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sort"
 	"strings"
@@ -154,7 +155,7 @@ func TestCaptureHookDNS(t *testing.T) {
 			})
 			testutils.CountDatagrams(other, 100*time.Millisecond, 100*time.Millisecond)
 
-			c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Filter: "udp port 53", CountSeen: true, Ring: testRing})
+			c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: "udp port 53", CountSeen: true, Ring: testRing}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,7 +295,7 @@ func TestCaptureStaleAndBusy(t *testing.T) {
 	fill(xdpcap.TX).Close()
 
 	var notices strings.Builder
-	_, err = xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Notices: &notices})
+	_, err = xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Ring: hook.RingOptions{Notices: &notices}}})
 	if !errors.Is(err, xdpcap.ErrBusy) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d (sleep)", child.Process.Pid)) {
 		t.Fatalf("OpenCapture on a busy hook = %v, want ErrBusy naming pid %d", err, child.Process.Pid)
 	}
@@ -304,7 +305,7 @@ func TestCaptureStaleAndBusy(t *testing.T) {
 
 	// Capturing the other actions is fine while drop is busy; the stale tx
 	// slot is emptied with a notice.
-	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Actions: []xdpcap.Action{xdpcap.Pass, xdpcap.TX}, Notices: &notices, Ring: testRing})
+	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Actions: []xdpcap.Action{xdpcap.Pass, xdpcap.TX}, CaptureOptions: hook.CaptureOptions{Ring: ringWith(&notices)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +376,7 @@ func TestCaptureFilterInlined(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer fw.Close()
-		c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Filter: "udp port 53", FilterInStub: inStub, Actions: []xdpcap.Action{xdpcap.Pass}, Ring: testRing})
+		c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: "udp port 53", Ring: testRing}, FilterInStub: inStub, Actions: []xdpcap.Action{xdpcap.Pass}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -388,4 +389,11 @@ func TestCaptureFilterInlined(t *testing.T) {
 			t.Errorf("default: FilterInlined %v, %d bpf-to-bpf calls: want the filter inlined", c.FilterInlined, calls)
 		}
 	}
+}
+
+// ringWith is testRing with notices going to w.
+func ringWith(w io.Writer) hook.RingOptions {
+	r := testRing
+	r.Notices = w
+	return r
 }

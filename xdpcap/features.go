@@ -9,6 +9,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/hook"
 )
 
 // HaveFrags reports whether the running kernel loads XDP programs with
@@ -50,6 +52,9 @@ func copyFlags() (uint32, error) {
 		return 0, nil
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return xdpFlagReadKernel, nil
+	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
+		// Loading the probe program was refused: could not tell.
+		return 0, &hook.PermissionError{Op: "probe bpf_xdp_load_bytes", Needs: "CAP_BPF, or root", Err: err}
 	}
 	return 0, fmt.Errorf("probe bpf_xdp_load_bytes: %w", err)
 }

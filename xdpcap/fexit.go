@@ -14,10 +14,7 @@ import (
 )
 
 // Names in bpf/xdp_fexit.c.
-const (
-	fexitProgram = "bpfcap_xdp_fexit"
-	fexitSeenVar = "bpfcap_fexit_count_seen"
-)
+const fexitProgram = "bpfcap_xdp_fexit"
 
 // FexitSpec returns the hook spec of an fexit capture of the XDP program
 // on ifname: "xdp:fexit:" and the interface name.
@@ -26,7 +23,7 @@ func FexitSpec(ifname string) string { return "xdp:fexit:" + ifname }
 // openFexitCapture captures what the XDP program id (running on ifname,
 // ifindex) returns, with an fexit program attached to it: packets as the
 // program leaves them (first buffer), with its verdict.
-func openFexitCapture(ifname string, ifindex int, id ebpf.ProgramID, opts CaptureOptions) (*Capture, error) {
+func openFexitCapture(ifname string, ifindex int, id ebpf.ProgramID, opts CaptureOptions) (_ *Capture, err error) {
 	target, err := ebpf.NewProgramFromID(id)
 	if err != nil {
 		return nil, fmt.Errorf("open XDP program %d: %w", id, err)
@@ -51,52 +48,34 @@ func openFexitCapture(ifname string, ifindex int, id ebpf.ProgramID, opts Captur
 	ps := spec.Programs[fexitProgram]
 	ps.AttachTarget = target
 	ps.AttachTo = fn
-	seen := uint32(0)
-	if opts.CountSeen {
-		seen = 1
-	}
-	if err := spec.Variables[fexitSeenVar].Set(seen); err != nil {
-		return nil, fmt.Errorf("configure fexit capture program: %w", err)
-	}
-	ring, err := hook.NewRing(spec, opts.Ring)
+	b, err := hook.NewBuilder(spec, opts.CaptureOptions)
 	if err != nil {
 		return nil, err
 	}
-	p, err := hook.Load(spec, ring, hook.Options{
+	defer b.Rollback(&err)
+	p, err := b.Load(spec, hook.Options{
 		Program:  fexitProgram,
-		Filter:   opts.Filter,
-		Netmask:  opts.Netmask,
 		LinkType: pcapng.LinkTypeEthernet,
 		Backend:  hook.Scratch,
-		Snaplen:  opts.Snaplen,
 	})
 	if err != nil {
-		ring.Close()
 		return nil, fmt.Errorf("fexit on %s: %w", fn, err)
 	}
 	lk, err := link.AttachTracing(link.TracingOptions{Program: p.Program})
 	if err != nil {
-		p.Close()
-		ring.Close()
 		return nil, fmt.Errorf("attach fexit to %s: %w", fn, err)
 	}
-	src, err := hook.NewSource(ring, []hook.Hook{{
-		Program: p,
-		Links:   []io.Closer{lk},
+	b.Hook(hook.Hook{
+		Programs: []*hook.Program{p},
+		Links:    []io.Closer{lk},
 		Interface: pcapng.Interface{
-			Name: FexitSpec(ifname),
-			Description: fmt.Sprintf("fexit of XDP program %d (%s) on %s: packets as it leaves them, first buffer only%s",
-				id, fn, ifname, seenNote(opts.CountSeen)),
-			LinkType: pcapng.LinkTypeEthernet,
+			Name:        FexitSpec(ifname),
+			Description: fmt.Sprintf("fexit of XDP program %d (%s) on %s: packets as it leaves them, first buffer only", id, fn, ifname),
+			LinkType:    pcapng.LinkTypeEthernet,
 		},
-		VerdictType:    pcapng.VerdictXDP,
-		SeenNotCounted: !opts.CountSeen,
-	}}, hook.SourceOptions{DeviceName: func(idx, _ uint32) string {
-		if idx == uint32(ifindex) {
-			return ifname
-		}
-		return ""
-	}})
+		VerdictType: pcapng.VerdictXDP,
+	})
+	src, err := b.Source(hook.SourceOptions{DeviceName: hook.OneDevice(ifindex, ifname)})
 	if err != nil {
 		return nil, err
 	}

@@ -16,14 +16,13 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fexitMapBpfcapNest           = "bpfcap_nest"
-	fexitMapBpfcapPerf           = "bpfcap_perf"
-	fexitMapBpfcapRing           = "bpfcap_ring"
-	fexitMapBpfcapScratch        = "bpfcap_scratch"
-	fexitMapBpfcapStats          = "bpfcap_stats"
-	fexitProgBpfcapXdpFexit      = "bpfcap_xdp_fexit"
-	fexitVarBpfcapCfg            = "bpfcap_cfg"
-	fexitVarBpfcapFexitCountSeen = "bpfcap_fexit_count_seen"
+	fexitMapBpfcapNest      = "bpfcap_nest"
+	fexitMapBpfcapPerf      = "bpfcap_perf"
+	fexitMapBpfcapRing      = "bpfcap_ring"
+	fexitMapBpfcapScratch   = "bpfcap_scratch"
+	fexitMapBpfcapStats     = "bpfcap_stats"
+	fexitProgBpfcapXdpFexit = "bpfcap_xdp_fexit"
+	fexitVarBpfcapCfg       = "bpfcap_cfg"
 )
 
 // loadFexit returns the embedded CollectionSpec for fexit.
@@ -86,8 +85,7 @@ type fexitMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fexitVariableSpecs struct {
-	BpfcapCfg            *ebpf.VariableSpec `ebpf:"bpfcap_cfg"`
-	BpfcapFexitCountSeen *ebpf.VariableSpec `ebpf:"bpfcap_fexit_count_seen"`
+	BpfcapCfg *ebpf.VariableSpec `ebpf:"bpfcap_cfg"`
 }
 
 // fexitObjects contains all objects after they have been loaded into the kernel.
@@ -131,8 +129,7 @@ func (m *fexitMaps) Close() error {
 //
 // It can be passed to loadFexitObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fexitVariables struct {
-	BpfcapCfg            *ebpf.Variable `ebpf:"bpfcap_cfg"`
-	BpfcapFexitCountSeen *ebpf.Variable `ebpf:"bpfcap_fexit_count_seen"`
+	BpfcapCfg *ebpf.Variable `ebpf:"bpfcap_cfg"`
 }
 
 // fexitPrograms contains all programs after they have been loaded into the kernel.

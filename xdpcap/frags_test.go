@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/xdpcap"
@@ -25,7 +26,7 @@ func TestCaptureFragsJumbo(t *testing.T) {
 	})
 	testutils.CountDatagrams(srv, 100*time.Millisecond, 100*time.Millisecond)
 
-	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Filter: "udp port 53", Ring: testRing})
+	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: "udp port 53", Ring: testRing}})
 	if err != nil {
 		t.Fatal(err)
 	}

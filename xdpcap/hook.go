@@ -9,6 +9,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/hook"
 )
 
 // Hook map layouts.
@@ -66,7 +68,7 @@ func OpenHook(path string) (*Hook, error) {
 		case errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("open hook %s: no such pin: pin the hook map there first (Go: xdpcap.Hook.Pin; libbpf: bpf_map__pin): %w", path, err)
 		case errors.Is(err, os.ErrPermission):
-			return nil, fmt.Errorf("open hook %s: needs privilege (root or CAP_BPF): %w", path, err)
+			return nil, &hook.PermissionError{Op: "open hook " + path, Needs: "root or CAP_BPF", Err: err}
 		}
 		if p, perr := ebpf.LoadPinnedProgram(path, nil); perr == nil {
 			p.Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/xdpcap"
@@ -83,7 +84,7 @@ func TestCaptureRedirect(t *testing.T) {
 		}
 	}
 
-	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Actions: []xdpcap.Action{xdpcap.Redirect}, Filter: "udp port 53"})
+	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Actions: []xdpcap.Action{xdpcap.Redirect}, CaptureOptions: hook.CaptureOptions{Filter: "udp port 53"}})
 	if err != nil {
 		t.Fatal(err)
 	}

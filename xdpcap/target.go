@@ -7,6 +7,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/hook"
 )
 
 // ErrNoOwner is returned (wrapped) by TargetAttrs when no XDP program uses
@@ -107,7 +109,7 @@ func (h *Hook) TargetAttrs(a Action) (Target, error) {
 			return t, nil
 		}
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-			return Target{}, fmt.Errorf("fill hook slot %s: needs privilege (root or CAP_BPF): %w", a, err)
+			return Target{}, &hook.PermissionError{Op: "fill hook slot " + a.String(), Needs: "root or CAP_BPF", Err: err}
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", t, err))
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
 	"github.com/bpfcap/bpfcap/filter"
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/xdpcap"
 )
@@ -26,7 +27,7 @@ func TestCaptureUndecided(t *testing.T) {
 	}
 	defer h.Close()
 	fw := loadFirewall(t, firewall.Options{Hook: h})
-	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Filter: "ip6 protochain 17", Actions: []xdpcap.Action{xdpcap.Pass}, Ring: testRing})
+	c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: "ip6 protochain 17", Ring: testRing}, Actions: []xdpcap.Action{xdpcap.Pass}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,7 +224,9 @@ func floodBench(b *testing.B, spec string, size int) {
 			best(&progEmpty, emptyProgramRun(b, func() { f.send(b, packetsPerPhase/4) }))
 			best(&noHook, f.send(b, packetsPerPhase))
 
-			none, run := capture(b, probe.Options{Hooks: hook, Proto: "eth", Filter: "udp dst port 1"},
+			noMatch := probe.Options{Hooks: hook, Proto: "eth"}
+			noMatch.Filter = "udp dst port 1"
+			none, run := capture(b, noMatch,
 				func() { best(&hooked, f.send(b, packetsPerPhase)) })
 			best(&progNoMatch, run)
 			if none.Captured != 0 {
@@ -232,7 +234,9 @@ func floodBench(b *testing.B, spec string, size int) {
 			}
 
 			var d time.Duration
-			st, run := capture(b, probe.Options{Hooks: hook, Proto: "eth", Filter: match, Snaplen: 128},
+			matching := probe.Options{Hooks: hook, Proto: "eth"}
+			matching.Filter, matching.Snaplen = match, 128
+			st, run := capture(b, matching,
 				func() { d = f.send(b, packetsPerPhase) })
 			best(&progCapture, run)
 			if flood == 0 || d < flood {

@@ -357,7 +357,7 @@ func BenchmarkXDPHookCost(b *testing.B) {
 			continue
 		}
 		add("filled", firewall.Options{Hook: h})
-		c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{Filter: filter, Ring: hook.RingOptions{Size: 1 << 20}})
+		c, err := xdpcap.OpenCapture(pin, xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: filter, Ring: hook.RingOptions{Size: 1 << 20}}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -77,7 +77,7 @@ func newForwardSetup(tb testing.TB) *forwardSetup {
 
 	h = newHook()
 	add("filled", firewall.Options{Hook: h})
-	c, err := xdpcap.OpenCapture(h.PinPath(), xdpcap.CaptureOptions{Filter: "udp port 53", Ring: hook.RingOptions{Size: 1 << 20}})
+	c, err := xdpcap.OpenCapture(h.PinPath(), xdpcap.CaptureOptions{CaptureOptions: hook.CaptureOptions{Filter: "udp port 53", Ring: hook.RingOptions{Size: 1 << 20}}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -228,9 +228,10 @@ func (o *captureOptions) snaplen() int {
 }
 
 // ringOptions returns the transport options for the hook loader; notices
-// (such as the userspace filter fallback) go to stderr.
+// (such as the userspace filter fallback) go to stderr, with bpfcap's
+// prefix.
 func (o *captureOptions) ringOptions(stderr io.Writer) hook.RingOptions {
-	ro := hook.RingOptions{Perf: o.Perf, Notices: stderr}
+	ro := hook.RingOptions{Perf: o.Perf, Notices: newNoticeWriter(stderr)}
 	switch {
 	case o.BufferSize > 0:
 		ro.Size = o.BufferSize << 10
@@ -261,7 +262,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 		if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(err, cause) {
 			return fmt.Errorf("%w before the capture started: nothing attached", cause)
 		}
-		return err
+		return withHint(err)
 	}
 	// detach is the one way out for the source: every return below goes
 	// through it (Close is idempotent), on the thread that kept the

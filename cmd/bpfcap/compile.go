@@ -146,6 +146,20 @@ func compileInChild(ctx context.Context, self, expr string, lt filter.LinkType, 
 	return filter.FromRaw(raw), nil
 }
 
+// kernelCapture returns the options every kernel capture (trace, tc,
+// xdp) takes: o's filter, snap length and ring with this run's filter
+// compiler, the netmask mask and the --count-seen flag (countSeen).
+func (env *cliEnv) kernelCapture(ctx context.Context, o *captureOptions, mask uint32, countSeen bool) hook.CaptureOptions {
+	return hook.CaptureOptions{
+		Filter:    o.Filter,
+		Netmask:   mask,
+		Snaplen:   o.snaplen(),
+		CountSeen: countSeen,
+		SeenHint:  countSeenHint,
+		Ring:      env.ringOptions(ctx, o),
+	}
+}
+
 // ringOptions are o's ring options with this run's filter compiler.
 func (env *cliEnv) ringOptions(ctx context.Context, o *captureOptions) hook.RingOptions {
 	ro := o.ringOptions(env.stderr)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/bpfcap/bpfcap/linktype"
 )
 
 // dropHook is the hook of the bpfcap-drops interface: the kfree_skb BTF
@@ -81,7 +83,7 @@ func findExtcapInterface(ifaces []extcapInterface, name string) (*extcapInterfac
 }
 
 // ethernetDLT is the DLT of interfaces whose packets are Ethernet frames.
-var ethernetDLT = extcapDLT{number: 1, name: "EN10MB", display: "Ethernet"}
+var ethernetDLT = dltSentence(linktype.Ethernet)
 
 // Options every kernel capture interface has.
 var (

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/bpfcap/bpfcap/linktype"
 )
 
 // The sentences of Wireshark's extcap protocol (extcap(4)): what
@@ -35,6 +37,16 @@ type extcapDLT struct {
 	number  int
 	name    string
 	display string
+}
+
+// dltSentence returns the `dlt` sentence of a link type of the link-type
+// table (a LINKTYPE_ value): libpcap's DLT_ number, name and description.
+func dltSentence(lt uint16) extcapDLT {
+	e, ok := linktype.ByLinkType(lt)
+	if !ok {
+		panic(fmt.Sprintf("link type %d is not in the link-type table", lt))
+	}
+	return extcapDLT{number: int(e.DLT), name: e.Name, display: e.Description}
 }
 
 // extcapArg is an `arg` sentence (plus its `value` sentences).

@@ -5,27 +5,15 @@ import (
 	"io"
 	"strings"
 
+	"github.com/bpfcap/bpfcap/linktype"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
 // linkTypeText names a link type as tcpdump's "link-type" does
 // ("EN10MB (Ethernet)").
 func linkTypeText(lt pcapng.LinkType) string {
-	switch lt {
-	case pcapng.LinkTypeEthernet:
-		return "EN10MB (Ethernet)"
-	case pcapng.LinkTypeRaw:
-		return "RAW (Raw IP)"
-	case pcapng.LinkTypeIEEE80211:
-		return "IEEE802_11 (802.11)"
-	case pcapng.LinkTypeLinuxSLL:
-		return "LINUX_SLL (Linux cooked v1)"
-	case pcapng.LinkTypeLinuxSLL2:
-		return "LINUX_SLL2 (Linux cooked v2)"
-	case pcapng.LinkTypeIPv4:
-		return "IPV4 (Raw IPv4)"
-	case pcapng.LinkTypeIPv6:
-		return "IPV6 (Raw IPv6)"
+	if e, ok := linktype.ByLinkType(uint16(lt)); ok {
+		return e.Name + " (" + e.Description + ")"
 	}
 	return fmt.Sprintf("%d", uint16(lt))
 }

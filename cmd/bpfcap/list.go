@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/probe"
 )
 
@@ -104,7 +105,7 @@ func deadFunctionKinds(r *probe.Resolver, points []probe.HookPoint) map[string]e
 	}
 	dead := map[string]error{}
 	for kind, err := range r.FunctionKinds(fn) {
-		if err != nil && !errors.Is(err, probe.ErrPrivilege) {
+		if err != nil && !errors.Is(err, hook.ErrPermission) {
 			dead[kind] = err
 		}
 	}

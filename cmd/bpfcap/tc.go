@@ -90,14 +90,9 @@ The filter sees the packet's linear part.`,
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				return tccap.Open(ifname, tccap.Options{
-					Directions: dirs,
-					Mode:       m,
-					Filter:     o.Filter,
-					Netmask:    mask,
-					Snaplen:    o.snaplen(),
-					Ring:       env.ringOptions(ctx, &o),
-					CountSeen:  countSeen,
-					Notices:    env.stderr,
+					CaptureOptions: env.kernelCapture(ctx, &o, mask, countSeen),
+					Directions:     dirs,
+					Mode:           m,
 				})
 			}
 			return runCapture(cmd.Context(), env, &o, open)

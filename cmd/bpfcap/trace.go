@@ -82,19 +82,16 @@ true one.`,
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				src, err := probe.Open(probe.Options{
-					Hooks:   hooks,
-					Filter:  o.Filter,
-					Netmask: mask,
-					Proto:   o.Proto,
-					Snaplen: o.snaplen(),
-					Device:  o.Device,
-					Ring:    env.ringOptions(ctx, &o),
-					Notices: env.stderr,
-					Verbose: o.Verbose,
+					// Tracing hooks count every packet they see.
+					CaptureOptions: env.kernelCapture(ctx, &o, mask, true),
+					Hooks:          hooks,
+					Proto:          o.Proto,
+					Device:         o.Device,
 				})
 				if err != nil {
-					return nil, didYouMean(err)
+					return nil, didYouMean(withHint(err))
 				}
+				printAttachNotes(env.stderr, src.Targets(), o.Verbose)
 				printAttachReport(env.stderr, src.AttachReport(), o.Verbose)
 				return src, nil
 			}
@@ -139,6 +136,21 @@ func splitHooks(args []string) (hooks, rest []string, err error) {
 		return nil, nil, fmt.Errorf("trace needs a hook, e.g. kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
 	}
 	return args[:i], args[i:], nil
+}
+
+// printAttachNotes says, one line per hook, what was attached other than
+// as written: the short form ending in "(-v: why)", or with verbose the
+// reasons too.
+func printAttachNotes(w io.Writer, targets []*probe.Target, verbose bool) {
+	for _, t := range targets {
+		switch {
+		case t.Note == "":
+		case verbose || t.Short == "":
+			fmt.Fprintf(w, "bpfcap: %s\n", t.Note)
+		default:
+			fmt.Fprintf(w, "bpfcap: %s (-v: why)\n", t.Short)
+		}
+	}
 }
 
 // didYouMean adds the closest hook points to an error about one the

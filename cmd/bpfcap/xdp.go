@@ -105,13 +105,8 @@ up to the snap length; the filter sees the first buffer.`,
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				opts := xdpcap.CaptureOptions{
-					Actions:   acts,
-					Filter:    o.Filter,
-					Netmask:   mask,
-					Snaplen:   o.snaplen(),
-					Ring:      env.ringOptions(ctx, &o),
-					CountSeen: countSeen,
-					Notices:   env.stderr,
+					CaptureOptions: env.kernelCapture(ctx, &o, mask, countSeen),
+					Actions:        acts,
 				}
 				if devMode {
 					if o.Device != "" {

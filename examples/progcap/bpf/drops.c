@@ -29,7 +29,7 @@
  */
 #define bpfcap_output(ctx, data, len, proto, id) \
 	({ (void)(data), (void)(len), (void)(id); asm volatile(""); 0; })
-#define BPFCAP_LINKTYPE_RAW 101
+#include "linktype.h"
 #else
 #include "bpfcap.h"
 #endif

@@ -21,7 +21,7 @@
 
 #ifdef PROGCAP_NO_OUTPUT
 #define bpfcap_output(ctx, data, len, proto, id) ((void)(id), 0)
-#define BPFCAP_LINKTYPE_ETHERNET 1
+#include "linktype.h"
 #else
 #include "bpfcap.h"
 #endif
