@@ -287,7 +287,7 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		}
 		ms.MaxEntries = m.MaxEntries() // sized by NewRing
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl, Cache: ring.btfCache})
 	if err != nil {
 		what := fmt.Sprintf("load capture program %s", opts.Program)
 		if cbpf != nil && refusedFilter(err) {

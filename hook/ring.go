@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/filter"
@@ -68,6 +69,10 @@ type Ring struct {
 	mu          sync.Mutex
 	noticeGiven bool
 	maxHooks    int
+
+	// btfCache decodes the kernel's BTF once for every program Load
+	// loads for this ring (CO-RE relocations read it).
+	btfCache *btf.Cache
 }
 
 // NewRing creates the shared maps from the map definitions in spec (any
@@ -94,7 +99,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create capture ring: %w", err)
 	}
-	r := &Ring{opts: opts, maxHooks: opts.MaxHooks}
+	r := &Ring{opts: opts, maxHooks: opts.MaxHooks, btfCache: btf.NewCache()}
 	ok := false
 	defer func() {
 		if !ok {

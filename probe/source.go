@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -46,16 +48,23 @@ type Source struct {
 	pages   pageMap
 	// paged counts records cut short by paged data that was not copied.
 	paged atomic.Uint64
+	// report says what was attached from the hook words.
+	report AttachReport
 }
 
-// Targets returns what each hook spec resolved to and was attached as, in
-// the order of Options.Hooks. A Target whose Note is set was attached
-// other than as written (a rename, a fallback to another kind).
+// Targets returns what was attached, one per hook: the plain specs of
+// Options.Hooks in their order, then the hook points of its globs. A
+// Target whose Note is set was attached other than as written (a rename,
+// a fallback to another kind).
 func (s *Source) Targets() []*Target { return s.targets }
 
-// Open parses and resolves every hook spec, then loads and attaches one
-// program per hook. Nothing is loaded before every spec resolved, and
-// whatever was attached is detached again when a later step fails.
+// Open parses and resolves every hook spec, glob and "all" (see
+// Resolver.Expand), then loads and attaches one program per hook point,
+// several at a time. Nothing is loaded before every spec resolved, and
+// whatever was attached is detached again when a later step fails. A hook
+// point a glob found whose program the kernel refuses to load or attach
+// is left out (Source.AttachReport lists it); when none attaches, Open
+// fails.
 //
 // Errors name the problem: a malformed spec wraps ErrBadSpec, missing
 // capabilities wrap hook.ErrPermission, a kernel that lacks every kind of
@@ -66,7 +75,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if len(opts.Hooks) == 0 {
 		return nil, &HookPointError{Err: errors.New("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit")}
 	}
-	specs, err := ParseSpecs(opts.Hooks)
+	patterns, err := ParsePatterns(opts.Hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -88,12 +97,13 @@ func Open(opts Options) (_ *Source, err error) {
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]*Target, len(specs))
-	for i, s := range specs {
-		if targets[i], err = r.Resolve(s); err != nil {
-			return nil, err
-		}
+	start := time.Now()
+	exp, err := r.Expand(patterns)
+	if err != nil {
+		return nil, err
 	}
+	targets := exp.Targets
+	resolved := time.Since(start)
 	reasons, err := LoadDropReasons(r.Kernel())
 	if err != nil {
 		return nil, err
@@ -105,6 +115,7 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	co := opts.CaptureOptions
 	co.CountSeen = true // bpf/probe.c counts every packet it sees
+	co.Ring.Compile = compileOnce(co.Ring.Compile)
 	if co.Ring.MaxHooks < len(targets) {
 		co.Ring.MaxHooks = max(64, len(targets))
 	}
@@ -114,34 +125,57 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	defer b.Rollback(&err)
 	pages := findPageMap()
-	for i, t := range targets {
+	// Loaded concurrently with hook.Load (Builder.Load is for one
+	// goroutine); each program goes to the builder with its hook.
+	results := loadAttachAll(targets, func(i int, t *Target) (*hook.Program, error) {
 		spec, progName, err := prepareSpec(base, t, header, pages)
 		if err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
-		prog, err := b.Load(spec, hook.Options{
-			Program:  progName,
-			Hook:     i,
-			LinkType: lt,
-			Backend:  hook.Scratch,
-			Ifindex:  ifindex,
-			Netns:    netns,
-			Task:     inProcessContext(t),
+		forAttach(spec.Programs[progName], t)
+		prog, err := hook.Load(spec, b.Ring(), hook.Options{
+			Program:   progName,
+			Hook:      i,
+			Filter:    co.Filter,
+			Netmask:   co.Netmask,
+			Snaplen:   co.Snaplen,
+			CountSeen: co.CountSeen,
+			LinkType:  lt,
+			Backend:   hook.Scratch,
+			Ifindex:   ifindex,
+			Netns:     netns,
+			Task:      inProcessContext(t),
+			Want:      co.Want,
 		})
 		if err != nil {
 			return nil, explainLoad(t, err)
 		}
-		l, err := attach(t, prog.Program)
-		if err != nil {
-			return nil, err
+		return prog, nil
+	})
+	refused := exp.Refused
+	detach := &detachGroup{}
+	var attached []*Target
+	for i, res := range results {
+		t := res.target
+		if res.err != nil {
+			if refusable(t, res.err) {
+				refused = append(refused, Refusal{Hook: t.String(), Err: res.err})
+				continue
+			}
+			for j := i + 1; j < len(results); j++ {
+				results[j].close()
+			}
+			return nil, res.err
 		}
+		detach.links = append(detach.links, res.link)
+		attached = append(attached, t)
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
 			desc = t.Note
 		}
 		b.Hook(hook.Hook{
-			Programs:       []*hook.Program{prog},
-			Links:          []io.Closer{l},
+			Programs:       []*hook.Program{res.prog},
+			Links:          []io.Closer{detach},
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
 			ExtraLinkTypes: extra,
 			VerdictType:    pcapng.VerdictNone,
@@ -149,6 +183,11 @@ func Open(opts Options) (_ *Source, err error) {
 			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
 	}
+	if len(attached) == 0 {
+		return nil, nothingAttached(refused)
+	}
+	report := AttachReport{Attached: len(attached), Notes: exp.Notes, Refused: refused,
+		Resolve: resolved, Total: time.Since(start), Parallel: min(runtime.GOMAXPROCS(0), len(targets))}
 	// Packets are attributed to their socket's owner; without the
 	// learner, only hooks that run in process context name a process.
 	if err := b.LearnOwners(); err != nil {
@@ -164,7 +203,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, targets: targets, notices: opts.Ring.Notices, snaplen: snap, pages: pages}, nil
+	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.
