@@ -34,10 +34,11 @@ type FilePacket struct {
 	Timestamp time.Time
 	// Format is the format of the packet's interface.
 	Format FileFormat
-	// Blocks holds, for pcapng input read with KeepBlocks, the blocks
-	// read since the previous packet's, byte for byte as the file has
-	// them (options, byte order, version and all), the last one the
-	// packet's own. Nil for pcap input.
+	// Blocks holds, for pcapng input read with keepBlocks, the blocks
+	// read since the previous packet returned, byte for byte as the file
+	// has them (options, byte order, version and all), without the
+	// packet blocks of packets that did not match (FileRunner), the last
+	// one the packet's own. Nil for pcap input.
 	Blocks [][]byte
 }
 
@@ -74,6 +75,8 @@ type FileReader struct {
 	ng      *pcapgo.NgReader
 	blocks  *ngBlockReader
 	swapped bool
+	ngCount uint64   // pcapng packets read
+	carry   [][]byte // blocks of skipped packets' predecessors
 }
 
 // NewFileReader starts reading a capture file from r. With keepBlocks,
@@ -187,18 +190,36 @@ func (fr *FileReader) First() (FileFormat, bool) {
 // file is damaged or truncated (a pcapng record longer than its
 // interface's snap length is one: libpcap refuses it too).
 func (fr *FileReader) Next() (FilePacket, error) {
-	p, _, err := fr.next()
-	return p, err
+	for {
+		p, _, _, err := fr.next()
+		if err != errBatchEmpty {
+			return p, err
+		}
+	}
 }
 
-// next is Next that also returns libpcap's verdict when the pcap reader
-// runs a filter (see pcapFile.setFilter).
-func (fr *FileReader) next() (FilePacket, bool, error) {
+// next is Next that also returns the packet's number in the file (from 1)
+// and libpcap's verdict when the pcap reader runs a filter (see
+// pcapFile.setFilter); it may return errBatchEmpty.
+func (fr *FileReader) next() (FilePacket, bool, uint64, error) {
 	if fr.pcap != nil {
 		return fr.pcap.next()
 	}
 	p, err := fr.nextNg()
-	return p, false, err
+	if err != nil {
+		return FilePacket{}, false, 0, err
+	}
+	fr.ngCount++
+	return p, false, fr.ngCount, nil
+}
+
+// skip drops a packet Next returned from the blocks still to come: its
+// own block goes, the blocks before it come with the next packet (or
+// Rest).
+func (fr *FileReader) skip(p FilePacket) {
+	if len(p.Blocks) > 0 {
+		fr.carry = append(fr.carry, p.Blocks[:len(p.Blocks)-1]...)
+	}
 }
 
 // nextNg reads the next packet of a pcapng file.
@@ -224,9 +245,12 @@ func (fr *FileReader) nextNg() (FilePacket, error) {
 		LinkType: LinkTypeFromFile(uint32(intf.LinkType)), Snaplen: snap, Swapped: fr.swapped,
 	}}
 	if fr.blocks.keep {
-		if p.Blocks, err = fr.blocks.upToPacket(); err != nil {
+		blocks, err := fr.blocks.upToPacket()
+		if err != nil {
 			return FilePacket{}, err
 		}
+		p.Blocks = append(fr.carry, blocks...)
+		fr.carry = nil
 	}
 	return p, nil
 }
@@ -238,7 +262,9 @@ func (fr *FileReader) Rest() [][]byte {
 	if fr.blocks == nil {
 		return nil
 	}
-	return fr.blocks.rest()
+	rest := append(fr.carry, fr.blocks.rest()...)
+	fr.carry = nil
+	return rest
 }
 
 // Close releases libpcap's handle. It does not close the input.

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"context"
 	"errors"
 	"io"
 	"math"
@@ -70,7 +71,7 @@ func runFile(path, expr string) (int, error) {
 	}
 	defer fr.Close()
 	for {
-		_, _, err := fr.Next(rd)
+		_, err := fr.Next(context.Background(), rd)
 		if errors.Is(err, io.EOF) {
 			return fr.Stats().Matched, nil
 		}

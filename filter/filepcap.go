@@ -12,7 +12,8 @@ package filter
 #include <pcap/pcap.h>
 
 struct bpfcap_rec {
-	uint32_t off, caplen, len, match, copied, pad;
+	uint64_t num;
+	uint32_t off, caplen, len, match;
 	int64_t sec, nsec;
 };
 
@@ -43,44 +44,50 @@ static pcap_t *bpfcap_open_pcap(int fd, char *errbuf)
 	return p;
 }
 
-// bpfcap_read_pcap reads up to max packets and, when prog is not NULL,
-// runs libpcap's filter on each (pcap_offline_filter, as tcpdump -r does).
-// It copies into buf (bufsize bytes, at least the snap length more than
-// any batch needs) the packets that match and those whose number (from
-// *seen, counted on) is at most copy_first or a multiple of copy_every;
-// every packet without prog. It stops early when less than the snap
-// length is left in buf. *status is pcap_next_ex's last answer other than
-// 1 (PCAP_ERROR_BREAK at the end of the file, PCAP_ERROR on an error), or
-// 1.
+// bpfcap_read_pcap reads packets and returns in recs (at most max) and buf
+// (bufsize bytes, at least the snap length more than any batch needs) the
+// ones the caller wants to see. Without prog that is every packet. With
+// prog it runs libpcap's filter on each packet (pcap_offline_filter, as
+// tcpdump -r does) and keeps only those that match and those whose number
+// (from *seen, counted on) is at most pick_first or a multiple of
+// pick_every: the others are counted in *seen and go no further. It stops
+// after max records, when less than the snap length is left in buf, or
+// after max_read packets. *status is pcap_next_ex's last answer other
+// than 1 (PCAP_ERROR_BREAK at the end of the file, PCAP_ERROR on an
+// error), or 1.
 static int bpfcap_read_pcap(pcap_t *p, const struct bpf_program *prog, unsigned char *buf, uint32_t bufsize,
-			    struct bpfcap_rec *recs, int max, uint64_t *seen, uint64_t copy_first,
-			    uint64_t copy_every, int *status)
+			    struct bpfcap_rec *recs, int max, uint64_t max_read, uint64_t *seen,
+			    uint64_t pick_first, uint64_t pick_every, int *status)
 {
-	uint32_t used = 0, snap = (uint32_t)pcap_snapshot(p);
+	uint32_t used = 0, snap = (uint32_t)pcap_snapshot(p), match = 0;
 	struct pcap_pkthdr *h;
 	const u_char *d;
+	uint64_t i, read = 0;
 	int n = 0, rc;
-	uint64_t i;
 
 	*status = 1;
-	while (n < max && bufsize - used >= snap) {
+	while (n < max && bufsize - used >= snap && read < max_read) {
 		rc = pcap_next_ex(p, &h, &d);
 		if (rc != 1) {
 			*status = rc;
 			break;
 		}
+		read++;
 		i = ++*seen;
-		recs[n].match = prog ? pcap_offline_filter(prog, h, d) : 0;
+		if (prog) {
+			match = pcap_offline_filter(prog, h, d);
+			if (!match && i > pick_first && i % pick_every != 0)
+				continue;
+		}
+		memcpy(buf + used, d, h->caplen);
+		recs[n].num = i;
+		recs[n].match = match;
 		recs[n].caplen = h->caplen;
 		recs[n].len = h->len;
 		recs[n].sec = h->ts.tv_sec;
 		recs[n].nsec = h->ts.tv_usec;
 		recs[n].off = used;
-		recs[n].copied = !prog || recs[n].match || i <= copy_first || i % copy_every == 0;
-		if (recs[n].copied) {
-			memcpy(buf + used, d, h->caplen);
-			used += h->caplen;
-		}
+		used += h->caplen;
 		n++;
 	}
 	return n;
@@ -158,18 +165,22 @@ func (f *pcapFile) freeFilter() {
 	}
 }
 
-// next returns the next packet and, when a filter is set, libpcap's
-// verdict on it. The data stays valid until the next call. With a filter,
-// only the packets that match and those the kernel check picks (see
-// FileRunner) have their data; the others have nil.
-func (f *pcapFile) next() (FilePacket, bool, error) {
-	if f.i == f.n {
+// pcapMaxRead bounds the packets one call into C reads, so that a caller
+// sees its context between calls even when no packet matches.
+const pcapMaxRead = 1 << 16
+
+// next returns the next packet, its number in the file (from 1) and, when
+// a filter is set, libpcap's verdict on it. With a filter, it returns only
+// the packets that match and those the kernel check picks (see
+// FileRunner). The data stays valid until the next call.
+func (f *pcapFile) next() (FilePacket, bool, uint64, error) {
+	for f.i == f.n {
 		if f.end != nil {
-			return FilePacket{}, false, f.end
+			return FilePacket{}, false, 0, f.end
 		}
 		var status C.int
 		n := C.bpfcap_read_pcap(f.p, f.prog, (*C.uchar)(unsafe.Pointer(&f.buf[0])), C.uint32_t(len(f.buf)),
-			&f.recs[0], C.int(len(f.recs)), &f.seen, KernelCheckFirst, KernelCheckEvery, &status)
+			&f.recs[0], C.int(len(f.recs)), pcapMaxRead, &f.seen, KernelCheckFirst, KernelCheckEvery, &status)
 		f.n, f.i = int(n), 0
 		switch status {
 		case 1:
@@ -179,22 +190,26 @@ func (f *pcapFile) next() (FilePacket, bool, error) {
 			f.end = errors.New(C.GoString(C.pcap_geterr(f.p)))
 		}
 		if f.n == 0 {
-			return FilePacket{}, false, f.end
+			if f.end != nil {
+				return FilePacket{}, false, 0, f.end
+			}
+			return FilePacket{}, false, 0, errBatchEmpty
 		}
 	}
 	r := &f.recs[f.i]
 	f.i++
-	var data []byte
-	if r.copied != 0 {
-		data = f.buf[r.off : r.off+r.caplen : r.off+r.caplen]
-	}
 	return FilePacket{
-		Data:      data,
+		Data:      f.buf[r.off : r.off+r.caplen : r.off+r.caplen],
 		WireLen:   int(r.len),
 		Timestamp: time.Unix(int64(r.sec), int64(r.nsec)),
 		Format:    f.format,
-	}, r.match != 0, nil
+	}, r.match != 0, uint64(r.num), nil
 }
+
+// errBatchEmpty is pcapFile.next's answer when a call into C read packets
+// (up to pcapMaxRead) of which none is to be returned, or none at all
+// before the end: the caller checks its context and asks again.
+var errBatchEmpty = errors.New("no packet in this batch")
 
 func (f *pcapFile) close() {
 	f.freeFilter()

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,7 @@ const (
 	KernelCheckFirst = 256
 	// KernelCheckEvery is, after those, the share it runs: one packet in
 	// KernelCheckEvery.
-	KernelCheckEvery = 256
+	KernelCheckEvery = 1024
 )
 
 // FileRunner decides the packets of a capture file for one filter
@@ -193,40 +194,67 @@ func hasBackwardJump(prog []bpf.RawInstruction) bool {
 	return false
 }
 
-// Next reads the next packet from rd and decides it: the packet, whether
-// it matches, or io.EOF after the last packet. Errors: a *ReadError,
-// Prepare's, a kernel test run's, or a *KernelMismatchError.
-func (fr *FileRunner) Next(rd *FileReader) (FilePacket, bool, error) {
+// Next reads packets from rd and returns the next one that matches, or
+// io.EOF after the last packet. For pcapng input read with keepBlocks, the
+// packet's Blocks hold every block since the previous packet Next
+// returned but the packet blocks of packets that did not match. It checks
+// ctx between batches of packets. Errors: a *ReadError, Prepare's, a
+// kernel test run's, a *KernelMismatchError, or ctx's.
+func (fr *FileRunner) Next(ctx context.Context, rd *FileReader) (FilePacket, error) {
 	if rd.pcap != nil && rd.pcap != fr.inC {
 		// A pcap file has one format: libpcap's filter for it runs
 		// in the reading loop, unless it may loop.
 		ff, err := fr.filter(rd.pcap.format)
 		if err != nil {
-			return FilePacket{}, false, err
+			return FilePacket{}, err
 		}
 		if !ff.loops {
 			raw, err := assemble(ff.prog)
 			if err != nil {
-				return FilePacket{}, false, err
+				return FilePacket{}, err
 			}
 			rd.pcap.setFilter(raw)
 		}
 		fr.inC = rd.pcap
 	}
-	p, libpcap, err := rd.next()
-	if errors.Is(err, io.EOF) {
-		return FilePacket{}, false, io.EOF
+	for {
+		if err := ctx.Err(); err != nil {
+			return FilePacket{}, err
+		}
+		p, libpcap, num, err := rd.next()
+		if err == errBatchEmpty {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if rd.pcap != nil {
+				fr.stats.Packets = int(rd.pcap.seen)
+			}
+			return FilePacket{}, io.EOF
+		}
+		if err != nil {
+			return FilePacket{}, &ReadError{Err: err}
+		}
+		fr.stats.Packets = int(num)
+		matched, err := fr.decide(rd, p, libpcap, num)
+		if err != nil {
+			return FilePacket{}, err
+		}
+		if matched {
+			fr.stats.Matched++
+			return p, nil
+		}
+		rd.skip(p)
 	}
-	if err != nil {
-		return FilePacket{}, false, &ReadError{Err: err}
-	}
+}
+
+// decide returns libpcap's answer on packet num, and runs the kernel check
+// on it if it is one of those picked.
+func (fr *FileRunner) decide(rd *FileReader, p FilePacket, libpcap bool, num uint64) (bool, error) {
 	ff, err := fr.filter(p.Format)
 	if err != nil {
-		return FilePacket{}, false, err
+		return false, err
 	}
-	fr.stats.Packets++
-	n := fr.stats.Packets
-	check := n <= KernelCheckFirst || n%KernelCheckEvery == 0
+	check := num <= KernelCheckFirst || num%KernelCheckEvery == 0
 	inC := rd.pcap != nil && !ff.loops
 	var ret uint32 // Matcher's answer
 	if !inC || check {
@@ -234,17 +262,13 @@ func (fr *FileRunner) Next(rd *FileReader) (FilePacket, bool, error) {
 	}
 	if check {
 		if err := fr.check(ff, p, ret); err != nil {
-			return FilePacket{}, false, err
+			return false, err
 		}
 	}
-	matched := ret != 0
 	if inC {
-		matched = libpcap
+		return libpcap, nil
 	}
-	if matched {
-		fr.stats.Matched++
-	}
-	return p, matched, nil
+	return ret != 0, nil
 }
 
 // check runs the packet in the kernel and compares its answer with want,

@@ -41,7 +41,7 @@ func newFilterCmd(env *cliEnv) *cobra.Command {
       decides every packet of IN (pcap or pcapng; the link type is the
       file's) with libpcap's answer, as tcpdump -r does, and checks the
       translated filter in the kernel: it runs it with BPF_PROG_TEST_RUN on
-      the first 1024 packets and one in 64 after, and stops at the first
+      the first 256 packets and one in 1024 after, and stops at the first
       packet on which the kernel answers otherwise. Writes the matching
       packets unchanged to OUT as pcapng ("-" is stdout): from a pcapng IN,
       every other block too, byte for byte (comments, flags, interface

@@ -43,8 +43,7 @@ func runFilterFile(ctx context.Context, env *cliEnv, o filterOptions, expr strin
 	// before reading. (A pcapng's interfaces come with its packets; the
 	// filter is compiled at the first one, still before any output.) A
 	// bad expression leaves no output behind.
-	first, known := fr.First()
-	if known {
+	if first, known := fr.First(); known {
 		if err := run.Prepare(first); err != nil {
 			return filterRunError(o.read, expr, 0, err)
 		}
@@ -59,30 +58,25 @@ func runFilterFile(ctx context.Context, env *cliEnv, o filterOptions, expr strin
 		}()
 	}
 
-	total := 0
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		p, matched, err := run.Next(fr)
+		p, err := run.Next(ctx, fr)
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
-			return filterRunError(o.read, expr, total, err)
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
 		}
-		total++
-		if !known {
-			first, known = p.Format, true
+		if err != nil {
+			return filterRunError(o.read, expr, run.Stats().Packets, err)
 		}
 		if out != nil {
-			if err := out.packet(p, matched); err != nil {
+			if err := out.packet(p); err != nil {
 				return fmt.Errorf("filter: write %s: %w", o.write, err)
 			}
 		}
 	}
 	if out != nil {
-		if err := out.end(fr, first, known); err != nil {
+		if err := out.end(fr); err != nil {
 			return fmt.Errorf("filter: write %s: %w", o.write, err)
 		}
 	}
@@ -91,7 +85,7 @@ func runFilterFile(ctx context.Context, env *cliEnv, o filterOptions, expr strin
 	if st.KernelSkipped > 0 {
 		fmt.Fprintf(env.stderr, " (%d more no kernel test program decides)", st.KernelSkipped)
 	}
-	fmt.Fprintf(env.stderr, "\n%d matched of %d\n", st.Matched, total)
+	fmt.Fprintf(env.stderr, "\n%d matched of %d\n", st.Matched, st.Packets)
 	return nil
 }
 
@@ -147,17 +141,10 @@ func (o *filterOutput) writer() (io.Writer, error) {
 	return o.raw, nil
 }
 
-// packet writes what the output keeps of a packet read from the input.
-func (o *filterOutput) packet(p filter.FilePacket, matched bool) error {
+// packet writes a matching packet: from pcapng input, its blocks.
+func (o *filterOutput) packet(p filter.FilePacket) error {
 	if p.Blocks != nil {
-		keep := p.Blocks
-		if !matched {
-			keep = keep[:len(keep)-1]
-		}
-		return o.blocks(keep)
-	}
-	if !matched {
-		return nil
+		return o.blocks(p.Blocks)
 	}
 	id, err := o.pcapInterface(p.Format.LinkType)
 	if err != nil {
@@ -223,18 +210,16 @@ func (o *filterOutput) pcapInterface(lt filter.LinkType) (int, error) {
 
 // end writes what follows the last packet: a pcapng input's last blocks,
 // or, when no packet of a pcap input matched, a valid empty pcapng.
-func (o *filterOutput) end(fr *filter.FileReader, first filter.FileFormat, known bool) error {
+func (o *filterOutput) end(fr *filter.FileReader) error {
 	if fr.Pcapng() {
 		if err := o.blocks(fr.Rest()); err != nil {
 			return err
 		}
-		_, err := o.writer() // a file even from an empty input
+		_, err := o.writer() // a file even from an input without blocks
 		return err
 	}
 	if o.ng == nil {
-		if !known {
-			return fmt.Errorf("%s has no interface to write an empty capture for", o.source)
-		}
+		first, _ := fr.First()
 		if _, err := o.pcapInterface(first.LinkType); err != nil {
 			return err
 		}
