@@ -28,7 +28,7 @@ func newFilterCmd(env *cliEnv) *cobra.Command {
 	var o filterOptions
 	cmd := &cobra.Command{
 		Use:   "filter (-d | -r FILE [-w FILE]) [proto P] EXPRESSION",
-		Short: "show a tcpdump filter as bpfcap runs it, or run it in the kernel on a capture file",
+		Short: "show a tcpdump filter as bpfcap runs it, or check it on a capture file",
 		Long: `filter shows and checks the eBPF bpfcap makes from a tcpdump filter.
 
   bpfcap filter -d [proto P] EXPRESSION
@@ -57,7 +57,7 @@ func newFilterCmd(env *cliEnv) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&o.dump, "dump", "d", false, "print the cBPF and eBPF programs")
-	f.StringVarP(&o.read, "read", "r", "", "run the filter in the kernel on the packets of this pcap or pcapng file (- for stdin)")
+	f.StringVarP(&o.read, "read", "r", "", "run the filter on the packets of this pcap or pcapng file (- for stdin), checking the kernel translation on a sample")
 	f.StringVarP(&o.write, "write", "w", "", "write the matching packets to this pcapng file (- for stdout)")
 	f.IntVarP(&o.snaplen, "snaplen", "s", 262144, "snap length the filter is compiled for (-d)")
 	f.StringVar(&o.backend, "backend", "direct", "eBPF packet access to translate for: direct (XDP, tc) or scratch (tracing hooks)")
