@@ -17,15 +17,18 @@ import (
 // adjusts it) and whether the file's byte order is the other one than
 // this host's.
 type FileFormat struct {
+	// LinkType is the interface's link type (a DLT_ value).
 	LinkType LinkType
-	Snaplen  int
-	Swapped  bool
+	// Snaplen is the interface's snap length, as libpcap adjusts it.
+	Snaplen int
+	// Swapped: the file is in the other byte order than this host's.
+	Swapped bool
 }
 
 // FilePacket is one packet read from a capture file.
 type FilePacket struct {
 	// Data is the captured bytes, as libpcap gives them (cut to the
-	// interface's snap length), valid until the next call of Next.
+	// interface's snap length), valid until the next packet is read.
 	Data []byte
 	// WireLen is the length on the wire the file gives (libpcap's
 	// `len`); files may give less than len(Data).
