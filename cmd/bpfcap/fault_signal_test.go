@@ -101,7 +101,7 @@ func TestFaultHostClosedStderr(t *testing.T) {
 	}
 	pr.Close() // the reader went away before bpfcap writes a line
 	out := filepath.Join(t.TempDir(), "x.pcapng")
-	cmd := exec.Command(faultBinary(t), "xdp", s.pin, "udp", "-w", out)
+	cmd := exec.Command(testutils.BuildBinary(t), "xdp", s.pin, "udp", "-w", out)
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

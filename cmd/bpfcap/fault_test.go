@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,33 +30,6 @@ import (
 // binary they signal, capinfos, ip); the other TestFault* tests run in
 // minimal guests too.
 
-var (
-	faultBinOnce sync.Once
-	faultBinPath string
-	faultBinErr  error
-)
-
-// faultBinary builds bpfcap once per test process (signals and the child
-// filter compiler need a real process).
-func faultBinary(t *testing.T) string {
-	t.Helper()
-	faultBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bpfcap-fault-")
-		if err != nil {
-			faultBinErr = err
-			return
-		}
-		faultBinPath = filepath.Join(dir, "bpfcap")
-		if out, err := exec.Command("go", "build", "-o", faultBinPath, ".").CombinedOutput(); err != nil {
-			faultBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if faultBinErr != nil {
-		t.Fatal(faultBinErr)
-	}
-	return faultBinPath
-}
-
 // binRun is the bpfcap binary running as its own process.
 type binRun struct {
 	cmd    *exec.Cmd
@@ -69,7 +41,7 @@ type binRun struct {
 // startBin runs bpfcap with args, in the named netns when nsName is set.
 func startBin(t *testing.T, nsName string, args ...string) *binRun {
 	t.Helper()
-	bin := faultBinary(t)
+	bin := testutils.BuildBinary(t)
 	var cmd *exec.Cmd
 	if nsName != "" {
 		cmd = exec.Command("ip", append([]string{"netns", "exec", nsName, bin}, args...)...)
@@ -312,7 +284,7 @@ func TestFaultHostProgOwner(t *testing.T) {
 func TestFaultHostUnprivileged(t *testing.T) {
 	_, x, _ := progXDP(t)
 	s := faultXDP(t)
-	bin := faultBinary(t)
+	bin := testutils.BuildBinary(t)
 	os.Chmod(filepath.Dir(bin), 0o755)
 	os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o755)
 	for _, c := range []struct {

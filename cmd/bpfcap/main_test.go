@@ -5,12 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
+
+// TestMain removes the bpfcap binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutils.RemoveBuiltBinaries()
+	os.Exit(code)
+}
 
 // TestExitCode: the exit statuses the package comment and the README
 // document: 0 for success, 2 for any error (printed once with the
@@ -51,7 +61,7 @@ func TestExitCode(t *testing.T) {
 // TestExitCodeHostBinary: the bpfcap process exits with those statuses
 // (it needs the Go toolchain to build the binary).
 func TestExitCodeHostBinary(t *testing.T) {
-	bin := faultBinary(t)
+	bin := testutils.BuildBinary(t)
 	for args, want := range map[string]int{"filter -d udp": 0, "filter -d udp port": 2, "--no-such-flag": 2} {
 		cmd := exec.Command(bin, strings.Fields(args)...)
 		out, err := cmd.CombinedOutput()

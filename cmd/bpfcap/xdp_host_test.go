@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bpfcap/bpfcap/examples/firewall"
+	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/xdpcap"
 )
 
@@ -64,7 +65,7 @@ func TestXDPHostTshark(t *testing.T) {
 // one is refused as busy); once it is killed with SIGKILL the next run
 // empties the slots it left, with a notice, and captures.
 func TestXDPHostKilledCapture(t *testing.T) {
-	bin := xdpBuildBinary(t)
+	bin := testutils.BuildBinary(t)
 	s := newXDPSetup(t, firewall.Options{})
 	warmUp(t, s)
 	first := filepath.Join(t.TempDir(), "first.pcapng")
@@ -114,14 +115,4 @@ func TestXDPHostKilledCapture(t *testing.T) {
 		t.Fatalf("captured %v, want %v", got, want)
 	}
 	assertHookEmpty(t, s.pin)
-}
-
-// xdpBuildBinary builds bpfcap for tests that need a second process.
-func xdpBuildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bpfcap")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
