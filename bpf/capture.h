@@ -69,7 +69,7 @@ enum bpfcap_stat {
 	BPFCAP_STAT_NOHDR = 4,    /* packets without the requested header (skipped) */
 	BPFCAP_STAT_NESTED = 5,   /* packets skipped: scratch nesting too deep */
 	BPFCAP_STAT_ERROR = 6,    /* packets skipped: reading the packet failed */
-	BPFCAP_STAT_RESERVED = 7,
+	BPFCAP_STAT_SHED = 7,     /* matched packets the rate bound shed on purpose (see bpfcap_rate_admit) */
 	BPFCAP_NSTATS = 8,
 };
 
@@ -94,10 +94,15 @@ struct bpfcap_config {
 	__u32 wakeup_bytes; /* ringbuf: wake userspace when pending data crosses this (0: kernel default) */
 	__u32 linktype;     /* pcap LINKTYPE_* the program captures (informational) */
 	__u32 max_hooks;    /* hooks per CPU row in bpfcap_stats (0: BPFCAP_MAX_HOOKS) */
+	/* Filter before copy and the rate bound (see their block below). */
+	__u32 filter_reads;  /* bytes from the record start the filter can read (BPFCAP_MAX_DATA: any) */
+	__u32 rate_interval; /* rate bound: ns per packet and CPU (0: unbounded) */
+	__u32 rate_burst;    /* rate bound: packets let through back to back (>= 1) */
 };
 
 volatile const struct bpfcap_config bpfcap_cfg = {
 	.snaplen = BPFCAP_MAX_DATA,
+	.filter_reads = BPFCAP_MAX_DATA,
 };
 
 /* One record: the event header followed by the packet bytes. */
@@ -415,4 +420,62 @@ static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_record *rec, 
 	}
 	bpfcap_stat_inc(err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
 	return err;
+}
+
+/*
+ * ---- Filter before copy ----
+ *
+ * Programs that copy the packet before filtering (tracing hooks) copy
+ * only bpfcap_filter_head(want) bytes first: what the filter can read
+ * (filter.ReadExtent, from Go), at most the want they would capture. The
+ * filter decides on that head exactly as on the whole copy (its loads past
+ * the head are loads past the packet's end in both), and only a match is
+ * copied in full.
+ */
+static __always_inline __u32 bpfcap_filter_head(__u32 want)
+{
+	__u32 n = bpfcap_cfg.filter_reads;
+
+	if (bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)
+		return 0;
+	return n < want ? n : want;
+}
+
+/*
+ * ---- Rate bound ----
+ *
+ * A cap on the packets one hook captures per CPU: a token bucket per
+ * CPU (GCRA), rate_interval ns per packet with rate_burst packets back to
+ * back, kept in this program's own bpfcap_rate (one program per hook, so
+ * one bucket per hook and CPU). A shed packet counts BPFCAP_STAT_SHED and
+ * costs a clock read; losses (BPFCAP_STAT_LOST) stay the ring's alone.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64); /* theoretical arrival time of the next packet */
+} bpfcap_rate SEC(".maps");
+
+/* Whether the rate bound lets one more packet through; counts a shed one. */
+static __always_inline int bpfcap_rate_admit(void)
+{
+	__u64 interval = bpfcap_cfg.rate_interval, burst = bpfcap_cfg.rate_burst;
+	__u64 now, *tat;
+	__u32 zero = 0;
+
+	if (interval == 0)
+		return 1;
+	tat = bpf_map_lookup_elem(&bpfcap_rate, &zero);
+	if (!tat)
+		return 1;
+	now = bpf_ktime_get_ns();
+	if (burst == 0)
+		burst = 1;
+	if (*tat > now + (burst - 1) * interval) {
+		bpfcap_stat_inc(BPFCAP_STAT_SHED);
+		return 0;
+	}
+	*tat = (*tat > now ? *tat : now) + interval;
+	return 1;
 }

@@ -5,9 +5,10 @@
  * pointer (and the drop reason, for kfree_skb-family hooks) from where
  * probe/ found it, then all share one path: pick the requested header from
  * the skb's header offsets (not skb->data, which moves between layers),
- * copy the linear bytes and then the paged frags from there into the
- * capture core's scratch record, run the spliced filter on the copy, fill
- * the event and submit it.
+ * copy the bytes the spliced filter reads (linear, then paged frags) into
+ * the capture core's scratch record, run the filter on them, and for a
+ * match copy the record up to the snap length, fill the event and submit
+ * it.
  *
  * fentry, fexit and tp_btf programs read the skb with plain (fault-safe)
  * loads; kprobe, raw_tracepoint and tracepoint programs only have its
@@ -372,17 +373,53 @@ __noinline __u64 probe_copy_frags(__u64 shinfo, __u64 cap, __u64 end, __u64 skip
 	return cap;
 }
 
-/* The common path of every hook kind. */
+/*
+ * Copies the record's first want bytes (at most) into rec->data: the
+ * linear part from head + hoff, then the paged frags where their pages can
+ * be mapped. linear is the number of linear bytes from the header on
+ * (negative: the header starts that far into the frags). Returns the
+ * number of bytes copied, or -1 when reading the linear part failed.
+ */
+static __always_inline long copy_packet(struct bpfcap_record *rec, struct sk_buff *skb, unsigned char *head,
+					 long hoff, long linear, __u32 data_len, __u64 want, const int direct)
+{
+	__u64 cap_len = linear > 0 ? linear : 0;
+
+	if (cap_len > want)
+		cap_len = want;
+	cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
+	if (cap_len > 0 && bpf_probe_read_kernel(rec->data, cap_len, head + hoff) < 0)
+		return -1;
+	/* The rest from the paged frags, where their pages can be mapped. */
+	if (probe_cfg.frags != PROBE_FRAGS_NONE && data_len > 0 && cap_len < want) {
+		/* skb_shinfo at head + end, as a plain number (a global
+		 * function takes no kernel pointer): head is read again. */
+		__u64 shinfo = 0;
+		__u32 end = RD(direct, skb, end);
+
+		bpf_core_read(&shinfo, sizeof(shinfo), &skb->head);
+		cap_len = probe_copy_frags(shinfo + end, cap_len, want, linear < 0 ? -linear : 0);
+		cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
+	}
+	return cap_len;
+}
+
+/*
+ * The common path of every hook kind. The filter runs on a copy of only
+ * the bytes it can read (bpfcap_filter_head); a match is then copied up to
+ * the snap length, so a packet the filter rejects costs about the same
+ * whatever its size.
+ */
 static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, const int direct)
 {
 	struct bpfcap_record *rec;
 	int match;
 	__u32 ifindex = 0, netns = 0, linktype = 0;
-	long hoff, data_off, wire, linear;
+	long hoff, data_off, wire, linear, copied;
 	unsigned char *head, *data;
 	__u32 at;
-	__u32 len, data_len, end;
-	__u64 cap_len, want;
+	__u32 len, data_len;
+	__u64 cap_len, want, fhead;
 
 	if (!skb)
 		return 0;
@@ -438,29 +475,32 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	want = wire;
 	if (want > bpfcap_snaplen())
 		want = bpfcap_snaplen();
-	cap_len = linear > 0 ? linear : 0;
-	if (cap_len > want)
-		cap_len = want;
-	cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
-	if (cap_len > 0 && bpf_probe_read_kernel(rec->data, cap_len, head + hoff) < 0) {
-		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
-		goto out;
-	}
-	/* The rest from the paged frags, where their pages can be mapped. */
-	if (probe_cfg.frags != PROBE_FRAGS_NONE && data_len > 0 && cap_len < want) {
-		/* skb_shinfo at head + end, as a plain number (a global
-		 * function takes no kernel pointer): head is read again. */
-		__u64 shinfo = 0;
-
-		end = RD(direct, skb, end);
-		bpf_core_read(&shinfo, sizeof(shinfo), &skb->head);
-		cap_len = probe_copy_frags(shinfo + end, cap_len, want, linear < 0 ? -linear : 0);
-		cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
+	/* First only what the filter reads. */
+	fhead = bpfcap_filter_head(want);
+	cap_len = 0;
+	if (fhead > 0) {
+		copied = copy_packet(rec, skb, head, hoff, linear, data_len, fhead, direct);
+		if (copied < 0) {
+			bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+			goto out;
+		}
+		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
 	}
 	match = bpfcap_match_scratch(rec->data, cap_len, wire);
 	if (!match)
 		goto out;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
+	if (!bpfcap_rate_admit())
+		goto out;
+	/* Then the whole record, for a match. */
+	if (fhead < want) {
+		copied = copy_packet(rec, skb, head, hoff, linear, data_len, want, direct);
+		if (copied < 0) {
+			bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+			goto out;
+		}
+		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
+	}
 
 	if (!bpfcap_cfg.ifindex)
 		device_of(skb, &ifindex, &netns, direct);

@@ -18,6 +18,7 @@ import (
 const (
 	filtertestMapBpfcapNest               = "bpfcap_nest"
 	filtertestMapBpfcapPerf               = "bpfcap_perf"
+	filtertestMapBpfcapRate               = "bpfcap_rate"
 	filtertestMapBpfcapRing               = "bpfcap_ring"
 	filtertestMapBpfcapScratch            = "bpfcap_scratch"
 	filtertestMapBpfcapStats              = "bpfcap_stats"
@@ -85,6 +86,7 @@ type filtertestProgramSpecs struct {
 type filtertestMapSpecs struct {
 	BpfcapNest        *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapPerf        *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate        *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing        *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch     *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats       *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -120,6 +122,7 @@ func (o *filtertestObjects) Close() error {
 type filtertestMaps struct {
 	BpfcapNest        *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapPerf        *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate        *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing        *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch     *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats       *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -130,6 +133,7 @@ func (m *filtertestMaps) Close() error {
 	return _FiltertestClose(
 		m.BpfcapNest,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

@@ -18,6 +18,7 @@ import (
 const (
 	capturetestMapBpfcapNest          = "bpfcap_nest"
 	capturetestMapBpfcapPerf          = "bpfcap_perf"
+	capturetestMapBpfcapRate          = "bpfcap_rate"
 	capturetestMapBpfcapRing          = "bpfcap_ring"
 	capturetestMapBpfcapScratch       = "bpfcap_scratch"
 	capturetestMapBpfcapStats         = "bpfcap_stats"
@@ -81,6 +82,7 @@ type capturetestProgramSpecs struct {
 type capturetestMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -116,6 +118,7 @@ func (o *capturetestObjects) Close() error {
 type capturetestMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -125,6 +128,7 @@ func (m *capturetestMaps) Close() error {
 	return _CapturetestClose(
 		m.BpfcapNest,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

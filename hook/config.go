@@ -29,7 +29,9 @@ const (
 	StatNoHeader
 	StatNested
 	StatError
-	statReserved
+	// StatShed counts matched packets the rate bound (Options.MaxRate)
+	// did not capture, on purpose: apart from StatLost, the ring's losses.
+	StatShed
 	NumStats
 )
 
@@ -43,6 +45,10 @@ type config struct {
 	WakeupBytes uint32
 	LinkType    uint32
 	MaxHooks    uint32
+	// Filter before copy and the rate bound (filterReads, rateBound).
+	FilterReads  uint32
+	RateInterval uint32
+	RateBurst    uint32
 }
 
 // Configuration flags (enum bpfcap_cfg_flag).

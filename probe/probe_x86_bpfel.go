@@ -18,6 +18,7 @@ import (
 const (
 	probeMapBpfcapNest       = "bpfcap_nest"
 	probeMapBpfcapPerf       = "bpfcap_perf"
+	probeMapBpfcapRate       = "bpfcap_rate"
 	probeMapBpfcapRing       = "bpfcap_ring"
 	probeMapBpfcapScratch    = "bpfcap_scratch"
 	probeMapBpfcapStats      = "bpfcap_stats"
@@ -87,6 +88,7 @@ type probeProgramSpecs struct {
 type probeMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -122,6 +124,7 @@ func (o *probeObjects) Close() error {
 type probeMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -131,6 +134,7 @@ func (m *probeMaps) Close() error {
 	return _ProbeClose(
 		m.BpfcapNest,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

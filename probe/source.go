@@ -37,6 +37,10 @@ type Options struct {
 	Proto string
 	// Snaplen is the number of bytes to capture per packet (0: 65536).
 	Snaplen int
+	// MaxRate bounds the packets each hook captures per CPU and second
+	// (0: unbounded): the kernel sheds the rest before copying them and
+	// counts them (pcapng.InterfaceStats.Shed).
+	MaxRate int
 	// Device restricts the capture to one device of bpfcap's network
 	// namespace ("" captures all), in the kernel.
 	Device string
@@ -174,6 +178,7 @@ func Open(opts Options) (*Source, error) {
 			Ifindex:  ifindex,
 			Netns:    netns,
 			Task:     true,
+			MaxRate:  opts.MaxRate,
 		})
 		if err != nil {
 			return fail(explainLoad(t, err))

@@ -18,6 +18,7 @@ import (
 const (
 	captureMapBpfcapNest      = "bpfcap_nest"
 	captureMapBpfcapPerf      = "bpfcap_perf"
+	captureMapBpfcapRate      = "bpfcap_rate"
 	captureMapBpfcapRing      = "bpfcap_ring"
 	captureMapBpfcapScratch   = "bpfcap_scratch"
 	captureMapBpfcapStats     = "bpfcap_stats"
@@ -78,6 +79,7 @@ type captureProgramSpecs struct {
 type captureMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -114,6 +116,7 @@ func (o *captureObjects) Close() error {
 type captureMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -123,6 +126,7 @@ func (m *captureMaps) Close() error {
 	return _CaptureClose(
 		m.BpfcapNest,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

@@ -18,6 +18,7 @@ import (
 const (
 	fexitMapBpfcapNest           = "bpfcap_nest"
 	fexitMapBpfcapPerf           = "bpfcap_perf"
+	fexitMapBpfcapRate           = "bpfcap_rate"
 	fexitMapBpfcapRing           = "bpfcap_ring"
 	fexitMapBpfcapScratch        = "bpfcap_scratch"
 	fexitMapBpfcapStats          = "bpfcap_stats"
@@ -77,6 +78,7 @@ type fexitProgramSpecs struct {
 type fexitMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -112,6 +114,7 @@ func (o *fexitObjects) Close() error {
 type fexitMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -121,6 +124,7 @@ func (m *fexitMaps) Close() error {
 	return _FexitClose(
 		m.BpfcapNest,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

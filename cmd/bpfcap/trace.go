@@ -18,6 +18,7 @@ func newTraceCmd(env *cliEnv) *cobra.Command {
 	var (
 		o       captureOptions
 		netmask string
+		maxRate int
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -62,6 +63,9 @@ true one.`,
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
+			if err := checkMaxRate(maxRate); err != nil {
+				return err
+			}
 			mask, err := liveNetmask(netmask, o.Device)
 			if err != nil {
 				return err
@@ -77,6 +81,7 @@ true one.`,
 					Ring:    env.ringOptions(ctx, &o),
 					Notices: env.stderr,
 					Verbose: o.Verbose,
+					MaxRate: maxRate,
 				})
 				if err != nil {
 					return nil, didYouMean(err)
@@ -88,6 +93,7 @@ true one.`,
 	}
 	addCaptureFlags(cmd.Flags(), &o)
 	addNetmaskFlag(cmd.Flags(), &netmask)
+	addMaxRateFlag(cmd.Flags(), &maxRate)
 	return cmd
 }
 
