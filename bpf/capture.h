@@ -383,6 +383,24 @@ static __always_inline int bpfcap_match_scratch(const void *buf, __u32 cap_len, 
 }
 
 /*
+ * The bpf_ringbuf_output/submit flags for a record of size bytes. Wake
+ * once per crossing of bpfcap_cfg.wakeup_bytes, never per record: a reader
+ * behind by more than the threshold is awake already, and each wake-up
+ * costs microseconds (irq_work) on the packet path.
+ */
+static __always_inline __u64 bpfcap_ring_wakeup(__u64 size)
+{
+	__u64 avail;
+
+	if (!bpfcap_cfg.wakeup_bytes)
+		return 0; /* the kernel's own: wake a reader that caught up */
+	avail = bpf_ringbuf_query(&bpfcap_ring, BPF_RB_AVAIL_DATA);
+	if (avail < bpfcap_cfg.wakeup_bytes && avail + size + 8 >= bpfcap_cfg.wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/*
  * Sends rec->ev and the first cap_len bytes of rec->data to userspace and
  * counts BPFCAP_STAT_CAPTURED or BPFCAP_STAT_LOST. rec->ev.cap_len must
  * already equal cap_len. ctx is the program's context (perf needs it).
@@ -401,22 +419,7 @@ static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_record *rec, 
 	if (bpfcap_cfg.flags & BPFCAP_CFG_PERF) {
 		err = bpf_perf_event_output(ctx, &bpfcap_perf, BPF_F_CURRENT_CPU, rec, size);
 	} else {
-		__u64 flags = 0; /* the kernel's own: wake a reader that caught up */
-
-		if (bpfcap_cfg.wakeup_bytes) {
-			__u64 avail = bpf_ringbuf_query(&bpfcap_ring, BPF_RB_AVAIL_DATA);
-
-			/*
-			 * Wake once per crossing of the threshold, never per
-			 * record: a reader behind by more than the threshold
-			 * is awake already, and each wake-up costs microseconds
-			 * (irq_work) on the packet path.
-			 */
-			flags = BPF_RB_NO_WAKEUP;
-			if (avail < bpfcap_cfg.wakeup_bytes && avail + size + 8 >= bpfcap_cfg.wakeup_bytes)
-				flags = BPF_RB_FORCE_WAKEUP;
-		}
-		err = bpf_ringbuf_output(&bpfcap_ring, rec, size, flags);
+		err = bpf_ringbuf_output(&bpfcap_ring, rec, size, bpfcap_ring_wakeup(size));
 	}
 	bpfcap_stat_inc(err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
 	return err;
@@ -478,4 +481,21 @@ static __always_inline int bpfcap_rate_admit(void)
 	}
 	*tat = (*tat > now ? *tat : now) + interval;
 	return 1;
+}
+
+/*
+ * ---- One copy into the ring ----
+ *
+ * A program that can read the packet straight into a record reserves it
+ * with bpf_ringbuf_reserve (in size classes: the verifier wants a known
+ * size; see probe.c), writes the event and the data there, and submits it
+ * with bpfcap_ring_commit: one copy instead of scratch, then ring.
+ * Userspace reads cap_len bytes of a record and skips the rest.
+ */
+
+/* Submits a reserved record of size bytes and counts it captured. */
+static __always_inline void bpfcap_ring_commit(struct bpfcap_record *rec, __u64 size)
+{
+	bpf_ringbuf_submit(rec, bpfcap_ring_wakeup(size));
+	bpfcap_stat_inc(BPFCAP_STAT_CAPTURED);
 }

@@ -405,6 +405,108 @@ static __always_inline long copy_packet(struct bpfcap_record *rec, struct sk_buf
 }
 
 /*
+ * Fills the event of a record of cap_len bytes of skb's packet, wire_len
+ * long, that the filter matched (match).
+ */
+static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *skb, long wire, __u64 cap_len,
+				       __u32 linktype, int match, __u32 reason, int has_reason, const int direct)
+{
+	__u32 ifindex = 0, netns = 0;
+
+	device_of(skb, &ifindex, &netns, direct);
+	bpfcap_event_init(ev, wire, cap_len);
+	ev->packet_id = (__u64)(long)skb;
+	ev->ifindex = ifindex;
+	ev->netns = netns;
+	ev->mark = RD(direct, skb, mark);
+	ev->queue = RD(direct, skb, queue_mapping);
+	ev->linktype = linktype;
+	ev->flags |= bpfcap_match_flags(match);
+	if (has_reason) {
+		ev->reason = reason;
+		ev->flags |= BPFCAP_EV_HAS_REASON;
+	}
+}
+
+/*
+ * One size class of capture_to_ring: a record with room for n data bytes,
+ * the packet read straight into it. The verifier knows n on each path.
+ */
+#define PROBE_RB_CLASS(n)                                                          \
+	if (cap_len <= (n)) {                                                      \
+		rec = bpf_ringbuf_reserve(&bpfcap_ring, sizeof(struct bpfcap_event) + (n), 0); \
+		if (rec)                                                           \
+			err = bpf_probe_read_kernel(rec->data, bpfcap_clamp(cap_len, n), src); \
+	} else
+
+/*
+ * Captures the cap_len (1..BPFCAP_MAX_DATA) bytes at src, all linear, with
+ * one copy: straight into a ring record reserved in the smallest of
+ * four size classes per power of two that holds them.
+ */
+static __always_inline void capture_to_ring(struct sk_buff *skb, unsigned char *src, __u64 cap_len, long wire,
+					    __u32 linktype, int match, __u32 reason, int has_reason, const int direct)
+{
+	struct bpfcap_record *rec = NULL;
+	long err = 0;
+
+	PROBE_RB_CLASS(64) \
+	PROBE_RB_CLASS(80) \
+	PROBE_RB_CLASS(96) \
+	PROBE_RB_CLASS(112) \
+	PROBE_RB_CLASS(128) \
+	PROBE_RB_CLASS(160) \
+	PROBE_RB_CLASS(192) \
+	PROBE_RB_CLASS(224) \
+	PROBE_RB_CLASS(256) \
+	PROBE_RB_CLASS(320) \
+	PROBE_RB_CLASS(384) \
+	PROBE_RB_CLASS(448) \
+	PROBE_RB_CLASS(512) \
+	PROBE_RB_CLASS(640) \
+	PROBE_RB_CLASS(768) \
+	PROBE_RB_CLASS(896) \
+	PROBE_RB_CLASS(1024) \
+	PROBE_RB_CLASS(1280) \
+	PROBE_RB_CLASS(1536) \
+	PROBE_RB_CLASS(1792) \
+	PROBE_RB_CLASS(2048) \
+	PROBE_RB_CLASS(2560) \
+	PROBE_RB_CLASS(3072) \
+	PROBE_RB_CLASS(3584) \
+	PROBE_RB_CLASS(4096) \
+	PROBE_RB_CLASS(5120) \
+	PROBE_RB_CLASS(6144) \
+	PROBE_RB_CLASS(7168) \
+	PROBE_RB_CLASS(8192) \
+	PROBE_RB_CLASS(10240) \
+	PROBE_RB_CLASS(12288) \
+	PROBE_RB_CLASS(14336) \
+	PROBE_RB_CLASS(16384) \
+	PROBE_RB_CLASS(20480) \
+	PROBE_RB_CLASS(24576) \
+	PROBE_RB_CLASS(28672) \
+	PROBE_RB_CLASS(32768) \
+	PROBE_RB_CLASS(40960) \
+	PROBE_RB_CLASS(49152) \
+	PROBE_RB_CLASS(57344) \
+	PROBE_RB_CLASS(65536) {
+		return;
+	}
+	if (!rec) {
+		bpfcap_stat_inc(BPFCAP_STAT_LOST);
+		return;
+	}
+	if (err < 0) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		return;
+	}
+	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, direct);
+	bpfcap_ring_commit(rec, sizeof(struct bpfcap_event) + cap_len);
+}
+
+/*
  * The common path of every hook kind. The filter runs on a copy of only
  * the bytes it can read (bpfcap_filter_head); a match is then copied up to
  * the snap length, so a packet the filter rejects costs about the same
@@ -492,7 +594,14 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 	if (!bpfcap_rate_admit())
 		goto out;
-	/* Then the whole record, for a match. */
+	/*
+	 * Then the whole record, for a match: straight into the ring when
+	 * it is all linear, else through the scratch record.
+	 */
+	if (!(bpfcap_cfg.flags & BPFCAP_CFG_PERF) && want > 0 && (long)want <= linear) {
+		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, direct);
+		goto out;
+	}
 	if (fhead < want) {
 		copied = copy_packet(rec, skb, head, hoff, linear, data_len, want, direct);
 		if (copied < 0) {
@@ -501,21 +610,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		}
 		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
 	}
-
-	if (!bpfcap_cfg.ifindex)
-		device_of(skb, &ifindex, &netns, direct);
-	bpfcap_event_init(&rec->ev, wire, cap_len);
-	rec->ev.packet_id = (__u64)(long)skb;
-	rec->ev.ifindex = ifindex;
-	rec->ev.netns = netns;
-	rec->ev.mark = RD(direct, skb, mark);
-	rec->ev.queue = RD(direct, skb, queue_mapping);
-	rec->ev.linktype = linktype;
-	rec->ev.flags |= bpfcap_match_flags(match);
-	if (has_reason) {
-		rec->ev.reason = reason;
-		rec->ev.flags |= BPFCAP_EV_HAS_REASON;
-	}
+	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, direct);
 	bpfcap_submit(ctx, rec, cap_len);
 out:
 	bpfcap_scratch_put();
