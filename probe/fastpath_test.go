@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/kconfig"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
@@ -111,10 +112,11 @@ func TestTraceFilterReads(t *testing.T) {
 	for _, c := range []struct {
 		name            string
 		payloadLen, off int
-		paged           bool
+		paged, perf     bool
 	}{
-		{"linear", 1000, 900, false},
-		{"paged", 20000, 4000, true},
+		{"linear", 1000, 900, false, false},
+		{"linear perf", 1000, 900, false, true},
+		{"paged", 20000, 4000, true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if pages := findPageMap(); c.paged && pages.Mode == fragsNone {
@@ -123,14 +125,15 @@ func TestTraceFilterReads(t *testing.T) {
 				}
 				t.Skipf("paged frags are not copied on this kernel (%s): TestTracePagedData covers that case", pages.Reason)
 			}
-			filterReads(t, 6552, c.payloadLen, c.off)
+			filterReads(t, 6552, c.payloadLen, c.off, c.perf)
 		})
 	}
 }
 
 // filterReads is one TestTraceFilterReads case: a payloadLen datagram to
-// port, the filters naming its payload word at off.
-func filterReads(t *testing.T, port, payloadLen, off int) {
+// port, the filters naming its payload word at off, through a perf
+// buffer or the ring buffer.
+func filterReads(t *testing.T, port, payloadLen, off int, perf bool) {
 	payload := make([]byte, payloadLen)
 	for i := range payload {
 		payload[i] = byte(i % 251)
@@ -149,6 +152,7 @@ func filterReads(t *testing.T, port, payloadLen, off int) {
 				Proto:  "eth",
 				Device: "lo",
 				Filter: filter,
+				Ring:   hook.RingOptions{Perf: perf},
 			})
 			return nil
 		})
