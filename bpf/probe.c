@@ -154,34 +154,79 @@ static __always_inline __u32 record_u32(void *ctx, __u32 off)
  */
 #define RD(direct, p, field) ((direct) ? (p)->field : BPF_CORE_READ(p, field))
 
+/* The sk_buff fields every packet needs. */
+struct skb_fields {
+	unsigned char *head, *data;
+	__u32 len, data_len;
+	__u16 proto, net, mac; /* protocol (host order), network_header, mac_header */
+};
+
+/*
+ * Bytes of the sk_buff read in one go (see read_fields), from skb->len
+ * rounded down to 8 bytes, so that every field keeps its alignment.
+ */
+#define PROBE_SKB_WINDOW 128
+#define WIN_BASE (bpf_core_field_offset(struct sk_buff, len) & ~7U)
+
+/* Offset of field in the window. */
+#define WIN_OFF(field) (bpf_core_field_offset(struct sk_buff, field) - WIN_BASE)
+
+/*
+ * Loads field, of type t, from the window w. The offset goes through an
+ * empty asm so that clang adds it to the stack pointer rather than OR it
+ * in (the verifier refuses bitwise operations on pointers).
+ */
+#define WIN_LOAD(w, t, field)                                    \
+	({                                                       \
+		__u64 __o = WIN_OFF(field);                      \
+		asm volatile("" : "+r"(__o));                    \
+		*(t *)((__u8 *)(w) + __o);                       \
+	})
+
+/* Whether a field of size n lies in the window (a load-time constant). */
+#define IN_WIN(field, n) (bpf_core_field_offset(struct sk_buff, field) >= WIN_BASE && \
+			  WIN_OFF(field) + (n) <= PROBE_SKB_WINDOW)
+
+/*
+ * Reads the fields of f. BTF-typed programs load them directly; the
+ * others pay a helper call per read, so where the running kernel keeps
+ * them within PROBE_SKB_WINDOW bytes from skb->len on (5.x-6.x do) they are
+ * read in one call. The offsets are load-time constants: the verifier
+ * keeps one branch.
+ */
+static __always_inline void read_fields(struct sk_buff *skb, struct skb_fields *f, const int direct)
+{
+	if (!direct && IN_WIN(len, 4) && IN_WIN(data_len, 4) && IN_WIN(protocol, 2) && IN_WIN(network_header, 2) &&
+	    IN_WIN(mac_header, 2) && IN_WIN(head, 8) && IN_WIN(data, 8)) {
+		__u8 w[PROBE_SKB_WINDOW];
+
+		bpf_probe_read_kernel(w, sizeof(w), (char *)skb + WIN_BASE);
+		f->len = WIN_LOAD(w, __u32, len);
+		f->data_len = WIN_LOAD(w, __u32, data_len);
+		f->proto = bpf_ntohs(WIN_LOAD(w, __u16, protocol));
+		f->net = WIN_LOAD(w, __u16, network_header);
+		f->mac = WIN_LOAD(w, __u16, mac_header);
+		f->head = WIN_LOAD(w, unsigned char *, head);
+		f->data = WIN_LOAD(w, unsigned char *, data);
+		return;
+	}
+	f->len = RD(direct, skb, len);
+	f->data_len = RD(direct, skb, data_len);
+	f->proto = bpf_ntohs(RD(direct, skb, protocol));
+	f->net = RD(direct, skb, network_header);
+	f->mac = RD(direct, skb, mac_header);
+	f->head = RD(direct, skb, head);
+	f->data = RD(direct, skb, data);
+}
+
 /*
  * Offset from skb->head of the header a record starts at, and its link
  * type; returns -1 when the skb lacks it.
  */
-static __always_inline long start_of(struct sk_buff *skb, __u32 *linktype, const int direct)
+static __always_inline long start_of(const struct skb_fields *f, __u32 *linktype)
 {
-	__u32 at = bpf_core_field_offset(struct sk_buff, protocol);
-	__u16 mac, net, proto;
+	__u16 mac = f->mac, net = f->net, proto = f->proto;
 
-	/*
-	 * Without direct loads each field costs a helper call: read protocol
-	 * and the header offsets in one go where the running kernel keeps
-	 * them side by side (5.x-6.x do). The offsets are load-time
-	 * constants, so the verifier keeps one branch.
-	 */
-	if (!direct && bpf_core_field_offset(struct sk_buff, network_header) == at + 4 &&
-	    bpf_core_field_offset(struct sk_buff, mac_header) == at + 6) {
-		__u16 v[4] = {};
-
-		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
-		proto = bpf_ntohs(v[0]);
-		net = v[2];
-		mac = v[3];
-	} else {
-		mac = RD(direct, skb, mac_header);
-		net = RD(direct, skb, network_header);
-		proto = bpf_ntohs(RD(direct, skb, protocol));
-	}
 	/* mac_header is ~0 until set; network_header 0 until set. */
 	int have_mac = mac != (__u16)~0U;
 	int have_net = net != 0;
@@ -518,8 +563,8 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	int match;
 	__u32 ifindex = 0, netns = 0, linktype = 0;
 	long hoff, data_off, wire, linear, copied;
+	struct skb_fields f;
 	unsigned char *head, *data;
-	__u32 at;
 	__u32 len, data_len;
 	__u64 cap_len, want, fhead;
 
@@ -534,33 +579,16 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	}
 	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
 
-	hoff = start_of(skb, &linktype, direct);
+	read_fields(skb, &f, direct);
+	hoff = start_of(&f, &linktype);
 	if (hoff < 0) {
 		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
 		return 0;
 	}
-	at = bpf_core_field_offset(struct sk_buff, head);
-	if (!direct && bpf_core_field_offset(struct sk_buff, data) == at + 8) {
-		unsigned char *v[2] = {};
-
-		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
-		head = v[0];
-		data = v[1];
-	} else {
-		head = RD(direct, skb, head);
-		data = RD(direct, skb, data);
-	}
-	at = bpf_core_field_offset(struct sk_buff, len);
-	if (!direct && bpf_core_field_offset(struct sk_buff, data_len) == at + 4) {
-		__u32 v[2] = {};
-
-		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
-		len = v[0];
-		data_len = v[1];
-	} else {
-		len = RD(direct, skb, len);
-		data_len = RD(direct, skb, data_len);
-	}
+	head = f.head;
+	data = f.data;
+	len = f.len;
+	data_len = f.data_len;
 	data_off = data - head;
 	/* Length from the chosen header on: skb->len counts from skb->data. */
 	wire = (long)len + data_off - hoff;

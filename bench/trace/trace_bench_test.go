@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -118,16 +119,11 @@ func emptyProgramRun(b *testing.B, spec string, send func()) time.Duration {
 	return st.Runtime / time.Duration(st.RunCount)
 }
 
-// findProbeProgram returns the one loaded program of bpf/probe.c.
+// findProbeProgram returns the loaded program of bpf/probe.c this
+// process holds (other processes on the machine may run their own).
 func findProbeProgram(b *testing.B) *ebpf.Program {
 	b.Helper()
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			b.Fatalf("no probe program loaded: %v", err)
-		}
-		id = next
+	for _, id := range ownProgramIDs(b) {
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
@@ -137,6 +133,33 @@ func findProbeProgram(b *testing.B) *ebpf.Program {
 		}
 		p.Close()
 	}
+	b.Fatalf("this process holds no probe program")
+	return nil
+}
+
+// ownProgramIDs lists the ids of the BPF programs this process has file
+// descriptors of (prog_id in /proc/self/fdinfo).
+func ownProgramIDs(b *testing.B) []ebpf.ProgramID {
+	b.Helper()
+	fds, err := os.ReadDir("/proc/self/fdinfo")
+	if err != nil {
+		b.Fatalf("list own file descriptors: %v", err)
+	}
+	var ids []ebpf.ProgramID
+	for _, fd := range fds {
+		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				if id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+					ids = append(ids, ebpf.ProgramID(id))
+				}
+			}
+		}
+	}
+	return ids
 }
 
 // tcpdumpCapture runs tcpdump on the host end of the pair while send runs
