@@ -32,6 +32,10 @@ type Options struct {
 	Snaplen int
 	// Ring configures the transport (buffer size, perf, notices).
 	Ring hook.RingOptions
+	// MaxRate bounds the packets each direction captures per CPU and
+	// second (0: unbounded); the kernel sheds the rest before copying
+	// them and counts them (pcapng.InterfaceStats.Shed).
+	MaxRate int
 	// CountSeen counts every packet that reaches the program (the "seen"
 	// statistic) at the price of a per-CPU map update per packet.
 	CountSeen bool
@@ -119,6 +123,7 @@ func Open(ifname string, opts Options) (*Capture, error) {
 			LinkType: lt,
 			Backend:  hook.Direct,
 			Snaplen:  opts.Snaplen,
+			MaxRate:  opts.MaxRate,
 			// Inline the filter: no call and return per packet.
 			InlineFilter: true,
 		})

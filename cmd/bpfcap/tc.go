@@ -18,6 +18,7 @@ func newTCCmd(env *cliEnv) *cobra.Command {
 		mode      string
 		countSeen bool
 		netmask   string
+		maxRate   int
 	)
 	cmd := &cobra.Command{
 		Use:   "tc dev IFNAME [ingress|egress|both] [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
@@ -78,6 +79,9 @@ The filter sees the packet's linear part.`,
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
+			if err := checkMaxRate(maxRate); err != nil {
+				return err
+			}
 			if o.Device != "" && o.Device != ifname {
 				return fmt.Errorf("dev %s: tc dev %s captures one interface already", o.Device, ifname)
 			}
@@ -97,6 +101,7 @@ The filter sees the packet's linear part.`,
 					Snaplen:    o.snaplen(),
 					Ring:       env.ringOptions(ctx, &o),
 					CountSeen:  countSeen,
+					MaxRate:    maxRate,
 					Notices:    env.stderr,
 				})
 			}
@@ -107,5 +112,6 @@ The filter sees the packet's linear part.`,
 	cmd.Flags().StringVar(&mode, "tc-mode", "auto", "how to attach: tcx (Linux 6.6), clsact, or auto (tcx where the kernel has it)")
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")
+	addMaxRateFlag(cmd.Flags(), &maxRate)
 	return cmd
 }
