@@ -51,6 +51,10 @@ type CaptureOptions struct {
 	Ifindex int
 	// Ring configures the transport (buffer size, perf, notices).
 	Ring hook.RingOptions
+	// MaxRate bounds the packets each capture program captures per CPU
+	// and second (0: unbounded); the kernel sheds the rest before copying
+	// them and counts them (pcapng.InterfaceStats.Shed).
+	MaxRate int
 	// CountSeen counts every packet that reaches the capture program (the
 	// "seen" statistic) at the price of a per-CPU map update per packet;
 	// without it only matching packets touch a map.
@@ -254,6 +258,7 @@ func loadXDPProgram(spec *ebpf.CollectionSpec, ring *hook.Ring, opts CaptureOpti
 		Backend:  hook.Direct,
 		Snaplen:  opts.Snaplen,
 		Ifindex:  uint32(opts.Ifindex),
+		MaxRate:  opts.MaxRate,
 		// The non-matching path is the hook's cost to the instrumented
 		// program: no call and return for the filter.
 		InlineFilter: !opts.FilterInStub,

@@ -69,6 +69,7 @@ func openFexitCapture(ifname string, ifindex int, id ebpf.ProgramID, opts Captur
 		LinkType: pcapng.LinkTypeEthernet,
 		Backend:  hook.Scratch,
 		Snaplen:  opts.Snaplen,
+		MaxRate:  opts.MaxRate,
 	})
 	if err != nil {
 		ring.Close()

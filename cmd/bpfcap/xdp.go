@@ -21,6 +21,7 @@ func newXDPCmd(env *cliEnv) *cobra.Command {
 		actions   string
 		countSeen bool
 		netmask   string
+		maxRate   int
 	)
 	cmd := &cobra.Command{
 		Use:   "xdp (PIN | dev IFNAME) [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
@@ -89,6 +90,9 @@ up to the snap length; the filter sees the first buffer.`,
 			if err != nil {
 				return err
 			}
+			if err := checkMaxRate(maxRate); err != nil {
+				return err
+			}
 			if devMode && cmd.Flags().Changed("actions") {
 				return errors.New("--actions applies to hook captures (bpfcap xdp PIN); at XDP entry there is no verdict yet")
 			}
@@ -111,6 +115,7 @@ up to the snap length; the filter sees the first buffer.`,
 					Snaplen:   o.snaplen(),
 					Ring:      env.ringOptions(ctx, &o),
 					CountSeen: countSeen,
+					MaxRate:   maxRate,
 					Notices:   env.stderr,
 				}
 				if devMode {
@@ -135,5 +140,6 @@ up to the snap length; the filter sees the first buffer.`,
 	cmd.Flags().StringVar(&actions, "actions", "all", "XDP `actions` to capture: comma-separated aborted,drop,pass,tx,redirect or all")
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")
+	addMaxRateFlag(cmd.Flags(), &maxRate)
 	return cmd
 }
