@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -71,5 +74,21 @@ func TestTraceCLIMaxRate(t *testing.T) {
 	if len(st) == 0 || st[0].Stats.Skipped < uint64(shed) || st[0].Stats.Lost != 0 ||
 		!strings.Contains(st[0].Comment, "shed by the rate bound: "+strconv.Itoa(shed)) {
 		t.Errorf("statistics block %+v: want isb_osdrop >= %d, no isb_ifdrop, and the shed count in the comment", st, shed)
+	}
+}
+
+// TestMaxRateNegative: a negative --max-rate is refused with an example,
+// by every capture command that takes it, before anything is loaded.
+func TestMaxRateNegative(t *testing.T) {
+	for _, args := range [][]string{
+		{"trace", "tp_btf:net_dev_xmit", "--max-rate", "-5"},
+		{"tc", "dev", "lo", "--max-rate", "-5"},
+		{"xdp", "dev", "lo", "--max-rate", "-5"},
+	} {
+		var stderr bytes.Buffer
+		err := run(context.Background(), strings.NewReader(""), io.Discard, &stderr, args)
+		if err == nil || !strings.Contains(err.Error(), "max-rate -5") || !strings.Contains(err.Error(), "--max-rate 10000") {
+			t.Errorf("%v: error %v, want it to name max-rate -5 and an example", args, err)
+		}
 	}
 }
