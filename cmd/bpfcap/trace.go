@@ -20,6 +20,7 @@ func newTraceCmd(env *cliEnv) *cobra.Command {
 		o       captureOptions
 		netmask string
 		meta    metaFlags
+		maxRate int
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -57,12 +58,18 @@ writes Linux cooked captures (LINUX_SLL), which libpcap 1.10 reads where it
 refuses several raw IP interfaces. proto auto asks for two link types in
 one file (MAC header where the skb has one, else raw IP; no filter):
 Wireshark reads it, tcpdump does not.
-Tracing hooks copy an skb's linear part and then its paged frags, up to
-the snap length, and the filter sees all of it. Paged frags need the
+Tracing hooks copy the bytes the filter reads (from the linear part and
+the paged frags), run the filter on them, and copy a matching packet up to
+the snap length; the filter decides as on the whole packet. Paged frags need the
 kernel's page_offset_base and vmemmap_base (x86-64; /proc/kallsyms lists
 them with CONFIG_KALLSYMS_ALL): where they are unknown, only the linear
 part is captured and bpfcap says so at exit. The length is always the
-true one.`,
+true one.
+--max-rate N bounds what capture costs the traced system: each hook
+captures at most N matching packets per second on each CPU (bursts of N/10),
+and the kernel sheds the rest before copying them; shed packets are counted
+apart from losses (stderr at exit; isb_osdrop and the statistics comment in
+the file).`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp
@@ -75,6 +82,9 @@ true one.`,
 				return err
 			}
 			if err := o.parseKeywords(rest); err != nil {
+				return err
+			}
+			if err := checkMaxRate(maxRate); err != nil {
 				return err
 			}
 			want, nsPath, err := meta.filter()
@@ -97,6 +107,7 @@ true one.`,
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				co := env.kernelCapture(ctx, &o, mask, true)
 				co.Want = want
+				co.MaxRate = maxRate
 				src, err := probe.Open(probe.Options{
 					// Tracing hooks count every packet they see.
 					CaptureOptions: co,
@@ -118,6 +129,7 @@ true one.`,
 	addCaptureFlags(cmd.Flags(), &o)
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	addMetaFlags(cmd.Flags(), &meta)
+	addMaxRateFlag(cmd.Flags(), &maxRate)
 	return cmd
 }
 
