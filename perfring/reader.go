@@ -9,7 +9,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/perf"
-	"github.com/cilium/ebpf/ringbuf"
 )
 
 // ErrClosed is returned by reads on a closed Reader.
@@ -32,13 +31,20 @@ type Options struct {
 // array. ReadBatch and Drain must not be called concurrently; Close may
 // be called from another goroutine and interrupts them.
 type Reader struct {
-	rb   *ringbuf.Reader
+	rb   *ringReader
 	pr   *perf.Reader
 	poll time.Duration
 
-	rbRec ringbuf.Record
 	prRec perf.Record
 	ev    Event
+
+	// The callback of the ring read in progress, its last error and the
+	// events passed to it; onRecord is bound once, so reads allocate
+	// nothing.
+	fn       func(*Event) error
+	fnErr    error
+	passed   int
+	onRecord func(raw []byte) error
 
 	lost    atomic.Uint64
 	records atomic.Uint64
@@ -49,13 +55,14 @@ type Reader struct {
 // a BPF_MAP_TYPE_PERF_EVENT_ARRAY map.
 func NewReader(m *ebpf.Map, opts Options) (*Reader, error) {
 	r := &Reader{poll: opts.PollInterval}
+	r.onRecord = r.decodeRecord
 	if r.poll <= 0 {
 		r.poll = 50 * time.Millisecond
 	}
 	var err error
 	switch m.Type() {
 	case ebpf.RingBuf:
-		r.rb, err = ringbuf.NewReader(m)
+		r.rb, err = newRingReader(m)
 		if err != nil {
 			return nil, fmt.Errorf("open ringbuf reader: %w", err)
 		}
@@ -112,19 +119,24 @@ func (r *Reader) Drain(fn func(*Event) error) (int, error) {
 }
 
 func (r *Reader) read(deadline time.Time, fn func(*Event) error) (int, error) {
-	if r.rb != nil {
-		r.rb.SetDeadline(deadline)
-	} else {
-		r.pr.SetDeadline(deadline)
-	}
 	stop := deadline.Add(r.poll)
+	if r.rb != nil {
+		r.fn, r.fnErr, r.passed = fn, nil, 0
+		_, err := r.rb.read(deadline, stop, r.onRecord)
+		if err != nil && err != r.fnErr && !errors.Is(err, ErrClosed) {
+			err = fmt.Errorf("read record: %w", err)
+		}
+		r.fn = nil
+		return r.passed, err
+	}
+	r.pr.SetDeadline(deadline)
 	n := 0
 	for {
 		raw, err := r.next()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, nil
 		}
-		if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, perf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+		if errors.Is(err, perf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 			return n, ErrClosed
 		}
 		if err != nil {
@@ -148,14 +160,22 @@ func (r *Reader) read(deadline time.Time, fn func(*Event) error) (int, error) {
 	}
 }
 
-// next returns the next raw record, or nil for a perf loss report.
-func (r *Reader) next() ([]byte, error) {
-	if r.rb != nil {
-		if err := r.rb.ReadInto(&r.rbRec); err != nil {
-			return nil, err
-		}
-		return r.rbRec.RawSample, nil
+// decodeRecord decodes one ring record and passes it to the read's callback:
+// errors from it come back as they are; records that do not decode are
+// counted and skipped.
+func (r *Reader) decodeRecord(raw []byte) error {
+	if err := Decode(raw, &r.ev); err != nil {
+		r.bad.Add(1)
+		return nil
 	}
+	r.records.Add(1)
+	r.passed++
+	r.fnErr = r.fn(&r.ev)
+	return r.fnErr
+}
+
+// next returns the next raw perf record, or nil for a loss report.
+func (r *Reader) next() ([]byte, error) {
 	if err := r.pr.ReadInto(&r.prRec); err != nil {
 		return nil, err
 	}
@@ -170,7 +190,7 @@ func (r *Reader) next() ([]byte, error) {
 func (r *Reader) Close() error {
 	var err error
 	if r.rb != nil {
-		err = r.rb.Close()
+		err = r.rb.close()
 	} else {
 		err = r.pr.Close()
 	}
