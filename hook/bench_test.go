@@ -45,6 +45,7 @@ func BenchmarkCapture(b *testing.B) {
 			go func() { done <- src.Run(ctx, w) }()
 			pkt := frame(17, 53, 64)
 			var kernel time.Duration
+			b.ReportAllocs()
 			b.ResetTimer()
 			for left := b.N; left > 0; {
 				n := min(left, 4096)
