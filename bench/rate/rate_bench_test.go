@@ -338,6 +338,7 @@ type tool struct {
 	cmd    *exec.Cmd
 	stderr bytes.Buffer
 	bpfNs0 uint64
+	miss0  uint64        // the programs' recursion misses once ready
 	cpu0   time.Duration // the process's CPU time once it was ready
 }
 
@@ -347,6 +348,10 @@ type result struct {
 	cpu     time.Duration // process user+system time, plus BPF run time for bpfcap
 	bpf     time.Duration
 	peakRSS uint64 // VmHWM in KiB
+	// misses are the runs of bpfcap's programs the kernel skipped
+	// because the program was already running on that CPU (a tracing
+	// program interrupted by the softirq that transmits the next packet).
+	misses uint64
 }
 
 func (t *tool) start(b *testing.B, ns string) {
@@ -376,6 +381,7 @@ func (t *tool) start(b *testing.B, ns string) {
 	t.cpu0 = processCPU(b, t.cmd.Process.Pid)
 	if t.bpf {
 		t.bpfNs0 = bpfRunTime(t.cmd.Process.Pid)
+		t.miss0 = bpfProgStat(t.cmd.Process.Pid, "recursion_misses:")
 	}
 }
 
@@ -401,6 +407,7 @@ func (t *tool) stop(b *testing.B) result {
 	r.peakRSS = peakRSS(t.cmd.Process.Pid)
 	if t.bpf {
 		r.bpf = time.Duration(bpfRunTime(t.cmd.Process.Pid) - t.bpfNs0)
+		r.misses = bpfProgStat(t.cmd.Process.Pid, "recursion_misses:") - t.miss0
 	} else {
 		// tcpdump hands packets over in blocks that retire after up to a
 		// second: give it that long before stopping it.
@@ -448,7 +455,11 @@ func peakRSS(pid int) uint64 {
 
 // bpfRunTime sums run_time_ns over the BPF programs process pid holds
 // open (the kernel counts it while BPF run-time statistics are on).
-func bpfRunTime(pid int) uint64 {
+func bpfRunTime(pid int) uint64 { return bpfProgStat(pid, "run_time_ns:") }
+
+// bpfProgStat sums one fdinfo field over the BPF programs process pid
+// holds open.
+func bpfProgStat(pid int, field string) uint64 {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -464,7 +475,7 @@ func bpfRunTime(pid int) uint64 {
 			continue
 		}
 		for _, line := range strings.Split(string(info), "\n") {
-			if v, ok := strings.CutPrefix(line, "run_time_ns:"); ok {
+			if v, ok := strings.CutPrefix(line, field); ok {
 				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 				sum += n
 			}
@@ -577,6 +588,9 @@ func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, s
 			line := fmt.Sprintf("%s %dB %s: offered %.0f pps, %d arrived at %.0f pps, wrote %d (%.2f%%), CPU %.0f ns/pkt (BPF %.0f ns/pkt)",
 				hc.name, payload, t.name, pps, arrived, rate, r.written, 100*float64(r.written)/float64(max(arrived, 1)),
 				cpuPer, float64(r.bpf.Nanoseconds())/float64(max(r.written, 1)))
+			if r.misses > 0 {
+				line += fmt.Sprintf(", %d runs skipped by the kernel (recursion misses)", r.misses)
+			}
 			if !kept {
 				line += "; " + strings.Join(strings.Fields(t.stderr.String()), " ")
 			}
