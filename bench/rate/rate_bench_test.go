@@ -506,14 +506,14 @@ func buildBpfcap(b *testing.B) string {
 // BenchmarkMaxRate steps the offered rate up (rates, each step
 // BPFCAP_RATE_STEP long) at each hook and payload size, running bpfcap
 // (default buffer sizes, or BPFCAP_RATE_ARGS added to its command line;
-// BPFCAP_RATE_BIN instead of this tree's build) and then tcpdump -w -B 8192 (the same 8 MiB) on
-// the same device at each step, until both lost packets or the generator
-// fell short of the step's rate. Reported per case, as ratios of the same
-// run: lossfree-bpfcap/tcpdump (highest offered rate each kept at 100%;
-// left out when neither lost a packet; with generator-bound=1 one of the
-// two is a floor)
-// and cpu-bpfcap/tcpdump (CPU per captured packet at the highest step both
-// kept: bpfcap's process time plus its BPF programs' run time, against
+// BPFCAP_RATE_BIN instead of this tree's build) and then tcpdump -w
+// -B 8192 (the same 8 MiB) on the same device at each step, until both
+// lost packets or the generator fell short of the step's rate. Reported
+// per case, as ratios of the same run: lossfree-bpfcap/tcpdump (highest
+// offered rate each kept at 100%; left out when neither lost a packet;
+// with generator-bound=1 one of the two is a floor) and cpu-bpfcap/tcpdump
+// (CPU per captured packet at the highest step both kept, start-up left
+// out: bpfcap's process time plus its BPF programs' run time, against
 // tcpdump's process time; tcpdump's kernel tap, which runs in the flood's
 // softirqs, is not counted); the absolute figures are reported too.
 func BenchmarkMaxRate(b *testing.B) {
