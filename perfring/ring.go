@@ -33,10 +33,10 @@ type ringReader struct {
 	wakefd  int    // an eventfd that Close writes to end a wait
 	cons    []byte // the consumer page (read-write)
 	prod    []byte // the producer page and the data pages, twice (read-only)
-	consPos *uint64
-	prodPos *uint64
+	consPos *uintptr // the kernel's unsigned longs
+	prodPos *uintptr
 	data    []byte
-	mask    uint64
+	mask    uintptr
 	events  [2]unix.EpollEvent
 }
 
@@ -55,10 +55,10 @@ func newRingReader(m *ebpf.Map) (_ *ringReader, err error) {
 	if r.prod, err = unix.Mmap(m.FD(), int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("map the ring's data pages: %w", err)
 	}
-	r.consPos = (*uint64)(unsafe.Pointer(&r.cons[0]))
-	r.prodPos = (*uint64)(unsafe.Pointer(&r.prod[0]))
+	r.consPos = (*uintptr)(unsafe.Pointer(&r.cons[0]))
+	r.prodPos = (*uintptr)(unsafe.Pointer(&r.prod[0]))
 	r.data = r.prod[page:]
-	r.mask = uint64(size - 1)
+	r.mask = uintptr(size - 1)
 	if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("create epoll instance: %w", err)
 	}
@@ -115,14 +115,14 @@ func (r *ringReader) read(deadline, stop time.Time, fn func(raw []byte) error) (
 // not committed yet (busy), and after 4096 records so the caller sees the
 // clock.
 func (r *ringReader) consume(fn func(raw []byte) error) (n int, busy bool, err error) {
-	cons := atomic.LoadUint64(r.consPos)
-	prod := atomic.LoadUint64(r.prodPos)
+	cons := atomic.LoadUintptr(r.consPos)
+	prod := atomic.LoadUintptr(r.prodPos)
 	for cons < prod && n < 4096 {
 		hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[cons&r.mask])))
 		if hdr&ringBusyBit != 0 {
 			return n, true, nil
 		}
-		l := uint64(hdr &^ (ringBusyBit | ringDiscardBit))
+		l := uintptr(hdr &^ (ringBusyBit | ringDiscardBit))
 		start := cons&r.mask + ringHeaderSize
 		next := cons + (ringHeaderSize+l+7)&^7
 		if next > prod {
@@ -135,7 +135,7 @@ func (r *ringReader) consume(fn func(raw []byte) error) (n int, busy bool, err e
 		// The record is done with (fn copied what it keeps): its space
 		// goes back to the kernel.
 		cons = next
-		atomic.StoreUint64(r.consPos, cons)
+		atomic.StoreUintptr(r.consPos, cons)
 		if err != nil {
 			return n, false, err
 		}
