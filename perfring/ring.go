@@ -30,9 +30,9 @@ type ringReader struct {
 	mu      sync.Mutex // held while the mapping is in use
 	closed  atomic.Bool
 	epfd    int
-	wakefd  int    // an eventfd that Close writes to end a wait
-	cons    []byte // the consumer page (read-write)
-	prod    []byte // the producer page and the data pages, twice (read-only)
+	wakefd  int      // an eventfd that Close writes to end a wait
+	cons    []byte   // the consumer page (read-write)
+	prod    []byte   // the producer page and the data pages, twice (read-only)
 	consPos *uintptr // the kernel's unsigned longs
 	prodPos *uintptr
 	data    []byte
