@@ -200,15 +200,25 @@ static __noinline __u32 bpfcap_filter_scratch(const void *buf, __u32 cap_len, __
 	return ret;
 }
 
-/* Adds one to stat for this program's hook. */
-static __always_inline void bpfcap_stat_inc(__u32 stat)
+/*
+ * Adds one to stat for hook index hook. A program that serves one hook
+ * counts with bpfcap_stat_inc; one that serves several (a kprobe-multi
+ * program, whose attach cookie names the hook) passes the hook of the run.
+ */
+static __always_inline void bpfcap_hook_stat_inc(__u32 hook, __u32 stat)
 {
 	__u32 rows = bpfcap_cfg.max_hooks ? bpfcap_cfg.max_hooks : BPFCAP_MAX_HOOKS;
-	__u32 key = (bpf_get_smp_processor_id() * rows + bpfcap_cfg.hook) * BPFCAP_NSTATS + stat;
+	__u32 key = (bpf_get_smp_processor_id() * rows + hook) * BPFCAP_NSTATS + stat;
 	__u64 *v = bpf_map_lookup_elem(&bpfcap_stats, &key);
 
 	if (v)
 		*v += 1;
+}
+
+/* Adds one to stat for this program's hook. */
+static __always_inline void bpfcap_stat_inc(__u32 stat)
+{
+	bpfcap_hook_stat_inc(bpfcap_cfg.hook, stat);
 }
 
 /*
@@ -277,10 +287,10 @@ static __always_inline int bpfcap_want_dev(__u32 ifindex, __u32 netns)
 
 /*
  * Takes this CPU's scratch record for the current nesting level, or returns
- * NULL (and counts BPFCAP_STAT_NESTED) when all levels are in use. Every
- * non-NULL return must be paired with bpfcap_scratch_put().
+ * NULL (and counts BPFCAP_STAT_NESTED for hook) when all levels are in use.
+ * Every non-NULL return must be paired with bpfcap_scratch_put().
  */
-static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
+static __always_inline struct bpfcap_scratch_record *bpfcap_hook_scratch_get(__u32 hook)
 {
 	__u32 zero = 0, level, key;
 	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
@@ -290,7 +300,7 @@ static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
 		return NULL;
 	level = *nest;
 	if (level >= BPFCAP_NEST_LEVELS) {
-		bpfcap_stat_inc(BPFCAP_STAT_NESTED);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_NESTED);
 		return NULL;
 	}
 	*nest = level + 1;
@@ -298,10 +308,16 @@ static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
 	rec = bpf_map_lookup_elem(&bpfcap_scratch, &key);
 	if (!rec) {
 		*nest = level;
-		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_ERROR);
 		return NULL;
 	}
 	return rec;
+}
+
+/* bpfcap_hook_scratch_get for this program's hook. */
+static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
+{
+	return bpfcap_hook_scratch_get(bpfcap_cfg.hook);
 }
 
 /*
@@ -428,8 +444,8 @@ static __always_inline __u64 bpfcap_ring_wakeup(__u64 size)
 
 /*
  * Sends rec->ev and the first cap_len bytes of rec->data to userspace and
- * counts BPFCAP_STAT_CAPTURED or BPFCAP_STAT_LOST. rec->ev.cap_len must
- * already equal cap_len. ctx is the program's context (perf needs it).
+ * counts BPFCAP_STAT_CAPTURED or BPFCAP_STAT_LOST for rec->ev.hook.
+ * rec->ev.cap_len must already equal cap_len. ctx is the program's context (perf needs it).
  *
  * Ringbuf wake-ups are batched: only the record that takes the pending
  * data past bpfcap_cfg.wakeup_bytes wakes the reader, which also polls
@@ -447,7 +463,7 @@ static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_scratch_recor
 	} else {
 		err = bpf_ringbuf_output(&bpfcap_ring, rec, size, bpfcap_ring_wakeup(size));
 	}
-	bpfcap_stat_inc(err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
+	bpfcap_hook_stat_inc(rec->ev.hook, err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
 	return err;
 }
 
@@ -575,8 +591,11 @@ struct {
 	__type(value, __u64); /* theoretical arrival time of the next packet */
 } bpfcap_rate SEC(".maps");
 
-/* Whether the rate bound lets one more packet through; counts a shed one. */
-static __always_inline int bpfcap_rate_admit(void)
+/*
+ * Whether the rate bound lets one more packet through; counts a shed one
+ * for hook. A program serving several hooks has one bucket for them all.
+ */
+static __always_inline int bpfcap_hook_rate_admit(__u32 hook)
 {
 	__u64 interval = bpfcap_cfg.rate_interval, burst = bpfcap_cfg.rate_burst;
 	__u64 now, *tat;
@@ -591,11 +610,17 @@ static __always_inline int bpfcap_rate_admit(void)
 	if (burst == 0)
 		burst = 1;
 	if (*tat > now + (burst - 1) * interval) {
-		bpfcap_stat_inc(BPFCAP_STAT_SHED);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_SHED);
 		return 0;
 	}
 	*tat = (*tat > now ? *tat : now) + interval;
 	return 1;
+}
+
+/* bpfcap_hook_rate_admit for this program's hook. */
+static __always_inline int bpfcap_rate_admit(void)
+{
+	return bpfcap_hook_rate_admit(bpfcap_cfg.hook);
 }
 
 /*
@@ -623,9 +648,12 @@ static __always_inline void bpfcap_event_owner(struct bpfcap_event *ev, __u64 co
  * Userspace reads cap_len bytes of a record and skips the rest.
  */
 
-/* Submits a reserved record of size bytes and counts it captured. */
+/* Submits a reserved record of size bytes and counts it captured for
+ * rec->ev.hook. */
 static __always_inline void bpfcap_ring_commit(struct bpfcap_scratch_record *rec, __u64 size)
 {
+	__u32 hook = rec->ev.hook;
+
 	bpf_ringbuf_submit(rec, bpfcap_ring_wakeup(size));
-	bpfcap_stat_inc(BPFCAP_STAT_CAPTURED);
+	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_CAPTURED);
 }

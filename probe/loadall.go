@@ -11,17 +11,24 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/filter"
 	"github.com/bpfcap/bpfcap/hook"
 )
 
 // loadedHook is one target's program, loaded and attached, or why not.
+// Targets that share a kprobe-multi program each get a view of it (the
+// program with their hook index, which closing leaves open); the first
+// attached owns it, and each link is held by one target (link nil on the
+// others).
 type loadedHook struct {
 	target *Target
 	prog   *hook.Program
 	link   link.Link
 	err    error
+	// view says prog is a view of another target's program.
+	view bool
 }
 
 // close detaches and frees what was loaded.
@@ -32,38 +39,150 @@ func (l *loadedHook) close() {
 	l.prog.Close()
 }
 
-// loadAttachAll loads (with load) and attaches one program per target,
-// up to one per CPU at a time: the verifier's work dominates, and it runs
-// on the loading thread. The i-th result is targets[i]'s.
+// loadUnits returns the targets one program serves each, as indexes into
+// targets: a kprobe-multi target shares its program with every other
+// whose program is configured alike (one kprobe-multi link attaches it to
+// all their functions, each known by its attach cookie); any other
+// target has its own.
+func loadUnits(targets []*Target) [][]int {
+	type multiKey struct {
+		skbArg, reasonArg int
+		hasReason, task   bool
+	}
+	var units [][]int
+	group := map[multiKey]int{}
+	for i, t := range targets {
+		if !t.Multi {
+			units = append(units, []int{i})
+			continue
+		}
+		k := multiKey{t.SkbArg, t.ReasonArg, t.HasReason, inProcessContext(t)}
+		u, ok := group[k]
+		if !ok {
+			u = len(units)
+			group[k] = u
+			units = append(units, nil)
+		}
+		units[u] = append(units[u], i)
+	}
+	return units
+}
+
+// loadAttachAll loads (with load) and attaches the programs of targets,
+// one per load unit (loadUnits), up to one per CPU at a time: the
+// verifier's work dominates, and it runs on the loading thread. load is
+// given the first target of a unit and its index. The i-th result is
+// targets[i]'s.
 func loadAttachAll(targets []*Target, load func(i int, t *Target) (*hook.Program, error)) []loadedHook {
 	out := make([]loadedHook, len(targets))
-	work := make(chan int)
+	for i, t := range targets {
+		out[i].target = t
+	}
+	units := loadUnits(targets)
+	work := make(chan []int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(targets)) {
+	for range min(runtime.GOMAXPROCS(0), len(units)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range work {
-				res := &out[i]
-				res.target = targets[i]
-				res.prog, res.err = load(i, targets[i])
-				if res.err != nil {
-					continue
-				}
-				res.link, res.err = attachTarget(targets[i], res.prog.Program, i)
-				if res.err != nil {
-					res.prog.Close()
-					res.prog = nil
-				}
+			for unit := range work {
+				loadAttachUnit(targets, unit, out, load)
 			}
 		}()
 	}
-	for i := range targets {
-		work <- i
+	for _, u := range units {
+		work <- u
 	}
 	close(work)
 	wg.Wait()
 	return out
+}
+
+// loadAttachUnit loads the program of the targets at unit and attaches it,
+// filling their results in out.
+func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i int, t *Target) (*hook.Program, error)) {
+	first := unit[0]
+	prog, err := load(first, targets[first])
+	if err != nil {
+		for _, i := range unit {
+			out[i].err = err
+		}
+		return
+	}
+	if !targets[first].Multi {
+		res := &out[first]
+		if res.link, res.err = attach(targets[first], prog.Program); res.err != nil {
+			prog.Close()
+			return
+		}
+		res.prog = prog
+		return
+	}
+	links, refused := attachMulti(prog.Program, targets, unit)
+	owner := true
+	for _, i := range unit {
+		if err := refused[i]; err != nil {
+			out[i].err = err
+			continue
+		}
+		if owner {
+			out[i].prog, owner = prog, false
+			continue
+		}
+		view := *prog
+		view.Collection = nil // closed by its owner
+		view.Options.Hook = i
+		out[i].prog, out[i].view = &view, true
+	}
+	if owner {
+		prog.Close()
+	}
+	for _, ml := range links {
+		out[ml.idxs[0]].link = ml.link
+	}
+}
+
+// multiLink is a kprobe-multi link and the targets it attaches, by index.
+type multiLink struct {
+	link link.Link
+	idxs []int
+}
+
+// attachMulti attaches prog to the functions of the targets at idxs
+// through kprobe-multi links, each function with its target's index as the
+// attach cookie. When the kernel refuses a set of functions, the set is
+// halved until each function it refuses is alone: those are returned with
+// why, the others attached. A refusal for want of privilege refuses the
+// whole set at once.
+func attachMulti(prog *ebpf.Program, targets []*Target, idxs []int) ([]multiLink, map[int]error) {
+	var links []multiLink
+	refused := map[int]error{}
+	var attachSet func(set []int)
+	attachSet = func(set []int) {
+		opts := link.KprobeMultiOptions{
+			Symbols: make([]string, len(set)),
+			Cookies: make([]uint64, len(set)),
+		}
+		for j, i := range set {
+			opts.Symbols[j], opts.Cookies[j] = targets[i].Name, uint64(i)
+		}
+		l, err := link.KprobeMulti(prog, opts)
+		if err == nil {
+			links = append(links, multiLink{link: l, idxs: set})
+			return
+		}
+		if len(set) == 1 || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			for _, i := range set {
+				refused[i] = featureError("attach kprobe-multi "+targets[i].String(), err)
+			}
+			return
+		}
+		half := len(set) / 2
+		attachSet(set[:half])
+		attachSet(set[half:])
+	}
+	attachSet(idxs)
+	return links, refused
 }
 
 // detachGroup detaches the links of every hook of a capture at once, when
@@ -108,23 +227,6 @@ func (g *detachGroup) Close() error {
 		return nil
 	}
 	return g.err
-}
-
-// attachTarget attaches prog, loaded for t as hook index idx. A kprobe
-// meant for kprobe-multi attaches through a kprobe-multi link, with the
-// hook index as its cookie; everything else as attach does.
-func attachTarget(t *Target, prog *ebpf.Program, idx int) (link.Link, error) {
-	if !t.Multi {
-		return attach(t, prog)
-	}
-	l, err := link.KprobeMulti(prog, link.KprobeMultiOptions{
-		Symbols: []string{t.Name},
-		Cookies: []uint64{uint64(idx)},
-	})
-	if err != nil {
-		return nil, featureError("attach kprobe-multi "+t.String(), err)
-	}
-	return l, nil
 }
 
 // forAttach sets up the program spec ps to attach as t does (a
@@ -186,6 +288,9 @@ type AttachReport struct {
 	// those the kernel cannot attach at all, and those whose program it
 	// refused to load or attach.
 	Refused []Refusal
+	// Programs is the number of programs loaded for them: one per hook,
+	// but one for many functions attached through one kprobe-multi link.
+	Programs int
 	// Resolve is how long finding the hook points took; Total includes
 	// loading and attaching their programs, Parallel at a time.
 	Resolve, Total time.Duration

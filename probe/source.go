@@ -37,8 +37,9 @@ type Options struct {
 	DeviceNetns string
 }
 
-// Source is a running tracing capture: one program per hook, attached and
-// writing into one shared ring. It implements bpfcap.Source. Close
+// Source is a running tracing capture: one program per hook (or one for
+// the many functions of a kprobe-multi link), attached and writing into
+// one shared ring. It implements bpfcap.Source. Close
 // detaches everything.
 type Source struct {
 	*hook.Source
@@ -60,7 +61,9 @@ func (s *Source) Targets() []*Target { return s.targets }
 
 // Open parses and resolves every hook spec, glob and "all" (see
 // Resolver.Expand), then loads and attaches one program per hook point,
-// several at a time. Nothing is loaded before every spec resolved, and
+// several at a time; functions attached through kprobe-multi share one
+// program and link per configuration, each hook known by its attach
+// cookie. Nothing is loaded before every spec resolved, and
 // whatever was attached is detached again when a later step fails. A hook
 // point a glob found whose program the kernel refuses to load or attach
 // is left out (Source.AttachReport lists it); when none attaches, Open
@@ -156,6 +159,7 @@ func Open(opts Options) (_ *Source, err error) {
 	refused := exp.Refused
 	detach := &detachGroup{}
 	var attached []*Target
+	programs := 0
 	for i, res := range results {
 		t := res.target
 		if res.err != nil {
@@ -168,7 +172,12 @@ func Open(opts Options) (_ *Source, err error) {
 			}
 			return nil, res.err
 		}
-		detach.links = append(detach.links, res.link)
+		if res.link != nil {
+			detach.links = append(detach.links, res.link)
+		}
+		if !res.view {
+			programs++
+		}
 		attached = append(attached, t)
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
@@ -187,7 +196,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if len(attached) == 0 {
 		return nil, nothingAttached(refused)
 	}
-	report := AttachReport{Attached: len(attached), Notes: exp.Notes, Refused: refused,
+	report := AttachReport{Attached: len(attached), Programs: programs, Notes: exp.Notes, Refused: refused,
 		Resolve: resolved, Total: time.Since(start), Parallel: min(runtime.GOMAXPROCS(0), len(targets))}
 	// Packets are attributed to their socket's owner; without the
 	// learner, only hooks that run in process context name a process.
