@@ -321,9 +321,11 @@ func countKprobeMultiLinks(t *testing.T, prog string) int {
 }
 
 // TestPatternCaptureKprobeGlob: kprobe:'ip_*' attaches to the ip_*
-// functions that take an sk_buff, through kprobe-multi links where the
-// kernel has them (5.18+), and a datagram the peer receives is captured
-// at ip_rcv and at least one more of them under one packet id.
+// functions that take an sk_buff, where the kernel has kprobe-multi (5.18+)
+// through one program and one kprobe-multi link for all functions alike
+// (the hook named by the attach cookie), and a datagram the peer receives
+// is captured at ip_rcv and ip_local_deliver under one packet id, each
+// record under its own function's name.
 func TestPatternCaptureKprobeGlob(t *testing.T) {
 	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
@@ -342,9 +344,13 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 	multi := countKprobeMultiLinks(t, "probe_kprobe") - multiBefore
 	t.Logf("kprobe:ip_* attached %d hooks, %d through kprobe-multi", attached, multi)
 	match := func(pk *pcapng.Packet) bool { return udpDstPort(ipOf(src, pk)) == port }
-	waitFor(t, "a datagram at ip_rcv and another ip_* function", func() { sendUDP(t, p, p.PeerIP, port) }, func() bool {
+	// Both run once per received datagram, in this order; records
+	// named after the wrong function (a wrong cookie) would miss one.
+	want := []string{"kprobe:ip_rcv:arg1", "kprobe:ip_local_deliver:arg1"}
+	waitFor(t, "a datagram at ip_rcv and ip_local_deliver", func() { sendUDP(t, p, p.PeerIP, port) }, func() bool {
 		for _, hooks := range hookNames(src, sink.find(match)) {
-			if len(hooks) >= 2 && slices.Contains(hooks, "kprobe:ip_rcv:arg1") {
+			i := slices.Index(hooks, want[0])
+			if i >= 0 && slices.Contains(hooks[i+1:], want[1]) {
 				return true
 			}
 		}
@@ -359,8 +365,24 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 		}
 	}
 	errMulti := r.HaveKprobeMulti()
-	if errMulti == nil && multi < attached/2 {
-		t.Errorf("the kernel has kprobe-multi, but only %d of %d hooks attached through it", multi, attached)
+	// The hooks attached through kprobe-multi, and the program
+	// configurations among them: one link each.
+	viaMulti, configs := 0, map[[3]int]bool{}
+	for _, tg := range src.Targets() {
+		if tg.Multi {
+			viaMulti++
+			configs[[3]int{tg.SkbArg, tg.ReasonArg, map[bool]int{true: 1}[tg.HasReason]}] = true
+		}
+	}
+	t.Logf("%d hooks through kprobe-multi, %d programs loaded", viaMulti, src.AttachReport().Programs)
+	if errMulti == nil && viaMulti < attached/2 {
+		t.Errorf("the kernel has kprobe-multi, but only %d of %d hooks attached through it", viaMulti, attached)
+	}
+	if errMulti == nil && multi != len(configs) {
+		t.Errorf("%d kprobe-multi links for %d hooks of %d configurations, want one link per configuration", multi, viaMulti, len(configs))
+	}
+	if progs := src.AttachReport().Programs; progs != attached-viaMulti+len(configs) {
+		t.Errorf("%d programs loaded for %d hooks, %d through kprobe-multi in %d configurations", progs, attached, viaMulti, len(configs))
 	}
 	if errMulti != nil && multi != 0 {
 		t.Errorf("%d kprobe-multi links on a kernel without them (%v)", multi, errMulti)

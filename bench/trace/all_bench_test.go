@@ -1,0 +1,93 @@
+package tracebench
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/probe"
+)
+
+// BenchmarkTraceAllFlood floods UDP over a veth pair with no hook and with
+// `all` attached (every hook point this kernel lets bpfcap attach to) with
+// a filter that matches nothing, and reports the flood's rate with `all`
+// as a fraction of its rate without (traced/untraced-rate), from the same
+// run. BPF run-time statistics stay off: they would add their own cost to
+// every hook. The attach figures of `all` are reported too.
+//
+//	go test -run '^$' -bench TraceAllFlood -benchtime 1x ./bench/trace/
+func BenchmarkTraceAllFlood(b *testing.B) {
+	testutils.RequireRoot(b)
+	f := newFlooder(b, 64)
+	f.send(b, 10_000) // warm up ARP, caches
+	for range b.N {
+		// The fastest of three interleaved rounds on each side, so
+		// that other load on the machine inflates neither alone.
+		var untraced, traced time.Duration
+		var report probe.AttachReport
+		best := func(d *time.Duration, v time.Duration) {
+			if *d == 0 || v < *d {
+				*d = v
+			}
+		}
+		for range 3 {
+			best(&untraced, f.send(b, packetsPerPhase))
+			var d time.Duration
+			report = traceAll(b, func() { d = f.send(b, packetsPerPhase) })
+			best(&traced, d)
+		}
+		rate := func(d time.Duration) float64 { return packetsPerPhase / d.Seconds() }
+		b.ReportMetric(rate(untraced), "pps-untraced")
+		b.ReportMetric(rate(traced), "pps-traced-all")
+		b.ReportMetric(rate(traced)/rate(untraced), "traced/untraced-rate")
+		b.ReportMetric(float64(report.Attached), "hooks")
+		b.ReportMetric(float64(report.Programs), "programs")
+		b.ReportMetric(report.Total.Seconds(), "attach-s")
+	}
+}
+
+// traceAll runs `all` with a filter that matches no packet of the flood,
+// writing to io.Discard, while send runs; it fails if anything was
+// captured and returns what was attached.
+func traceAll(b *testing.B, send func()) probe.AttachReport {
+	b.Helper()
+	opts := probe.Options{Hooks: []string{probe.All}, Proto: "eth"}
+	opts.Filter = "udp dst port 1"
+	src, err := probe.Open(opts)
+	if err != nil {
+		b.Fatalf("open all: %v", err)
+	}
+	defer src.Close()
+	w, err := pcapng.NewWriter(io.Discard, pcapng.WriterOptions{Application: "bpfcap bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, ifc := range src.Interfaces() {
+		if _, err := w.AddInterface(ifc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, w) }()
+	send()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatalf("run: %v", err)
+	}
+	var seen, captured uint64
+	for _, st := range src.Stats() {
+		seen += st.Seen
+		captured += st.Captured
+	}
+	if captured != 0 {
+		b.Fatalf("a filter that matches nothing captured %d packets", captured)
+	}
+	if seen < packetsPerPhase {
+		b.Fatalf("the hooks saw %d packets of a flood of %d: `all` is not on the flood's path", seen, packetsPerPhase)
+	}
+	return src.AttachReport()
+}
