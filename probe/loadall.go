@@ -40,23 +40,23 @@ func (l *loadedHook) close() {
 }
 
 // loadUnits returns the targets one program serves each, as indexes into
-// targets: a kprobe-multi target shares its program with every other
-// whose program is configured alike (one kprobe-multi link attaches it to
-// all their functions, each known by its attach cookie); any other
-// target has its own.
+// targets: a target whose hook index is its attach cookie shares its
+// program with every other whose program is configured alike (one
+// kprobe-multi link attaches it to all their functions, or one perf
+// kprobe each); any other target has its own.
 func loadUnits(targets []*Target) [][]int {
-	type multiKey struct {
-		skbArg, reasonArg int
-		hasReason, task   bool
+	type sharedKey struct {
+		skbArg, reasonArg      int
+		hasReason, task, multi bool
 	}
 	var units [][]int
-	group := map[multiKey]int{}
+	group := map[sharedKey]int{}
 	for i, t := range targets {
-		if !t.Multi {
+		if !t.Cookie {
 			units = append(units, []int{i})
 			continue
 		}
-		k := multiKey{t.SkbArg, t.ReasonArg, t.HasReason, inProcessContext(t)}
+		k := sharedKey{t.SkbArg, t.ReasonArg, t.HasReason, inProcessContext(t), t.Multi}
 		u, ok := group[k]
 		if !ok {
 			u = len(units)
@@ -109,7 +109,7 @@ func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i
 		}
 		return
 	}
-	if !targets[first].Multi {
+	if !targets[first].Cookie {
 		res := &out[first]
 		if res.link, res.err = attach(targets[first], prog.Program); res.err != nil {
 			prog.Close()
@@ -118,7 +118,11 @@ func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i
 		res.prog = prog
 		return
 	}
-	links, refused := attachMulti(prog.Program, targets, unit)
+	attachShared := attachCookies
+	if targets[first].Multi {
+		attachShared = attachMulti
+	}
+	links, refused := attachShared(prog.Program, targets, unit)
 	owner := true
 	for _, i := range unit {
 		if err := refused[i]; err != nil {
@@ -142,7 +146,8 @@ func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i
 	}
 }
 
-// multiLink is a kprobe-multi link and the targets it attaches, by index.
+// multiLink is a link of a shared program and the targets it attaches,
+// by index.
 type multiLink struct {
 	link link.Link
 	idxs []int
@@ -182,6 +187,47 @@ func attachMulti(prog *ebpf.Program, targets []*Target, idxs []int) ([]multiLink
 		attachSet(set[half:])
 	}
 	attachSet(idxs)
+	return links, refused
+}
+
+// cookieAttachThreads bounds the perf kprobes attached at once.
+const cookieAttachThreads = 8
+
+// attachCookies attaches prog to the function of each target at idxs as a
+// perf kprobe whose link carries the target's index as the attach cookie,
+// several at a time. Those the kernel refuses are returned with why.
+func attachCookies(prog *ebpf.Program, targets []*Target, idxs []int) ([]multiLink, map[int]error) {
+	ls := make([]link.Link, len(idxs))
+	errs := make([]error, len(idxs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(cookieAttachThreads, len(idxs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				t := targets[idxs[j]]
+				ls[j], errs[j] = link.Kprobe(t.Name, prog, &link.KprobeOptions{Cookie: uint64(idxs[j])})
+				if errs[j] != nil {
+					errs[j] = featureError("attach "+t.String(), errs[j])
+				}
+			}
+		}()
+	}
+	for j := range idxs {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	var links []multiLink
+	refused := map[int]error{}
+	for j, i := range idxs {
+		if errs[j] != nil {
+			refused[i] = errs[j]
+			continue
+		}
+		links = append(links, multiLink{link: ls[j], idxs: []int{i}})
+	}
 	return links, refused
 }
 

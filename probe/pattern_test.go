@@ -323,7 +323,8 @@ func countKprobeMultiLinks(t *testing.T, prog string) int {
 // TestPatternCaptureKprobeGlob: kprobe:'ip_*' attaches to the ip_*
 // functions that take an sk_buff, where the kernel has kprobe-multi (5.18+)
 // through one program and one kprobe-multi link for all functions alike
-// (the hook named by the attach cookie), and a datagram the peer receives
+// (the hook named by the attach cookie; elsewhere from 5.15 one program
+// for perf kprobes that carry the cookie), and a datagram the peer receives
 // is captured at ip_rcv and ip_local_deliver under one packet id, each
 // record under its own function's name.
 func TestPatternCaptureKprobeGlob(t *testing.T) {
@@ -365,24 +366,40 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 		}
 	}
 	errMulti := r.HaveKprobeMulti()
-	// The hooks attached through kprobe-multi, and the program
-	// configurations among them: one link each.
-	viaMulti, configs := 0, map[[3]int]bool{}
+	// The hooks attached through kprobe-multi and those whose program
+	// takes the hook index from the attach cookie, and the program
+	// configurations among them: one program each, and one link each
+	// for kprobe-multi.
+	type config struct {
+		skbArg, reasonArg int
+		hasReason, multi  bool
+	}
+	viaMulti, viaCookie := 0, 0
+	configs, multiConfigs := map[config]bool{}, map[config]bool{}
 	for _, tg := range src.Targets() {
+		c := config{tg.SkbArg, tg.ReasonArg, tg.HasReason, tg.Multi}
 		if tg.Multi {
 			viaMulti++
-			configs[[3]int{tg.SkbArg, tg.ReasonArg, map[bool]int{true: 1}[tg.HasReason]}] = true
+			multiConfigs[c] = true
+		}
+		if tg.Cookie {
+			viaCookie++
+			configs[c] = true
 		}
 	}
-	t.Logf("%d hooks through kprobe-multi, %d programs loaded", viaMulti, src.AttachReport().Programs)
+	progs := src.AttachReport().Programs
+	t.Logf("%d hooks through kprobe-multi, %d with the hook index from the cookie, %d programs loaded", viaMulti, viaCookie, progs)
 	if errMulti == nil && viaMulti < attached/2 {
 		t.Errorf("the kernel has kprobe-multi, but only %d of %d hooks attached through it", viaMulti, attached)
 	}
-	if errMulti == nil && multi != len(configs) {
-		t.Errorf("%d kprobe-multi links for %d hooks of %d configurations, want one link per configuration", multi, viaMulti, len(configs))
+	if errMulti == nil && multi != len(multiConfigs) {
+		t.Errorf("%d kprobe-multi links for %d hooks of %d configurations, want one link per configuration", multi, viaMulti, len(multiConfigs))
 	}
-	if progs := src.AttachReport().Programs; progs != attached-viaMulti+len(configs) {
-		t.Errorf("%d programs loaded for %d hooks, %d through kprobe-multi in %d configurations", progs, attached, viaMulti, len(configs))
+	if r.HaveKprobeCookie() == nil && viaCookie != attached {
+		t.Errorf("the kernel has attach cookies, but only %d of %d hooks take their index from one", viaCookie, attached)
+	}
+	if progs != attached-viaCookie+len(configs) {
+		t.Errorf("%d programs loaded for %d hooks, %d sharing %d programs by attach cookie", progs, attached, viaCookie, len(configs))
 	}
 	if errMulti != nil && multi != 0 {
 		t.Errorf("%d kprobe-multi links on a kernel without them (%v)", multi, errMulti)
