@@ -18,10 +18,10 @@ import (
 )
 
 // loadedHook is one target's program, loaded and attached, or why not.
-// Targets that share a kprobe-multi program each get a view of it (the
-// program with their hook index, which closing leaves open); the first
-// attached owns it, and each link is held by one target (link nil on the
-// others).
+// Targets that share a program (by attach cookie) each get a view of it
+// (the program with their hook index, which closing leaves open); the
+// first attached owns it, and each link is held by one target (link nil
+// on the others).
 type loadedHook struct {
 	target *Target
 	prog   *hook.Program
@@ -130,6 +130,7 @@ func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i
 			continue
 		}
 		if owner {
+			prog.Options.Hook = i // the first may have been refused
 			out[i].prog, owner = prog, false
 			continue
 		}
