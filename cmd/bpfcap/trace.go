@@ -60,7 +60,8 @@ With a glob or all (pattern mode), a packet is seen at many hooks, so:
   - The snap length is 256 bytes unless -s (or len) says otherwise: the
     headers a journey is read by (link, IP with options or extension
     headers, TCP with options, one encapsulation), copied at every hook
-    a packet passes, while keeping the ring and the file small.
+    a packet passes, while keeping the ring and the file small (a filter
+    sees only the bytes copied: give -s for filters on deeper payload).
   - A file (-w, or pcapng into a pipe) holds one interface per hook that
     captured, added as that hook captures its first packet, not hundreds
     of empty ones; tcpdump and Wireshark read it.
