@@ -3,8 +3,10 @@ package bpfcap
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +112,52 @@ func TestSessionInterfacesOnFirstPacket(t *testing.T) {
 	_, ifaces, _ := readAll(t, buf.Bytes())
 	if len(ifaces) != 1 || ifaces[0].Name != "hooka" || len(res.Interfaces) != 1 {
 		t.Errorf("a capture without packets has interfaces %+v (result %d), want the first one", ifaces, len(res.Interfaces))
+	}
+}
+
+// sparseRawSource writes one batch of encoded blocks through the bulk
+// path, on the source interfaces of plan, and ends.
+type sparseRawSource struct{ sparseSource }
+
+func (s *sparseRawSource) Run(ctx context.Context, sink pcapng.PacketWriter) error {
+	var b []byte
+	for i, ifc := range s.plan {
+		blk := epb(byte(i))
+		binary.LittleEndian.PutUint32(blk[8:], uint32(ifc))
+		b = append(b, blk...)
+		s.sent[ifc]++
+	}
+	if _, err := sink.(pcapng.RawPacketWriter).WriteRawPackets(b, len(s.plan)); err != nil {
+		return err
+	}
+	return sink.Flush()
+}
+
+// TestSessionInterfacesOnFirstPacketRaw: blocks written in bulk add their
+// interfaces as the first block of each arrives, and are renumbered to
+// them.
+func TestSessionInterfacesOnFirstPacketRaw(t *testing.T) {
+	src := &sparseRawSource{*newSparseSource(10, 5, 2, 5)}
+	var buf bytes.Buffer
+	if _, err := Run(context.Background(), newFileSink(t, &buf), []Source{src}, Options{InterfacesOnFirstPacket: true}); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := pcapng.NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		p, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rd.Interfaces()[p.Interface].Name)
+	}
+	if want := []string{"hookf", "hookc", "hookf"}; strings.Join(got, " ") != strings.Join(want, " ") || len(rd.Interfaces()) != 2 {
+		t.Errorf("packets on %v of %d interfaces, want %v of 2", got, len(rd.Interfaces()), want)
 	}
 }
