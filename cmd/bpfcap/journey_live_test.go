@@ -153,7 +153,9 @@ func TestJourneyLiveTerminal(t *testing.T) {
 	defer cancel()
 	stderr := &testutils.SyncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, strings.NewReader(""), slave, stderr, []string{"trace", "tp_btf:*", "udp dst port 6561"}) }()
+	go func() {
+		done <- run(ctx, strings.NewReader(""), slave, stderr, []string{"trace", "tp_btf:*", "udp dst port 6561"})
+	}()
 	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(stderr.String(), "bpfcap: capturing at") {
 		select {
