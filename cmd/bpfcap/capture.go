@@ -455,7 +455,7 @@ func printListening(w io.Writer, ifaces []pcapng.Interface, patterns []string) {
 	}
 	at := strings.Join(names, ", ")
 	if len(patterns) > 0 {
-		at = fmt.Sprintf("%d hooks (%s)", len(names), strings.Join(patterns, ", "))
+		at = fmt.Sprintf("%s (%s)", hooksText(len(names)), strings.Join(patterns, ", "))
 	}
 	if lt := linkTypesText(ifaces); lt != "" {
 		at += ", " + lt
@@ -509,11 +509,19 @@ func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.Interface
 	if everyHook {
 		return
 	}
-	line := fmt.Sprintf("%d hooks:%s", len(names), statsText(&total))
+	line := hooksText(len(names)) + ":" + statsText(&total)
 	if quiet > 0 {
-		line += fmt.Sprintf(" (%d hooks matched nothing; -v lists every hook)", quiet)
+		line += fmt.Sprintf(" (%s matched nothing; -v lists every hook)", hooksText(quiet))
 	}
 	fmt.Fprintln(w, line)
+}
+
+// hooksText counts hooks in words ("1 hook", "30 hooks").
+func hooksText(n int) string {
+	if n == 1 {
+		return "1 hook"
+	}
+	return fmt.Sprintf("%d hooks", n)
 }
 
 // addStats adds st's counters to t.
@@ -566,7 +574,7 @@ func printHeaderMissTotal(w io.Writer, ifaces []pcapng.Interface, stats []pcapng
 		return
 	}
 	hdr, other := headerName(lt)
-	fmt.Fprintf(w, "bpfcap: %d packets at %d hooks had no %s and were not captured: %s shows them (-v: per hook)\n", missed, hooks, hdr, other)
+	fmt.Fprintf(w, "bpfcap: %d packets at %s had no %s and were not captured: %s shows them (-v: per hook)\n", missed, hooksText(hooks), hdr, other)
 }
 
 // printCounter rewrites a one-line live counter (as dumpcap shows).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/bpfcap/bpfcap"
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/probe"
@@ -167,7 +169,7 @@ func TestJourneyLiveTerminal(t *testing.T) {
 			t.Fatalf("not attached after 2 min:\n%s", stderr)
 		}
 	}
-	if !regexp.MustCompile(`bpfcap: capturing at \d+ hooks \(tp_btf:\*\), link-type EN10MB \(Ethernet\), snapshot length 256 bytes\n`).MatchString(stderr.String()) {
+	if !regexp.MustCompile(`bpfcap: capturing at \d+ hooks? \(tp_btf:\*\), link-type EN10MB \(Ethernet\), snapshot length 256 bytes\n`).MatchString(stderr.String()) {
 		t.Errorf("the capturing line does not count the hooks or has another snap length:\n%s", stderr)
 	}
 	sendUDP(t, p, p.PeerIP, 6561, 3)
@@ -210,7 +212,7 @@ func TestJourneyLiveTerminal(t *testing.T) {
 		t.Fatalf("bpfcap trace: %v\n%s", err, stderr)
 	}
 	// At exit: the hooks that matched, and the totals.
-	m := regexp.MustCompile(`(?m)^(\d+) hooks: seen \d+, matched \d+, captured \d+, lost 0(, skipped \d+)? \((\d+) hooks matched nothing; -v lists every hook\)$`).FindStringSubmatch(stderr.String())
+	m := regexp.MustCompile(`(?m)^(\d+) hooks?: seen \d+, matched \d+, captured \d+, lost 0(, skipped \d+)? \((\d+) hooks? matched nothing; -v lists every hook\)$`).FindStringSubmatch(stderr.String())
 	if m == nil {
 		t.Fatalf("no totals line at exit:\n%s", stderr)
 	}
@@ -315,5 +317,85 @@ func TestTracePatternHostTools(t *testing.T) {
 		if want := ifaces[pkts[i].Interface].Name + "\t6563"; l != want {
 			t.Errorf("tshark packet %d: %q, want %q", i+1, l, want)
 		}
+	}
+}
+
+// TestJourneyViewSelection: the journey view is what pattern mode prints
+// on a terminal, and what --journey prints into a pipe; -l keeps a line
+// per packet on a terminal, and a pipe without --journey gets pcapng;
+// --journey with -w or -l is refused.
+func TestJourneyViewSelection(t *testing.T) {
+	capture := func(stdout io.Writer, o captureOptions) string {
+		t.Helper()
+		var errOut strings.Builder
+		o.Count = 2
+		src := &tickSource{interval: 5 * time.Millisecond}
+		if err := runCapture(context.Background(), &cliEnv{stdout: stdout, stderr: &errOut}, &o,
+			func(context.Context) (bpfcap.Source, error) { return src, nil }); err != nil {
+			t.Fatalf("%+v: %v\n%s", o, err, errOut.String())
+		}
+		return errOut.String()
+	}
+	readTTY := func(master io.Reader, until string) string {
+		t.Helper()
+		var seen strings.Builder
+		r := bufio.NewReader(master)
+		for !strings.Contains(seen.String(), until) {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("read the terminal: %v (so far %q)", err, seen.String())
+			}
+			seen.WriteString(l)
+		}
+		return seen.String()
+	}
+
+	master, slave := openPTY(t)
+	stderr := capture(slave, captureOptions{Patterns: []string{"tp_btf:*"}})
+	if got := readTTY(master, "packet (no id) at "); !journeyBlockRE.MatchString(strings.TrimSpace(got)) {
+		t.Errorf("pattern mode on a terminal printed %q, want a journey block", got)
+	}
+	if !strings.Contains(stderr, "capturing at 1 hook (tp_btf:*)") || !strings.Contains(stderr, "1 hook: seen 2, matched 2, captured 2, lost 0\n") {
+		t.Errorf("pattern mode's stderr:\n%s", stderr)
+	}
+
+	master, slave = openPTY(t)
+	o := captureOptions{Patterns: []string{"tp_btf:*"}}
+	o.tcpdump.Lines = true
+	capture(slave, o)
+	if got := readTTY(master, "fake:tick"); !strings.Contains(got, " fake:tick: ") || strings.Contains(got, "packet (no id)") {
+		t.Errorf("pattern mode with -l on a terminal printed %q, want a line per packet", got)
+	}
+
+	var pipe strings.Builder
+	capture(&pipe, captureOptions{Journey: true})
+	if blocks := parseJourneyBlocks(t, pipe.String()); len(blocks) != 2 {
+		t.Errorf("--journey into a pipe printed %d blocks, want 2:\n%s", len(blocks), pipe.String())
+	}
+	pipe.Reset()
+	capture(&pipe, captureOptions{Patterns: []string{"all"}})
+	if !strings.HasPrefix(pipe.String(), string(pcapngMagic)) {
+		t.Errorf("pattern mode into a pipe without --journey wrote %.40q, want pcapng", pipe.String())
+	}
+
+	for _, o := range []captureOptions{{Journey: true, WriteFile: "x.pcapng"}, {Journey: true, tcpdump: tcpdumpOptions{Lines: true}}} {
+		if err := o.validate(); err == nil || !strings.Contains(err.Error(), "give one") {
+			t.Errorf("%+v: %v, want a refusal", o, err)
+		}
+	}
+}
+
+// TestPrintStatsSummary: with hook patterns the exit statistics list the
+// hooks that matched or lost packets, then the totals over every hook.
+func TestPrintStatsSummary(t *testing.T) {
+	var b strings.Builder
+	printStats(&b,
+		[]pcapng.Interface{{Name: "tp_btf:a"}, {Name: "tp_btf:b"}, {Name: "tp_btf:c"}, {Name: "tp_btf:d"}},
+		[]pcapng.InterfaceStats{{Seen: 5, SeenCounted: true}, {Seen: 4, SeenCounted: true, Matched: 2, Captured: 2}, {Seen: 1, SeenCounted: true, Matched: 1, Lost: 1}, {}}, false)
+	want := "tp_btf:b: seen 4, matched 2, captured 2, lost 0\n" +
+		"tp_btf:c: seen 1, matched 1, captured 0, lost 1\n" +
+		"4 hooks: seen 10, matched 3, captured 2, lost 1 (2 hooks matched nothing; -v lists every hook)\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
