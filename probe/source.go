@@ -146,6 +146,7 @@ func Open(opts Options) (_ *Source, err error) {
 			Netns:     netns,
 			Task:      inProcessContext(t),
 			Want:      co.Want,
+			MaxRate:   co.MaxRate,
 		})
 		if err != nil {
 			return nil, explainLoad(t, err)

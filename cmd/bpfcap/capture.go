@@ -532,6 +532,7 @@ func addStats(t *pcapng.InterfaceStats, st pcapng.InterfaceStats) {
 	t.Captured += st.Captured
 	t.Lost += st.Lost
 	t.Skipped += st.Skipped
+	t.Shed += st.Shed
 	t.NoHeader += st.NoHeader
 	t.UserFiltered += st.UserFiltered
 }
@@ -546,6 +547,9 @@ func statsText(st *pcapng.InterfaceStats) string {
 	line += fmt.Sprintf(" matched %d, captured %d, lost %d", st.Matched, st.Captured, st.Lost)
 	if st.Skipped > 0 {
 		line += fmt.Sprintf(", skipped %d", st.Skipped)
+	}
+	if st.Shed > 0 {
+		line += fmt.Sprintf(", shed %d (--max-rate)", st.Shed)
 	}
 	if st.UserFiltered > 0 {
 		line += fmt.Sprintf(", filtered in userspace %d", st.UserFiltered)

@@ -20,6 +20,7 @@ func newTraceCmd(env *cliEnv) *cobra.Command {
 		o       captureOptions
 		netmask string
 		meta    metaFlags
+		maxRate int
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -60,8 +61,10 @@ With a glob or all (pattern mode), a packet is seen at many hooks, so:
   - The snap length is 256 bytes unless -s (or len) says otherwise: the
     headers a journey is read by (link, IP with options or extension
     headers, TCP with options, one encapsulation), copied at every hook
-    a packet passes, while keeping the ring and the file small (a filter
-    sees only the bytes copied: give -s for filters on deeper payload).
+    a packet passes, while keeping the ring and the file small.
+  - --max-rate is 10000 unless given (--max-rate 0: no bound): a filter
+    that matches a flood would otherwise have every packet copied at every
+    hook it passes.
   - A file (-w, or pcapng into a pipe) holds one interface per hook that
     captured, added as that hook captures its first packet, not hundreds
     of empty ones; tcpdump and Wireshark read it.
@@ -79,12 +82,18 @@ writes Linux cooked captures (LINUX_SLL), which libpcap 1.10 reads where it
 refuses several raw IP interfaces. proto auto asks for two link types in
 one file (MAC header where the skb has one, else raw IP; no filter):
 Wireshark reads it, tcpdump does not.
-Tracing hooks copy an skb's linear part and then its paged frags, up to
-the snap length, and the filter sees all of it. Paged frags need the
+Tracing hooks copy the bytes the filter reads (from the linear part and
+the paged frags), run the filter on them, and copy a matching packet up to
+the snap length; the filter decides as on the whole packet. Paged frags need the
 kernel's page_offset_base and vmemmap_base (x86-64; /proc/kallsyms lists
 them with CONFIG_KALLSYMS_ALL): where they are unknown, only the linear
 part is captured and bpfcap says so at exit. The length is always the
-true one.`,
+true one.
+--max-rate N bounds what capture costs the traced system: each hook
+captures at most N matching packets per second on each CPU (bursts of N/10),
+and the kernel sheds the rest before copying them; shed packets are counted
+apart from losses (stderr at exit; isb_osdrop and the statistics comment in
+the file).`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp
@@ -100,6 +109,12 @@ true one.`,
 			o.Patterns = globWords(hooks)
 			if err := o.parseKeywords(rest); err != nil {
 				return err
+			}
+			if err := checkMaxRate(maxRate); err != nil {
+				return err
+			}
+			if len(o.Patterns) > 0 && !cmd.Flags().Changed("max-rate") {
+				maxRate = patternMaxRate
 			}
 			want, nsPath, err := meta.filter()
 			if err != nil {
@@ -121,6 +136,7 @@ true one.`,
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				co := env.kernelCapture(ctx, &o, mask, true)
 				co.Want = want
+				co.MaxRate = maxRate
 				src, err := probe.Open(probe.Options{
 					// Tracing hooks count every packet they see.
 					CaptureOptions: co,
@@ -143,6 +159,7 @@ true one.`,
 	cmd.Flags().BoolVar(&o.Journey, "journey", false, "print a block per packet: its path through the hooks (default on a terminal with hook globs or all; -l: a line per packet and hook)")
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	addMetaFlags(cmd.Flags(), &meta)
+	addMaxRateFlag(cmd.Flags(), &maxRate)
 	return cmd
 }
 
@@ -180,6 +197,10 @@ func splitHooks(args []string) (hooks, rest []string, err error) {
 	}
 	return args[:i], args[i:], nil
 }
+
+// patternMaxRate is --max-rate in pattern mode (hook globs, all) unless
+// given: matching packets per second per CPU and hook.
+const patternMaxRate = 10000
 
 // globWords returns the hook words that may stand for more than one hook
 // point (globs, all), as the user wrote them.
