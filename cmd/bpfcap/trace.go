@@ -116,6 +116,9 @@ the file).`,
 			if len(o.Patterns) > 0 && !cmd.Flags().Changed("max-rate") {
 				maxRate = patternMaxRate
 			}
+			if len(o.Patterns) > 0 {
+				raiseFileLimit()
+			}
 			want, nsPath, err := meta.filter()
 			if err != nil {
 				return err
