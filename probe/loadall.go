@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,17 +19,16 @@ import (
 )
 
 // loadedHook is one target's program, loaded and attached, or why not.
-// Targets that share a program (by attach cookie) each get a view of it
-// (the program with their hook index, which closing leaves open); the
-// first attached owns it, and each link is held by one target (link nil
-// on the others).
+// Targets that share a program (by attach cookie) each hold a descriptor
+// of it, with their own hook index; each link is held by one of the
+// targets it attaches (link nil on the others).
 type loadedHook struct {
 	target *Target
 	prog   *hook.Program
 	link   link.Link
 	err    error
-	// view says prog is a view of another target's program.
-	view bool
+	// shared says an earlier target holds prog's program too.
+	shared bool
 }
 
 // close detaches and frees what was loaded.
@@ -123,27 +123,29 @@ func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i
 		attachShared = attachMulti
 	}
 	links, refused := attachShared(prog.Program, targets, unit)
-	owner := true
+	shared := false
 	for _, i := range unit {
 		if err := refused[i]; err != nil {
 			out[i].err = err
 			continue
 		}
-		if owner {
-			prog.Options.Hook = i // the first may have been refused
-			out[i].prog, owner = prog, false
+		p := *prog
+		p.Options.Hook = i
+		if p.Program, err = prog.Program.Clone(); err != nil {
+			// Attached all the same: its records go unread.
+			out[i].err = fmt.Errorf("trace: %s: hold the program: %w", targets[i], err)
 			continue
 		}
-		view := *prog
-		view.Collection = nil // closed by its owner
-		view.Options.Hook = i
-		out[i].prog, out[i].view = &view, true
+		out[i].prog, out[i].shared, shared = &p, shared, true
 	}
-	if owner {
-		prog.Close()
-	}
+	prog.Close()
 	for _, ml := range links {
-		out[ml.idxs[0]].link = ml.link
+		holder := slices.IndexFunc(ml.idxs, func(i int) bool { return out[i].err == nil })
+		if holder < 0 {
+			ml.link.Close()
+			continue
+		}
+		out[ml.idxs[holder]].link = ml.link
 	}
 }
 

@@ -175,7 +175,7 @@ func Open(opts Options) (_ *Source, err error) {
 		if res.link != nil {
 			detach.links = append(detach.links, res.link)
 		}
-		if !res.view {
+		if !res.shared {
 			programs++
 		}
 		attached = append(attached, t)
