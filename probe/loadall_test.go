@@ -16,7 +16,7 @@ func TestAttachMultiRefused(t *testing.T) {
 	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	r := newTestResolver(t)
-	kconfig.SkipOrFailFeature(t, r.HaveKprobeMulti(), "kprobe-multi", "5.18")
+	kconfig.SkipOrFail(t, r.HaveKprobeMulti(), "CONFIG_FPROBE")
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Type: ebpf.Kprobe, AttachType: ebpf.AttachTraceKprobeMulti,
 		Instructions: trivialInsns, License: "GPL",
