@@ -580,9 +580,11 @@ static __always_inline __u32 bpfcap_filter_head(__u32 want)
  *
  * A cap on the packets one hook captures per CPU: a token bucket per
  * CPU (GCRA), rate_interval ns per packet with rate_burst packets back to
- * back, kept in this program's own bpfcap_rate (one program per hook, so
- * one bucket per hook and CPU). A shed packet counts BPFCAP_STAT_SHED and
- * costs a clock read; losses (BPFCAP_STAT_LOST) stay the ring's alone.
+ * back, kept in this program's own bpfcap_rate: one bucket per CPU for
+ * a program that serves one hook, and for one that serves several (by
+ * attach cookie) one per hook, Go sizing the map to their number. A shed
+ * packet counts BPFCAP_STAT_SHED and costs a clock read; losses
+ * (BPFCAP_STAT_LOST) stay the ring's alone.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -592,18 +594,18 @@ struct {
 } bpfcap_rate SEC(".maps");
 
 /*
- * Whether the rate bound lets one more packet through; counts a shed one
- * for hook. A program serving several hooks has one bucket for them all.
+ * Whether the rate bound lets one more packet through bucket slot of
+ * bpfcap_rate (0 for a program that serves one hook, the hook index for
+ * one that serves several); counts a shed one for hook.
  */
-static __always_inline int bpfcap_hook_rate_admit(__u32 hook)
+static __always_inline int bpfcap_hook_rate_admit(__u32 hook, __u32 slot)
 {
 	__u64 interval = bpfcap_cfg.rate_interval, burst = bpfcap_cfg.rate_burst;
 	__u64 now, *tat;
-	__u32 zero = 0;
 
 	if (interval == 0)
 		return 1;
-	tat = bpf_map_lookup_elem(&bpfcap_rate, &zero);
+	tat = bpf_map_lookup_elem(&bpfcap_rate, &slot);
 	if (!tat)
 		return 1;
 	now = bpf_ktime_get_ns();
@@ -620,7 +622,7 @@ static __always_inline int bpfcap_hook_rate_admit(__u32 hook)
 /* bpfcap_hook_rate_admit for this program's hook. */
 static __always_inline int bpfcap_rate_admit(void)
 {
-	return bpfcap_hook_rate_admit(bpfcap_cfg.hook);
+	return bpfcap_hook_rate_admit(bpfcap_cfg.hook, 0);
 }
 
 /*

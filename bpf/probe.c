@@ -659,7 +659,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	if (!match)
 		goto out;
 	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_MATCHED);
-	if (!bpfcap_hook_rate_admit(hook))
+	if (!bpfcap_hook_rate_admit(hook, probe_cfg.cookie_hook ? hook : 0))
 		goto out;
 	/*
 	 * Then the whole record, for a match: straight into the ring when

@@ -149,6 +149,10 @@ func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i
 	}
 }
 
+// rateMap is the rate bound's map of the probe object (bpf/capture.h),
+// one bucket per CPU and entry.
+const rateMap = "bpfcap_rate"
+
 // multiLink is a link of a shared program and the targets it attaches,
 // by index.
 type multiLink struct {

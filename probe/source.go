@@ -136,6 +136,10 @@ func Open(opts Options) (_ *Source, err error) {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
 		forAttach(spec.Programs[progName], t)
+		if m := spec.Maps[rateMap]; m != nil && t.Cookie {
+			// A rate bucket per hook the program serves.
+			m.MaxEntries = uint32(len(targets))
+		}
 		prog, err := hook.Load(spec, b.Ring(), hook.Options{
 			Program:   progName,
 			Hook:      i,
