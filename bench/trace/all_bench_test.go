@@ -3,6 +3,8 @@ package tracebench
 import (
 	"context"
 	"io"
+	"os"
+	"sort"
 	"testing"
 	"time"
 
@@ -50,6 +52,30 @@ func BenchmarkTraceAllFlood(b *testing.B) {
 		b.ReportMetric(float64(report.Attached), "hooks")
 		b.ReportMetric(float64(report.Programs), "programs")
 		b.ReportMetric(report.Total.Seconds(), "attach-s")
+	}
+}
+
+// benchAsTestEnv, set to 1, makes TestTraceAllFlood run the benchmark:
+// the qemu guests run tests only (vmtest -env BPFCAP_BENCH_ALL=1).
+const benchAsTestEnv = "BPFCAP_BENCH_ALL"
+
+// TestTraceAllFlood runs BenchmarkTraceAllFlood once as a test, where
+// benchmarks cannot be run, and logs its figures.
+func TestTraceAllFlood(t *testing.T) {
+	if os.Getenv(benchAsTestEnv) != "1" {
+		t.Skipf("a benchmark: run it with -bench, or as a test with %s=1", benchAsTestEnv)
+	}
+	r := testing.Benchmark(BenchmarkTraceAllFlood)
+	if r.N == 0 {
+		t.Fatal("the benchmark failed")
+	}
+	var names []string
+	for k := range r.Extra {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		t.Logf("%s: %.4g", k, r.Extra[k])
 	}
 }
 
