@@ -125,6 +125,7 @@ func TestTracePatternAllStops(t *testing.T) {
 			if len(progs) == 0 {
 				t.Fatalf("bpfcap holds no BPF program while capturing")
 			}
+			stopped := time.Now()
 			if c.sig != 0 {
 				cmd.Process.Signal(c.sig)
 			}
@@ -142,6 +143,7 @@ func TestTracePatternAllStops(t *testing.T) {
 				case <-time.After(200 * time.Millisecond):
 				}
 			}
+			t.Logf("ended %.1f s after the signal or the first datagram", time.Since(stopped).Seconds())
 			if code := cmd.ProcessState.ExitCode(); code != 0 {
 				t.Errorf("exit status %d, want 0:\n%s", code, stderr)
 			}
