@@ -346,6 +346,10 @@ static __always_inline void bpfcap_event_init(struct bpfcap_event *ev, __u32 wir
 	ev->_pad = 0;
 	ev->pid = 0;
 	__builtin_memset(ev->comm, 0, sizeof(ev->comm));
+	ev->parent_id = 0;
+	ev->location = 0;
+	ev->stack_id = 0;
+	ev->_pad2 = 0;
 	if (bpfcap_cfg.flags & BPFCAP_CFG_TASK) {
 		ev->pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
@@ -433,3 +437,178 @@ static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_scratch_recor
 	bpfcap_stat_inc(err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
 	return err;
 }
+
+#ifdef BPFCAP_PACKET_TRACKING
+/*
+ * Packet tracking, drop location and kernel stacks (tracing programs only:
+ * an object defines BPFCAP_PACKET_TRACKING before including capture.h to
+ * get these maps, which Go creates once per session and shares between
+ * the session's programs).
+ *
+ * A tracked packet is an skb the filter matched at some hook. Its entry in
+ * bpfcap_tracked (keyed by the skb address) holds an id made on its first
+ * capture that is never given to another packet: CPU, scratch nesting
+ * level and a per-(CPU, level) sequence number. Later hooks capture the
+ * skb whether or not the filter still matches it (after NAT, say), until
+ * the kfree_skb or consume_skb tracepoint forgets it. A clone or copy gets
+ * an entry of its own with a new id and its parent's id. The map is an
+ * LRU hash: skbs freed where no tracepoint fires cannot fill it.
+ */
+
+/* What a program of the session does about tracking, written from Go. */
+struct bpfcap_track_config {
+	__u32 track; /* follow packets the filter matched at any hook */
+	__u32 frees; /* the hook frees the skb: forget it after capturing */
+	__u32 stack; /* record the kernel stack of each captured packet */
+	__u32 _pad;
+};
+
+volatile const struct bpfcap_track_config bpfcap_track_cfg;
+
+/* A tracked packet: its id and its parent's (0: not a clone). */
+struct bpfcap_track_entry {
+	__u64 id;
+	__u64 parent;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, __u64); /* skb address */
+	__type(value, struct bpfcap_track_entry);
+} bpfcap_tracked SEC(".maps");
+
+/* Id sequence numbers, key = cpu * BPFCAP_NEST_LEVELS + level. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 64 * BPFCAP_NEST_LEVELS);
+	__type(key, __u32);
+	__type(value, __u64);
+} bpfcap_track_seq SEC(".maps");
+
+/* Frames kept per kernel stack. */
+#define BPFCAP_STACK_DEPTH 32
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1 << 12);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, BPFCAP_STACK_DEPTH * sizeof(__u64));
+} bpfcap_stacks SEC(".maps");
+
+/* bpfcap_track_match's result for a packet captured only because it is tracked. */
+#define BPFCAP_MATCH_TRACKED 3
+
+/* Bits of an id: CPU from bit 48, nesting level at 46-47, sequence below. */
+#define BPFCAP_ID_CPU_SHIFT 48
+#define BPFCAP_ID_LEVEL_SHIFT 46
+#define BPFCAP_ID_SEQ_MASK ((1ULL << BPFCAP_ID_LEVEL_SHIFT) - 1)
+
+/*
+ * Returns a new packet id, or 0. The caller holds a scratch record, so
+ * its (CPU, level) is its own until bpfcap_scratch_put: a program that
+ * interrupts it runs at another level and counts on another sequence.
+ */
+static __always_inline __u64 bpfcap_track_new_id(void)
+{
+	__u32 zero = 0, cpu = bpf_get_smp_processor_id(), level, key;
+	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
+	__u64 *seq;
+
+	if (!nest || *nest == 0 || *nest > BPFCAP_NEST_LEVELS)
+		return 0;
+	level = *nest - 1;
+	key = cpu * BPFCAP_NEST_LEVELS + level;
+	seq = bpf_map_lookup_elem(&bpfcap_track_seq, &key);
+	if (!seq)
+		return 0;
+	*seq += 1;
+	return ((__u64)cpu << BPFCAP_ID_CPU_SHIFT) | ((__u64)level << BPFCAP_ID_LEVEL_SHIFT) |
+	       (*seq & BPFCAP_ID_SEQ_MASK);
+}
+
+/*
+ * At the filter's decision: with tracking on, a packet the filter rejects
+ * is still captured (BPFCAP_MATCH_TRACKED) when it is tracked.
+ */
+static __always_inline int bpfcap_track_match(__u64 skb, int match)
+{
+	if (!bpfcap_track_cfg.track || match)
+		return match;
+	if (bpf_map_lookup_elem(&bpfcap_tracked, &skb))
+		return BPFCAP_MATCH_TRACKED;
+	return 0;
+}
+
+/*
+ * With tracking on, sets ev's packet id (and parent id) from skb's entry,
+ * made now when skb was not tracked yet. The caller holds a scratch record.
+ */
+static __always_inline void bpfcap_track_fill(struct bpfcap_event *ev, __u64 skb)
+{
+	struct bpfcap_track_entry *e, fresh = {};
+
+	if (!bpfcap_track_cfg.track)
+		return;
+	e = bpf_map_lookup_elem(&bpfcap_tracked, &skb);
+	if (!e) {
+		fresh.id = bpfcap_track_new_id();
+		if (fresh.id == 0)
+			return;
+		bpf_map_update_elem(&bpfcap_tracked, &skb, &fresh, BPF_ANY);
+		e = &fresh;
+	}
+	ev->packet_id = e->id;
+	ev->parent_id = e->parent;
+	ev->flags |= BPFCAP_EV_TRACKED;
+}
+
+/* Forgets skb at a hook that frees it, after it was captured there. */
+static __always_inline void bpfcap_track_end(__u64 skb)
+{
+	if (bpfcap_track_cfg.track && bpfcap_track_cfg.frees)
+		bpf_map_delete_elem(&bpfcap_tracked, &skb);
+}
+
+/* Forgets skb: it is being freed (the session's own free hooks). */
+static __always_inline void bpfcap_track_free(__u64 skb)
+{
+	bpf_map_delete_elem(&bpfcap_tracked, &skb);
+}
+
+/*
+ * Tracks child, a clone or copy of parent, when parent is tracked: a new
+ * id, parent's id as its parent.
+ */
+static __always_inline void bpfcap_track_clone(__u64 parent, __u64 child)
+{
+	struct bpfcap_track_entry *pe, ce = {};
+
+	if (!child)
+		return;
+	pe = bpf_map_lookup_elem(&bpfcap_tracked, &parent);
+	if (!pe)
+		return;
+	ce.parent = pe->id;
+	if (!bpfcap_scratch_get())
+		return;
+	ce.id = bpfcap_track_new_id();
+	bpfcap_scratch_put();
+	if (ce.id)
+		bpf_map_update_elem(&bpfcap_tracked, &child, &ce, BPF_ANY);
+}
+
+/* Records the kernel stack of the current packet in ev, when asked. */
+static __always_inline void bpfcap_stack_fill(void *ctx, struct bpfcap_event *ev)
+{
+	long id;
+
+	if (!bpfcap_track_cfg.stack)
+		return;
+	id = bpf_get_stackid(ctx, &bpfcap_stacks, 0);
+	if (id < 0)
+		return;
+	ev->stack_id = id;
+	ev->flags |= BPFCAP_EV_HAS_STACK;
+}
+#endif /* BPFCAP_PACKET_TRACKING */

@@ -20,6 +20,7 @@
  * filter's `len` and the pcapng original length are right either way.
  */
 #include "vmlinux.h"
+#define BPFCAP_PACKET_TRACKING
 #include "capture.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
@@ -44,6 +45,8 @@ struct probe_config {
 	__u32 skb_arg;    /* 0-based argument index; tracepoint: record offset */
 	__u32 reason_arg; /* same, for the drop reason */
 	__u32 has_reason; /* whether reason_arg is valid */
+	__u32 location_arg; /* same, for kfree_skb's location (the freeing code) */
+	__u32 has_location; /* whether location_arg is valid */
 	__u32 header;     /* enum probe_header */
 	__u32 frags;      /* enum probe_frags: how to find paged data */
 	__u64 page_offset; /* page_offset_base: its value, or its address */
@@ -369,7 +372,7 @@ __noinline __u64 probe_copy_frags(__u64 shinfo, __u64 cap, __u64 end, __u64 skip
 }
 
 /* The common path of every hook kind. */
-static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, const int direct)
+static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location, const int direct)
 {
 	struct bpfcap_scratch_record *rec;
 	int match;
@@ -454,6 +457,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
 	}
 	match = bpfcap_match_scratch(rec->data, cap_len, wire);
+	match = bpfcap_track_match((__u64)(long)skb, match);
 	if (!match)
 		goto out;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
@@ -462,6 +466,9 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		device_of(skb, &ifindex, &netns, direct);
 	bpfcap_event_init(&rec->ev, wire, cap_len);
 	rec->ev.packet_id = (__u64)(long)skb;
+	rec->ev.location = location;
+	bpfcap_track_fill(&rec->ev, (__u64)(long)skb);
+	bpfcap_stack_fill(ctx, &rec->ev);
 	rec->ev.ifindex = ifindex;
 	rec->ev.netns = netns;
 	rec->ev.mark = RD(direct, skb, mark);
@@ -478,13 +485,21 @@ out:
 	return 0;
 }
 
+/* capture_skb, then forgets a tracked skb at a hook that frees it. */
+static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location, const int direct)
+{
+	capture_skb(ctx, skb, reason, has_reason, location, direct);
+	bpfcap_track_end((__u64)(long)skb);
+	return 0;
+}
+
 SEC("kprobe")
 int probe_kprobe(struct pt_regs *ctx)
 {
 	struct sk_buff *skb = (void *)regs_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? regs_arg(ctx, probe_cfg.reason_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, 0, 0);
 }
 
 SEC("fentry")
@@ -492,8 +507,9 @@ int probe_fentry(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
 
 SEC("fexit")
@@ -501,8 +517,9 @@ int probe_fexit(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
 
 SEC("tp_btf")
@@ -510,8 +527,9 @@ int probe_tp_btf(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
 
 SEC("raw_tracepoint")
@@ -519,8 +537,9 @@ int probe_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
 }
 
 SEC("tracepoint")
@@ -528,6 +547,27 @@ int probe_tracepoint(void *ctx)
 {
 	struct sk_buff *skb = (void *)record_u64(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? record_u32(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? record_u64(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
+}
+
+/*
+ * Packet tracking's own hooks. probe_untrack, on the kfree_skb and
+ * consume_skb tracepoints the session did not name, forgets the freed
+ * skb; probe_clone, at the exit of skb_clone or skb_copy (skb, gfp ->
+ * new skb), tracks the new skb when the old one is tracked.
+ */
+SEC("raw_tracepoint")
+int probe_untrack(struct bpf_raw_tracepoint_args *ctx)
+{
+	bpfcap_track_free(ctx_arg(ctx, 0));
+	return 0;
+}
+
+SEC("fexit")
+int probe_clone(__u64 *ctx)
+{
+	bpfcap_track_clone(ctx_arg(ctx, 0), ctx_arg(ctx, 2));
+	return 0;
 }
