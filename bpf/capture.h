@@ -551,15 +551,17 @@ static __always_inline void bpfcap_track_fill(struct bpfcap_event *ev, __u64 skb
 	if (!bpfcap_track_cfg.track)
 		return;
 	e = bpf_map_lookup_elem(&bpfcap_tracked, &skb);
-	if (!e) {
+	if (e) {
+		ev->packet_id = e->id;
+		ev->parent_id = e->parent;
+	} else {
 		fresh.id = bpfcap_track_new_id();
 		if (fresh.id == 0)
 			return;
 		bpf_map_update_elem(&bpfcap_tracked, &skb, &fresh, BPF_ANY);
-		e = &fresh;
+		ev->packet_id = fresh.id;
+		ev->parent_id = 0;
 	}
-	ev->packet_id = e->id;
-	ev->parent_id = e->parent;
 	ev->flags |= BPFCAP_EV_TRACKED;
 }
 

@@ -63,6 +63,9 @@ type SourceOptions struct {
 	// DeviceName names a device (nil: looked up in bpfcap's own netns,
 	// "ifindex N" elsewhere). Called once per (ifindex, netns); cached.
 	DeviceName func(ifindex, netns uint32) string
+	// Comment returns the words a packet's comment gets after bpfcap's
+	// metadata, e.g. "location=kfree_skb_reason+0x4a" (nil: none).
+	Comment func(ev *perfring.EventHeader) string
 }
 
 // Source reads a Ring and turns its records into pcapng packets for the
@@ -319,6 +322,9 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 	if ev.Mark != 0 {
 		p.Flags |= pcapng.HasMark
 		p.Mark = ev.Mark
+	}
+	if s.opts.Comment != nil {
+		p.Comment = s.opts.Comment(&ev.EventHeader)
 	}
 	if err := sink.WritePacket(p); err != nil {
 		return err

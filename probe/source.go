@@ -32,6 +32,19 @@ type Options struct {
 	// Device restricts the capture to one device of bpfcap's network
 	// namespace ("" captures all), in the kernel.
 	Device string
+	// Track follows every packet the filter matched at any hook: later
+	// hooks capture it even when the filter no longer matches (after NAT,
+	// say) until it is freed, and its clones and copies where the kernel
+	// lets fexit programs attach to skb_clone and skb_copy (a notice says
+	// when it does not). Its packet id (epb_packetid) is then never given
+	// to another packet; a clone's comment names its parent's id
+	// ("parent=0x..."). The kfree_skb and consume_skb tracepoints are
+	// attached to forget freed packets, without capturing there unless
+	// named.
+	Track bool
+	// Stack records the kernel stack of each captured packet, written in
+	// its comment as "stack=f0<-f1<-..." (innermost first).
+	Stack bool
 }
 
 // Source is a running tracing capture: one program per hook, attached and
@@ -112,10 +125,18 @@ func Open(opts Options) (_ *Source, err error) {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
 	defer b.Rollback(&err)
+	tr, err := newTracking(base, opts.Track, opts.Stack)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	b.OnClose(tr)
 	pages := findPageMap()
 	for i, t := range targets {
 		spec, progName, err := prepareSpec(base, t, header, pages)
 		if err != nil {
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		if err := tr.configure(spec, t); err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
 		prog, err := b.Load(spec, hook.Options{
@@ -126,6 +147,7 @@ func Open(opts Options) (_ *Source, err error) {
 			Ifindex:  ifindex,
 			Netns:    netns,
 			Task:     true,
+			Maps:     tr.maps,
 		})
 		if err != nil {
 			return nil, explainLoad(t, err)
@@ -148,9 +170,13 @@ func Open(opts Options) (_ *Source, err error) {
 			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
 	}
+	if err := tr.attachOwn(b, base, targets, opts.Ring.Notices); err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
 	src, err := b.Source(hook.SourceOptions{
 		DropReason: reasons.Name,
 		DeviceName: deviceName,
+		Comment:    tr.comment,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)

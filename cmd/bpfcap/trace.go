@@ -17,8 +17,9 @@ import (
 // newTraceCmd builds `bpfcap trace HOOK... [keywords] [FILTER...]`.
 func newTraceCmd(env *cliEnv) *cobra.Command {
 	var (
-		o       captureOptions
-		netmask string
+		o            captureOptions
+		netmask      string
+		track, stack bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -50,7 +51,18 @@ the snap length, and the filter sees all of it. Paged frags need the
 kernel's page_offset_base and vmemmap_base (x86-64; /proc/kallsyms lists
 them with CONFIG_KALLSYMS_ALL): where they are unknown, only the linear
 part is captured and bpfcap says so at exit. The length is always the
-true one.`,
+true one.
+
+--track follows each packet the filter matched at any hook: every later
+hook captures it even when the filter no longer matches it (after a DNAT,
+say) until the kernel frees it, and its packet id (epb_packetid, "id" on
+the terminal) is never given to another packet. Where the kernel lets
+fexit programs attach to skb_clone and skb_copy, clones and copies are
+followed too, each with its own id and "parent=ID" in its comment;
+elsewhere bpfcap says so. At the kfree_skb family of tracepoints the
+comment says where the packet was freed ("location=nf_hook_slow+0x8c");
+--stack adds the kernel stack of each captured packet
+("stack=kfree_skb_reason<-nf_hook_slow<-..."), innermost first.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp`,
@@ -74,6 +86,8 @@ true one.`,
 					Hooks:          hooks,
 					Proto:          o.Proto,
 					Device:         o.Device,
+					Track:          track,
+					Stack:          stack,
 				})
 				if err != nil {
 					return nil, didYouMean(withHint(err))
@@ -86,6 +100,8 @@ true one.`,
 	}
 	addCaptureFlags(cmd.Flags(), &o)
 	addNetmaskFlag(cmd.Flags(), &netmask)
+	cmd.Flags().BoolVar(&track, "track", false, "follow every packet the filter matched at any hook until it is freed (through NAT; clones where fexit works)")
+	cmd.Flags().BoolVar(&stack, "stack", false, "record the kernel stack of each captured packet")
 	return cmd
 }
 
