@@ -56,6 +56,8 @@ type Source struct {
 	notices io.Writer
 	snaplen int
 	pages   pageMap
+	// cloneErr is why Track does not follow clones (nil when it does).
+	cloneErr error
 	// paged counts records cut short by paged data that was not copied.
 	paged atomic.Uint64
 }
@@ -64,6 +66,13 @@ type Source struct {
 // the order of Options.Hooks. A Target whose Note is set was attached
 // other than as written (a rename, a fallback to another kind).
 func (s *Source) Targets() []*Target { return s.targets }
+
+// CloneTrackingErr says why Options.Track does not follow clones and
+// copies of packets on this kernel: the errors loading or attaching the
+// fexit programs on skb_clone and skb_copy (EPERM wrapped in
+// hook.ErrPermission where a policy refuses fexit, ErrNotSupported where
+// the kernel lacks it). It is nil when they are followed or Track is off.
+func (s *Source) CloneTrackingErr() error { return s.cloneErr }
 
 // Open parses and resolves every hook spec, then loads and attaches one
 // program per hook. Nothing is loaded before every spec resolved, and
@@ -185,7 +194,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, targets: targets, notices: opts.Ring.Notices, snaplen: snap, pages: pages}, nil
+	return &Source{Source: src, targets: targets, notices: opts.Ring.Notices, snaplen: snap, pages: pages, cloneErr: tr.cloneErr}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.

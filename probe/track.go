@@ -42,6 +42,8 @@ type tracking struct {
 	track, stack bool
 	maps         map[string]*ebpf.Map
 	depth        int // frames per stack (BPFCAP_STACK_DEPTH)
+	// cloneErr is why clones are not tracked (nil when they are).
+	cloneErr error
 
 	mu     sync.Mutex
 	syms   *kernelText
@@ -147,7 +149,10 @@ func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, target
 		}
 		b.Detach(l)
 	}
-	var refused []string
+	var (
+		refused []string
+		errs    []error
+	)
 	for _, fn := range cloneFunctions {
 		p, err := tr.load(b, base, "probe_clone", fn)
 		if err == nil {
@@ -159,7 +164,9 @@ func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, target
 			err = featureError("attach", err)
 		}
 		refused = append(refused, "fexit:"+fn+": "+shortReason(err))
+		errs = append(errs, fmt.Errorf("fexit:%s: %w", fn, err))
 	}
+	tr.cloneErr = errors.Join(errs...)
 	if len(refused) > 0 && notices != nil {
 		fmt.Fprintf(notices, "packet tracking does not follow clones and copies on this kernel (%s): a clone is captured only where the filter matches it\n", strings.Join(refused, "; "))
 	}
