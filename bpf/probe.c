@@ -9,6 +9,12 @@
  * capture core's scratch record, run the spliced filter on the copy, fill
  * the event and submit it.
  *
+ * With packet tracking (capture.h's packet-tracking block, configured by
+ * bpfcap_track_cfg) the filter's decision is widened to packets matched
+ * at an earlier hook, the event carries the packet's tracking id, and a
+ * hook that frees the skb forgets it after capturing; kfree_skb's
+ * location and the kernel stack are recorded where asked.
+ *
  * fentry, fexit and tp_btf programs read the skb with plain (fault-safe)
  * loads; kprobe, raw_tracepoint and tracepoint programs only have its
  * address and read it with bpf_probe_read_kernel, which costs more.
