@@ -560,12 +560,21 @@ int probe_tracepoint(void *ctx)
 
 /*
  * Packet tracking's own hooks. probe_untrack, on the kfree_skb and
- * consume_skb tracepoints the session did not name, forgets the freed
- * skb; probe_clone, at the exit of skb_clone or skb_copy (skb, gfp ->
+ * consume_skb tracepoints the session did not name, and probe_forget
+ * forget the freed skb; probe_clone, at the exit of skb_clone or skb_copy (skb, gfp ->
  * new skb), tracks the new skb when the old one is tracked.
  */
 SEC("raw_tracepoint")
 int probe_untrack(struct bpf_raw_tracepoint_args *ctx)
+{
+	bpfcap_track_free(ctx_arg(ctx, 0));
+	return 0;
+}
+
+/* At the entry of the functions that end every free (kfree_skbmem,
+ * napi_skb_cache_put), including those no tracepoint reports. */
+SEC("fentry")
+int probe_forget(__u64 *ctx)
 {
 	bpfcap_track_free(ctx_arg(ctx, 0));
 	return 0;

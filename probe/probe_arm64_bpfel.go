@@ -50,6 +50,7 @@ const (
 	probeProgProbeClone      = "probe_clone"
 	probeProgProbeFentry     = "probe_fentry"
 	probeProgProbeFexit      = "probe_fexit"
+	probeProgProbeForget     = "probe_forget"
 	probeProgProbeKprobe     = "probe_kprobe"
 	probeProgProbeRawTp      = "probe_raw_tp"
 	probeProgProbeTpBtf      = "probe_tp_btf"
@@ -105,6 +106,7 @@ type probeProgramSpecs struct {
 	ProbeClone      *ebpf.ProgramSpec `ebpf:"probe_clone"`
 	ProbeFentry     *ebpf.ProgramSpec `ebpf:"probe_fentry"`
 	ProbeFexit      *ebpf.ProgramSpec `ebpf:"probe_fexit"`
+	ProbeForget     *ebpf.ProgramSpec `ebpf:"probe_forget"`
 	ProbeKprobe     *ebpf.ProgramSpec `ebpf:"probe_kprobe"`
 	ProbeRawTp      *ebpf.ProgramSpec `ebpf:"probe_raw_tp"`
 	ProbeTpBtf      *ebpf.ProgramSpec `ebpf:"probe_tp_btf"`
@@ -194,6 +196,7 @@ type probePrograms struct {
 	ProbeClone      *ebpf.Program `ebpf:"probe_clone"`
 	ProbeFentry     *ebpf.Program `ebpf:"probe_fentry"`
 	ProbeFexit      *ebpf.Program `ebpf:"probe_fexit"`
+	ProbeForget     *ebpf.Program `ebpf:"probe_forget"`
 	ProbeKprobe     *ebpf.Program `ebpf:"probe_kprobe"`
 	ProbeRawTp      *ebpf.Program `ebpf:"probe_raw_tp"`
 	ProbeTpBtf      *ebpf.Program `ebpf:"probe_tp_btf"`
@@ -206,6 +209,7 @@ func (p *probePrograms) Close() error {
 		p.ProbeClone,
 		p.ProbeFentry,
 		p.ProbeFexit,
+		p.ProbeForget,
 		p.ProbeKprobe,
 		p.ProbeRawTp,
 		p.ProbeTpBtf,

@@ -29,6 +29,12 @@ const (
 // skb for good: a tracked skb is forgotten there.
 var freeTracepoints = []string{"kfree_skb", "consume_skb"}
 
+// freeFunctions end every free of an skb, including those no tracepoint
+// reports (__kfree_skb, GRO's stolen heads): where fentry works, tracking
+// forgets the skb there too, so that a leaked entry cannot make a new skb
+// at the same address look tracked.
+var freeFunctions = []string{"kfree_skbmem", "napi_skb_cache_put"}
+
 // cloneFunctions make a new skb from one (skb, gfp) and return it: a
 // tracked skb's clone or copy is tracked too, with its own id.
 var cloneFunctions = []string{"skb_clone", "skb_copy"}
@@ -42,8 +48,9 @@ type tracking struct {
 	track, stack bool
 	maps         map[string]*ebpf.Map
 	depth        int // frames per stack (BPFCAP_STACK_DEPTH)
-	// cloneErr is why clones are not tracked (nil when they are).
-	cloneErr error
+	// cloneErr is why clones are not tracked (nil when they are);
+	// freeErr why frees without a tracepoint are not seen.
+	cloneErr, freeErr error
 
 	mu     sync.Mutex
 	syms   *kernelText
@@ -150,26 +157,42 @@ func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, target
 		b.Detach(l)
 	}
 	var (
-		refused []string
-		errs    []error
+		refused []string // hook points
+		reason  string   // the first refusal's
 	)
-	for _, fn := range cloneFunctions {
-		p, err := tr.load(b, base, "probe_clone", fn)
-		if err == nil {
-			var l link.Link
-			if l, err = link.AttachTracing(link.TracingOptions{Program: p.Program, AttachType: ebpf.AttachTraceFExit}); err == nil {
-				b.Detach(l)
-				continue
+	attachAll := func(prog string, at ebpf.AttachType, kind string, fns []string) error {
+		var errs []error
+		for _, fn := range fns {
+			p, err := tr.load(b, base, prog, fn)
+			if err == nil {
+				var l link.Link
+				if l, err = link.AttachTracing(link.TracingOptions{Program: p.Program, AttachType: at}); err == nil {
+					b.Detach(l)
+					continue
+				}
+				err = featureError("attach", err)
 			}
-			err = featureError("attach", err)
+			if reason == "" {
+				reason = shortReason(err)
+			}
+			refused = append(refused, kind+":"+fn)
+			errs = append(errs, fmt.Errorf("%s:%s: %w", kind, fn, err))
 		}
-		refused = append(refused, "fexit:"+fn+": "+shortReason(err))
-		errs = append(errs, fmt.Errorf("fexit:%s: %w", fn, err))
+		return errors.Join(errs...)
 	}
-	tr.cloneErr = errors.Join(errs...)
-	if len(refused) > 0 && notices != nil {
-		fmt.Fprintf(notices, "packet tracking does not follow clones and copies on this kernel (%s): a clone is captured only where the filter matches it\n", strings.Join(refused, "; "))
+	tr.cloneErr = attachAll("probe_clone", ebpf.AttachTraceFExit, "fexit", cloneFunctions)
+	tr.freeErr = attachAll("probe_forget", ebpf.AttachTraceFEntry, "fentry", freeFunctions)
+	if len(refused) == 0 || notices == nil {
+		return nil
 	}
+	var lost []string
+	if tr.cloneErr != nil {
+		lost = append(lost, "clones and copies are captured only where the filter matches them")
+	}
+	if tr.freeErr != nil {
+		lost = append(lost, "skbs freed where no kfree_skb or consume_skb tracepoint fires stay tracked until the table evicts them")
+	}
+	fmt.Fprintf(notices, "packet tracking: %s (%s: %s)\n", strings.Join(lost, "; "), strings.Join(refused, ", "), reason)
 	return nil
 }
 
