@@ -450,9 +450,11 @@ static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_scratch_recor
  * capture that is never given to another packet: CPU, scratch nesting
  * level and a per-(CPU, level) sequence number. Later hooks capture the
  * skb whether or not the filter still matches it (after NAT, say), until
- * the kfree_skb or consume_skb tracepoint forgets it. A clone or copy gets
- * an entry of its own with a new id and its parent's id. The map is an
- * LRU hash: skbs freed where no tracepoint fires cannot fill it.
+ * it is freed (probe/ attaches the hooks that forget it: the free
+ * tracepoints, and the functions every free ends in where fentry works).
+ * A clone or copy gets an entry of its own with a new id and its parent's
+ * id. The map is an LRU hash: skbs freed where nothing forgets them
+ * cannot fill it.
  */
 
 /* What a program of the session does about tracking, written from Go. */

@@ -25,9 +25,11 @@ const (
 	trackCfgVar = "bpfcap_track_cfg"
 )
 
-// freeTracepoints are the tracepoints that fire when the kernel frees an
-// skb for good: a tracked skb is forgotten there.
-var freeTracepoints = []string{"kfree_skb", "consume_skb"}
+// freeTracepoints are the tracepoints where a tracked skb is forgotten:
+// kfree_skb and consume_skb fire when the kernel frees an skb for good;
+// skb_copy_datagram_iovec when a reader takes its data, after which TCP
+// frees it where no tracepoint fires (__kfree_skb, the deferred free).
+var freeTracepoints = []string{"kfree_skb", "consume_skb", "skb_copy_datagram_iovec"}
 
 // freeFunctions end every free of an skb, including those no tracepoint
 // reports (__kfree_skb, GRO's stolen heads): where fentry works, tracking
@@ -190,7 +192,7 @@ func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, target
 		lost = append(lost, "clones and copies are captured only where the filter matches them")
 	}
 	if tr.freeErr != nil {
-		lost = append(lost, "skbs freed where no kfree_skb or consume_skb tracepoint fires stay tracked until the table evicts them")
+		lost = append(lost, "skbs freed where no tracepoint fires (GRO merges, TCP's acknowledged segments) stay tracked until the table evicts them")
 	}
 	fmt.Fprintf(notices, "packet tracking: %s (%s: %s)\n", strings.Join(lost, "; "), strings.Join(refused, ", "), reason)
 	return nil
