@@ -183,6 +183,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if err := tr.attachOwn(b, base, targets, opts.Ring.Notices); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
+	tr.readSymbols(targets, opts.Ring.Notices)
 	src, err := b.Source(hook.SourceOptions{
 		DropReason: reasons.Name,
 		DeviceName: deviceName,

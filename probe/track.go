@@ -216,6 +216,21 @@ func (tr *tracking) load(b *hook.Builder, base *ebpf.CollectionSpec, prog, attac
 	return p, nil
 }
 
+// readSymbols reads the kernel's symbols now when records will need them
+// (stacks, a hook with a drop location): after -Z drops privileges
+// /proc/kallsyms shows no addresses.
+// A notice says when they cannot be read (addresses are then numbers).
+func (tr *tracking) readSymbols(targets []*Target, notices io.Writer) {
+	if !tr.stack && !slices.ContainsFunc(targets, func(t *Target) bool { return t.HasLocation }) {
+		return
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.symbols() == nil && notices != nil {
+		fmt.Fprintf(notices, "drop locations and stacks are written as addresses: %v\n", tr.symErr)
+	}
+}
+
 // symbols returns the kernel's symbols, read once (nil when they are
 // hidden: addresses are then shown as numbers).
 func (tr *tracking) symbols() *kernelText {
