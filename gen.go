@@ -46,6 +46,9 @@ package bpfcap
 // The capture core's test object (XDP programs that capture every packet through capture.h).
 //go:generate go tool bpf2go -go-package hook -output-dir hook -output-stem capturetest -output-suffix _test -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types capturetest bpf/capturetest.c
 
+// The socket-owner learner (cgroup socket programs that fill capture.h's bpfcap_owners).
+//go:generate go tool bpf2go -go-package hook -output-dir hook -output-stem owner -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types owner bpf/owner.c
+
 // The bpfcap_output() examples (bpf/bpfcap.h) for `bpfcap prog`: XDP rules, the same without bpfcap_output (cost baseline), tp_btf drops, the same without bpfcap_output.
 //go:generate go tool bpf2go -go-package progcap -output-dir examples/progcap -output-stem xdprules -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types xdpRules examples/progcap/bpf/xdp_rules.c
 //go:generate go tool bpf2go -go-package progcap -output-dir examples/progcap -output-stem xdprules_nooutput -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf -DPROGCAP_NO_OUTPUT" -no-global-types xdpRulesNoOutput examples/progcap/bpf/xdp_rules.c

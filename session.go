@@ -2,7 +2,6 @@ package bpfcap
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -403,23 +402,9 @@ func (w *sourceSink) WriteRawPackets(b []byte, n int) (int, error) {
 	if s.count > 0 && s.written+uint64(n) > s.count {
 		take = int(s.count - s.written)
 	}
-	end := 0
-	for i := 0; i < take; i++ {
-		if len(b)-end < 12 {
-			return 0, fmt.Errorf("raw packet block %d of %d: %w", i+1, n, pcapng.ErrBadBlock)
-		}
-		l := int(binary.LittleEndian.Uint32(b[end+4:]))
-		if l < 12 || l > len(b)-end {
-			return 0, fmt.Errorf("raw packet block %d of %d: length %d: %w", i+1, n, l, pcapng.ErrBadBlock)
-		}
-		id := binary.LittleEndian.Uint32(b[end+8:])
-		if int(id) >= len(w.ids) {
-			return 0, fmt.Errorf("raw packet block %d of %d: source interface %d not added (have %d): %w", i+1, n, id, len(w.ids), pcapng.ErrBadBlock)
-		}
-		if w.ids[id] != int(id) {
-			binary.LittleEndian.PutUint32(b[end+8:], uint32(w.ids[id]))
-		}
-		end += l
+	end, err := pcapng.RenumberPackets(b, take, w.ids)
+	if err != nil {
+		return 0, err
 	}
 	wrote, err := raw.WriteRawPackets(b[:end], take)
 	s.written += uint64(wrote)

@@ -32,15 +32,9 @@ type Source interface {
 }
 
 // InterfaceAdder is implemented by the PacketWriter that Run passes to
-// Source.Run. A source that discovers capture points while it runs (bpfcap
-// prog learns the link types of a program's records as they arrive) adds
-// each one with AddInterface before the first packet for it; the sink
-// writes it at once (pcapng: an Interface Description Block between
-// packets) and AddInterface returns the source's own index for it, the
-// next index of its Interfaces().
-type InterfaceAdder interface {
-	AddInterface(ifc pcapng.Interface) (int, error)
-}
+// Source.Run: a source that discovers capture points while it runs adds
+// them through it (see pcapng.InterfaceAdder, where it is declared).
+type InterfaceAdder = pcapng.InterfaceAdder
 
 // Sink is where a Session writes: a pcapng.Writer, or a printer of
 // one-line summaries. Interfaces are added before the first packet;

@@ -78,7 +78,8 @@ enum bpfcap_stat {
 enum bpfcap_cfg_flag {
 	BPFCAP_CFG_PERF = 1 << 0,       /* submit to bpfcap_perf instead of bpfcap_ring */
 	BPFCAP_CFG_UNFILTERED = 1 << 1, /* skip the filter stub: userspace filters */
-	BPFCAP_CFG_TASK = 1 << 2,       /* record pid/comm of the current task */
+	BPFCAP_CFG_TASK = 1 << 2,       /* the hook runs in process context: the current
+					 * task owns packets whose socket has no known owner */
 	BPFCAP_CFG_COUNT_SEEN = 1 << 3, /* count BPFCAP_STAT_SEEN (one map update per packet) */
 };
 
@@ -96,6 +97,13 @@ struct bpfcap_config {
 	__u32 wakeup_bytes; /* ringbuf: wake userspace when pending data crosses this (0: kernel default) */
 	__u32 linktype;     /* pcap LINKTYPE_* the program captures (informational) */
 	__u32 max_hooks;    /* hooks per CPU row in bpfcap_stats (0: BPFCAP_MAX_HOOKS) */
+	/* Packet metadata filters (bpfcap_want_meta), checked before any copy. */
+	__u32 want_pid;       /* owner's tgid (0: any) */
+	__u32 want_netns;     /* netns inode (0: any) */
+	__u32 want_mark;      /* skb->mark & want_mark_mask must equal this */
+	__u32 want_mark_mask; /* 0: any mark */
+	__u64 want_cgroup;    /* owner's cgroup v2 id (0: any) */
+	char want_comm[16];   /* owner's comm, NUL-padded ("": any) */
 };
 
 volatile const struct bpfcap_config bpfcap_cfg = {
@@ -323,9 +331,10 @@ static __always_inline void bpfcap_scratch_put(void)
 
 /*
  * Fills the parts of rec->ev every program sets the same way: time, hook,
- * lengths, and (with BPFCAP_CFG_TASK) the current task. The caller sets the
- * rest (packet_id, ifindex, netns, mark, reason, verdict, queue, linktype,
- * dir, flags) before or after.
+ * lengths, and (with BPFCAP_CFG_TASK: hooks that run in process context)
+ * the current task. The caller sets the rest (packet_id, ifindex, netns,
+ * mark, reason, verdict, queue, linktype, dir, flags) before or after, and
+ * bpfcap_event_owner names the socket's owner where it is known.
  */
 static __always_inline void bpfcap_event_init(struct bpfcap_event *ev, __u32 wire_len, __u32 cap_len)
 {
@@ -436,6 +445,110 @@ static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_scratch_recor
 	}
 	bpfcap_stat_inc(err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
 	return err;
+}
+
+/*
+ * Socket owners: the process that created or used a socket, keyed by the
+ * socket's cookie and learned where the kernel runs in that process's
+ * context (bpf/owner.c, on socket creation, connect and sendmsg). Capture
+ * programs look up the cookie of skb->sk, so a packet is attributed to its
+ * socket's owner even where it is seen in softirq or on another CPU.
+ */
+struct bpfcap_owner {
+	__u32 pid;    /* tgid */
+	__u32 _pad;
+	__u64 cgroup; /* cgroup v2 id */
+	char comm[BPFCAP_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 14); /* least recently used owners go first */
+	__type(key, __u64);
+	__type(value, struct bpfcap_owner);
+} bpfcap_owners SEC(".maps");
+
+/*
+ * Fills *o with the owner of the socket with this cookie (0: no socket),
+ * or, on hooks that run in process context (BPFCAP_CFG_TASK), with the
+ * current task. Returns 0 when the owner is not known.
+ */
+static __always_inline int bpfcap_owner_get(__u64 cookie, struct bpfcap_owner *o)
+{
+	struct bpfcap_owner *known = NULL;
+
+	if (cookie)
+		known = bpf_map_lookup_elem(&bpfcap_owners, &cookie);
+	if (known) {
+		*o = *known;
+		return 1;
+	}
+	if (bpfcap_cfg.flags & BPFCAP_CFG_TASK) {
+		o->pid = bpf_get_current_pid_tgid() >> 32;
+		o->_pad = 0;
+		o->cgroup = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(o->comm, sizeof(o->comm));
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether any of the metadata filters of bpfcap_want_meta is set. */
+static __always_inline int bpfcap_has_meta_filter(void)
+{
+	return bpfcap_cfg.want_pid || bpfcap_cfg.want_netns || bpfcap_cfg.want_mark_mask ||
+	       bpfcap_cfg.want_cgroup || bpfcap_cfg.want_comm[0];
+}
+
+/*
+ * Whether a packet passes the metadata filters (--pid, --comm, --cgroup
+ * of its socket's owner, --netns, --mark). Call it before copying the
+ * packet; cookie is skb->sk's socket cookie (0: none), netns the inode of
+ * the packet's network namespace. A packet whose owner is unknown fails
+ * an owner filter.
+ */
+static __always_inline int bpfcap_want_meta(__u64 cookie, __u32 netns, __u32 mark)
+{
+	struct bpfcap_owner o;
+	int i;
+
+	if (bpfcap_cfg.want_mark_mask && (mark & bpfcap_cfg.want_mark_mask) != bpfcap_cfg.want_mark)
+		return 0;
+	if (bpfcap_cfg.want_netns && netns != bpfcap_cfg.want_netns)
+		return 0;
+	if (!bpfcap_cfg.want_pid && !bpfcap_cfg.want_cgroup && !bpfcap_cfg.want_comm[0])
+		return 1;
+	if (!bpfcap_owner_get(cookie, &o))
+		return 0;
+	if (bpfcap_cfg.want_pid && o.pid != bpfcap_cfg.want_pid)
+		return 0;
+	if (bpfcap_cfg.want_cgroup && o.cgroup != bpfcap_cfg.want_cgroup)
+		return 0;
+	if (bpfcap_cfg.want_comm[0]) {
+#pragma clang loop unroll(full)
+		for (i = 0; i < BPFCAP_COMM_LEN; i++) {
+			if (o.comm[i] != bpfcap_cfg.want_comm[i])
+				return 0;
+			if (!o.comm[i])
+				break;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Records in ev the owner of the socket with this cookie (see
+ * bpfcap_owner_get), replacing what bpfcap_event_init set.
+ */
+static __always_inline void bpfcap_event_owner(struct bpfcap_event *ev, __u64 cookie)
+{
+	struct bpfcap_owner o;
+
+	if (!bpfcap_owner_get(cookie, &o))
+		return;
+	ev->pid = o.pid;
+	__builtin_memcpy(ev->comm, o.comm, sizeof(ev->comm));
+	ev->flags |= BPFCAP_EV_HAS_TASK;
 }
 
 #ifdef BPFCAP_PACKET_TRACKING

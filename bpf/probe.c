@@ -218,20 +218,38 @@ static __always_inline long start_of(struct sk_buff *skb, __u32 *linktype, const
 	return -1;
 }
 
-/* The device an skb is on (or came in on) and that device's netns inode. */
+/*
+ * The device an skb is on (or came in on) and the netns inode of that
+ * device, or of the skb's socket when the skb has no device (socket-layer
+ * hooks: skb_iif is an ifindex of the socket's netns).
+ */
 static __always_inline void device_of(struct sk_buff *skb, __u32 *ifindex, __u32 *netns, const int direct)
 {
 	struct net_device *dev = RD(direct, skb, dev);
-	struct net *net;
+	struct sock *sk;
+	struct net *net = NULL;
 
 	if (dev) {
 		*ifindex = RD(direct, dev, ifindex);
 		net = RD(direct, dev, nd_net.net);
-		if (net)
-			*netns = RD(direct, net, ns.inum);
 	} else {
 		*ifindex = RD(direct, skb, skb_iif);
+		sk = RD(direct, skb, sk);
+		if (sk)
+			net = RD(direct, sk, __sk_common.skc_net.net);
 	}
+	if (net)
+		*netns = RD(direct, net, ns.inum);
+}
+
+/* The cookie of the skb's socket (0: no socket, or no cookie asked for yet). */
+static __always_inline __u64 sock_cookie_of(struct sk_buff *skb, const int direct)
+{
+	struct sock *sk = RD(direct, skb, sk);
+
+	if (!sk)
+		return 0;
+	return RD(direct, sk, __sk_common.skc_cookie.counter);
 }
 
 /*
@@ -398,6 +416,12 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 		if (!bpfcap_want_dev(ifindex, netns))
 			return 0;
 	}
+	if (bpfcap_has_meta_filter()) {
+		if (!bpfcap_cfg.ifindex)
+			device_of(skb, &ifindex, &netns, direct);
+		if (!bpfcap_want_meta(sock_cookie_of(skb, direct), netns, RD(direct, skb, mark)))
+			return 0;
+	}
 	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
 
 	hoff = start_of(skb, &linktype, direct);
@@ -468,9 +492,10 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 		goto out;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 
-	if (!bpfcap_cfg.ifindex)
+	if (!bpfcap_cfg.ifindex && !bpfcap_has_meta_filter())
 		device_of(skb, &ifindex, &netns, direct);
 	bpfcap_event_init(&rec->ev, wire, cap_len);
+	bpfcap_event_owner(&rec->ev, sock_cookie_of(skb, direct));
 	rec->ev.packet_id = (__u64)(long)skb;
 	rec->ev.location = location;
 	bpfcap_track_fill(&rec->ev, (__u64)(long)skb);

@@ -29,6 +29,9 @@ int bpfcap_tc(struct __sk_buff *skb)
 	__u64 cap_len;
 	int match;
 
+	if (bpfcap_has_meta_filter() &&
+	    !bpfcap_want_meta(bpf_get_socket_cookie(skb), bpfcap_cfg.netns, skb->mark))
+		return BPFCAP_TC_CONTINUE;
 	bpfcap_count_seen();
 	match = bpfcap_match_direct(data, data_end, wire_len);
 	if (!match)
@@ -47,8 +50,10 @@ int bpfcap_tc(struct __sk_buff *skb)
 		goto out;
 	}
 	bpfcap_event_init(&rec->ev, wire_len, cap_len);
+	bpfcap_event_owner(&rec->ev, bpf_get_socket_cookie(skb));
 	rec->ev.packet_id = (__u64)(long)skb;
 	rec->ev.ifindex = skb->ifindex;
+	rec->ev.netns = bpfcap_cfg.netns;
 	rec->ev.mark = skb->mark;
 	rec->ev.queue = skb->queue_mapping;
 	rec->ev.dir = bpfcap_tc_dir;

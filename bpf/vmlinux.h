@@ -32,12 +32,27 @@ struct net_device {
 	possible_net_t nd_net;
 };
 
+typedef struct {
+	__s64 counter;
+} atomic64_t;
+
+/* A socket: its netns and its cookie (0 until first asked for). */
+struct sock_common {
+	possible_net_t skc_net;
+	atomic64_t skc_cookie;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+};
+
 /*
  * On 64-bit kernels tail and end are offsets from head
  * (NET_SKBUFF_DATA_USES_OFFSET), which is all bpfcap targets.
  */
 struct sk_buff {
 	struct net_device *dev;
+	struct sock *sk;
 	unsigned int len;
 	unsigned int data_len;
 	__u16 queue_mapping;

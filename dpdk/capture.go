@@ -9,11 +9,9 @@ import "C"
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,93 +19,9 @@ import (
 	"time"
 	"unsafe"
 
-	"golang.org/x/net/bpf"
-
 	"github.com/bpfcap/bpfcap/filter"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
-
-// Direction picks which packets of a port are captured.
-type Direction uint32
-
-// Directions, as pdump flags.
-const (
-	RX   Direction = C.RTE_PDUMP_FLAG_RX
-	TX   Direction = C.RTE_PDUMP_FLAG_TX
-	Both Direction = C.RTE_PDUMP_FLAG_RXTX
-)
-
-// ParseDirection reads "rx", "tx" or "both".
-func ParseDirection(s string) (Direction, error) {
-	switch s {
-	case "rx":
-		return RX, nil
-	case "tx":
-		return TX, nil
-	case "both", "rxtx":
-		return Both, nil
-	}
-	return 0, fmt.Errorf("direction %q: want rx, tx or both", s)
-}
-
-// String returns "rx", "tx" or "both".
-func (d Direction) String() string {
-	switch d {
-	case RX:
-		return "rx"
-	case TX:
-		return "tx"
-	}
-	return "both"
-}
-
-// Defaults for CaptureOptions.
-const (
-	DefaultSnapLen  = 262144
-	DefaultRingSize = 16384
-)
-
-// CaptureOptions say what to capture.
-type CaptureOptions struct {
-	// Ports are port names (or ids) of the primary; at least one.
-	Ports []string
-	// Direction is RX, TX or Both (the default when zero).
-	Direction Direction
-	// Filter is a tcpdump expression (empty: every packet).
-	Filter string
-	// SnapLen is the most bytes kept per packet (DefaultSnapLen if 0).
-	SnapLen int
-	// RingSize is the number of packets the ring between the primary and
-	// us holds (a power of two; DefaultRingSize if 0).
-	RingSize int
-	// Takeover replaces a capture already enabled on a port (one left by
-	// a killed bpfcap or dpdk-dumpcap) instead of failing.
-	Takeover bool
-	// NoAlignOps skips aligning the mempool ops tables (DPDK bug 1073).
-	// Only tests set it, to show what happens without.
-	NoAlignOps bool
-}
-
-// PortStats are pdump's counters for one port during this capture.
-type PortStats struct {
-	// Port is the port's name.
-	Port string
-	// Accepted: packets the filter accepted and the primary copied
-	// (including those then lost to a full ring).
-	Accepted uint64
-	// Filtered: packets the filter rejected.
-	Filtered uint64
-	// NoMbuf: packets the primary could not copy (our mempool was empty
-	// or unusable).
-	NoMbuf uint64
-	// RingFull: copies lost because the ring to us was full.
-	RingFull uint64
-	// Captured: packets handed to the output.
-	Captured uint64
-	// UserFiltered: packets rejected by the userspace filter (only when
-	// DPDK could not take the filter).
-	UserFiltered uint64
-}
 
 // OpsReport says how the mempool ops tables were aligned (DPDK bug
 // 1073).
@@ -196,15 +110,8 @@ func (p *Process) Open(opts CaptureOptions) (*Capture, error) {
 	}
 	var prog []byte
 	if opts.Filter != "" {
-		insns, err := filter.Compile(opts.Filter, filter.LinkEthernet, opts.SnapLen)
-		if err != nil {
+		if prog, cp.match, err = compileFilter(opts.Filter, opts.SnapLen); err != nil {
 			return nil, err
-		}
-		if prog, err = rawProgram(insns); err != nil {
-			return nil, fmt.Errorf("filter %q: %w", opts.Filter, err)
-		}
-		if cp.match, err = filter.NewMatcher(insns); err != nil {
-			return nil, fmt.Errorf("filter %q: %w", opts.Filter, err)
 		}
 	}
 	for _, port := range cp.ports {
@@ -214,28 +121,10 @@ func (p *Process) Open(opts CaptureOptions) (*Capture, error) {
 	cp.userFiltered = make([]atomic.Uint64, len(cp.ports))
 	cp.base = make([]C.struct_rte_pdump_stats, len(cp.ports))
 
-	if derr := p.do(func() { err = cp.start(prog) }); derr != nil {
-		return nil, derr
-	}
-	if err != nil {
+	if err := p.do(func() error { return cp.start(prog) }); err != nil {
 		return nil, err
 	}
 	return cp, nil
-}
-
-// rawProgram encodes insns as libpcap's struct bpf_insn array.
-func rawProgram(insns []bpf.Instruction) ([]byte, error) {
-	b := make([]byte, 0, 8*len(insns))
-	for i, ins := range insns {
-		r, err := ins.Assemble()
-		if err != nil {
-			return nil, fmt.Errorf("assemble instruction %d: %w", i, err)
-		}
-		b = binary.LittleEndian.AppendUint16(b, r.Op)
-		b = append(b, r.Jt, r.Jf)
-		b = binary.LittleEndian.AppendUint32(b, r.K)
-	}
-	return b, nil
 }
 
 func portInterface(port Port, opts CaptureOptions) pcapng.Interface {
@@ -257,22 +146,11 @@ func portInterface(port Port, opts CaptureOptions) pcapng.Interface {
 // start runs on the EAL thread: align ops, make ring and pool, convert
 // the filter, enable pdump on every port.
 func (cp *Capture) start(prog []byte) error {
-	p := cp.p
-	if !p.opsAligned && !cp.opts.NoAlignOps {
-		ctag := C.CString("bpfcap")
-		var rep C.struct_bc_ops_report
-		rc := C.bc_align_ops(ctag, &rep)
-		C.free(unsafe.Pointer(ctag))
-		p.opsReport = OpsReport{
-			Ops: C.GoString(&rep.ops_name[0]), OurIndex: int(rep.our_index), PrimaryIndex: int(rep.primary_index),
-			PrimaryPools: int(rep.primary_pools), Ambiguous: rep.ambiguous != 0, Swapped: rep.swapped != 0,
+	if !cp.p.opsAligned && !cp.opts.NoAlignOps {
+		if err := cp.p.alignOps(); err != nil {
+			return err
 		}
-		if rc < 0 {
-			return fmt.Errorf("align mempool ops %q with the primary's (DPDK bug 1073): %w", p.opsReport.Ops, syscall.Errno(-rc))
-		}
-		p.opsAligned = true
 	}
-
 	tag, err := cp.claimSlot()
 	if err != nil {
 		return err
@@ -299,23 +177,7 @@ func (cp *Capture) start(prog []byte) error {
 		}
 	}
 	for i, port := range cp.ports {
-		if C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &cp.base[i]) == 0 {
-			// Exact counters: pdump zeroes them when it enables us.
-			cp.base[i] = C.struct_rte_pdump_stats{}
-		}
-		rc := C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
-		if rc == -C.EEXIST && cp.opts.Takeover {
-			C.bc_capture_disable(C.uint16_t(port.ID), C.RTE_PDUMP_FLAG_RXTX)
-			time.Sleep(disableGrace)
-			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
-		}
-		if (rc == -C.EINVAL || rc == -C.ENOTSUP) && cp.c.prm != nil && cp.match != nil && i == 0 {
-			// The primary refused the converted program (rte_bpf_load):
-			// fall back to filtering here.
-			C.bc_capture_drop_filter(cp.c)
-			cp.fallback = fmt.Sprintf("the primary refused filter %q (%v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
-			rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
-		}
+		rc := cp.enable(i, port)
 		if rc < 0 {
 			for _, q := range cp.ports[:i] {
 				C.bc_capture_disable(C.uint16_t(q.ID), C.uint32_t(cp.opts.Direction))
@@ -339,53 +201,47 @@ func (cp *Capture) start(prog []byte) error {
 	return nil
 }
 
-// maxSlots bounds how many captures of one primary can run at once, and
-// so how many rings and pools bpfcap ever leaves in its hugepages.
-const maxSlots = 16
-
-// claimSlot locks the first free capture slot of this primary and returns
-// the name of its ring and pool. Rings and pools are never freed while
-// the primary runs (DPDK 22.11's pdump may still touch them after
-// rte_pdump_disable, and a primary crashed when they were freed), so each
-// slot's are reused by the next capture that takes the slot, and the
-// memory bpfcap leaves behind stays bounded.
-func (cp *Capture) claimSlot() (string, error) {
-	dir := filepath.Dir(cp.p.configPath)
-	for n := range maxSlots {
-		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("bpfcap-slot-%d.lock", n)), os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return "", fmt.Errorf("claim a capture slot in %s: %w", dir, err)
-		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			f.Close()
-			continue
-		}
-		cp.slot = f
-		// The name carries what the ring and pool were made for, so a
-		// capture never reuses ones of another size or ops alignment.
-		room := min(cp.opts.SnapLen, 2176)
-		suffix := ""
-		if cp.opts.NoAlignOps {
-			suffix = "u"
-		}
-		return fmt.Sprintf("bpfcap_s%d_%d_%d%s", n, cp.opts.RingSize, room, suffix), nil
+// alignOps aligns our mempool ops table with the primary's (DPDK bug
+// 1073) and keeps the report. Runs on the EAL thread.
+func (p *Process) alignOps() error {
+	ctag := C.CString("bpfcap")
+	var rep C.struct_bc_ops_report
+	rc := C.bc_align_ops(ctag, &rep)
+	C.free(unsafe.Pointer(ctag))
+	p.opsReport = OpsReport{
+		Ops: C.GoString(&rep.ops_name[0]), OurIndex: int(rep.our_index), PrimaryIndex: int(rep.primary_index),
+		PrimaryPools: int(rep.primary_pools), Ambiguous: rep.ambiguous != 0, Swapped: rep.swapped != 0,
 	}
-	return "", fmt.Errorf("all %d capture slots of the primary are in use: stop another bpfcap dpdk first", maxSlots)
+	if rc < 0 {
+		return fmt.Errorf("align mempool ops %q with the primary's (DPDK bug 1073): %w", p.opsReport.Ops, syscall.Errno(-rc))
+	}
+	p.opsAligned = true
+	return nil
 }
 
-// releaseSlot unlocks the slot (also done by the kernel when we exit).
-func (cp *Capture) releaseSlot() {
-	if cp.slot != nil {
-		cp.slot.Close()
-		cp.slot = nil
+// enable enables pdump on port, the i-th of the capture, replacing a
+// capture already there with Takeover, and dropping the filter for the
+// userspace fallback when the primary refuses it. It returns pdump's
+// code. Runs on the EAL thread.
+func (cp *Capture) enable(i int, port Port) C.int {
+	if C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &cp.base[i]) == 0 {
+		// Exact counters: pdump zeroes them when it enables us.
+		cp.base[i] = C.struct_rte_pdump_stats{}
 	}
-}
-
-// fallbackFilterOnly keeps the userspace filter only when it is needed.
-func (cp *Capture) fallbackFilterOnly() {
-	if cp.fallback == "" {
-		cp.match = nil
+	rc := C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
+	if rc == -C.EEXIST && cp.opts.Takeover {
+		C.bc_capture_disable(C.uint16_t(port.ID), C.RTE_PDUMP_FLAG_RXTX)
+		time.Sleep(disableGrace)
+		rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
 	}
+	if (rc == -C.EINVAL || rc == -C.ENOTSUP) && cp.c.prm != nil && cp.match != nil && i == 0 {
+		// The primary refused the converted program (rte_bpf_load):
+		// fall back to filtering here.
+		C.bc_capture_drop_filter(cp.c)
+		cp.fallback = fmt.Sprintf("the primary refused filter %q (%v): capturing unfiltered and filtering in userspace", cp.opts.Filter, syscall.Errno(-rc))
+		rc = C.bc_capture_enable(cp.c, C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), C.uint32_t(cp.opts.SnapLen))
+	}
+	return rc
 }
 
 // fixTime is bc_drain's timestamp correction, for tests: how is 0 (ts
@@ -439,63 +295,6 @@ func (cp *Capture) FilterFallback() string { return cp.fallback }
 // PrimaryExited reports whether Run ended because the primary went away.
 func (cp *Capture) PrimaryExited() bool { return cp.primaryGone.Load() }
 
-// PortStats returns pdump's counters for each port since Open.
-func (cp *Capture) PortStats() []PortStats {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	if cp.final != nil {
-		return append([]PortStats(nil), cp.final...)
-	}
-	return cp.portStatsLocked()
-}
-
-func (cp *Capture) portStatsLocked() []PortStats {
-	out := make([]PortStats, len(cp.ports))
-	for i, port := range cp.ports {
-		var st C.struct_rte_pdump_stats
-		out[i].Port = port.Name
-		out[i].Captured = cp.captured[i].Load()
-		out[i].UserFiltered = cp.userFiltered[i].Load()
-		if C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &st) < 0 {
-			continue
-		}
-		b := cp.base[i]
-		out[i].Accepted = since(st.accepted, b.accepted)
-		out[i].Filtered = since(st.filtered, b.filtered)
-		out[i].NoMbuf = since(st.nombuf, b.nombuf)
-		out[i].RingFull = since(st.ringfull, b.ringfull)
-	}
-	return out
-}
-
-// since is now-base, or now when the counter was reset in between.
-func since(now, base C.uint64_t) uint64 {
-	if now < base {
-		return uint64(now)
-	}
-	return uint64(now - base)
-}
-
-// Stats maps PortStats onto the pcapng counters: seen = accepted +
-// filtered + nombuf, matched = accepted + nombuf, lost = ringfull,
-// skipped = nombuf.
-func (cp *Capture) Stats() []pcapng.InterfaceStats {
-	ps := cp.PortStats()
-	out := make([]pcapng.InterfaceStats, len(ps))
-	for i, s := range ps {
-		out[i] = pcapng.InterfaceStats{
-			Seen:         s.Accepted + s.Filtered + s.NoMbuf,
-			SeenCounted:  true, // pdump counts every packet its filter sees
-			Matched:      s.Accepted + s.NoMbuf,
-			Captured:     s.Captured,
-			Lost:         s.RingFull,
-			Skipped:      s.NoMbuf,
-			UserFiltered: s.UserFiltered,
-		}
-	}
-	return out
-}
-
 // Run writes packets to sink until ctx is done, the sink fails or stops
 // the capture, or the primary exits. On ctx it stops pdump, waits for the
 // primary's callbacks to finish, and writes what is left in the ring.
@@ -509,32 +308,7 @@ func (cp *Capture) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 		return errors.New("run DPDK capture: already closed")
 	}
 	cp.mu.Unlock()
-	var err error
-	if derr := cp.p.do(func() { err = cp.loop(ctx, sink) }); derr != nil {
-		return derr
-	}
-	return err
-}
-
-// checkAllDropped detects the primary failing every copy (trap 1).
-func (cp *Capture) checkAllDropped() error {
-	var acc, nombuf uint64
-	for _, s := range cp.PortStats() {
-		acc += s.Accepted
-		nombuf += s.NoMbuf
-	}
-	if acc > 0 || nombuf < 64 {
-		return nil
-	}
-	r := cp.p.opsReport
-	why := "bpfcap did not align its mempool ops with the primary's"
-	if r.Ops != "" {
-		why = fmt.Sprintf("mempool ops %q is at index %d in bpfcap and %d in the primary's packet pools (swapped: %v)", r.Ops, r.OurIndex, r.PrimaryIndex, r.Swapped)
-	}
-	return fmt.Errorf("%w: %d packets, 0 copied: the primary cannot allocate from bpfcap's mempool; "+
-		"its mempool ops table is ordered differently (DPDK bug 1073: drivers loaded in another order); %s: "+
-		"start the primary with the same mempool drivers (e.g. -d librte_mempool_ring.so) or report this with `bpfcap dpdk -v`",
-		ErrAllDropped, nombuf, why)
+	return cp.p.do(func() error { return cp.loop(ctx, sink) })
 }
 
 // disable stops pdump on every port (once) and waits for the primary's
@@ -574,18 +348,10 @@ func (cp *Capture) disable() {
 // countersSettle reports whether pdump's counters of our ports stand
 // still for 150 ms, within two seconds.
 func (cp *Capture) countersSettle() bool {
-	sum := func() (t uint64) {
-		for i, port := range cp.ports {
-			var st C.struct_rte_pdump_stats
-			C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &st)
-			t += uint64(st.accepted+st.filtered+st.nombuf+st.ringfull) + uint64(i)
-		}
-		return t
-	}
-	prev, still := sum(), 0
+	prev, still := cp.counterSum(), 0
 	for range 40 {
 		time.Sleep(50 * time.Millisecond)
-		cur := sum()
+		cur := cp.counterSum()
 		if cur != prev {
 			prev, still = cur, 0
 			continue
@@ -595,6 +361,16 @@ func (cp *Capture) countersSettle() bool {
 		}
 	}
 	return false
+}
+
+// counterSum sums pdump's counters of our ports, to see them move.
+func (cp *Capture) counterSum() (t uint64) {
+	for i, port := range cp.ports {
+		var st C.struct_rte_pdump_stats
+		C.bc_stats(C.uint16_t(port.ID), C.uint32_t(cp.opts.Direction), &st)
+		t += uint64(st.accepted+st.filtered+st.nombuf+st.ringfull) + uint64(i)
+	}
+	return t
 }
 
 // Close stops the capture, returns the packets still in the ring to the
@@ -608,7 +384,7 @@ func (cp *Capture) Close() error {
 		return nil
 	}
 	cp.mu.Unlock()
-	err := cp.p.do(func() {
+	err := cp.p.do(func() error {
 		cp.disable()
 		cp.mu.Lock()
 		defer cp.mu.Unlock()
@@ -620,6 +396,7 @@ func (cp *Capture) Close() error {
 		}
 		cp.c = nil
 		cp.releaseSlot()
+		return nil
 	})
 	if errors.Is(err, errClosed) {
 		return fmt.Errorf("close DPDK capture of %s: the process detached first", strings.Join(cp.opts.Ports, ","))

@@ -20,6 +20,8 @@ import (
 	"github.com/gopacket/gopacket/pcap"
 
 	"github.com/bpfcap/bpfcap/pcapng"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // The package's tests share one primary and one attachment: DPDK allows
@@ -58,9 +60,7 @@ func testMain(m *testing.M) int {
 		}
 	}
 	code := m.Run()
-	if cliPath != "" {
-		os.RemoveAll(filepath.Dir(cliPath)) // the bpfcap binary cli_test.go built
-	}
+	testutils.RemoveBuiltBinaries()
 	if sharedProc != nil {
 		sharedProc.Close()
 	}

@@ -12,42 +12,16 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // These tests run the real `bpfcap dpdk` command (built with the dpdk
 // tag) against dpdk-testpmd: each run is its own DPDK secondary process.
-
-var (
-	cliOnce sync.Once
-	cliPath string
-	cliErr  error
-)
-
-// bpfcapBinary builds cmd/bpfcap with the dpdk tag once per test binary.
-func bpfcapBinary(t *testing.T) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bpfcap-dpdk-cli")
-		if err != nil {
-			cliErr = err
-			return
-		}
-		cliPath = filepath.Join(dir, "bpfcap")
-		out, err := exec.Command("go", "build", "-tags", "dpdk", "-o", cliPath, "github.com/bpfcap/bpfcap/cmd/bpfcap").CombinedOutput()
-		if err != nil {
-			cliErr = fmt.Errorf("go build -tags dpdk ./cmd/bpfcap: %v: %s", err, out)
-		}
-	})
-	if cliErr != nil {
-		t.Fatal(cliErr)
-	}
-	return cliPath
-}
 
 type cliResult struct {
 	code           int
@@ -57,7 +31,7 @@ type cliResult struct {
 // runCLI runs bpfcap with args and a deadline.
 func runCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
-	cmd := exec.Command(bpfcapBinary(t), args...)
+	cmd := exec.Command(testutils.BuildBinary(t, "dpdk"), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -155,7 +129,7 @@ func TestCLIFileStats(t *testing.T) {
 func TestCLIStdout(t *testing.T) {
 	sharedProcess(t)
 	// pcapng on a pipe: tshark reads it live.
-	sh := fmt.Sprintf("%s dpdk --file-prefix %s %s -c 25 | tshark -r - -T fields -e udp.dstport", bpfcapBinary(t), sharedPrefix, nullPort)
+	sh := fmt.Sprintf("%s dpdk --file-prefix %s %s -c 25 | tshark -r - -T fields -e udp.dstport", testutils.BuildBinary(t, "dpdk"), sharedPrefix, nullPort)
 	out, err := exec.Command("sh", "-c", sh).Output()
 	if err != nil {
 		t.Fatalf("%s: %v", sh, err)
@@ -248,7 +222,7 @@ func TestCLIPrimaryExits(t *testing.T) {
 	}
 	t.Cleanup(tp.stop)
 	path := filepath.Join(t.TempDir(), "exit.pcapng")
-	cmd := exec.Command(bpfcapBinary(t), "dpdk", "--file-prefix", prefix, nullPort, "-w", path)
+	cmd := exec.Command(testutils.BuildBinary(t, "dpdk"), "dpdk", "--file-prefix", prefix, nullPort, "-w", path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -304,7 +278,7 @@ func TestCLIPrimaryExits(t *testing.T) {
 // --takeover does.
 func TestCLITakeover(t *testing.T) {
 	sharedProcess(t)
-	cmd := exec.Command(bpfcapBinary(t), "dpdk", "--file-prefix", sharedPrefix, ringPort, "-w", os.DevNull)
+	cmd := exec.Command(testutils.BuildBinary(t, "dpdk"), "dpdk", "--file-prefix", sharedPrefix, ringPort, "-w", os.DevNull)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -16,10 +16,12 @@ import (
 )
 
 const (
-	outBufSize    = 4 << 20
-	flushInterval = 100 * time.Millisecond
-	aliveInterval = 250 * time.Millisecond
-	idleSleepMax  = 2 * time.Millisecond
+	outBufSize        = 4 << 20
+	flushInterval     = 100 * time.Millisecond
+	aliveInterval     = 250 * time.Millisecond
+	dropCheckInterval = 500 * time.Millisecond
+	idleSleepStep     = 50 * time.Microsecond
+	idleSleepMax      = 2 * time.Millisecond
 )
 
 // drainer is one Run: it moves the packets the primary copied into our
@@ -38,6 +40,10 @@ type drainer struct {
 	// delta and drained are per port: this batch's count and C's running
 	// total at the last batch.
 	delta, drained []uint64
+	// When the ring is empty: when the primary was last checked on, when
+	// the drop counters were, and how long to sleep (longer each time).
+	lastAlive, lastDropCheck time.Time
+	sleep                    time.Duration
 }
 
 // loop runs on the EAL thread (its mempool cache is the fast one).
@@ -51,17 +57,18 @@ func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
 		return errors.New("run DPDK capture: out of memory")
 	}
 	defer C.free(buf)
+	now := time.Now()
 	d := &drainer{
-		cp:        cp,
-		sink:      sink,
-		out:       unsafe.Slice((*byte)(buf), outBufSize),
-		lastFlush: time.Now(),
-		delta:     make([]uint64, len(cp.ports)),
-		drained:   make([]uint64, len(cp.ports)),
+		cp:            cp,
+		sink:          sink,
+		out:           unsafe.Slice((*byte)(buf), outBufSize),
+		lastFlush:     now,
+		delta:         make([]uint64, len(cp.ports)),
+		drained:       make([]uint64, len(cp.ports)),
+		lastAlive:     now,
+		lastDropCheck: now,
 	}
 	d.raw, _ = sink.(pcapng.RawPacketWriter)
-	lastAlive, lastDropCheck := time.Now(), time.Now()
-	idle := time.Duration(0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -73,39 +80,57 @@ func (cp *Capture) loop(ctx context.Context, sink pcapng.PacketWriter) error {
 		if err != nil {
 			return err
 		}
-		now := time.Now()
 		if n > 0 {
-			idle = 0
-			if d.dirty && (now.Sub(d.lastFlush) >= flushInterval || C.bc_capture_ring_count(cp.c) == 0 && d.res.left == 0) {
-				if err := d.flush(); err != nil {
-					return err
-				}
+			if err := d.busy(); err != nil {
+				return err
 			}
 			continue
 		}
-		if d.dirty {
-			if err := d.flush(); err != nil {
-				return err
-			}
+		if done, err := d.idle(); done || err != nil {
+			return err
 		}
-		if now.Sub(lastAlive) >= aliveInterval {
-			lastAlive = now
-			if !cp.p.PrimaryAlive() {
-				cp.primaryGone.Store(true)
-				return d.finish()
-			}
-		}
-		if now.Sub(lastDropCheck) >= 500*time.Millisecond {
-			lastDropCheck = now
-			if err := cp.checkAllDropped(); err != nil {
-				return err
-			}
-		}
-		if idle < idleSleepMax {
-			idle += 50 * time.Microsecond
-		}
-		time.Sleep(idle)
 	}
+}
+
+// busy follows a burst that wrote packets: it flushes them once the last
+// flush is flushInterval old or the ring is empty.
+func (d *drainer) busy() error {
+	d.sleep = 0
+	if d.dirty && (time.Since(d.lastFlush) >= flushInterval || C.bc_capture_ring_count(d.cp.c) == 0 && d.res.left == 0) {
+		return d.flush()
+	}
+	return nil
+}
+
+// idle follows an empty burst: it flushes what was written, checks now
+// and then that the primary runs and copies packets, and sleeps a little
+// longer each time. done says the capture is over: the primary exited
+// (what was left is written) or err.
+func (d *drainer) idle() (done bool, err error) {
+	now := time.Now()
+	if d.dirty {
+		if err := d.flush(); err != nil {
+			return true, err
+		}
+	}
+	if now.Sub(d.lastAlive) >= aliveInterval {
+		d.lastAlive = now
+		if !d.cp.p.PrimaryAlive() {
+			d.cp.primaryGone.Store(true)
+			return true, d.finish()
+		}
+	}
+	if now.Sub(d.lastDropCheck) >= dropCheckInterval {
+		d.lastDropCheck = now
+		if err := d.cp.checkAllDropped(); err != nil {
+			return true, err
+		}
+	}
+	if d.sleep < idleSleepMax {
+		d.sleep += idleSleepStep
+	}
+	time.Sleep(d.sleep)
+	return false, nil
 }
 
 // drain writes one burst from the ring and returns how many packets it
@@ -192,31 +217,6 @@ func (d *drainer) finish() error {
 		}
 	}
 	return d.flush()
-}
-
-// userFilter runs the fallback filter over the blocks in b, keeps the
-// matching ones at the front, and counts the others.
-func (cp *Capture) userFilter(b []byte, n int) ([]byte, int) {
-	var pkt pcapng.Packet
-	keep, kept := 0, 0
-	rest := b
-	for len(rest) > 0 {
-		blk, r, err := pcapng.SplitBlock(rest)
-		if err != nil {
-			break
-		}
-		rest = r
-		if pcapng.DecodeEPB(blk, &pkt) != nil {
-			continue
-		}
-		if cp.match.Match(pkt.Data, pkt.WireLen) {
-			keep += copy(b[keep:], blk)
-			kept++
-		} else if pkt.Interface < len(cp.userFiltered) {
-			cp.userFiltered[pkt.Interface].Add(1)
-		}
-	}
-	return b[:keep], kept
 }
 
 // countBlocks adds the first n blocks of b to the captured counters.

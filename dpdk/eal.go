@@ -205,19 +205,19 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " / ")
 }
 
-// do runs f on the EAL thread and waits for it.
-func (p *Process) do(f func()) error {
+// do runs f on the EAL thread, waits for it and returns its error
+// (errClosed when the thread has ended).
+func (p *Process) do(f func() error) error {
 	if p.closed.Load() {
 		return errClosed
 	}
-	ch := make(chan struct{})
+	ch := make(chan error, 1)
 	select {
-	case p.calls <- func() { defer close(ch); f() }:
+	case p.calls <- func() { ch <- f() }:
 	case <-p.done:
 		return errClosed
 	}
-	<-ch
-	return nil
+	return <-ch
 }
 
 var errClosed = errors.New("DPDK process already closed")
@@ -240,14 +240,22 @@ func (p *Process) Close() error {
 	if p.closed.Load() {
 		return nil
 	}
-	var rc C.int
+	var err error
 	if p.PrimaryAlive() {
-		p.do(func() { rc = C.bc_eal_cleanup() })
+		err = p.do(p.cleanup)
 	}
 	p.closed.Store(true)
 	close(p.calls)
 	<-p.done
-	if rc < 0 {
+	if errors.Is(err, errClosed) {
+		return nil // the EAL thread had ended: nothing to detach
+	}
+	return err
+}
+
+// cleanup detaches from the primary (rte_eal_cleanup), on the EAL thread.
+func (p *Process) cleanup() error {
+	if rc := C.bc_eal_cleanup(); rc < 0 {
 		return fmt.Errorf("detach from DPDK primary %q: %w", p.cfg.FilePrefix, syscall.Errno(-rc))
 	}
 	return nil

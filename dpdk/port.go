@@ -37,20 +37,20 @@ type Port struct {
 // Ports lists the primary's ports.
 func (p *Process) Ports() ([]Port, error) {
 	var ports []Port
-	var err error
-	if derr := p.do(func() {
+	err := p.do(func() error {
 		for id := C.bc_next_port(-1); id >= 0; id = C.bc_next_port(id) {
-			port, perr := portInfo(uint16(id))
-			if perr != nil {
-				err = perr
-				return
+			port, err := portInfo(uint16(id))
+			if err != nil {
+				return err
 			}
 			ports = append(ports, port)
 		}
-	}); derr != nil {
-		return nil, derr
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return ports, err
+	return ports, nil
 }
 
 func portInfo(id uint16) (Port, error) {

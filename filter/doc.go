@@ -19,9 +19,9 @@
 //
 //   - `protochain` is a cBPF loop; the translation unrolls it
 //     MaxBackwardJumps times and returns Undecided for a packet that needs
-//     more. Runner (bpfcap filter -r) then asks Matcher, which follows the
-//     loop as libpcap does; capture programs keep such packets, flagged,
-//     for the same userspace check. No packet gets a silent 0.
+//     more. Runner then asks Matcher, which follows the loop as libpcap
+//     does; capture programs keep such packets, flagged, for the same
+//     userspace check. No packet gets a silent 0.
 //   - Scratch cells M[] that a program may read before writing them read
 //     as 0 (libpcap 1.10's bpf_filter leaves them uninitialised: its
 //     answer there is whatever its stack held; the kernel's classic
@@ -38,6 +38,14 @@
 //
 // TestBed loads a translated filter into a small XDP test program (a
 // KernelFilter) and runs it on packets with BPF_PROG_TEST_RUN: this is how
-// `bpfcap filter -r` checks a filter against a capture file, and how the
-// tests prove the translator against libpcap.
+// the tests prove the translator against libpcap. Runner puts the test
+// programs and Matcher together to decide packets of any length.
+//
+// `bpfcap filter -r` is FileReader and FileRunner: FileReader reads a pcap
+// or pcapng file as libpcap reads it (tcpdump -r), pcapng blocks kept byte
+// for byte on request; FileRunner decides every packet with libpcap's
+// answer (libpcap's own filter in the C loop that reads a pcap file, as
+// fast as tcpdump -r; Matcher otherwise) and checks the kernel translation
+// with a Runner on a sample of the packets (KernelCheckFirst, then one in
+// KernelCheckEvery).
 package filter

@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	filtertestMapBpfcapNest               = "bpfcap_nest"
+	filtertestMapBpfcapOwners             = "bpfcap_owners"
 	filtertestMapBpfcapPerf               = "bpfcap_perf"
 	filtertestMapBpfcapRing               = "bpfcap_ring"
 	filtertestMapBpfcapScratch            = "bpfcap_scratch"
@@ -84,6 +85,7 @@ type filtertestProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type filtertestMapSpecs struct {
 	BpfcapNest        *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners      *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf        *ebpf.MapSpec `ebpf:"bpfcap_perf"`
 	BpfcapRing        *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch     *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
@@ -119,6 +121,7 @@ func (o *filtertestObjects) Close() error {
 // It can be passed to loadFiltertestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filtertestMaps struct {
 	BpfcapNest        *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners      *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf        *ebpf.Map `ebpf:"bpfcap_perf"`
 	BpfcapRing        *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch     *ebpf.Map `ebpf:"bpfcap_scratch"`
@@ -129,6 +132,7 @@ type filtertestMaps struct {
 func (m *filtertestMaps) Close() error {
 	return _FiltertestClose(
 		m.BpfcapNest,
+		m.BpfcapOwners,
 		m.BpfcapPerf,
 		m.BpfcapRing,
 		m.BpfcapScratch,

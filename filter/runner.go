@@ -43,7 +43,7 @@ func (p Path) String() string {
 // answer: in the kernel where a test program takes the packet (Direct up
 // to MaxDirectTestPacket bytes, Scratch up to TestScratchSize), and with
 // Matcher for longer packets and for packets on which the kernel returns
-// Undecided. It is how `bpfcap filter -r` decides each packet.
+// Undecided. FileRunner checks the kernel translation with it.
 type Runner struct {
 	tb      *TestBed
 	prog    []bpf.Instruction

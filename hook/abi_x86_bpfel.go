@@ -23,15 +23,21 @@ const (
 )
 
 type abiBpfcapConfig struct {
-	_           structs.HostLayout
-	Hook        uint32
-	Snaplen     uint32
-	Ifindex     uint32
-	Netns       uint32
-	Flags       uint32
-	WakeupBytes uint32
-	Linktype    uint32
-	MaxHooks    uint32
+	_            structs.HostLayout
+	Hook         uint32
+	Snaplen      uint32
+	Ifindex      uint32
+	Netns        uint32
+	Flags        uint32
+	WakeupBytes  uint32
+	Linktype     uint32
+	MaxHooks     uint32
+	WantPid      uint32
+	WantNetns    uint32
+	WantMark     uint32
+	WantMarkMask uint32
+	WantCgroup   uint64
+	WantComm     [16]int8
 }
 
 type abiBpfcapStat uint32
@@ -53,6 +59,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	abiMapBpfcapNest     = "bpfcap_nest"
+	abiMapBpfcapOwners   = "bpfcap_owners"
 	abiMapBpfcapPerf     = "bpfcap_perf"
 	abiMapBpfcapRing     = "bpfcap_ring"
 	abiMapBpfcapScratch  = "bpfcap_scratch"
@@ -110,6 +117,7 @@ type abiProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type abiMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
@@ -145,6 +153,7 @@ func (o *abiObjects) Close() error {
 // It can be passed to loadAbiObjects or ebpf.CollectionSpec.LoadAndAssign.
 type abiMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
@@ -154,6 +163,7 @@ type abiMaps struct {
 func (m *abiMaps) Close() error {
 	return _AbiClose(
 		m.BpfcapNest,
+		m.BpfcapOwners,
 		m.BpfcapPerf,
 		m.BpfcapRing,
 		m.BpfcapScratch,

@@ -27,6 +27,10 @@ type CaptureOptions struct {
 	// of a hook that does not count the packets it sees: how to count
 	// them, in the caller's words ("" adds nothing).
 	SeenHint string
+	// Want restricts the capture by process, netns and mark, in the
+	// kernel before packets are copied; packets are attributed to their
+	// socket's owner where the site calls Builder.LearnOwners.
+	Want MetaFilter
 	// Ring configures the transport (buffer size, perf) and where notices
 	// for the user go (Ring.Notices: one line each, without a prefix; nil
 	// discards them).
@@ -84,7 +88,7 @@ func (b *Builder) Options() CaptureOptions { return b.opts }
 // come from the builder's CaptureOptions. The builder owns the program:
 // pass it to Hook.
 func (b *Builder) Load(spec *ebpf.CollectionSpec, o Options) (*Program, error) {
-	o.Filter, o.Netmask, o.Snaplen, o.CountSeen = b.opts.Filter, b.opts.Netmask, b.opts.Snaplen, b.opts.CountSeen
+	o.Filter, o.Netmask, o.Snaplen, o.CountSeen, o.Want = b.opts.Filter, b.opts.Netmask, b.opts.Snaplen, b.opts.CountSeen, b.opts.Want
 	p, err := Load(spec, b.ring, o)
 	if err != nil {
 		return nil, err
@@ -121,6 +125,32 @@ func (b *Builder) Hook(h Hook) {
 // handle and qdisc for both tc directions): it is closed when the capture
 // stops, after every hook's own links.
 func (b *Builder) Detach(c io.Closer) { b.links = append(b.links, c) }
+
+// LearnOwners attaches the socket-owner learner (Ring.LearnOwners) for
+// as long as the capture runs, so packets are attributed to the process
+// that owns their socket. When it cannot attach, the capture goes on
+// without owners (a notice says why) unless CaptureOptions.Want selects
+// packets by owner: then the error is returned, wrapping
+// ErrOwnersUnknown.
+func (b *Builder) LearnOwners() error {
+	learner, err := b.ring.LearnOwners()
+	if err == nil {
+		b.Detach(learner)
+		return nil
+	}
+	if b.opts.Want.Owner() {
+		return fmt.Errorf("%w: %w", ErrOwnersUnknown, err)
+	}
+	if b.opts.Ring.Notices != nil {
+		fmt.Fprintf(b.opts.Ring.Notices, "packets are not attributed to processes: %v\n", err)
+	}
+	return nil
+}
+
+// ErrOwnersUnknown is wrapped by errors of captures that select packets by
+// their socket's owner (MetaFilter.PID, Comm, Cgroup) where the kernel
+// would not let bpfcap learn the owners.
+var ErrOwnersUnknown = errors.New("the pid, comm and cgroup filters need the socket owners")
 
 // OnClose adds something closed when the source closes, after the links,
 // the programs and the ring (e.g. a map the hooks were put into).

@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	capturetestMapBpfcapNest          = "bpfcap_nest"
+	capturetestMapBpfcapOwners        = "bpfcap_owners"
 	capturetestMapBpfcapPerf          = "bpfcap_perf"
 	capturetestMapBpfcapRing          = "bpfcap_ring"
 	capturetestMapBpfcapScratch       = "bpfcap_scratch"
@@ -80,6 +81,7 @@ type capturetestProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type capturetestMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
@@ -115,6 +117,7 @@ func (o *capturetestObjects) Close() error {
 // It can be passed to loadCapturetestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capturetestMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
@@ -124,6 +127,7 @@ type capturetestMaps struct {
 func (m *capturetestMaps) Close() error {
 	return _CapturetestClose(
 		m.BpfcapNest,
+		m.BpfcapOwners,
 		m.BpfcapPerf,
 		m.BpfcapRing,
 		m.BpfcapScratch,

@@ -8,6 +8,7 @@ const (
 	StatsMap       = "bpfcap_stats"
 	ScratchMap     = "bpfcap_scratch"
 	NestMap        = "bpfcap_nest"
+	OwnersMap      = "bpfcap_owners"
 	FilterDirect   = "bpfcap_filter_direct"
 	FilterScratch  = "bpfcap_filter_scratch"
 	MaxData        = 65536 // BPFCAP_MAX_DATA

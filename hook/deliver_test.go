@@ -13,7 +13,7 @@ import (
 // measure the per-record userspace path: event -> pcapng.Packet -> writer.
 func deliverSource(tb testing.TB) (*Source, *pcapng.Writer, *perfring.Event) {
 	tb.Helper()
-	ring := &Ring{monoOffset: time.Now().UnixNano(), maxHooks: 64}
+	ring := &Ring{clock: Clock{offset: time.Now().UnixNano()}, maxHooks: 64}
 	prog := &Program{Options: Options{Hook: 0, LinkType: pcapng.LinkTypeEthernet, Snaplen: 65536}}
 	src, err := NewSource(ring, []Hook{{Programs: []*Program{prog}, Interface: pcapng.Interface{Name: "xdp:bench"}, VerdictType: pcapng.VerdictXDP}},
 		SourceOptions{DeviceName: func(uint32, uint32) string { return "veth0" }})

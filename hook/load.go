@@ -60,10 +60,15 @@ type Options struct {
 	// a map update per packet, in programs that count it only when asked
 	// (bpfcap_count_seen in capture.h).
 	CountSeen bool
-	// Task records the pid and comm of the current task in every event
-	// (tracing programs only: XDP and tc programs cannot call the task
-	// helpers).
+	// Task says the hook runs in process context: a packet whose socket
+	// has no known owner is attributed to the current task (tracing
+	// programs only: XDP and tc programs cannot call the task helpers).
+	// Packets of sockets with a known owner (Ring.LearnOwners) are
+	// attributed to it on every hook.
 	Task bool
+	// Want restricts the capture by packet metadata, in the kernel,
+	// before the packet is copied.
+	Want MetaFilter
 	// Unfiltered loads the program without the kernel filter and filters
 	// in userspace (what Load falls back to by itself when the kernel
 	// refuses the filter).
@@ -250,6 +255,7 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		Linktype:    uint32(opts.LinkType),
 		MaxHooks:    uint32(ring.MaxHooks()),
 	}
+	opts.Want.setConfig(&cfg)
 	if ring.Perf() {
 		cfg.Flags |= cfgPerf
 	}
@@ -288,7 +294,7 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		}
 		ms.MaxEntries = m.MaxEntries() // sized by NewRing
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl, Cache: ring.btfCache})
 	if err != nil {
 		what := fmt.Sprintf("load capture program %s", opts.Program)
 		if cbpf != nil && refusedFilter(err) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/filter"
@@ -59,15 +60,19 @@ type Ring struct {
 	ncpu     int
 	scratch  *ebpf.Map
 	nest     *ebpf.Map
+	owners   *ebpf.Map
 	reader   *perfring.Reader
 
-	// monoOffset is wall-clock minus CLOCK_MONOTONIC, in ns, measured at
-	// NewRing.
-	monoOffset int64
+	// clock converts the records' timestamps, measured at NewRing.
+	clock Clock
 
 	mu          sync.Mutex
 	noticeGiven bool
 	maxHooks    int
+
+	// btfCache decodes the kernel's BTF once for every program Load
+	// loads for this ring (CO-RE relocations read it).
+	btfCache *btf.Cache
 }
 
 // NewRing creates the shared maps from the map definitions in spec (any
@@ -82,7 +87,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 50 * time.Millisecond
 	}
-	for _, name := range []string{RingMap, PerfMap, StatsMap, ScratchMap, NestMap} {
+	for _, name := range []string{RingMap, PerfMap, StatsMap, ScratchMap, NestMap, OwnersMap} {
 		if spec.Maps[name] == nil {
 			return nil, fmt.Errorf("create capture ring: object has no map %s: does it include capture.h?", name)
 		}
@@ -94,7 +99,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create capture ring: %w", err)
 	}
-	r := &Ring{opts: opts, maxHooks: opts.MaxHooks}
+	r := &Ring{opts: opts, maxHooks: opts.MaxHooks, btfCache: btf.NewCache()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -150,6 +155,9 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	if r.nest, err = ebpf.NewMap(spec.Maps[NestMap].Copy()); err != nil {
 		return nil, wrapPerm("create nesting map", err)
 	}
+	if r.owners, err = ebpf.NewMap(spec.Maps[OwnersMap].Copy()); err != nil {
+		return nil, wrapPerm("create socket owner map", err)
+	}
 
 	ropts := perfring.Options{PollInterval: opts.PollInterval}
 	src := r.ring
@@ -162,7 +170,7 @@ func NewRing(spec *ebpf.CollectionSpec, opts RingOptions) (*Ring, error) {
 	if r.reader, err = perfring.NewReader(src, ropts); err != nil {
 		return nil, wrapPerm("open ring reader", err)
 	}
-	r.monoOffset = measureMonoOffset()
+	r.clock = NewClock()
 	ok = true
 	return r, nil
 }
@@ -197,19 +205,9 @@ func roundPow2(n, min int) int {
 	return v
 }
 
-// measureMonoOffset returns wall-clock minus CLOCK_MONOTONIC in ns, taking
-// the monotonic reading halfway between two.
-func measureMonoOffset() int64 {
-	var a, b unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &a)
-	now := time.Now().UnixNano()
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &b)
-	return now - (a.Nano()+b.Nano())/2
-}
-
 // WallTime converts a bpf_ktime_get_ns() timestamp to wall-clock time.
 func (r *Ring) WallTime(mono uint64) time.Time {
-	return time.Unix(0, int64(mono)+r.monoOffset)
+	return r.clock.WallTime(mono)
 }
 
 // Perf reports whether the ring is a perf event array.
@@ -240,6 +238,7 @@ func (r *Ring) replacements() map[string]*ebpf.Map {
 		StatsMap:   r.stats,
 		ScratchMap: r.scratch,
 		NestMap:    r.nest,
+		OwnersMap:  r.owners,
 	}
 }
 
@@ -292,7 +291,7 @@ func (r *Ring) Close() error {
 		r.reader = nil
 	}
 	r.statsMem = nil // unmapped when the map is closed and collected
-	for _, m := range []**ebpf.Map{&r.ring, &r.perf, &r.stats, &r.scratch, &r.nest} {
+	for _, m := range []**ebpf.Map{&r.ring, &r.perf, &r.stats, &r.scratch, &r.nest, &r.owners} {
 		if *m != nil {
 			errs = append(errs, (*m).Close())
 			*m = nil

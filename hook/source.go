@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/perfring"
 )
@@ -60,8 +60,10 @@ type Hook struct {
 type SourceOptions struct {
 	// DropReason names an skb_drop_reason value (nil: the number).
 	DropReason func(reason uint32) string
-	// DeviceName names a device (nil: looked up in bpfcap's own netns,
-	// "ifindex N" elsewhere). Called once per (ifindex, netns); cached.
+	// DeviceName names a device (nil: looked up in the packet's netns,
+	// found by its inode among the named namespaces and those of
+	// processes; "ifindex N" where none has it). Called once per
+	// (ifindex, netns); cached.
 	DeviceName func(ifindex, netns uint32) string
 	// Comment returns the words a packet's comment gets after bpfcap's
 	// metadata, e.g. "location=kfree_skb_reason+0x4a" (nil: none).
@@ -79,7 +81,6 @@ type Source struct {
 	// ifIndex maps (hook index, link type) to an interface index.
 	ifIndex map[ifKey]int
 	byHook  map[int]*Hook
-	ownNS   uint32
 
 	mu           sync.Mutex
 	userFiltered map[int]uint64 // per hook index
@@ -90,10 +91,10 @@ type Source struct {
 	detachOn     func(func() error) error // nil: detach in place
 	closed       bool
 
-	// lostSeen and dropPending carry the kernel's loss counter into
-	// epb_dropcount: per hook index, the losses already reported and those
+	// losses and dropPending carry the kernel's loss counter into
+	// epb_dropcount: per hook index, the counter followed and the losses
 	// to report with the hook's next packet. Used by Run's goroutine only.
-	lostSeen    map[int]uint64
+	losses      map[int]*LossCounter
 	dropPending map[int]uint64
 
 	// links serve several hooks (detached after the hooks' own links);
@@ -101,6 +102,7 @@ type Source struct {
 	links, closers []io.Closer
 
 	devNames map[uint64]string
+	namer    *netnsfind.Namer
 	comms    map[[16]byte]string
 	reasons  map[uint32]string
 	pkt      pcapng.Packet
@@ -129,16 +131,11 @@ func newSource(ring *Ring, hooks []Hook, opts SourceOptions, links, closers []io
 		ifIndex:      map[ifKey]int{},
 		byHook:       map[int]*Hook{},
 		userFiltered: map[int]uint64{},
-		lostSeen:     map[int]uint64{},
+		losses:       map[int]*LossCounter{},
 		dropPending:  map[int]uint64{},
 		devNames:     map[uint64]string{},
 		comms:        map[[16]byte]string{},
 		reasons:      map[uint32]string{},
-	}
-	if st, err := os.Stat("/proc/self/ns/net"); err == nil {
-		if sys, ok := st.Sys().(*unix.Stat_t); ok {
-			s.ownNS = uint32(sys.Ino)
-		}
 	}
 	for i := range s.hooks {
 		h := &s.hooks[i]
@@ -341,11 +338,16 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 func (s *Source) collectLosses() {
 	for idx := range s.byHook {
 		lost, err := s.ring.hookStat(idx, StatLost)
-		if err != nil || lost <= s.lostSeen[idx] {
+		if err != nil {
 			continue
 		}
-		s.dropPending[idx] += lost - s.lostSeen[idx]
-		s.lostSeen[idx] = lost
+		l := s.losses[idx]
+		if l == nil {
+			l = &LossCounter{}
+			s.losses[idx] = l
+		}
+		l.Observe(lost)
+		s.dropPending[idx] += l.Take()
 	}
 }
 
@@ -372,10 +374,12 @@ func (s *Source) deviceName(ifindex, netns uint32) string {
 	var n string
 	if s.opts.DeviceName != nil {
 		n = s.opts.DeviceName(ifindex, netns)
-	} else if netns == 0 || netns == s.ownNS {
-		if ifc, err := net.InterfaceByIndex(int(ifindex)); err == nil {
-			n = ifc.Name
+	} else {
+		// In the packet's own netns: an ifindex means nothing elsewhere.
+		if s.namer == nil {
+			s.namer = netnsfind.NewNamer()
 		}
+		n = s.namer.Name(ifindex, netns)
 	}
 	if n == "" {
 		n = "ifindex " + strconv.FormatUint(uint64(ifindex), 10)

@@ -63,6 +63,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	abiMapBpfcapNest     = "bpfcap_nest"
+	abiMapBpfcapOwners   = "bpfcap_owners"
 	abiMapBpfcapPerf     = "bpfcap_perf"
 	abiMapBpfcapRing     = "bpfcap_ring"
 	abiMapBpfcapScratch  = "bpfcap_scratch"
@@ -120,6 +121,7 @@ type abiProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type abiMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
@@ -155,6 +157,7 @@ func (o *abiObjects) Close() error {
 // It can be passed to loadAbiObjects or ebpf.CollectionSpec.LoadAndAssign.
 type abiMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
@@ -164,6 +167,7 @@ type abiMaps struct {
 func (m *abiMaps) Close() error {
 	return _AbiClose(
 		m.BpfcapNest,
+		m.BpfcapOwners,
 		m.BpfcapPerf,
 		m.BpfcapRing,
 		m.BpfcapScratch,

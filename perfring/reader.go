@@ -111,7 +111,34 @@ func (r *Reader) Drain(fn func(*Event) error) (int, error) {
 	return r.read(time.Now(), fn)
 }
 
+// ReadRawBatch is ReadBatch for records that are not bpfcap events (a
+// program's bpfcap_output() records): fn gets each record's raw bytes,
+// valid until it returns.
+func (r *Reader) ReadRawBatch(fn func(raw []byte) error) (int, error) {
+	return r.readRaw(time.Now().Add(r.poll), fn)
+}
+
+// DrainRaw is Drain for records that are not bpfcap events.
+func (r *Reader) DrainRaw(fn func(raw []byte) error) (int, error) {
+	return r.readRaw(time.Now(), fn)
+}
+
 func (r *Reader) read(deadline time.Time, fn func(*Event) error) (int, error) {
+	return r.readRaw(deadline, func(raw []byte) error {
+		if err := Decode(raw, &r.ev); err != nil {
+			r.bad.Add(1)
+			return errSkip
+		}
+		return fn(&r.ev)
+	})
+}
+
+// errSkip tells readRaw a record was passed over (not counted).
+var errSkip = errors.New("record skipped")
+
+// readRaw passes the records that arrive before deadline to fn (under
+// constant load, it returns after about two poll intervals).
+func (r *Reader) readRaw(deadline time.Time, fn func(raw []byte) error) (int, error) {
 	if r.rb != nil {
 		r.rb.SetDeadline(deadline)
 	} else {
@@ -133,13 +160,13 @@ func (r *Reader) read(deadline time.Time, fn func(*Event) error) (int, error) {
 		if raw == nil { // a loss report
 			continue
 		}
-		if err := Decode(raw, &r.ev); err != nil {
-			r.bad.Add(1)
+		err = fn(raw)
+		if err == errSkip {
 			continue
 		}
 		r.records.Add(1)
 		n++
-		if err := fn(&r.ev); err != nil {
+		if err != nil {
 			return n, err
 		}
 		if n%256 == 0 && time.Now().After(stop) {

@@ -40,6 +40,7 @@ type probeProbeConfig struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	probeMapBpfcapNest       = "bpfcap_nest"
+	probeMapBpfcapOwners     = "bpfcap_owners"
 	probeMapBpfcapPerf       = "bpfcap_perf"
 	probeMapBpfcapRing       = "bpfcap_ring"
 	probeMapBpfcapScratch    = "bpfcap_scratch"
@@ -119,6 +120,7 @@ type probeProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeMapSpecs struct {
 	BpfcapNest     *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners   *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf     *ebpf.MapSpec `ebpf:"bpfcap_perf"`
 	BpfcapRing     *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch  *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
@@ -158,6 +160,7 @@ func (o *probeObjects) Close() error {
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probeMaps struct {
 	BpfcapNest     *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners   *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf     *ebpf.Map `ebpf:"bpfcap_perf"`
 	BpfcapRing     *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch  *ebpf.Map `ebpf:"bpfcap_scratch"`
@@ -170,6 +173,7 @@ type probeMaps struct {
 func (m *probeMaps) Close() error {
 	return _ProbeClose(
 		m.BpfcapNest,
+		m.BpfcapOwners,
 		m.BpfcapPerf,
 		m.BpfcapRing,
 		m.BpfcapScratch,

@@ -44,6 +44,12 @@ type Target struct {
 	// Short is Note without the why: "kprobe:kfree_skb: attached
 	// tp_btf:kfree_skb:arg1".
 	Short string
+	// Optional is set on targets a glob found: when the kernel refuses
+	// to load or attach their program, the capture goes on without them.
+	Optional bool
+	// Multi says a kprobe attaches through a kprobe-multi link (the
+	// program is loaded for it) rather than a perf kprobe.
+	Multi bool
 }
 
 // String returns the spec of what is attached, e.g. "tp_btf:kfree_skb:arg1".
@@ -61,6 +67,8 @@ type Resolver struct {
 	kernel  *btf.Spec
 	tracefs string
 	probes  map[string]error
+	// points caches List("") for the globs of Expand.
+	points []HookPoint
 }
 
 // NewResolver loads the kernel's BTF (/sys/kernel/btf/vmlinux, kernel 5.4+
@@ -251,6 +259,29 @@ func shortReason(err error) string {
 }
 
 func (r *Resolver) resolveBTFTracepoint(spec Spec) (*Target, error) {
+	t, err := r.btfTracepointTarget(spec)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Kind == KindTPBTF {
+		err := r.probe("tp_btf:"+spec.Name, func() error {
+			return probeTracing(ebpf.AttachTraceRawTp, spec.Name, "tp_btf:"+spec.Name)
+		})
+		switch {
+		case errors.Is(err, hook.ErrPermission):
+			return nil, err
+		case errors.Is(err, ErrNotSupported):
+			t.Kind = KindRawTracepoint
+			return r.withNote(t, []string{"tp_btf: " + shortReason(err)}), nil
+		}
+	}
+	return t, nil
+}
+
+// btfTracepointTarget finds the sk_buff (and drop reason) argument of
+// the BTF tracepoint spec names, without asking the kernel whether its
+// kind attaches.
+func (r *Resolver) btfTracepointTarget(spec Spec) (*Target, error) {
 	params, err := tracepointParams(r.kernel, spec.Name)
 	if errors.Is(err, errNotFound) {
 		return nil, &HookPointError{Pattern: spec.Name, Err: &NotFoundError{Spec: spec, Detail: fmt.Sprintf("%s: tracepoint %s not found in the kernel's BTF (no btf_trace_%s)", spec, spec.Name, spec.Name)}}
@@ -268,18 +299,6 @@ func (r *Resolver) resolveBTFTracepoint(spec Spec) (*Target, error) {
 	}
 	if la := locationArg(params, spec.Name, idx); la != 0 {
 		t.LocationArg, t.HasLocation = la, true
-	}
-	if spec.Kind == KindTPBTF {
-		err := r.probe("tp_btf:"+spec.Name, func() error {
-			return probeTracing(ebpf.AttachTraceRawTp, spec.Name, "tp_btf:"+spec.Name)
-		})
-		switch {
-		case errors.Is(err, hook.ErrPermission):
-			return nil, err
-		case errors.Is(err, ErrNotSupported):
-			t.Kind = KindRawTracepoint
-			return r.withNote(t, []string{"tp_btf: " + shortReason(err)}), nil
-		}
 	}
 	return t, nil
 }

@@ -114,3 +114,83 @@ func editDistance(a, b string, limit int) int {
 	}
 	return prev[len(b)]
 }
+
+// SimilarPatterns returns up to n globs close to p that match hook points,
+// closest first: the same glob under another kind of function or BTF
+// tracepoint ("tp_btf:tcp_*" -> "kprobe:tcp_*"), then p with the literal
+// start of its names corrected by a few edits ("kprobe:tpc_*" ->
+// "kprobe:tcp_*").
+func (r *Resolver) SimilarPatterns(p Pattern, n int) []string {
+	points, err := r.hookPoints()
+	if err != nil || p.All {
+		return nil
+	}
+	var out []string
+	tried := map[string]bool{p.String(): true}
+	try := func(q Pattern) {
+		if len(out) == n || tried[q.String()] {
+			return
+		}
+		tried[q.String()] = true
+		for _, hp := range points {
+			if kindListed(hp.Kinds, q.Spec.Kind) && q.match(hp.Name) {
+				out = append(out, q.String())
+				return
+			}
+		}
+	}
+	// The same name under another kind (a tracepoint glob's category has
+	// no counterpart elsewhere).
+	if p.Spec.Kind != KindTracepoint {
+		for _, k := range []Kind{KindKprobe, KindFentry, KindTPBTF} {
+			q := p
+			q.Spec.Kind = k
+			try(q)
+		}
+	}
+	// The literal start of the names, corrected.
+	glob := p.Spec.Name
+	if p.Spec.Kind == KindTracepoint {
+		glob = p.Spec.Category + ":" + p.Spec.Name
+	}
+	if lit := glob[:strings.IndexAny(glob+"*", globChars)]; lit != "" {
+		rest := glob[len(lit):]
+		limit := max(2, len(lit)/3)
+		type cand struct {
+			glob string
+			d    int
+		}
+		var cands []cand
+		for _, hp := range points {
+			if !kindListed(hp.Kinds, p.Spec.Kind) {
+				continue
+			}
+			// The name's start of the same length, one longer and one
+			// shorter (an insertion or a deletion).
+			for l := len(lit) - 1; l <= len(lit)+1; l++ {
+				if l < 1 || l > len(hp.Name) {
+					continue
+				}
+				if d := editDistance(lit, hp.Name[:l], limit); d <= limit {
+					cands = append(cands, cand{hp.Name[:l] + rest, d})
+				}
+			}
+		}
+		slices.SortFunc(cands, func(a, b cand) int {
+			if a.d != b.d {
+				return a.d - b.d
+			}
+			return strings.Compare(a.glob, b.glob)
+		})
+		for _, c := range cands {
+			q := p
+			if p.Spec.Kind == KindTracepoint {
+				q.Spec.Category, q.Spec.Name, _ = strings.Cut(c.glob, ":")
+			} else {
+				q.Spec.Name = c.glob
+			}
+			try(q)
+		}
+	}
+	return out
+}

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -29,9 +30,11 @@ type Options struct {
 	// "ip" and several hooks, packets are written as Linux cooked
 	// captures (LINKTYPE_LINUX_SLL), which libpcap 1.10 reads.
 	Proto string
-	// Device restricts the capture to one device of bpfcap's network
-	// namespace ("" captures all), in the kernel.
-	Device string
+	// Device restricts the capture to one device ("" captures all), in
+	// the kernel: of the network namespace at DeviceNetns (a path such as
+	// /run/netns/NAME or /proc/PID/ns/net; "": bpfcap's own).
+	Device      string
+	DeviceNetns string
 	// Track follows every packet the filter matched at any hook: later
 	// hooks capture it even when the filter no longer matches (after NAT,
 	// say) until it is freed, and its clones and copies where the kernel
@@ -61,11 +64,14 @@ type Source struct {
 	cloneErr error
 	// paged counts records cut short by paged data that was not copied.
 	paged atomic.Uint64
+	// report says what was attached from the hook words.
+	report AttachReport
 }
 
-// Targets returns what each hook spec resolved to and was attached as, in
-// the order of Options.Hooks. A Target whose Note is set was attached
-// other than as written (a rename, a fallback to another kind).
+// Targets returns what was attached, one per hook: the plain specs of
+// Options.Hooks in their order, then the hook points of its globs. A
+// Target whose Note is set was attached other than as written (a rename,
+// a fallback to another kind).
 func (s *Source) Targets() []*Target { return s.targets }
 
 // CloneTrackingErr says why Options.Track does not follow clones and
@@ -75,9 +81,13 @@ func (s *Source) Targets() []*Target { return s.targets }
 // the kernel lacks it). It is nil when they are followed or Track is off.
 func (s *Source) CloneTrackingErr() error { return s.cloneErr }
 
-// Open parses and resolves every hook spec, then loads and attaches one
-// program per hook. Nothing is loaded before every spec resolved, and
-// whatever was attached is detached again when a later step fails.
+// Open parses and resolves every hook spec, glob and "all" (see
+// Resolver.Expand), then loads and attaches one program per hook point,
+// several at a time. Nothing is loaded before every spec resolved, and
+// whatever was attached is detached again when a later step fails. A hook
+// point a glob found whose program the kernel refuses to load or attach
+// is left out (Source.AttachReport lists it); when none attaches, Open
+// fails.
 //
 // Errors name the problem: a malformed spec wraps ErrBadSpec, missing
 // capabilities wrap hook.ErrPermission, a kernel that lacks every kind of
@@ -88,7 +98,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if len(opts.Hooks) == 0 {
 		return nil, &HookPointError{Err: errors.New("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit")}
 	}
-	specs, err := ParseSpecs(opts.Hooks)
+	patterns, err := ParsePatterns(opts.Hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +111,7 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	var ifindex, netns uint32
 	if opts.Device != "" {
-		if ifindex, netns, err = deviceID(opts.Device); err != nil {
+		if ifindex, netns, err = deviceID(opts.Device, opts.DeviceNetns); err != nil {
 			return nil, err
 		}
 	}
@@ -110,12 +120,13 @@ func Open(opts Options) (_ *Source, err error) {
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]*Target, len(specs))
-	for i, s := range specs {
-		if targets[i], err = r.Resolve(s); err != nil {
-			return nil, err
-		}
+	start := time.Now()
+	exp, err := r.Expand(patterns)
+	if err != nil {
+		return nil, err
 	}
+	targets := exp.Targets
+	resolved := time.Since(start)
 	reasons, err := LoadDropReasons(r.Kernel())
 	if err != nil {
 		return nil, err
@@ -127,6 +138,7 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	co := opts.CaptureOptions
 	co.CountSeen = true // bpf/probe.c counts every packet it sees
+	co.Ring.Compile = compileOnce(co.Ring.Compile)
 	if co.Ring.MaxHooks < len(targets) {
 		co.Ring.MaxHooks = max(64, len(targets))
 	}
@@ -141,38 +153,61 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	b.OnClose(tr)
 	pages := findPageMap()
-	for i, t := range targets {
+	// Loaded concurrently with hook.Load (Builder.Load is for one
+	// goroutine); each program goes to the builder with its hook.
+	results := loadAttachAll(targets, func(i int, t *Target) (*hook.Program, error) {
 		spec, progName, err := prepareSpec(base, t, header, pages)
 		if err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
+		forAttach(spec.Programs[progName], t)
 		if err := tr.configure(spec, t); err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
-		prog, err := b.Load(spec, hook.Options{
-			Program:  progName,
-			Hook:     i,
-			LinkType: lt,
-			Backend:  hook.Scratch,
-			Ifindex:  ifindex,
-			Netns:    netns,
-			Task:     true,
-			Maps:     tr.maps,
+		prog, err := hook.Load(spec, b.Ring(), hook.Options{
+			Program:   progName,
+			Hook:      i,
+			Filter:    co.Filter,
+			Netmask:   co.Netmask,
+			Snaplen:   co.Snaplen,
+			CountSeen: co.CountSeen,
+			LinkType:  lt,
+			Backend:   hook.Scratch,
+			Ifindex:   ifindex,
+			Netns:     netns,
+			Task:      inProcessContext(t),
+			Want:      co.Want,
+			Maps:      tr.maps,
 		})
 		if err != nil {
 			return nil, explainLoad(t, err)
 		}
-		l, err := attach(t, prog.Program)
-		if err != nil {
-			return nil, err
+		return prog, nil
+	})
+	refused := exp.Refused
+	detach := &detachGroup{}
+	var attached []*Target
+	for i, res := range results {
+		t := res.target
+		if res.err != nil {
+			if refusable(t, res.err) {
+				refused = append(refused, Refusal{Hook: t.String(), Err: res.err})
+				continue
+			}
+			for j := i + 1; j < len(results); j++ {
+				results[j].close()
+			}
+			return nil, res.err
 		}
+		detach.links = append(detach.links, res.link)
+		attached = append(attached, t)
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
 			desc = t.Note
 		}
 		b.Hook(hook.Hook{
-			Programs:       []*hook.Program{prog},
-			Links:          []io.Closer{l},
+			Programs:       []*hook.Program{res.prog},
+			Links:          []io.Closer{detach},
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
 			ExtraLinkTypes: extra,
 			VerdictType:    pcapng.VerdictNone,
@@ -180,13 +215,22 @@ func Open(opts Options) (_ *Source, err error) {
 			CookRaw: lt == pcapng.LinkTypeRaw && len(targets) > 1,
 		})
 	}
-	if err := tr.attachOwn(b, base, targets, opts.Ring.Notices); err != nil {
+	if len(attached) == 0 {
+		return nil, nothingAttached(refused)
+	}
+	report := AttachReport{Attached: len(attached), Notes: exp.Notes, Refused: refused,
+		Resolve: resolved, Total: time.Since(start), Parallel: min(runtime.GOMAXPROCS(0), len(targets))}
+	// Packets are attributed to their socket's owner; without the
+	// learner, only hooks that run in process context name a process.
+	if err := b.LearnOwners(); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
-	tr.readSymbols(targets, opts.Ring.Notices)
+	if err := tr.attachOwn(b, base, attached, opts.Ring.Notices); err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	tr.readSymbols(attached, opts.Ring.Notices)
 	src, err := b.Source(hook.SourceOptions{
 		DropReason: reasons.Name,
-		DeviceName: deviceName,
 		Comment:    tr.comment,
 	})
 	if err != nil {
@@ -196,7 +240,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, targets: targets, notices: opts.Ring.Notices, snaplen: snap, pages: pages, cloneErr: tr.cloneErr}, nil
+	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report, cloneErr: tr.cloneErr}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.
@@ -211,9 +255,38 @@ func explainLoad(t *Target, err error) error {
 	return fmt.Errorf("trace: load %s: %w", t, err)
 }
 
-// deviceID returns the ifindex of device name in bpfcap's network
-// namespace and that namespace's inode.
-func deviceID(name string) (uint32, uint32, error) {
+// processContextHooks are functions and tracepoints that the kernel only
+// calls in the context of the process that owns the packet's socket
+// (receiving into a user buffer): there the current task may name the
+// owner of a packet whose socket's owner was not learned.
+var processContextHooks = map[string]bool{
+	"skb_copy_datagram_iovec":        true, // tracepoint skb:skb_copy_datagram_iovec
+	"skb_copy_datagram_iter":         true,
+	"skb_copy_and_csum_datagram_msg": true,
+	"__skb_datagram_iter":            true,
+}
+
+// inProcessContext reports whether t always runs in the process context of
+// the packet's socket owner. Elsewhere (softirq, another task's context)
+// the current task says nothing about the packet.
+func inProcessContext(t *Target) bool {
+	return processContextHooks[t.Name]
+}
+
+// deviceID returns the ifindex of device name in the network namespace
+// at nsPath ("": bpfcap's own) and that namespace's inode.
+func deviceID(name, nsPath string) (uint32, uint32, error) {
+	if nsPath != "" {
+		l, err := netnsfind.LinkByNameIn(nsPath, name)
+		if err != nil {
+			return 0, 0, fmt.Errorf("dev %s: %w", name, err)
+		}
+		ino, err := netnsfind.Inode(nsPath)
+		if err != nil {
+			return 0, 0, fmt.Errorf("dev %s: %w", name, err)
+		}
+		return uint32(l.Attrs().Index), ino, nil
+	}
 	ifc, err := hook.LookupDevice(name)
 	if err != nil {
 		return 0, 0, err
@@ -255,26 +328,4 @@ func (p *pagedCounter) WritePacket(pkt *pcapng.Packet) error {
 		p.n.Add(1)
 	}
 	return p.PacketWriter.WritePacket(pkt)
-}
-
-// deviceName names a device of any network namespace that has a name
-// under /run/netns or belongs to a process, so packets seen in test or
-// container namespaces show their device names.
-func deviceName(ifindex, netns uint32) string {
-	own, err := netnsfind.Inode("/proc/self/ns/net")
-	if err == nil && (netns == 0 || netns == own) {
-		if ifc, err := net.InterfaceByIndex(int(ifindex)); err == nil {
-			return ifc.Name
-		}
-		return ""
-	}
-	path := netnsfind.Find(netns)
-	if path == "" {
-		return ""
-	}
-	l, err := netnsfind.LinkIn(path, int(ifindex))
-	if err != nil {
-		return ""
-	}
-	return l.Attrs().Name
 }

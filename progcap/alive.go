@@ -1,17 +1,13 @@
 package progcap
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/internal/procfd"
 )
 
 // Alive tells whether anything but this capture still keeps the program
@@ -66,41 +62,12 @@ func progKept(id ebpf.ProgramID) (kept, known bool) {
 }
 
 // processHolds reports whether a process other than this one has program
-// id open (/proc/PID/fdinfo "prog_id:").
+// id open. A process whose descriptors are not ours to see leaves it
+// unknown, unless another one is seen holding it.
 func processHolds(id ebpf.ProgramID) (held, known bool) {
-	pids, err := os.ReadDir("/proc")
-	if err != nil {
+	held, denied, err := procfd.OthersHold(procfd.Program, uint64(id))
+	if err != nil || (denied && !held) {
 		return false, false
 	}
-	self := strconv.Itoa(os.Getpid())
-	want := strconv.FormatUint(uint64(id), 10)
-	for _, d := range pids {
-		if d.Name() == self || d.Name()[0] < '0' || d.Name()[0] > '9' {
-			continue
-		}
-		dir := filepath.Join("/proc", d.Name())
-		fds, err := os.ReadDir(filepath.Join(dir, "fd"))
-		if errors.Is(err, os.ErrPermission) {
-			return false, false // not ours to see: cannot tell
-		}
-		if err != nil {
-			continue
-		}
-		for _, fd := range fds {
-			target, err := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
-			if err != nil || target != "anon_inode:bpf-prog" {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(dir, "fdinfo", fd.Name()))
-			if err != nil {
-				continue
-			}
-			for _, line := range strings.Split(string(b), "\n") {
-				if k, v, ok := strings.Cut(line, ":"); ok && k == "prog_id" && strings.TrimSpace(v) == want {
-					return true, true
-				}
-			}
-		}
-	}
-	return false, true
+	return held, true
 }

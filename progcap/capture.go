@@ -13,12 +13,12 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
-	"github.com/bpfcap/bpfcap"
 	"github.com/bpfcap/bpfcap/filter"
+	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/perfring"
 )
 
 // Options configure a capture.
@@ -50,19 +50,20 @@ type Capture struct {
 	name    string
 	maps    *progMaps
 	cfg     []byte // the mmap of bpfcap_config
-	rd      *ringbuf.Reader
+	rd      *perfring.Reader
 	opts    Options
 	snaplen int
 	start   uint64 // CLOCK_MONOTONIC when capture was turned on
-	offset  int64  // wall clock - CLOCK_MONOTONIC, in ns
+	clock   hook.Clock
 
 	// Run's state (one goroutine).
-	rec      ringbuf.Record
+	sink     pcapng.PacketWriter
+	adder    pcapng.InterfaceAdder // nil: the sink adds no interfaces
+	sinkErr  error                 // the error deliver returned last
 	r        Record
 	pkt      pcapng.Packet
 	comment  []byte
-	lastLost uint64
-	pending  uint64
+	loss     hook.LossCounter
 	matchers map[pcapng.LinkType]*filter.Matcher
 	badLT    map[pcapng.LinkType]bool
 	badRec   bool
@@ -74,7 +75,6 @@ type Capture struct {
 	received  []uint64
 	written   []uint64
 	rejected  []uint64
-	lostBase  uint64
 	lostFinal uint64
 	stale     uint64
 	malformed uint64
@@ -153,7 +153,7 @@ func OpenProgram(prog *ebpf.Program, opts Options) (_ *Capture, err error) {
 		c.cfg = nil
 		return nil, fmt.Errorf("%s: map %s into memory: %w", desc, ConfigMapName, err)
 	}
-	c.rd, err = ringbuf.NewReader(maps.events)
+	c.rd, err = perfring.NewReader(maps.events, perfring.Options{PollInterval: opts.PollInterval})
 	if err != nil {
 		return nil, fmt.Errorf("%s: read ring buffer %s: %w", desc, EventsMapName, err)
 	}
@@ -170,10 +170,9 @@ func OpenProgram(prog *ebpf.Program, opts Options) (_ *Capture, err error) {
 		}
 		c.notice(fmt.Sprintf("capture of %s was already on, left by %s that did not exit cleanly or still runs: taking it over (records older than now are discarded)", desc, who))
 	}
-	c.offset = monoOffset()
-	c.start = uint64(monoNow())
-	c.lostBase = atomic.LoadUint64(c.u64(cfgLost))
-	c.lastLost = c.lostBase
+	c.clock = hook.NewClock()
+	c.start = hook.MonoNow()
+	c.loss = hook.NewLossCounter(atomic.LoadUint64(c.u64(cfgLost)))
 	atomic.StoreUint32(c.u32(cfgSnaplen), uint32(c.snaplen))
 	atomic.StoreUint32(c.u32(cfgOwner), uint32(os.Getpid()))
 	atomic.StoreUint32(c.u32(cfgEnabled), 1)
@@ -239,17 +238,18 @@ func (c *Capture) addInterfaceLocked(lt pcapng.LinkType) int {
 // Run writes the program's records to sink until ctx is done, then turns
 // capture off, writes what is still in the ring and returns nil. Capture
 // is off when Run returns, whatever the reason. New link
-// types are announced through sink's bpfcap.InterfaceAdder when it has
+// types are announced through sink's pcapng.InterfaceAdder when it has
 // one. Errors from sink end Run and are returned wrapped.
 func (c *Capture) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 	if c.rd == nil {
 		return fmt.Errorf("capture %s: %w", c.desc, os.ErrClosed)
 	}
-	adder, _ := sink.(bpfcap.InterfaceAdder)
+	c.sink = sink
+	c.adder, _ = sink.(pcapng.InterfaceAdder)
 	defer c.disable() // on errors too: nothing reads the ring any more
 	for ctx.Err() == nil {
 		c.collectLost()
-		n, err := c.read(time.Now().Add(c.opts.PollInterval), sink, adder)
+		n, err := c.read(c.rd.ReadRawBatch)
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,7 @@ func (c *Capture) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 	}
 	c.disable()
 	c.collectLost()
-	if _, err := c.read(time.Now(), sink, adder); err != nil {
+	if _, err := c.read(c.rd.DrainRaw); err != nil {
 		return err
 	}
 	if err := sink.Flush(); err != nil {
@@ -270,35 +270,29 @@ func (c *Capture) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 	return nil
 }
 
-// read writes the records that arrive before deadline (under constant
-// load, it returns after about two poll intervals).
-func (c *Capture) read(deadline time.Time, sink pcapng.PacketWriter, adder bpfcap.InterfaceAdder) (int, error) {
-	c.rd.SetDeadline(deadline)
-	stop := deadline.Add(c.opts.PollInterval)
-	n := 0
-	for {
-		err := c.rd.ReadInto(&c.rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return n, nil
-		}
-		if errors.Is(err, ringbuf.ErrClosed) {
-			return n, fmt.Errorf("capture %s: %w", c.desc, os.ErrClosed)
-		}
-		if err != nil {
-			return n, fmt.Errorf("capture %s: read ring buffer: %w", c.desc, err)
-		}
-		if err := c.deliver(c.rec.RawSample, sink, adder); err != nil {
-			return n, err
-		}
-		n++
-		if n%256 == 0 && time.Now().After(stop) {
-			return n, nil
-		}
+// read writes one batch of records (batch is the reader's ReadRawBatch
+// or DrainRaw) and returns how many it read.
+func (c *Capture) read(batch func(func([]byte) error) (int, error)) (int, error) {
+	c.sinkErr = nil
+	n, err := batch(c.deliver)
+	switch {
+	case err == nil || err == c.sinkErr:
+		return n, err
+	case errors.Is(err, perfring.ErrClosed):
+		return n, fmt.Errorf("capture %s: %w", c.desc, os.ErrClosed)
 	}
+	return n, fmt.Errorf("capture %s: read ring buffer: %w", c.desc, err)
 }
 
-// deliver turns one record into a packet and writes it.
-func (c *Capture) deliver(raw []byte, sink pcapng.PacketWriter, adder bpfcap.InterfaceAdder) error {
+// deliver turns one record into a packet and writes it to c.sink. Its
+// errors are kept in c.sinkErr.
+func (c *Capture) deliver(raw []byte) error {
+	c.sinkErr = c.write(raw)
+	return c.sinkErr
+}
+
+// write turns one record into a packet and writes it to c.sink.
+func (c *Capture) write(raw []byte) error {
 	r := &c.r
 	if err := DecodeRecord(raw, r); err != nil {
 		c.mu.Lock()
@@ -322,7 +316,7 @@ func (c *Capture) deliver(raw []byte, sink pcapng.PacketWriter, adder bpfcap.Int
 	idx, ok := c.byLink[lt]
 	if !ok {
 		var err error
-		if idx, err = c.addInterface(lt, adder); err != nil {
+		if idx, err = c.addInterface(lt, c.adder); err != nil {
 			return err
 		}
 	}
@@ -346,7 +340,7 @@ func (c *Capture) deliver(raw []byte, sink pcapng.PacketWriter, adder bpfcap.Int
 	c.comment = append(append(c.comment[:0], "id=0x"...), strconv.FormatUint(r.ID, 16)...)
 	*p = pcapng.Packet{
 		Interface:   idx,
-		Timestamp:   time.Unix(0, int64(r.Timestamp)+c.offset),
+		Timestamp:   c.clock.WallTime(r.Timestamp),
 		Data:        r.Data,
 		WireLen:     int(r.WireLen),
 		Flags:       pcapng.HasPacketID,
@@ -354,12 +348,8 @@ func (c *Capture) deliver(raw []byte, sink pcapng.PacketWriter, adder bpfcap.Int
 		VerdictType: pcapng.VerdictNone,
 		Comment:     string(c.comment),
 	}
-	if c.pending > 0 {
-		p.Flags |= pcapng.HasDropCount
-		p.DropCount = c.pending
-		c.pending = 0
-	}
-	if err := sink.WritePacket(p); err != nil {
+	c.loss.Stamp(p)
+	if err := c.sink.WritePacket(p); err != nil {
 		return fmt.Errorf("capture %s: %w", c.desc, err)
 	}
 	c.mu.Lock()
@@ -369,7 +359,7 @@ func (c *Capture) deliver(raw []byte, sink pcapng.PacketWriter, adder bpfcap.Int
 }
 
 // addInterface declares the interface of a new link type to the sink.
-func (c *Capture) addInterface(lt pcapng.LinkType, adder bpfcap.InterfaceAdder) (int, error) {
+func (c *Capture) addInterface(lt pcapng.LinkType, adder pcapng.InterfaceAdder) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if adder != nil {
@@ -414,13 +404,9 @@ func (c *Capture) matcher(lt pcapng.LinkType) (*filter.Matcher, error) {
 // collectLost reads the program's loss counter and schedules what is new
 // for the next packet (epb_dropcount).
 func (c *Capture) collectLost() {
-	lost := atomic.LoadUint64(c.u64(cfgLost))
-	if lost > c.lastLost {
-		c.pending += lost - c.lastLost
-		c.lastLost = lost
-	}
+	c.loss.Observe(atomic.LoadUint64(c.u64(cfgLost)))
 	c.mu.Lock()
-	c.lostFinal = c.lastLost - c.lostBase
+	c.lostFinal = c.loss.Lost()
 	c.mu.Unlock()
 }
 
@@ -483,20 +469,4 @@ func (c *Capture) release(closeProg bool) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// monoNow returns CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
-func monoNow() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
-
-// monoOffset returns wall clock minus CLOCK_MONOTONIC in ns, taking the
-// monotonic reading halfway between two.
-func monoOffset() int64 {
-	a := monoNow()
-	now := time.Now().UnixNano()
-	b := monoNow()
-	return now - (a+b)/2
 }

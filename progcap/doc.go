@@ -18,6 +18,10 @@
 // new link types arrive), the lost count in the interface statistics.
 // Capture is turned off again by Close and on every failure path of Open;
 // a capture left on by a bpfcap that was killed is noticed and taken over.
+// The userspace side is the kernel hooks' (hook/): records come through
+// perfring's reader, timestamps through hook.Clock, the lost count
+// through hook.LossCounter (each new loss on the next packet's
+// epb_dropcount).
 //
 // The optional filter runs in userspace: the kernel side is the author's
 // program, into which bpfcap splices nothing. Filters are compiled with

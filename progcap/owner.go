@@ -3,11 +3,10 @@ package progcap
 import (
 	"errors"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bpfcap/bpfcap/internal/procfd"
 )
 
 // ErrBusy is returned (wrapped) by Open when a live bpfcap, named by its
@@ -31,27 +30,10 @@ func ownerAlive(pid uint32, m *ebpf.Map) bool {
 	if !ok {
 		return true
 	}
-	dir := filepath.Join("/proc", strconv.FormatUint(uint64(pid), 10))
-	fds, err := os.ReadDir(filepath.Join(dir, "fd"))
+	held, err := procfd.Holds(int(pid), procfd.Map, uint64(id))
 	if err != nil {
 		// Gone, or not ours to see (then it is alive: EACCES).
 		return !errors.Is(err, os.ErrNotExist)
 	}
-	want := strconv.FormatUint(uint64(id), 10)
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
-		if err != nil || target != "anon_inode:bpf-map" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, "fdinfo", fd.Name()))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && k == "map_id" && strings.TrimSpace(v) == want {
-				return true
-			}
-		}
-	}
-	return false
+	return held
 }

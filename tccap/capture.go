@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/perfring"
 )
@@ -65,6 +66,11 @@ func Open(ifname string, opts Options) (_ *Capture, err error) {
 		lt = pcapng.LinkTypeRaw // no link-layer header at tc
 	}
 
+	// The device's netns, for the events and the netns filter.
+	netns, err := netnsfind.Inode("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("capture at tc on %s: %w", ifname, err)
+	}
 	spec, err := loadCapture()
 	if err != nil {
 		return nil, fmt.Errorf("load tc capture object: %w", err)
@@ -90,6 +96,7 @@ func Open(ifname string, opts Options) (_ *Capture, err error) {
 			Hook:     i,
 			LinkType: lt,
 			Backend:  hook.Direct,
+			Netns:    netns,
 			// Inline the filter: no call and return per packet.
 			InlineFilter: true,
 		})
@@ -120,6 +127,9 @@ func Open(ifname string, opts Options) (_ *Capture, err error) {
 			},
 			VerdictType: pcapng.VerdictNone,
 		})
+	}
+	if err := b.LearnOwners(); err != nil {
+		return nil, fmt.Errorf("capture at tc on %s: %w", ifname, err)
 	}
 	watch, err := hook.WatchDevice(ifindex, ifname)
 	if err != nil {

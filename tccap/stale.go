@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/internal/procfd"
 )
 
 // filterName is the name bpfcap gives its cls_bpf filters (the program's
@@ -47,33 +46,8 @@ func (a *attacher) removeStale(parent uint32, notices io.Writer) error {
 }
 
 // programHeld reports whether a process other than this one has the BPF
-// program id open (from /proc/PID/fdinfo "prog_id:" lines).
+// program id open.
 func programHeld(id uint32) (bool, error) {
-	self := os.Getpid()
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return false, fmt.Errorf("list processes: %w", err)
-	}
-	want := "prog_id:\t" + strconv.FormatUint(uint64(id), 10) + "\n"
-	for _, d := range procs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		fdDir := filepath.Join("/proc", d.Name(), "fd")
-		fds, err := os.ReadDir(fdDir)
-		if err != nil {
-			continue
-		}
-		for _, fd := range fds {
-			if t, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err != nil || t != "anon_inode:bpf-prog" {
-				continue
-			}
-			info, err := os.ReadFile(filepath.Join("/proc", d.Name(), "fdinfo", fd.Name()))
-			if err == nil && strings.Contains(string(info), want) {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
+	held, _, err := procfd.OthersHold(procfd.Program, uint64(id))
+	return held, err
 }

@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fexitMapBpfcapNest      = "bpfcap_nest"
+	fexitMapBpfcapOwners    = "bpfcap_owners"
 	fexitMapBpfcapPerf      = "bpfcap_perf"
 	fexitMapBpfcapRing      = "bpfcap_ring"
 	fexitMapBpfcapScratch   = "bpfcap_scratch"
@@ -75,6 +76,7 @@ type fexitProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fexitMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
@@ -109,6 +111,7 @@ func (o *fexitObjects) Close() error {
 // It can be passed to loadFexitObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fexitMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
@@ -118,6 +121,7 @@ type fexitMaps struct {
 func (m *fexitMaps) Close() error {
 	return _FexitClose(
 		m.BpfcapNest,
+		m.BpfcapOwners,
 		m.BpfcapPerf,
 		m.BpfcapRing,
 		m.BpfcapScratch,

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bpfcap/bpfcap/internal/procfd"
 )
 
 // Occupant is a program found in a hook slot.
@@ -75,57 +77,18 @@ func (h *Hook) Occupants() ([]Occupant, error) {
 }
 
 // findHolders fills ids with the processes other than this one that have
-// each program open, from /proc/PID/fdinfo ("prog_id:" lines of bpf-prog
-// file descriptors).
+// each program open.
 func findHolders(ids map[ebpf.ProgramID][]Holder) error {
-	self := os.Getpid()
-	pids, err := os.ReadDir("/proc")
+	err := procfd.Others(procfd.Program, func(pid int, id uint64) {
+		if hs, want := ids[ebpf.ProgramID(id)]; want {
+			comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+			ids[ebpf.ProgramID(id)] = append(hs, Holder{PID: pid, Comm: strings.TrimSpace(string(comm))})
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("list processes holding hook programs: %w", err)
 	}
-	for _, d := range pids {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		fdDir := filepath.Join("/proc", d.Name(), "fd")
-		fds, err := os.ReadDir(fdDir)
-		if err != nil {
-			continue // gone, or not ours to see
-		}
-		for _, fd := range fds {
-			target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
-			if err != nil || target != "anon_inode:bpf-prog" {
-				continue
-			}
-			info, err := os.ReadFile(filepath.Join("/proc", d.Name(), "fdinfo", fd.Name()))
-			if err != nil {
-				continue
-			}
-			id, ok := fdinfoField(string(info), "prog_id")
-			if !ok {
-				continue
-			}
-			if hs, want := ids[ebpf.ProgramID(id)]; want {
-				comm, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
-				ids[ebpf.ProgramID(id)] = append(hs, Holder{PID: pid, Comm: strings.TrimSpace(string(comm))})
-			}
-		}
-	}
 	return nil
-}
-
-// fdinfoField returns the numeric value of "key:\tvalue" in an fdinfo file.
-func fdinfoField(info, key string) (uint64, bool) {
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k != key {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		return n, err == nil
-	}
-	return 0, false
 }
 
 // ownerProgType returns the program type of the hook's owner (the first
@@ -136,7 +99,7 @@ func (h *Hook) ownerProgType() (ebpf.ProgramType, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("read hook owner: %w", err)
 	}
-	t, ok := fdinfoField(string(info), "owner_prog_type")
+	t, ok := procfd.Field(string(info), "owner_prog_type")
 	if !ok || t == 0 {
 		return 0, false, nil
 	}

@@ -267,10 +267,7 @@ func BenchmarkXDPCaptureVsTcpdump(b *testing.B) {
 	gen, why := s.flood.Generator()
 	b.Logf("generator: %s (live frames: %v)", gen, why)
 	fmt.Fprintf(os.Stderr, "generator: %s (live frames: %v)\n", gen, why)
-	bin := filepath.Join(b.TempDir(), "bpfcap")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/bpfcap").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testutils.BuildBinary(b)
 	dir := "/dev/shm"
 	tools := []capturer{
 		&bpfcapCapture{bin: bin, pin: s.pin, file: filepath.Join(dir, fmt.Sprintf("bpfcap-bench-%d.pcapng", os.Getpid()))},
@@ -414,4 +411,11 @@ func BenchmarkFloodRate(b *testing.B) {
 		b.ReportMetric(dumped/bare, "rate-tcpdump/bare")
 		b.Logf("%s with tcpdump -w on the peer: %.0f pps", gen, dumped/float64(b.N))
 	}
+}
+
+// TestMain removes the bpfcap binary the benchmarks built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutils.RemoveBuiltBinaries()
+	os.Exit(code)
 }

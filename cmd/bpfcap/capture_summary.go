@@ -62,6 +62,11 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 			p = &q
 		}
 	}
+	if p.Flags&pcapng.HasPacketID != 0 && !s.showPacketID() {
+		q := *p
+		q.Flags &^= pcapng.HasPacketID
+		p = &q
+	}
 	s.n++
 	if s.n == 1 {
 		s.first, s.prev = p.Timestamp, p.Timestamp
@@ -81,6 +86,22 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 	}
 	_, err := fmt.Fprintln(s.w, line)
 	return err
+}
+
+// showPacketID reports whether lines carry the packet id: it is what ties
+// the lines of one packet seen at several hooks together, so it is shown
+// when the capture has more than one hook, and with -v; with one hook
+// every line is a different packet and the id (a kernel address) is noise.
+func (s *summaryPrinter) showPacketID() bool {
+	if s.opts.Verbose {
+		return true
+	}
+	for _, ifc := range s.ifaces {
+		if ifc.Name != s.ifaces[0].Name {
+			return true
+		}
+	}
+	return false
 }
 
 // timeText formats ts as tcpdump's -t flags do ("" for -t).

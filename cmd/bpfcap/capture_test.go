@@ -297,3 +297,35 @@ func TestPrintStats(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+// TestSummaryPrinterPacketID: with one hook lines carry no packet id (each
+// line is another packet); with two hooks, or with -v, they do, so that
+// the lines of one packet seen at both can be matched.
+func TestSummaryPrinterPacketID(t *testing.T) {
+	p := pcapng.Packet{Data: make([]byte, 14), WireLen: 14, VerdictType: pcapng.VerdictNone, Flags: pcapng.HasPacketID, PacketID: 0xabc}
+	for _, c := range []struct {
+		hooks   []string
+		verbose bool
+		want    bool
+	}{
+		{[]string{"tp_btf:kfree_skb"}, false, false},
+		{[]string{"tp_btf:kfree_skb"}, true, true},
+		{[]string{"tp_btf:net_dev_queue", "tp_btf:kfree_skb"}, false, true},
+	} {
+		var out bytes.Buffer
+		sp := newSummaryPrinter(&out, time.UTC)
+		sp.opts.Verbose = c.verbose
+		for _, h := range c.hooks {
+			if _, err := sp.AddInterface(pcapng.Interface{Name: h, LinkType: pcapng.LinkTypeEthernet}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sp.WritePacket(&p); err != nil {
+			t.Fatal(err)
+		}
+		sp.Flush()
+		if got := strings.Contains(out.String(), " id 0xabc"); got != c.want {
+			t.Errorf("hooks %v, -v %v: line %q; id shown %v, want %v", c.hooks, c.verbose, out.String(), got, c.want)
+		}
+	}
+}

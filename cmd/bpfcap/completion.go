@@ -32,19 +32,10 @@ func completeDevices(prefix string) []string {
 	return out
 }
 
-// completeHooks completes a hook spec: the kinds, then the hook points
-// `bpfcap list` shows for the kind typed.
+// completeHooks completes a hook spec: the kinds that attach on this
+// kernel (as `bpfcap list` marks them), then the hook points `bpfcap list`
+// shows for the kind typed.
 func completeHooks(toComplete string) []string {
-	kind, name, ok := strings.Cut(toComplete, ":")
-	if !ok {
-		var out []string
-		for _, k := range hookKinds {
-			if strings.HasPrefix(k, toComplete) {
-				out = append(out, k)
-			}
-		}
-		return out
-	}
 	r, err := probe.NewResolver()
 	if err != nil {
 		return nil
@@ -53,12 +44,26 @@ func completeHooks(toComplete string) []string {
 	if err != nil {
 		return nil
 	}
+	dead := deadFunctionKinds(r, points)
+	kind, name, ok := strings.Cut(toComplete, ":")
+	if !ok {
+		var out []string
+		for _, k := range hookKinds {
+			if _, no := dead[strings.TrimSuffix(k, ":")]; !no && strings.HasPrefix(k, toComplete) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
 	want := kind
 	if want == "tp" {
 		want = "tracepoint"
 	}
 	if want == "raw_tracepoint" {
 		want = "raw_tp"
+	}
+	if _, no := dead[want]; no {
+		return nil
 	}
 	var out []string
 	for _, p := range points {

@@ -37,7 +37,7 @@ func newExtcapTshark(t *testing.T) *extcapTshark {
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Fatalf("tshark is needed on the host: %v", err)
 	}
-	bin := buildBinary(t)
+	bin := testutils.BuildBinary(t)
 	dir := t.TempDir()
 	if out, err := exec.Command(bin, "extcap", "--install", dir).CombinedOutput(); err != nil {
 		t.Fatalf("bpfcap extcap --install: %v\n%s", err, out)

@@ -226,6 +226,15 @@ func TestFilterCLIReadWrite(t *testing.T) {
 	if err != nil || stdout != "" || !strings.Contains(stderr, "8 matched of 18") {
 		t.Errorf("without -w: %v, stdout %d bytes, stderr %q", err, len(stdout), stderr)
 	}
+	// A pcap on stdin (libpcap reads it through a pipe).
+	demo, err := os.ReadFile(filterDemoPcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err = runFilterCLI(t, bytes.NewReader(demo), "-r", "-", "-w", "-", "tcp port 80")
+	if got, _ := readNgPackets(t, strings.NewReader(stdout)); err != nil || len(got) != 8 || !strings.Contains(stderr, "8 matched of 18") {
+		t.Errorf("pcap on stdin: %v, %d packets, stderr %q", err, len(got), stderr)
+	}
 	// No match still writes a valid, empty pcapng.
 	empty := filepath.Join(dir, "empty.pcapng")
 	if _, stderr, err := runFilterCLI(t, nil, "-r", filterDemoPcap, "-w", empty, "port 9999"); err != nil || !strings.Contains(stderr, "0 matched of 18") {

@@ -170,7 +170,7 @@ func TestHabitHostTcpdumpReadsTrace(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Fatalf("host test needs tcpdump: %v", err)
 	}
-	bin := buildBinary(t)
+	bin := testutils.BuildBinary(t)
 	p := testutils.NewVethPair(t)
 	hole := unresolvedDrops(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

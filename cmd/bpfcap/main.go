@@ -102,9 +102,18 @@ func runEnv(ctx context.Context, env *cliEnv, args []string) error {
 	return root.ExecuteContext(ctx)
 }
 
+// Exit statuses (see the package comment).
+const (
+	// exitError is the status of every error but a signal's.
+	exitError = 2
+	// exitSignal plus the signal's number is the status when a signal
+	// ended bpfcap before the capture started (the shell's convention).
+	exitSignal = 128
+)
+
 // exitCode prints err and maps it to the process exit status (see the
-// package comment): 0 for success, 128+N for an error caused by signal N
-// before the capture started, 2 for any other error.
+// package comment): 0 for success, exitSignal+N for an error caused by
+// signal N before the capture started, exitError for any other error.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
@@ -115,7 +124,7 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	var se *signalError
 	if errors.As(err, &se) {
-		return 128 + int(se.sig)
+		return exitSignal + int(se.sig)
 	}
-	return 2
+	return exitError
 }

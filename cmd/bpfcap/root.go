@@ -38,6 +38,7 @@ Filters are tcpdump expressions, run in the kernel as eBPF. Output is pcapng
 		newProgCmd(env),
 		newExtcapCmd(env),
 		newReadCmd(env),
+		newJourneyCmd(env),
 		newCompileHelperCmd(env),
 	)
 	addPlatformCmds(root, env)

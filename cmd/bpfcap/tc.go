@@ -18,6 +18,7 @@ func newTCCmd(env *cliEnv) *cobra.Command {
 		mode      string
 		countSeen bool
 		netmask   string
+		meta      metaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "tc dev IFNAME [ingress|egress|both] [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
@@ -84,21 +85,44 @@ The filter sees the packet's linear part.`,
 			if o.Proto != "" {
 				return fmt.Errorf("proto %s: tc packets start where the interface's frames start (Ethernet on Ethernet devices); leave proto out", o.Proto)
 			}
-			mask, err := liveNetmask(netmask, ifname)
+			want, nsPath, err := meta.filter()
+			if err != nil {
+				return err
+			}
+			if ifname, nsPath, err = resolveDevice(ifname, nsPath); err != nil {
+				return err
+			}
+			maskDev := ifname
+			if nsPath != "" {
+				maskDev = "" // libpcap looks in bpfcap's own netns only
+			}
+			mask, err := liveNetmask(netmask, maskDev)
 			if err != nil {
 				return err
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
-				return tccap.Open(ifname, tccap.Options{
-					CaptureOptions: env.kernelCapture(ctx, &o, mask, countSeen),
-					Directions:     dirs,
-					Mode:           m,
+				co := env.kernelCapture(ctx, &o, mask, countSeen)
+				co.Want = want
+				var c *tccap.Capture
+				err := inNetns(nsPath, func() error {
+					var err error
+					c, err = tccap.Open(ifname, tccap.Options{
+						CaptureOptions: co,
+						Directions:     dirs,
+						Mode:           m,
+					})
+					return err
 				})
+				if err != nil {
+					return nil, err
+				}
+				return c, nil
 			}
 			return runCapture(cmd.Context(), env, &o, open)
 		},
 	}
 	addCaptureFlags(cmd.Flags(), &o)
+	addMetaFlags(cmd.Flags(), &meta)
 	cmd.Flags().StringVar(&mode, "tc-mode", "auto", "how to attach: tcx (Linux 6.6), clsact, or auto (tcx where the kernel has it)")
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")

@@ -19,6 +19,7 @@ func newTraceCmd(env *cliEnv) *cobra.Command {
 	var (
 		o            captureOptions
 		netmask      string
+		meta         metaFlags
 		track, stack bool
 	)
 	cmd := &cobra.Command{
@@ -35,6 +36,17 @@ finds it from the kernel's BTF):
 Where a kernel lacks kprobes, bpfcap uses fentry, then the tracepoint that
 carries the function's sk_buff (kfree_skb -> tp_btf:kfree_skb), and says
 so on stderr. ` + "`bpfcap list PATTERN`" + ` shows the hook points that take an sk_buff.
+
+A NAME (and a tracepoint's CAT) may be a shell glob, quoted:
+kprobe:'tcp_*', fentry:'ip_*', tp_btf:'*', tracepoint:skb:'*'. It stands
+for every hook point of that kind in ` + "`bpfcap list`" + ` whose name matches.
+The word all stands for every hook point this kernel lets bpfcap attach
+to: the functions (kprobe, kprobe-multi where the kernel has it, fentry
+where kprobes are missing) and the tracepoints (tp_btf, raw_tp where
+tp_btf is missing, classic tracepoints that have no BTF form). Each hook
+point is attached once. Hook points of a glob that refuse to load or
+attach are counted on stderr (-v lists them with the reason, and the
+attach time); only when none attaches is it an error.
 
 proto picks where a packet starts, from the skb's header offsets: eth (MAC
 header), ip (network header, IPv4 or IPv6), ip4, ip6, ieee802_11. Without
@@ -65,7 +77,9 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 ("stack=kfree_skb_reason<-nf_hook_slow<-..."), innermost first.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
-  bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp`,
+  bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp
+  bpfcap trace all -w path.pcapng 'tcp port 6666' && bpfcap journey path.pcapng
+  bpfcap trace kprobe:'ip_*' tp_btf:kfree_skb proto ip icmp`,
 		Args: needArgs("trace needs a hook, e.g. bpfcap trace tp_btf:net_dev_xmit (see `bpfcap list` for hook points)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hooks, rest, err := splitHooks(args)
@@ -75,17 +89,33 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
-			mask, err := liveNetmask(netmask, o.Device)
+			want, nsPath, err := meta.filter()
+			if err != nil {
+				return err
+			}
+			dev := o.Device
+			if dev == "any" {
+				dev = "" // every device, as without dev
+			}
+			if dev != "" {
+				if dev, nsPath, err = resolveDevice(dev, nsPath); err != nil {
+					return err
+				}
+			}
+			mask, err := liveNetmask(netmask, dev)
 			if err != nil {
 				return err
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
+				co := env.kernelCapture(ctx, &o, mask, true)
+				co.Want = want
 				src, err := probe.Open(probe.Options{
 					// Tracing hooks count every packet they see.
-					CaptureOptions: env.kernelCapture(ctx, &o, mask, true),
+					CaptureOptions: co,
 					Hooks:          hooks,
 					Proto:          o.Proto,
-					Device:         o.Device,
+					Device:         dev,
+					DeviceNetns:    nsPath,
 					Track:          track,
 					Stack:          stack,
 				})
@@ -93,6 +123,7 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 					return nil, didYouMean(withHint(err))
 				}
 				printAttachNotes(env.stderr, src.Targets(), o.Verbose)
+				printAttachReport(env.stderr, src.AttachReport(), o.Verbose)
 				return src, nil
 			}
 			return runCapture(cmd.Context(), env, &o, open)
@@ -100,6 +131,7 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 	}
 	addCaptureFlags(cmd.Flags(), &o)
 	addNetmaskFlag(cmd.Flags(), &netmask)
+	addMetaFlags(cmd.Flags(), &meta)
 	cmd.Flags().BoolVar(&track, "track", false, "follow every packet the filter matched at any hook until it is freed (through NAT; clones where fexit works)")
 	cmd.Flags().BoolVar(&stack, "stack", false, "record the kernel stack of each captured packet")
 	return cmd
@@ -109,17 +141,18 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 // know ("kprobes:foo"), so it is reported as a bad spec, not as a filter.
 var specLike = regexp.MustCompile(`^[a-z_]+:[A-Za-z_]`)
 
-// splitHooks splits the leading hook specs from the keywords and filter
-// that follow them. Every word up to the first keyword or filter word
-// that looks like KIND:NAME is a hook; there must be at least one.
+// splitHooks splits the leading hook words (specs, globs, "all") from the
+// keywords and filter that follow them. Every word up to the first
+// keyword or filter word that looks like KIND:NAME, or is "all", is a
+// hook; there must be at least one.
 func splitHooks(args []string) (hooks, rest []string, err error) {
 	i := 0
 	seen := map[string]string{}
 	for ; i < len(args); i++ {
-		if !probe.LooksLikeSpec(args[i]) && !specLike.MatchString(args[i]) {
+		if !probe.LooksLikePattern(args[i]) && !specLike.MatchString(args[i]) {
 			break
 		}
-		spec, err := probe.ParseSpec(args[i])
+		spec, err := probe.ParsePattern(args[i])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -155,8 +188,15 @@ func printAttachNotes(w io.Writer, targets []*probe.Target, verbose bool) {
 }
 
 // didYouMean adds the closest hook points to an error about one the
-// kernel does not have.
+// kernel does not have, or the closest globs to one that matched nothing.
 func didYouMean(err error) error {
+	var nm *probe.NoMatchError
+	if errors.As(err, &nm) {
+		if len(nm.Similar) > 0 {
+			return fmt.Errorf("%w; did you mean %s?", err, strings.Join(nm.Similar, " or "))
+		}
+		return fmt.Errorf("%w (see `bpfcap list`)", err)
+	}
 	var nf *probe.NotFoundError
 	if !errors.As(err, &nf) {
 		return err
@@ -169,4 +209,27 @@ func didYouMean(err error) error {
 		return fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or "))
 	}
 	return err
+}
+
+// printAttachReport writes what globs were attached as, how many hook
+// points were not attached (each, with why, when verbose) and, when
+// verbose, how many hooks attached in how long.
+func printAttachReport(w io.Writer, r probe.AttachReport, verbose bool) {
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "bpfcap: %s\n", n)
+	}
+	if len(r.Refused) > 0 {
+		hint := " (-v lists them)"
+		if verbose {
+			for _, ref := range r.Refused {
+				fmt.Fprintf(w, "bpfcap: not attached: %s: %v\n", ref.Hook, ref.Err)
+			}
+			hint = ""
+		}
+		fmt.Fprintf(w, "bpfcap: %d hook points not attached%s\n", len(r.Refused), hint)
+	}
+	if verbose {
+		fmt.Fprintf(w, "bpfcap: attached %d hooks in %.2f s (%.2f s finding them, then loading %d at a time)\n",
+			r.Attached, r.Total.Seconds(), r.Resolve.Seconds(), r.Parallel)
+	}
 }

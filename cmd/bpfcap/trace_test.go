@@ -303,29 +303,11 @@ func TestTraceHostNetfilterDrops(t *testing.T) {
 	})
 }
 
-// buildBinary builds bpfcap into a directory everyone may read.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "bpfcap-bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "bpfcap")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestTraceHostLivePipe: `bpfcap trace tracepoint:net:net_dev_xmit proto
 // eth -c 5 | tcpdump -r -` prints the 5 packets while traffic flows.
 func TestTraceHostLivePipe(t *testing.T) {
 	testutils.RequireRoot(t)
-	bin := buildBinary(t)
+	bin := testutils.BuildBinary(t)
 	p := testutils.NewVethPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -398,7 +380,7 @@ func TestTraceHostBadInput(t *testing.T) {
 // naming the missing capabilities, exit code 2.
 func TestTraceHostNoPrivilege(t *testing.T) {
 	testutils.RequireRoot(t)
-	bin := buildBinary(t)
+	bin := testutils.BuildBinary(t)
 	cmd := exec.Command(bin, "trace", "kprobe:kfree_skb:arg1", "proto", "ip")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	cmd.Dir = "/"

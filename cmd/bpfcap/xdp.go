@@ -69,6 +69,12 @@ up to the snap length; the filter sees the first buffer.`,
 				return errors.New("xdp needs a pinned hook map or a device: bpfcap xdp /sys/fs/bpf/HOOK [FILTER...] or bpfcap xdp dev IFNAME (-i IFNAME) [FILTER...]")
 			default:
 				target, rest = args[0], args[1:]
+				if pin, moved := hostPin(target); moved {
+					fmt.Fprintf(env.stderr, "bpfcap: %s is not in this mount namespace (ip netns exec mounts its own /sys); using %s\n", target, pin)
+					target = pin
+				} else if bpffsHidden(target) {
+					return fmt.Errorf("%s: /sys/fs/bpf here is not the bpf filesystem (ip netns exec mounts its own /sys, hiding the pins): run bpfcap with nsenter --net=/run/netns/NAME instead, which keeps the mounts, or from the root namespace with -i IF@NAME", target)
+				}
 			}
 			switch o.tcpdump.Direction {
 			case "in", "inout":

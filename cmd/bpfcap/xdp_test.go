@@ -8,14 +8,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +22,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -417,224 +414,6 @@ func TestXDPCLIBadInput(t *testing.T) {
 			assertHookEmpty(t, s.pin)
 		})
 	}
-}
-
-// TestXDPCLIDevice: `bpfcap xdp dev IF` on an interface without XDP
-// captures at entry and detaches on exit; on one with an XDP program it
-// says how to instrument the program and whether fentry/fexit is allowed.
-func TestXDPCLIDevice(t *testing.T) {
-	testutils.RunsInGuests(t)
-	p := testutils.NewVethPair(t)
-	out := filepath.Join(t.TempDir(), "dev.pcapng")
-	r := xdpStart(t, &p.PeerNS, "xdp", "dev", p.PeerName, "icmp", "-w", out)
-	r.waitFile(t, out)
-	xdpPing(t, p.HostNS, p.HostIP, p.PeerIP, 3)
-	if err := r.stop(t); err != nil {
-		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
-	}
-	pkts, ifs := xdpReadPcapng(t, out)
-	if len(ifs) != 1 || ifs[0].Name != "xdp:dev:"+p.PeerName {
-		t.Fatalf("interfaces = %+v", ifs)
-	}
-	requests := 0
-	for _, pk := range pkts {
-		pkt := gopacket.NewPacket(pk.Data, layers.LayerTypeEthernet, gopacket.Default)
-		icmp, ok := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-		if !ok {
-			t.Fatalf("captured a packet that is not ICMP: %v", pkt)
-		}
-		if icmp.TypeCode.Type() == layers.ICMPv4TypeEchoRequest {
-			requests++
-		}
-		if pk.VerdictType != pcapng.VerdictNone {
-			t.Errorf("entry capture recorded a verdict: %+v", pk)
-		}
-	}
-	if requests != 3 || len(pkts) != 3 {
-		t.Fatalf("captured %d packets, %d echo requests; want the 3 requests only (XDP sees received packets)", len(pkts), requests)
-	}
-	h, err := netlink.NewHandleAt(p.PeerNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	l, err := h.LinkByIndex(p.PeerIndex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if x := l.Attrs().Xdp; x != nil && x.Attached {
-		t.Fatalf("XDP program %d left on %s", x.ProgId, p.PeerName)
-	}
-
-	// With an XDP program on the interface: where the kernel lets bpfcap
-	// attach fexit to it, the capture shows the program's packets with
-	// their verdicts; where it refuses, the error says how to instrument
-	// the program and that fexit was refused.
-	s := newXDPSetup(t, firewall.Options{})
-	xdpDeviceOnProgram(t, s)
-}
-
-// xdpDeviceOnProgram runs `bpfcap xdp dev PEER 'udp port 53'` with the
-// firewall on PEER.
-func xdpDeviceOnProgram(t *testing.T, s *xdpSetup) {
-	t.Helper()
-	warmUp(t, s)
-	out := filepath.Join(t.TempDir(), "fexit.pcapng")
-	r := xdpStart(t, &s.PeerNS, "xdp", "dev", s.PeerName, "udp port 53", "-w", out)
-	attached := false
-	deadline := time.Now().Add(15 * time.Second)
-wait:
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(out); err == nil {
-			attached = true
-			break
-		}
-		select {
-		case err := <-r.done: // ended before attaching
-			r.once.Do(func() { r.err = err })
-			break wait
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if !attached {
-		runErr := r.stop(t)
-		for _, want := range []string{"already has an XDP program", "(firewall)", "xdpcap_exit", "bpfcap xdp PIN", "capturing inside it with fentry/fexit: refused"} {
-			if runErr == nil || !strings.Contains(runErr.Error(), want) {
-				t.Fatalf("xdp dev on an interface with XDP: %v; want it to say %q\nstderr: %s", runErr, want, r.stderr)
-			}
-		}
-		var msg bytes.Buffer
-		if code := exitCode(runErr, &msg); code != 2 {
-			t.Fatalf("exit status %d, want 2", code)
-		}
-		t.Logf("this kernel refuses fexit on XDP programs: %v", runErr)
-		return
-	}
-	want := dnsTraffic(t, s, 2)
-	if err := r.stop(t); err != nil {
-		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
-	}
-	if !strings.Contains(r.stderr.String(), "capturing its packets and verdicts with fexit") {
-		t.Errorf("no notice about fexit on stderr:\n%s", r.stderr)
-	}
-	pkts, ifs := xdpReadPcapng(t, out)
-	if len(ifs) != 1 || ifs[0].Name != "xdp:fexit:"+s.PeerName {
-		t.Fatalf("interfaces = %+v", ifs)
-	}
-	if got := flows(t, pkts); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("fexit captured %v, want %v", got, want)
-	}
-	t.Logf("fexit capture: %d packets with verdicts", len(pkts))
-}
-
-// TestXDPHostTshark: tshark reads the capture of 'udp port 53' and shows
-// each packet's XDP verdict (frame.verdict.ebpf_xdp) next to its ports.
-func TestXDPHostTshark(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatalf("tshark is needed on the host: %v", err)
-	}
-	s := newXDPSetup(t, firewall.Options{})
-	warmUp(t, s)
-	out := filepath.Join(t.TempDir(), "dns.pcapng")
-	os.Chmod(filepath.Dir(out), 0o755)
-	r := xdpStart(t, nil, "xdp", s.pin, "udp port 53", "-w", out)
-	r.waitFile(t, out)
-	want := dnsTraffic(t, s, 2)
-	if err := r.stop(t); err != nil {
-		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
-	}
-	cmd := exec.Command("tshark", "-r", out, "-T", "fields", "-E", "separator=,",
-		"-e", "udp.srcport", "-e", "udp.dstport", "-e", "frame.verdict.ebpf_xdp", "-e", "frame.comment")
-	o, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	var got []string
-	for _, line := range strings.Split(strings.TrimSpace(string(o)), "\n") {
-		f := strings.SplitN(line, ",", 4)
-		if len(f) < 3 || f[2] == "" {
-			t.Fatalf("tshark shows no verdict: %q", line)
-		}
-		sp, dp := f[0], f[1]
-		if n := len(sp); n > 0 && sp != "53" && sp != "7" {
-			sp = "0"
-		}
-		if dp != "53" && dp != "9" && dp != "7" {
-			dp = "0"
-		}
-		got = append(got, fmt.Sprintf("%s->%s:%s", sp, dp, f[2]))
-	}
-	sort.Strings(got)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("tshark shows %v, want %v\n%s", got, want, o)
-	}
-	t.Logf("tshark:\n%s", o)
-}
-
-// TestXDPHostKilledCapture: a bpfcap that runs holds its slots (a second
-// one is refused as busy); once it is killed with SIGKILL the next run
-// empties the slots it left, with a notice, and captures.
-func TestXDPHostKilledCapture(t *testing.T) {
-	bin := xdpBuildBinary(t)
-	s := newXDPSetup(t, firewall.Options{})
-	warmUp(t, s)
-	first := filepath.Join(t.TempDir(), "first.pcapng")
-	cmd := exec.Command(bin, "xdp", s.pin, "udp", "-w", first)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := os.Stat(first); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first bpfcap did not attach")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	err, _ := runOnce("xdp", s.pin, "udp", "-c", "1")
-	if !errors.Is(err, xdpcap.ErrBusy) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", cmd.Process.Pid)) {
-		t.Fatalf("second bpfcap while the first runs: %v; want busy naming pid %d", err, cmd.Process.Pid)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	h, err := xdpcap.OpenHook(s.pin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	occ, _ := h.Occupants()
-	h.Close()
-	if len(occ) != 5 {
-		t.Fatalf("after SIGKILL the hook holds %d programs, want 5 stale ones", len(occ))
-	}
-
-	out := filepath.Join(t.TempDir(), "second.pcapng")
-	r := xdpStart(t, nil, "xdp", s.pin, "udp port 53", "-w", out)
-	r.waitFile(t, out)
-	want := dnsTraffic(t, s, 1)
-	if err := r.stop(t); err != nil {
-		t.Fatalf("bpfcap: %v\n%s", err, r.stderr)
-	}
-	if n := strings.Count(r.stderr.String(), "left full by a capture that did not exit cleanly"); n != 5 {
-		t.Fatalf("%d notices about stale slots, want 5:\n%s", n, r.stderr)
-	}
-	pkts, _ := xdpReadPcapng(t, out)
-	if got := flows(t, pkts); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("captured %v, want %v", got, want)
-	}
-	assertHookEmpty(t, s.pin)
-}
-
-// xdpBuildBinary builds bpfcap for tests that need a second process.
-func xdpBuildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bpfcap")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // xdpPing sends n ICMP echo requests from ns to dst, one at a time, and

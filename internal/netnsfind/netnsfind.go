@@ -97,3 +97,71 @@ func LinkIn(path string, ifindex int) (netlink.Link, error) {
 	}
 	return l, nil
 }
+
+// LinkByNameIn returns the link called name in the namespace at path.
+func LinkByNameIn(path, name string) (netlink.Link, error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", path, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("link %s in %s: %w", name, path, err)
+	}
+	return l, nil
+}
+
+// WithLink returns every reachable namespace that has a link called name.
+func WithLink(name string) []Namespace {
+	var found []Namespace
+	for _, ns := range All() {
+		if _, err := LinkByNameIn(ns.Path, name); err == nil {
+			found = append(found, ns)
+		}
+	}
+	return found
+}
+
+// Namer names devices by (ifindex, netns inode): in the calling process's
+// own namespace directly, elsewhere through a path to the namespace with
+// that inode, found once per namespace. Not safe for concurrent use.
+type Namer struct {
+	own   uint32
+	paths map[uint32]string
+}
+
+// NewNamer returns a Namer for the calling thread's network namespace.
+func NewNamer() *Namer {
+	own, _ := Inode("/proc/thread-self/ns/net")
+	return &Namer{own: own, paths: map[uint32]string{}}
+}
+
+// Name returns the name of the device with ifindex in the namespace with
+// inode netns (0: the own namespace), or "" when it cannot be found.
+func (n *Namer) Name(ifindex, netns uint32) string {
+	if netns == 0 || netns == n.own {
+		if l, err := netlink.LinkByIndex(int(ifindex)); err == nil {
+			return l.Attrs().Name
+		}
+		return ""
+	}
+	path, ok := n.paths[netns]
+	if !ok {
+		path = Find(netns)
+		n.paths[netns] = path
+	}
+	if path == "" {
+		return ""
+	}
+	l, err := LinkIn(path, int(ifindex))
+	if err != nil {
+		return ""
+	}
+	return l.Attrs().Name
+}

@@ -45,3 +45,35 @@ func TestFindsTestNamespaces(t *testing.T) {
 		t.Fatal("LinkIn found an interface that does not exist")
 	}
 }
+
+// TestNamerAndWithLink: a device is found by name in the namespace that
+// has it, and named by (ifindex, inode) in that namespace, not in the
+// caller's.
+func TestNamerAndWithLink(t *testing.T) {
+	testutils.RunsInGuests(t)
+	p := testutils.NewVethPair(t)
+	peerIno, err := Inode("/run/netns/" + p.PeerNSName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := WithLink(p.PeerName)
+	if len(found) != 1 || found[0].Inode != peerIno {
+		t.Fatalf("WithLink(%s) = %+v, want only the peer namespace (inode %d)", p.PeerName, found, peerIno)
+	}
+	l, err := LinkByNameIn(found[0].Path, p.PeerName)
+	if err != nil || l.Attrs().Index != p.PeerIndex {
+		t.Fatalf("LinkByNameIn: %v, %v", l, err)
+	}
+	n := NewNamer()
+	for range 2 { // the second time from the cache
+		if got := n.Name(uint32(p.PeerIndex), peerIno); got != p.PeerName {
+			t.Fatalf("Name(%d, %d) = %q, want %s", p.PeerIndex, peerIno, got, p.PeerName)
+		}
+	}
+	if got := n.Name(uint32(p.PeerIndex), 1); got != "" {
+		t.Fatalf("Name in a namespace that does not exist = %q", got)
+	}
+	if got := n.Name(1, 0); got != "lo" {
+		t.Fatalf("Name(1) in the own namespace = %q, want lo", got)
+	}
+}
