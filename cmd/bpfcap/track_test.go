@@ -126,3 +126,56 @@ func TestSummaryLineTrackComment(t *testing.T) {
 		t.Errorf("line %q does not end with the reason, id, location and stack", line)
 	}
 }
+
+// TestTraceHostTrackAllJourney is the issue's proof on this machine:
+// `bpfcap trace all --track 'tcp port 6666'` with a DNAT (6666 -> 8080)
+// and a DROP of 8080 in the peer's netns; `bpfcap journey` shows the
+// SYN's journey through the hooks after the rewrite, ending in kfree_skb
+// with NETFILTER_DROP and its location. Needs iptables (host only).
+func TestTraceHostTrackAllJourney(t *testing.T) {
+	testutils.RequireRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Fatalf("host test needs iptables: %v", err)
+	}
+	p := testutils.NewVethPair(t)
+	for _, rule := range [][]string{
+		{"-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "6666", "-j", "DNAT", "--to-destination", p.PeerIP.String() + ":8080"},
+		{"-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"},
+	} {
+		if out, err := testutils.Exec(p.PeerNSName, "iptables", rule...); err != nil {
+			t.Fatalf("iptables %v: %v\n%s", rule, err, out)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "all.pcapng")
+	tr := startRun(t, "trace", "all", "--track", "-w", out, "tcp port 6666")
+	tr.waitAttached(t, out)
+	testutils.Do(t, p.HostNS, func() error {
+		c, err := net.DialTimeout("tcp4", fmt.Sprintf("%s:6666", p.PeerIP), 300*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return nil
+	})
+	if err := tr.stop(t); err != nil {
+		t.Fatalf("bpfcap trace all: %v\n%s", err, tr.stderr)
+	}
+	text := runJourney(t, out)
+	if !strings.Contains(text, "tp_btf:kfree_skb") || !strings.Contains(text, "dropped: NETFILTER_DROP at n") {
+		t.Errorf("no journey ends in kfree_skb with NETFILTER_DROP and a netfilter location:\n%s\nstderr:\n%s", text, tr.stderr)
+	}
+	// The SYN kept its id after the rewrite: tshark sees port 8080 in the
+	// file although the filter names 6666.
+	res, err := exec.Command("tshark", "-r", out, "-Y", "tcp.dstport==8080", "-T", "fields", "-e", "frame.packet_id").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, res)
+	}
+	ids := 0
+	for _, l := range strings.Split(strings.TrimSpace(string(res)), "\n") {
+		if l != "" && !strings.HasPrefix(l, "Running as user") {
+			ids++
+		}
+	}
+	if ids == 0 {
+		t.Errorf("no packet with an id to 8080 in the file: %q", res)
+	}
+}
