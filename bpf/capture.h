@@ -70,7 +70,7 @@ enum bpfcap_stat {
 	BPFCAP_STAT_NOHDR = 4,    /* packets without the requested header (skipped) */
 	BPFCAP_STAT_NESTED = 5,   /* packets skipped: scratch nesting too deep */
 	BPFCAP_STAT_ERROR = 6,    /* packets skipped: reading the packet failed */
-	BPFCAP_STAT_RESERVED = 7,
+	BPFCAP_STAT_SHED = 7,     /* matched packets the rate bound shed on purpose (see bpfcap_rate_admit) */
 	BPFCAP_NSTATS = 8,
 };
 
@@ -104,10 +104,15 @@ struct bpfcap_config {
 	__u32 want_mark_mask; /* 0: any mark */
 	__u64 want_cgroup;    /* owner's cgroup v2 id (0: any) */
 	char want_comm[16];   /* owner's comm, NUL-padded ("": any) */
+	/* Filter before copy and the rate bound (see their block below). */
+	__u32 filter_reads;  /* bytes from the record start the filter can read (BPFCAP_MAX_DATA: any) */
+	__u32 rate_interval; /* rate bound: ns per packet and CPU (0: unbounded) */
+	__u32 rate_burst;    /* rate bound: packets let through back to back (>= 1) */
 };
 
 volatile const struct bpfcap_config bpfcap_cfg = {
 	.snaplen = BPFCAP_MAX_DATA,
+	.filter_reads = BPFCAP_MAX_DATA,
 };
 
 /*
@@ -408,6 +413,24 @@ static __always_inline int bpfcap_match_scratch(const void *buf, __u32 cap_len, 
 }
 
 /*
+ * The bpf_ringbuf_output/submit flags for a record of size bytes. Wake
+ * once per crossing of bpfcap_cfg.wakeup_bytes, never per record: a reader
+ * behind by more than the threshold is awake already, and each wake-up
+ * costs microseconds (irq_work) on the packet path.
+ */
+static __always_inline __u64 bpfcap_ring_wakeup(__u64 size)
+{
+	__u64 avail;
+
+	if (!bpfcap_cfg.wakeup_bytes)
+		return 0; /* the kernel's own: wake a reader that caught up */
+	avail = bpf_ringbuf_query(&bpfcap_ring, BPF_RB_AVAIL_DATA);
+	if (avail < bpfcap_cfg.wakeup_bytes && avail + size + 8 >= bpfcap_cfg.wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/*
  * Sends rec->ev and the first cap_len bytes of rec->data to userspace and
  * counts BPFCAP_STAT_CAPTURED or BPFCAP_STAT_LOST. rec->ev.cap_len must
  * already equal cap_len. ctx is the program's context (perf needs it).
@@ -426,22 +449,7 @@ static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_scratch_recor
 	if (bpfcap_cfg.flags & BPFCAP_CFG_PERF) {
 		err = bpf_perf_event_output(ctx, &bpfcap_perf, BPF_F_CURRENT_CPU, rec, size);
 	} else {
-		__u64 flags = 0; /* the kernel's own: wake a reader that caught up */
-
-		if (bpfcap_cfg.wakeup_bytes) {
-			__u64 avail = bpf_ringbuf_query(&bpfcap_ring, BPF_RB_AVAIL_DATA);
-
-			/*
-			 * Wake once per crossing of the threshold, never per
-			 * record: a reader behind by more than the threshold
-			 * is awake already, and each wake-up costs microseconds
-			 * (irq_work) on the packet path.
-			 */
-			flags = BPF_RB_NO_WAKEUP;
-			if (avail < bpfcap_cfg.wakeup_bytes && avail + size + 8 >= bpfcap_cfg.wakeup_bytes)
-				flags = BPF_RB_FORCE_WAKEUP;
-		}
-		err = bpf_ringbuf_output(&bpfcap_ring, rec, size, flags);
+		err = bpf_ringbuf_output(&bpfcap_ring, rec, size, bpfcap_ring_wakeup(size));
 	}
 	bpfcap_stat_inc(err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
 	return err;
@@ -537,6 +545,64 @@ static __always_inline int bpfcap_want_meta(__u64 cookie, __u32 netns, __u32 mar
 }
 
 /*
+ * ---- Filter before copy ----
+ *
+ * Programs that copy the packet before filtering (tracing hooks) copy
+ * only bpfcap_filter_head(want) bytes first: what the filter can read
+ * (filter.ReadExtent, from Go), at most the want they would capture. The
+ * filter decides on that head exactly as on the whole copy (its loads past
+ * the head are loads past the packet's end in both), and only a match is
+ * copied in full.
+ */
+static __always_inline __u32 bpfcap_filter_head(__u32 want)
+{
+	__u32 n = bpfcap_cfg.filter_reads;
+
+	if (bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)
+		return 0;
+	return n < want ? n : want;
+}
+
+/*
+ * ---- Rate bound ----
+ *
+ * A cap on the packets one hook captures per CPU: a token bucket per
+ * CPU (GCRA), rate_interval ns per packet with rate_burst packets back to
+ * back, kept in this program's own bpfcap_rate (one program per hook, so
+ * one bucket per hook and CPU). A shed packet counts BPFCAP_STAT_SHED and
+ * costs a clock read; losses (BPFCAP_STAT_LOST) stay the ring's alone.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64); /* theoretical arrival time of the next packet */
+} bpfcap_rate SEC(".maps");
+
+/* Whether the rate bound lets one more packet through; counts a shed one. */
+static __always_inline int bpfcap_rate_admit(void)
+{
+	__u64 interval = bpfcap_cfg.rate_interval, burst = bpfcap_cfg.rate_burst;
+	__u64 now, *tat;
+	__u32 zero = 0;
+
+	if (interval == 0)
+		return 1;
+	tat = bpf_map_lookup_elem(&bpfcap_rate, &zero);
+	if (!tat)
+		return 1;
+	now = bpf_ktime_get_ns();
+	if (burst == 0)
+		burst = 1;
+	if (*tat > now + (burst - 1) * interval) {
+		bpfcap_stat_inc(BPFCAP_STAT_SHED);
+		return 0;
+	}
+	*tat = (*tat > now ? *tat : now) + interval;
+	return 1;
+}
+
+/*
  * Records in ev the owner of the socket with this cookie (see
  * bpfcap_owner_get), replacing what bpfcap_event_init set.
  */
@@ -549,6 +615,23 @@ static __always_inline void bpfcap_event_owner(struct bpfcap_event *ev, __u64 co
 	ev->pid = o.pid;
 	__builtin_memcpy(ev->comm, o.comm, sizeof(ev->comm));
 	ev->flags |= BPFCAP_EV_HAS_TASK;
+}
+
+/*
+ * ---- One copy into the ring ----
+ *
+ * A program that can read the packet straight into a record reserves it
+ * with bpf_ringbuf_reserve (in size classes: the verifier wants a known
+ * size; see probe.c), writes the event and the data there, and submits it
+ * with bpfcap_ring_commit: one copy instead of scratch, then ring.
+ * Userspace reads cap_len bytes of a record and skips the rest.
+ */
+
+/* Submits a reserved record of size bytes and counts it captured. */
+static __always_inline void bpfcap_ring_commit(struct bpfcap_scratch_record *rec, __u64 size)
+{
+	bpf_ringbuf_submit(rec, bpfcap_ring_wakeup(size));
+	bpfcap_stat_inc(BPFCAP_STAT_CAPTURED);
 }
 
 #ifdef BPFCAP_PACKET_TRACKING

@@ -5,9 +5,10 @@
  * pointer (and the drop reason, for kfree_skb-family hooks) from where
  * probe/ found it, then all share one path: pick the requested header from
  * the skb's header offsets (not skb->data, which moves between layers),
- * copy the linear bytes and then the paged frags from there into the
- * capture core's scratch record, run the spliced filter on the copy, fill
- * the event and submit it.
+ * copy the bytes the spliced filter reads (linear, then paged frags) into
+ * the capture core's scratch record, run the filter on them, and for a
+ * match copy the record up to the snap length, fill the event and submit
+ * it.
  *
  * With packet tracking (capture.h's packet-tracking block, configured by
  * bpfcap_track_cfg) the filter's decision is widened to packets matched
@@ -158,34 +159,79 @@ static __always_inline __u32 record_u32(void *ctx, __u32 off)
  */
 #define RD(direct, p, field) ((direct) ? (p)->field : BPF_CORE_READ(p, field))
 
+/* The sk_buff fields every packet needs. */
+struct skb_fields {
+	unsigned char *head, *data;
+	__u32 len, data_len;
+	__u16 proto, net, mac; /* protocol (host order), network_header, mac_header */
+};
+
+/*
+ * Bytes of the sk_buff read in one go (see read_fields), from skb->len
+ * rounded down to 8 bytes, so that every field keeps its alignment.
+ */
+#define PROBE_SKB_WINDOW 128
+#define WIN_BASE (bpf_core_field_offset(struct sk_buff, len) & ~7U)
+
+/* Offset of field in the window. */
+#define WIN_OFF(field) (bpf_core_field_offset(struct sk_buff, field) - WIN_BASE)
+
+/*
+ * Loads field, of type t, from the window w. The offset goes through an
+ * empty asm so that clang adds it to the stack pointer rather than OR it
+ * in (the verifier refuses bitwise operations on pointers).
+ */
+#define WIN_LOAD(w, t, field)                                    \
+	({                                                       \
+		__u64 __o = WIN_OFF(field);                      \
+		asm volatile("" : "+r"(__o));                    \
+		*(t *)((__u8 *)(w) + __o);                       \
+	})
+
+/* Whether a field of size n lies in the window (a load-time constant). */
+#define IN_WIN(field, n) (bpf_core_field_offset(struct sk_buff, field) >= WIN_BASE && \
+			  WIN_OFF(field) + (n) <= PROBE_SKB_WINDOW)
+
+/*
+ * Reads the fields of f. BTF-typed programs load them directly; the
+ * others pay a helper call per read, so where the running kernel keeps
+ * them within PROBE_SKB_WINDOW bytes from skb->len on (5.x-6.x do) they are
+ * read in one call. The offsets are load-time constants: the verifier
+ * keeps one branch.
+ */
+static __always_inline void read_fields(struct sk_buff *skb, struct skb_fields *f, const int direct)
+{
+	if (!direct && IN_WIN(len, 4) && IN_WIN(data_len, 4) && IN_WIN(protocol, 2) && IN_WIN(network_header, 2) &&
+	    IN_WIN(mac_header, 2) && IN_WIN(head, 8) && IN_WIN(data, 8)) {
+		__u8 w[PROBE_SKB_WINDOW];
+
+		bpf_probe_read_kernel(w, sizeof(w), (char *)skb + WIN_BASE);
+		f->len = WIN_LOAD(w, __u32, len);
+		f->data_len = WIN_LOAD(w, __u32, data_len);
+		f->proto = bpf_ntohs(WIN_LOAD(w, __u16, protocol));
+		f->net = WIN_LOAD(w, __u16, network_header);
+		f->mac = WIN_LOAD(w, __u16, mac_header);
+		f->head = WIN_LOAD(w, unsigned char *, head);
+		f->data = WIN_LOAD(w, unsigned char *, data);
+		return;
+	}
+	f->len = RD(direct, skb, len);
+	f->data_len = RD(direct, skb, data_len);
+	f->proto = bpf_ntohs(RD(direct, skb, protocol));
+	f->net = RD(direct, skb, network_header);
+	f->mac = RD(direct, skb, mac_header);
+	f->head = RD(direct, skb, head);
+	f->data = RD(direct, skb, data);
+}
+
 /*
  * Offset from skb->head of the header a record starts at, and its link
  * type; returns -1 when the skb lacks it.
  */
-static __always_inline long start_of(struct sk_buff *skb, __u32 *linktype, const int direct)
+static __always_inline long start_of(const struct skb_fields *f, __u32 *linktype)
 {
-	__u32 at = bpf_core_field_offset(struct sk_buff, protocol);
-	__u16 mac, net, proto;
+	__u16 mac = f->mac, net = f->net, proto = f->proto;
 
-	/*
-	 * Without direct loads each field costs a helper call: read protocol
-	 * and the header offsets in one go where the running kernel keeps
-	 * them side by side (5.x-6.x do). The offsets are load-time
-	 * constants, so the verifier keeps one branch.
-	 */
-	if (!direct && bpf_core_field_offset(struct sk_buff, network_header) == at + 4 &&
-	    bpf_core_field_offset(struct sk_buff, mac_header) == at + 6) {
-		__u16 v[4] = {};
-
-		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
-		proto = bpf_ntohs(v[0]);
-		net = v[2];
-		mac = v[3];
-	} else {
-		mac = RD(direct, skb, mac_header);
-		net = RD(direct, skb, network_header);
-		proto = bpf_ntohs(RD(direct, skb, protocol));
-	}
 	/* mac_header is ~0 until set; network_header 0 until set. */
 	int have_mac = mac != (__u16)~0U;
 	int have_net = net != 0;
@@ -395,17 +441,162 @@ __noinline __u64 probe_copy_frags(__u64 shinfo, __u64 cap, __u64 end, __u64 skip
 	return cap;
 }
 
-/* The common path of every hook kind. */
-static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location, const int direct)
+/*
+ * Copies the record's first want bytes (at most) into rec->data: the
+ * linear part from head + hoff, then the paged frags where their pages can
+ * be mapped. linear is the number of linear bytes from the header on
+ * (negative: the header starts that far into the frags). Returns the
+ * number of bytes copied, or -1 when reading the linear part failed.
+ */
+static __always_inline long copy_packet(struct bpfcap_scratch_record *rec, struct sk_buff *skb, unsigned char *head,
+					 long hoff, long linear, __u32 data_len, __u64 want, const int direct)
+{
+	__u64 cap_len = linear > 0 ? linear : 0;
+
+	if (cap_len > want)
+		cap_len = want;
+	cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
+	if (cap_len > 0 && bpf_probe_read_kernel(rec->data, cap_len, head + hoff) < 0)
+		return -1;
+	/* The rest from the paged frags, where their pages can be mapped. */
+	if (probe_cfg.frags != PROBE_FRAGS_NONE && data_len > 0 && cap_len < want) {
+		/* skb_shinfo at head + end, as a plain number (a global
+		 * function takes no kernel pointer): head is read again. */
+		__u64 shinfo = 0;
+		__u32 end = RD(direct, skb, end);
+
+		bpf_core_read(&shinfo, sizeof(shinfo), &skb->head);
+		cap_len = probe_copy_frags(shinfo + end, cap_len, want, linear < 0 ? -linear : 0);
+		cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
+	}
+	return cap_len;
+}
+
+/*
+ * Fills the event of a record of cap_len bytes of skb's packet, wire_len
+ * long, that the filter matched (match).
+ */
+static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *skb, long wire, __u64 cap_len,
+				       __u32 linktype, int match, __u32 reason, int has_reason, __u64 location, void *ctx,
+				       const int direct)
+{
+	__u32 ifindex = 0, netns = 0;
+
+	device_of(skb, &ifindex, &netns, direct);
+	bpfcap_event_init(ev, wire, cap_len);
+	bpfcap_event_owner(ev, sock_cookie_of(skb, direct));
+	ev->packet_id = (__u64)(long)skb;
+	ev->location = location;
+	bpfcap_track_fill(ev, (__u64)(long)skb);
+	bpfcap_stack_fill(ctx, ev);
+	ev->ifindex = ifindex;
+	ev->netns = netns;
+	ev->mark = RD(direct, skb, mark);
+	ev->queue = RD(direct, skb, queue_mapping);
+	ev->linktype = linktype;
+	ev->flags |= bpfcap_match_flags(match);
+	if (has_reason) {
+		ev->reason = reason;
+		ev->flags |= BPFCAP_EV_HAS_REASON;
+	}
+}
+
+/*
+ * One size class of capture_to_ring: a record with room for n data bytes,
+ * the packet read straight into it. The verifier knows n on each path.
+ */
+#define PROBE_RB_CLASS(n)                                                          \
+	if (cap_len <= (n)) {                                                      \
+		rec = bpf_ringbuf_reserve(&bpfcap_ring, sizeof(struct bpfcap_event) + (n), 0); \
+		if (rec)                                                           \
+			err = bpf_probe_read_kernel(rec->data, bpfcap_clamp(cap_len, n), src); \
+	} else
+
+/*
+ * Captures the cap_len (1..BPFCAP_MAX_DATA) bytes at src, all linear, with
+ * one copy: straight into a ring record reserved in the smallest of
+ * four size classes per power of two that holds them.
+ */
+static __always_inline void capture_to_ring(struct sk_buff *skb, unsigned char *src, __u64 cap_len, long wire,
+					    __u32 linktype, int match, __u32 reason, int has_reason, __u64 location, void *ctx,
+					    const int direct)
+{
+	struct bpfcap_scratch_record *rec = NULL;
+	long err = 0;
+
+	PROBE_RB_CLASS(64) \
+	PROBE_RB_CLASS(80) \
+	PROBE_RB_CLASS(96) \
+	PROBE_RB_CLASS(112) \
+	PROBE_RB_CLASS(128) \
+	PROBE_RB_CLASS(160) \
+	PROBE_RB_CLASS(192) \
+	PROBE_RB_CLASS(224) \
+	PROBE_RB_CLASS(256) \
+	PROBE_RB_CLASS(320) \
+	PROBE_RB_CLASS(384) \
+	PROBE_RB_CLASS(448) \
+	PROBE_RB_CLASS(512) \
+	PROBE_RB_CLASS(640) \
+	PROBE_RB_CLASS(768) \
+	PROBE_RB_CLASS(896) \
+	PROBE_RB_CLASS(1024) \
+	PROBE_RB_CLASS(1280) \
+	PROBE_RB_CLASS(1536) \
+	PROBE_RB_CLASS(1792) \
+	PROBE_RB_CLASS(2048) \
+	PROBE_RB_CLASS(2560) \
+	PROBE_RB_CLASS(3072) \
+	PROBE_RB_CLASS(3584) \
+	PROBE_RB_CLASS(4096) \
+	PROBE_RB_CLASS(5120) \
+	PROBE_RB_CLASS(6144) \
+	PROBE_RB_CLASS(7168) \
+	PROBE_RB_CLASS(8192) \
+	PROBE_RB_CLASS(10240) \
+	PROBE_RB_CLASS(12288) \
+	PROBE_RB_CLASS(14336) \
+	PROBE_RB_CLASS(16384) \
+	PROBE_RB_CLASS(20480) \
+	PROBE_RB_CLASS(24576) \
+	PROBE_RB_CLASS(28672) \
+	PROBE_RB_CLASS(32768) \
+	PROBE_RB_CLASS(40960) \
+	PROBE_RB_CLASS(49152) \
+	PROBE_RB_CLASS(57344) \
+	PROBE_RB_CLASS(65536) {
+		return;
+	}
+	if (!rec) {
+		bpfcap_stat_inc(BPFCAP_STAT_LOST);
+		return;
+	}
+	if (err < 0) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		return;
+	}
+	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, location, ctx, direct);
+	bpfcap_ring_commit(rec, sizeof(struct bpfcap_event) + cap_len);
+}
+
+/*
+ * The common path of every hook kind. The filter runs on a copy of only
+ * the bytes it can read (bpfcap_filter_head); a match is then copied up to
+ * the snap length, so a packet the filter rejects costs about the same
+ * whatever its size.
+ */
+static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location,
+				       const int direct)
 {
 	struct bpfcap_scratch_record *rec;
 	int match;
 	__u32 ifindex = 0, netns = 0, linktype = 0;
-	long hoff, data_off, wire, linear;
+	long hoff, data_off, wire, linear, copied;
+	struct skb_fields f;
 	unsigned char *head, *data;
-	__u32 at;
-	__u32 len, data_len, end;
-	__u64 cap_len, want;
+	__u32 len, data_len;
+	__u64 cap_len, want, fhead;
 
 	if (!skb)
 		return 0;
@@ -424,33 +615,16 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	}
 	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
 
-	hoff = start_of(skb, &linktype, direct);
+	read_fields(skb, &f, direct);
+	hoff = start_of(&f, &linktype);
 	if (hoff < 0) {
 		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
 		return 0;
 	}
-	at = bpf_core_field_offset(struct sk_buff, head);
-	if (!direct && bpf_core_field_offset(struct sk_buff, data) == at + 8) {
-		unsigned char *v[2] = {};
-
-		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
-		head = v[0];
-		data = v[1];
-	} else {
-		head = RD(direct, skb, head);
-		data = RD(direct, skb, data);
-	}
-	at = bpf_core_field_offset(struct sk_buff, len);
-	if (!direct && bpf_core_field_offset(struct sk_buff, data_len) == at + 4) {
-		__u32 v[2] = {};
-
-		bpf_probe_read_kernel(v, sizeof(v), (char *)skb + at);
-		len = v[0];
-		data_len = v[1];
-	} else {
-		len = RD(direct, skb, len);
-		data_len = RD(direct, skb, data_len);
-	}
+	head = f.head;
+	data = f.data;
+	len = f.len;
+	data_len = f.data_len;
 	data_off = data - head;
 	/* Length from the chosen header on: skb->len counts from skb->data. */
 	wire = (long)len + data_off - hoff;
@@ -467,49 +641,41 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	want = wire;
 	if (want > bpfcap_snaplen())
 		want = bpfcap_snaplen();
-	cap_len = linear > 0 ? linear : 0;
-	if (cap_len > want)
-		cap_len = want;
-	cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
-	if (cap_len > 0 && bpf_probe_read_kernel(rec->data, cap_len, head + hoff) < 0) {
-		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
-		goto out;
-	}
-	/* The rest from the paged frags, where their pages can be mapped. */
-	if (probe_cfg.frags != PROBE_FRAGS_NONE && data_len > 0 && cap_len < want) {
-		/* skb_shinfo at head + end, as a plain number (a global
-		 * function takes no kernel pointer): head is read again. */
-		__u64 shinfo = 0;
-
-		end = RD(direct, skb, end);
-		bpf_core_read(&shinfo, sizeof(shinfo), &skb->head);
-		cap_len = probe_copy_frags(shinfo + end, cap_len, want, linear < 0 ? -linear : 0);
-		cap_len = bpfcap_clamp(cap_len, BPFCAP_MAX_DATA);
+	/* First only what the filter reads. */
+	fhead = bpfcap_filter_head(want);
+	cap_len = 0;
+	if (fhead > 0) {
+		copied = copy_packet(rec, skb, head, hoff, linear, data_len, fhead, direct);
+		if (copied < 0) {
+			bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+			goto out;
+		}
+		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
 	}
 	match = bpfcap_match_scratch(rec->data, cap_len, wire);
 	match = bpfcap_track_match((__u64)(long)skb, match);
 	if (!match)
 		goto out;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
-
-	if (!bpfcap_cfg.ifindex && !bpfcap_has_meta_filter())
-		device_of(skb, &ifindex, &netns, direct);
-	bpfcap_event_init(&rec->ev, wire, cap_len);
-	bpfcap_event_owner(&rec->ev, sock_cookie_of(skb, direct));
-	rec->ev.packet_id = (__u64)(long)skb;
-	rec->ev.location = location;
-	bpfcap_track_fill(&rec->ev, (__u64)(long)skb);
-	bpfcap_stack_fill(ctx, &rec->ev);
-	rec->ev.ifindex = ifindex;
-	rec->ev.netns = netns;
-	rec->ev.mark = RD(direct, skb, mark);
-	rec->ev.queue = RD(direct, skb, queue_mapping);
-	rec->ev.linktype = linktype;
-	rec->ev.flags |= bpfcap_match_flags(match);
-	if (has_reason) {
-		rec->ev.reason = reason;
-		rec->ev.flags |= BPFCAP_EV_HAS_REASON;
+	if (!bpfcap_rate_admit())
+		goto out;
+	/*
+	 * Then the whole record, for a match: straight into the ring when
+	 * it is all linear, else through the scratch record.
+	 */
+	if (!(bpfcap_cfg.flags & BPFCAP_CFG_PERF) && want > 0 && (long)want <= linear) {
+		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, location, ctx, direct);
+		goto out;
 	}
+	if (fhead < want) {
+		copied = copy_packet(rec, skb, head, hoff, linear, data_len, want, direct);
+		if (copied < 0) {
+			bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+			goto out;
+		}
+		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
+	}
+	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, location, ctx, direct);
 	bpfcap_submit(ctx, rec, cap_len);
 out:
 	bpfcap_scratch_put();

@@ -37,6 +37,8 @@ int bpfcap_tc(struct __sk_buff *skb)
 	if (!match)
 		return BPFCAP_TC_CONTINUE;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
+	if (!bpfcap_rate_admit())
+		return BPFCAP_TC_CONTINUE;
 
 	rec = bpfcap_scratch_get();
 	if (!rec)

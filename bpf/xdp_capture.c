@@ -58,6 +58,8 @@ static __always_inline void bpfcap_xdp_capture(struct xdp_md *ctx, __u32 action,
 	else
 		wire_len = data_end - data;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
+	if (!bpfcap_rate_admit())
+		return;
 
 	rec = bpfcap_scratch_get();
 	if (!rec)

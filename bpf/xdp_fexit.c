@@ -65,6 +65,8 @@ int bpfcap_xdp_fexit(__u64 *ctx)
 	if (!match)
 		goto out;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
+	if (!bpfcap_rate_admit())
+		goto out;
 	bpfcap_event_init(&rec->ev, wire_len, cap_len);
 	rec->ev.flags |= bpfcap_match_flags(match);
 	rec->ev.ifindex = ifindex;

@@ -163,7 +163,7 @@ func (cp *Capture) start(prog []byte) error {
 	cp.c = C.bc_capture_create(ctag, C.uint32_t(cp.opts.SnapLen), C.uint32_t(cp.opts.RingSize), C.uint32_t(pool), &cerr)
 	if cp.c == nil {
 		cp.releaseSlot()
-		return fmt.Errorf("create capture ring and mempool (%d packets) in the primary's hugepages: %w: free hugepages or pass a smaller --ring-size", cp.opts.RingSize, syscall.Errno(-cerr))
+		return fmt.Errorf("create capture ring and mempool (%d packets): %w: %w", cp.opts.RingSize, ErrNoHugepages, syscall.Errno(-cerr))
 	}
 	for i, port := range cp.ports {
 		cp.c.port_index[port.ID] = C.uint16_t(i)
@@ -189,7 +189,7 @@ func (cp *Capture) start(prog []byte) error {
 			cp.c = nil
 			cp.releaseSlot()
 			if rc == -C.EEXIST {
-				return fmt.Errorf("enable capture on port %s: %w: the port already has a capture (dpdk-dumpcap, another bpfcap, or one that was killed and left it enabled): stop it, or pass --takeover to replace it", port.Name, syscall.Errno(-rc))
+				return fmt.Errorf("enable capture on port %s: %w (dpdk-dumpcap, another bpfcap, or one that was killed and left it enabled): %w", port.Name, ErrPortCaptured, syscall.Errno(-rc))
 			}
 			return fmt.Errorf("enable capture on port %s (rte_pdump_enable_bpf): %w: does the primary call rte_pdump_init()?", port.Name, syscall.Errno(-rc))
 		}

@@ -110,9 +110,9 @@ func checkPrimary(path, prefix string) error {
 	C.bc_check_primary(cpath, &pr)
 	switch {
 	case pr.exists == 0:
-		return fmt.Errorf("file prefix %q (%s not found): %w: start the DPDK application first, or pass --file-prefix with the prefix it was started with", prefix, path, ErrNoPrimary)
+		return fmt.Errorf("file prefix %q (%s not found): %w", prefix, path, ErrNoPrimary)
 	case pr.alive == 0:
-		return fmt.Errorf("file prefix %q (%s is left over from a process that exited): %w: start the DPDK application first", prefix, path, ErrNoPrimary)
+		return fmt.Errorf("file prefix %q (%s is left over from a process that exited): %w", prefix, path, ErrNoPrimary)
 	case uint32(pr.magic) != uint32(C.bc_magic()) || uint32(pr.version) != uint32(C.bc_version()):
 		return fmt.Errorf("%w: the primary with file prefix %q runs DPDK %s, bpfcap was built against DPDK %s: rebuild bpfcap (make build-dpdk) against the primary's DPDK version",
 			ErrVersionMismatch, prefix, versionString(uint32(pr.magic), uint32(pr.version)), versionString(uint32(C.bc_magic()), uint32(C.bc_version())))

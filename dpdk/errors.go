@@ -18,4 +18,11 @@ var (
 	// ErrAttached means the process already attached to a primary: DPDK
 	// allows one EAL per process.
 	ErrAttached = errors.New("DPDK EAL already initialised in this process")
+	// ErrNoHugepages means the primary's hugepages have no room for the
+	// capture ring and its mempool (CaptureOptions.RingSize packets).
+	ErrNoHugepages = errors.New("no room in the primary's hugepages")
+	// ErrPortCaptured means the port already has a capture enabled (by
+	// dpdk-dumpcap, another bpfcap, or one that was killed and left it
+	// enabled); CaptureOptions.Takeover replaces it.
+	ErrPortCaptured = errors.New("the port already has a capture")
 )

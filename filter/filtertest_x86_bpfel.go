@@ -19,6 +19,7 @@ const (
 	filtertestMapBpfcapNest               = "bpfcap_nest"
 	filtertestMapBpfcapOwners             = "bpfcap_owners"
 	filtertestMapBpfcapPerf               = "bpfcap_perf"
+	filtertestMapBpfcapRate               = "bpfcap_rate"
 	filtertestMapBpfcapRing               = "bpfcap_ring"
 	filtertestMapBpfcapScratch            = "bpfcap_scratch"
 	filtertestMapBpfcapStats              = "bpfcap_stats"
@@ -87,6 +88,7 @@ type filtertestMapSpecs struct {
 	BpfcapNest        *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapOwners      *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf        *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate        *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing        *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch     *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats       *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -123,6 +125,7 @@ type filtertestMaps struct {
 	BpfcapNest        *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapOwners      *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf        *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate        *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing        *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch     *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats       *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -134,6 +137,7 @@ func (m *filtertestMaps) Close() error {
 		m.BpfcapNest,
 		m.BpfcapOwners,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

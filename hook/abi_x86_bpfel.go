@@ -38,6 +38,10 @@ type abiBpfcapConfig struct {
 	WantMarkMask uint32
 	WantCgroup   uint64
 	WantComm     [16]int8
+	FilterReads  uint32
+	RateInterval uint32
+	RateBurst    uint32
+	_            [4]byte
 }
 
 type abiBpfcapStat uint32
@@ -50,7 +54,7 @@ const (
 	abiBpfcapStatBPFCAP_STAT_NOHDR    abiBpfcapStat = 4
 	abiBpfcapStatBPFCAP_STAT_NESTED   abiBpfcapStat = 5
 	abiBpfcapStatBPFCAP_STAT_ERROR    abiBpfcapStat = 6
-	abiBpfcapStatBPFCAP_STAT_RESERVED abiBpfcapStat = 7
+	abiBpfcapStatBPFCAP_STAT_SHED     abiBpfcapStat = 7
 	abiBpfcapStatBPFCAP_NSTATS        abiBpfcapStat = 8
 )
 
@@ -61,6 +65,7 @@ const (
 	abiMapBpfcapNest     = "bpfcap_nest"
 	abiMapBpfcapOwners   = "bpfcap_owners"
 	abiMapBpfcapPerf     = "bpfcap_perf"
+	abiMapBpfcapRate     = "bpfcap_rate"
 	abiMapBpfcapRing     = "bpfcap_ring"
 	abiMapBpfcapScratch  = "bpfcap_scratch"
 	abiMapBpfcapStats    = "bpfcap_stats"
@@ -119,6 +124,7 @@ type abiMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -155,6 +161,7 @@ type abiMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -165,6 +172,7 @@ func (m *abiMaps) Close() error {
 		m.BpfcapNest,
 		m.BpfcapOwners,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

@@ -27,6 +27,10 @@ type CaptureOptions struct {
 	// of a hook that does not count the packets it sees: how to count
 	// them, in the caller's words ("" adds nothing).
 	SeenHint string
+	// MaxRate bounds the packets each program captures per CPU and
+	// second (0: unbounded); the kernel sheds the rest after the filter,
+	// before copying them, and counts them (StatShed).
+	MaxRate int
 	// Want restricts the capture by process, netns and mark, in the
 	// kernel before packets are copied; packets are attributed to their
 	// socket's owner where the site calls Builder.LearnOwners.
@@ -88,7 +92,8 @@ func (b *Builder) Options() CaptureOptions { return b.opts }
 // come from the builder's CaptureOptions. The builder owns the program:
 // pass it to Hook.
 func (b *Builder) Load(spec *ebpf.CollectionSpec, o Options) (*Program, error) {
-	o.Filter, o.Netmask, o.Snaplen, o.CountSeen, o.Want = b.opts.Filter, b.opts.Netmask, b.opts.Snaplen, b.opts.CountSeen, b.opts.Want
+	o.Filter, o.Netmask, o.Snaplen, o.CountSeen = b.opts.Filter, b.opts.Netmask, b.opts.Snaplen, b.opts.CountSeen
+	o.Want, o.MaxRate = b.opts.Want, b.opts.MaxRate
 	p, err := Load(spec, b.ring, o)
 	if err != nil {
 		return nil, err

@@ -33,7 +33,10 @@ const (
 	StatNoHeader = Stat(abiBpfcapStatBPFCAP_STAT_NOHDR)
 	StatNested   = Stat(abiBpfcapStatBPFCAP_STAT_NESTED)
 	StatError    = Stat(abiBpfcapStatBPFCAP_STAT_ERROR)
-	NumStats     = Stat(abiBpfcapStatBPFCAP_NSTATS)
+	// StatShed counts matched packets the rate bound (CaptureOptions.MaxRate)
+	// did not capture, on purpose: apart from StatLost, the ring's losses.
+	StatShed = Stat(abiBpfcapStatBPFCAP_STAT_SHED)
+	NumStats = Stat(abiBpfcapStatBPFCAP_NSTATS)
 )
 
 // config is struct bpfcap_config in capture.h, the program's .rodata

@@ -73,6 +73,10 @@ type Options struct {
 	// in userspace (what Load falls back to by itself when the kernel
 	// refuses the filter).
 	Unfiltered bool
+	// MaxRate bounds the packets the hook captures, per CPU and second
+	// (0: unbounded); the kernel sheds the rest and counts them apart
+	// from losses (pcapng.InterfaceStats.Shed). See rateBound.
+	MaxRate int
 	// InlineFilter puts the filter at the call sites of the backend's stub
 	// instead of into the stub's body (filter.SpliceInline), which saves a
 	// bpf-to-bpf call and return per packet. When the filter cannot be
@@ -256,6 +260,8 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		MaxHooks:    uint32(ring.MaxHooks()),
 	}
 	opts.Want.setConfig(&cfg)
+	cfg.FilterReads = filterReads(cbpf)
+	cfg.RateInterval, cfg.RateBurst = rateBound(opts.MaxRate)
 	if ring.Perf() {
 		cfg.Flags |= cfgPerf
 	}

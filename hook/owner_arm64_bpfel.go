@@ -19,6 +19,7 @@ const (
 	ownerMapBpfcapNest           = "bpfcap_nest"
 	ownerMapBpfcapOwners         = "bpfcap_owners"
 	ownerMapBpfcapPerf           = "bpfcap_perf"
+	ownerMapBpfcapRate           = "bpfcap_rate"
 	ownerMapBpfcapRing           = "bpfcap_ring"
 	ownerMapBpfcapScratch        = "bpfcap_scratch"
 	ownerMapBpfcapStats          = "bpfcap_stats"
@@ -86,6 +87,7 @@ type ownerMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -121,6 +123,7 @@ type ownerMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -131,6 +134,7 @@ func (m *ownerMaps) Close() error {
 		m.BpfcapNest,
 		m.BpfcapOwners,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

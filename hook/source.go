@@ -440,6 +440,7 @@ func (s *Source) collect() []pcapng.InterfaceStats {
 			Lost:         k[StatLost],
 			Skipped:      k[StatNoHeader] + k[StatNested] + k[StatError],
 			NoHeader:     k[StatNoHeader],
+			Shed:         k[StatShed],
 			UserFiltered: uf,
 		}
 		st.Matched -= min(uf, st.Matched)

@@ -166,6 +166,10 @@ type InterfaceStats struct {
 	// NoHeader is the part of Skipped that lacked the header the capture
 	// starts at (e.g. no MAC header on a locally generated packet).
 	NoHeader uint64
+	// Shed: matched packets the hook did not capture on purpose, to keep
+	// within a rate bound (--max-rate). Not losses: written in
+	// isb_osdrop (with Skipped) and named in the ISB comment.
+	Shed uint64
 	// UserFiltered: packets the kernel captured unfiltered that the
 	// userspace filter rejected (fallback filtering; in the ISB comment).
 	UserFiltered uint64

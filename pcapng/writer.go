@@ -425,6 +425,13 @@ func (w *Writer) WriteStats(ifIndex int, start, ts time.Time, s InterfaceStats) 
 		w.cb = append(w.cb, "filtered in userspace: "...)
 		w.cb = strconv.AppendUint(w.cb, s.UserFiltered, 10)
 	}
+	if s.Shed != 0 {
+		if len(w.cb) > 0 {
+			w.cb = append(w.cb, "; "...)
+		}
+		w.cb = append(w.cb, "shed by the rate bound: "...)
+		w.cb = strconv.AppendUint(w.cb, s.Shed, 10)
+	}
 	if unwritten != 0 {
 		if len(w.cb) > 0 {
 			w.cb = append(w.cb, "; "...)
@@ -444,7 +451,7 @@ func (w *Writer) WriteStats(ifIndex int, start, ts time.Time, s InterfaceStats) 
 	}
 	bb.optU64(optISBIfDrop, s.Lost)
 	bb.optU64(optISBFilterAccept, s.Matched)
-	bb.optU64(optISBOSDrop, s.Skipped)
+	bb.optU64(optISBOSDrop, s.Skipped+s.Shed)
 	bb.optU64(optISBUsrDeliv, s.Captured)
 	if err := w.write(bb.finish(true), -1); err != nil {
 		return fmt.Errorf("write pcapng statistics for %q: %w", w.ifaces[ifIndex].Name, err)

@@ -65,6 +65,7 @@ const (
 	abiMapBpfcapNest     = "bpfcap_nest"
 	abiMapBpfcapOwners   = "bpfcap_owners"
 	abiMapBpfcapPerf     = "bpfcap_perf"
+	abiMapBpfcapRate     = "bpfcap_rate"
 	abiMapBpfcapRing     = "bpfcap_ring"
 	abiMapBpfcapScratch  = "bpfcap_scratch"
 	abiMapBpfcapStats    = "bpfcap_stats"
@@ -123,6 +124,7 @@ type abiMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -159,6 +161,7 @@ type abiMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -169,6 +172,7 @@ func (m *abiMaps) Close() error {
 		m.BpfcapNest,
 		m.BpfcapOwners,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

@@ -42,6 +42,7 @@ const (
 	probeMapBpfcapNest       = "bpfcap_nest"
 	probeMapBpfcapOwners     = "bpfcap_owners"
 	probeMapBpfcapPerf       = "bpfcap_perf"
+	probeMapBpfcapRate       = "bpfcap_rate"
 	probeMapBpfcapRing       = "bpfcap_ring"
 	probeMapBpfcapScratch    = "bpfcap_scratch"
 	probeMapBpfcapStacks     = "bpfcap_stacks"
@@ -122,6 +123,7 @@ type probeMapSpecs struct {
 	BpfcapNest     *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapOwners   *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf     *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate     *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing     *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch  *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStacks   *ebpf.MapSpec `ebpf:"bpfcap_stacks"`
@@ -162,6 +164,7 @@ type probeMaps struct {
 	BpfcapNest     *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapOwners   *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf     *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate     *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing     *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch  *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStacks   *ebpf.Map `ebpf:"bpfcap_stacks"`
@@ -175,6 +178,7 @@ func (m *probeMaps) Close() error {
 		m.BpfcapNest,
 		m.BpfcapOwners,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStacks,

@@ -177,6 +177,7 @@ func Open(opts Options) (_ *Source, err error) {
 			Netns:     netns,
 			Task:      inProcessContext(t),
 			Want:      co.Want,
+			MaxRate:   co.MaxRate,
 			Maps:      tr.maps,
 		})
 		if err != nil {

@@ -200,7 +200,7 @@ func (c *Capture) disable() {
 
 func (c *Capture) notice(msg string) {
 	if c.opts.Notices != nil {
-		fmt.Fprintln(c.opts.Notices, "bpfcap: "+msg)
+		fmt.Fprintln(c.opts.Notices, msg)
 	}
 }
 

@@ -213,6 +213,7 @@ func loadXDPProgram(b *hook.Builder, spec *ebpf.CollectionSpec, opts CaptureOpti
 		LinkType: pcapng.LinkTypeEthernet,
 		Backend:  hook.Direct,
 		Ifindex:  uint32(opts.Ifindex),
+		MaxRate:  opts.MaxRate,
 		// The non-matching path is the hook's cost to the instrumented
 		// program: no call and return for the filter.
 		InlineFilter: !opts.FilterInStub,

@@ -19,6 +19,7 @@ const (
 	captureMapBpfcapNest      = "bpfcap_nest"
 	captureMapBpfcapOwners    = "bpfcap_owners"
 	captureMapBpfcapPerf      = "bpfcap_perf"
+	captureMapBpfcapRate      = "bpfcap_rate"
 	captureMapBpfcapRing      = "bpfcap_ring"
 	captureMapBpfcapScratch   = "bpfcap_scratch"
 	captureMapBpfcapStats     = "bpfcap_stats"
@@ -80,6 +81,7 @@ type captureMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -117,6 +119,7 @@ type captureMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -127,6 +130,7 @@ func (m *captureMaps) Close() error {
 		m.BpfcapNest,
 		m.BpfcapOwners,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

@@ -19,6 +19,7 @@ const (
 	fexitMapBpfcapNest      = "bpfcap_nest"
 	fexitMapBpfcapOwners    = "bpfcap_owners"
 	fexitMapBpfcapPerf      = "bpfcap_perf"
+	fexitMapBpfcapRate      = "bpfcap_rate"
 	fexitMapBpfcapRing      = "bpfcap_ring"
 	fexitMapBpfcapScratch   = "bpfcap_scratch"
 	fexitMapBpfcapStats     = "bpfcap_stats"
@@ -78,6 +79,7 @@ type fexitMapSpecs struct {
 	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
@@ -113,6 +115,7 @@ type fexitMaps struct {
 	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
 	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
 	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
 	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
 	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
 	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
@@ -123,6 +126,7 @@ func (m *fexitMaps) Close() error {
 		m.BpfcapNest,
 		m.BpfcapOwners,
 		m.BpfcapPerf,
+		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
 		m.BpfcapStats,

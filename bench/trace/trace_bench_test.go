@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -75,48 +76,54 @@ func capture(b *testing.B, opts probe.Options, send func()) (pcapng.InterfaceSta
 	return total, ps.Runtime / time.Duration(ps.RunCount)
 }
 
-// emptyProgramRun attaches a program that does nothing to the same
-// tracepoint while send runs and returns its average run time: the floor
-// any tracepoint program pays (dispatch, statistics).
-func emptyProgramRun(b *testing.B, send func()) time.Duration {
+// emptyProgramRun attaches a program that does nothing to the hook of
+// spec (a tp_btf program for tp_btf:net_dev_xmit, a tracepoint program
+// for tracepoint:net:net_dev_xmit) while send runs and returns its average
+// run time: the floor any program on that hook pays (statistics, entry).
+func emptyProgramRun(b *testing.B, spec string, send func()) time.Duration {
 	b.Helper()
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		b.Fatalf("enable BPF run-time statistics: %v", err)
 	}
 	defer stats.Close()
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+	ps := &ebpf.ProgramSpec{
 		Type:         ebpf.TracePoint,
 		License:      "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
+	}
+	btf := strings.HasPrefix(spec, "tp_btf:")
+	if btf {
+		ps.Type, ps.AttachType, ps.AttachTo = ebpf.Tracing, ebpf.AttachTraceRawTp, "net_dev_xmit"
+	}
+	prog, err := ebpf.NewProgram(ps)
 	if err != nil {
 		b.Fatalf("load empty program: %v", err)
 	}
 	defer prog.Close()
-	l, err := link.Tracepoint("net", "net_dev_xmit", prog, nil)
+	var l link.Link
+	if btf {
+		l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+	} else {
+		l, err = link.Tracepoint("net", "net_dev_xmit", prog, nil)
+	}
 	if err != nil {
 		b.Fatalf("attach empty program: %v", err)
 	}
 	send()
 	l.Close()
-	ps, err := prog.Stats()
-	if err != nil || ps.RunCount == 0 {
-		b.Fatalf("empty program statistics: %+v, %v", ps, err)
+	st, err := prog.Stats()
+	if err != nil || st.RunCount == 0 {
+		b.Fatalf("empty program statistics: %+v, %v", st, err)
 	}
-	return ps.Runtime / time.Duration(ps.RunCount)
+	return st.Runtime / time.Duration(st.RunCount)
 }
 
-// findProbeProgram returns the one loaded program of bpf/probe.c.
+// findProbeProgram returns the loaded program of bpf/probe.c this
+// process holds (other processes on the machine may run their own).
 func findProbeProgram(b *testing.B) *ebpf.Program {
 	b.Helper()
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			b.Fatalf("no probe program loaded: %v", err)
-		}
-		id = next
+	for _, id := range ownProgramIDs(b) {
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
@@ -126,6 +133,33 @@ func findProbeProgram(b *testing.B) *ebpf.Program {
 		}
 		p.Close()
 	}
+	b.Fatalf("this process holds no probe program")
+	return nil
+}
+
+// ownProgramIDs lists the ids of the BPF programs this process has file
+// descriptors of (prog_id in /proc/self/fdinfo).
+func ownProgramIDs(b *testing.B) []ebpf.ProgramID {
+	b.Helper()
+	fds, err := os.ReadDir("/proc/self/fdinfo")
+	if err != nil {
+		b.Fatalf("list own file descriptors: %v", err)
+	}
+	var ids []ebpf.ProgramID
+	for _, fd := range fds {
+		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				if id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+					ids = append(ids, ebpf.ProgramID(id))
+				}
+			}
+		}
+	}
+	return ids
 }
 
 // tcpdumpCapture runs tcpdump on the host end of the pair while send runs
@@ -221,7 +255,7 @@ func floodBench(b *testing.B, spec string, size int) {
 		var tdCaptured, tdDropped uint64
 		var progNoMatch, progCapture, progEmpty time.Duration
 		for range 3 {
-			best(&progEmpty, emptyProgramRun(b, func() { f.send(b, packetsPerPhase/4) }))
+			best(&progEmpty, emptyProgramRun(b, spec, func() { f.send(b, packetsPerPhase/4) }))
 			best(&noHook, f.send(b, packetsPerPhase))
 
 			noMatch := probe.Options{Hooks: hook, Proto: "eth"}

@@ -444,6 +444,7 @@ func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.Interface
 		t.Captured += st.Captured
 		t.Lost += st.Lost
 		t.Skipped += st.Skipped
+		t.Shed += st.Shed
 		t.UserFiltered += st.UserFiltered
 	}
 	for _, name := range names {
@@ -455,6 +456,9 @@ func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.Interface
 		line += fmt.Sprintf(" matched %d, captured %d, lost %d", st.Matched, st.Captured, st.Lost)
 		if st.Skipped > 0 {
 			line += fmt.Sprintf(", skipped %d", st.Skipped)
+		}
+		if st.Shed > 0 {
+			line += fmt.Sprintf(", shed %d (--max-rate)", st.Shed)
 		}
 		if st.UserFiltered > 0 {
 			line += fmt.Sprintf(", filtered in userspace %d", st.UserFiltered)

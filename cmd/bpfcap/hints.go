@@ -35,7 +35,7 @@ func errorHint(err error) string {
 }
 
 // captureHint returns the next step for an error of a capture library
-// (probe, tccap, xdpcap, hook), or "".
+// (probe, tccap, xdpcap, hook, and the optional ones: platformHint), or "".
 func captureHint(err error) string {
 	var hp *probe.HookPointError
 	if errors.As(err, &hp) {
@@ -58,7 +58,7 @@ func captureHint(err error) string {
 	case errors.Is(err, hook.ErrPermission):
 		return "run bpfcap as root (e.g. with sudo)"
 	}
-	return ""
+	return platformHint(err)
 }
 
 // errorWithHint is an error followed by the next step (errorHint's).

@@ -21,3 +21,7 @@ func addPlatformCmds(root *cobra.Command, env *cliEnv) {
 		},
 	})
 }
+
+// platformHint returns the next step for an error of the optional
+// libraries: none in a binary built without them.
+func platformHint(error) string { return "" }

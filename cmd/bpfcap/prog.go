@@ -85,7 +85,7 @@ what any of them emits (their ids tell them apart).`,
 					Filter:   o.Filter,
 					Snaplen:  o.Snaplen,
 					LinkType: lt,
-					Notices:  env.stderr,
+					Notices:  newNoticeWriter(env.stderr),
 					Compile:  env.compiler(ctx),
 				})
 			}

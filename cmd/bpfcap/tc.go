@@ -19,6 +19,7 @@ func newTCCmd(env *cliEnv) *cobra.Command {
 		countSeen bool
 		netmask   string
 		meta      metaFlags
+		maxRate   int
 	)
 	cmd := &cobra.Command{
 		Use:   "tc dev IFNAME [ingress|egress|both] [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
@@ -79,6 +80,9 @@ The filter sees the packet's linear part.`,
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
+			if err := checkMaxRate(maxRate); err != nil {
+				return err
+			}
 			if o.Device != "" && o.Device != ifname {
 				return fmt.Errorf("dev %s: tc dev %s captures one interface already", o.Device, ifname)
 			}
@@ -103,6 +107,7 @@ The filter sees the packet's linear part.`,
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				co := env.kernelCapture(ctx, &o, mask, countSeen)
 				co.Want = want
+				co.MaxRate = maxRate
 				var c *tccap.Capture
 				err := inNetns(nsPath, func() error {
 					var err error
@@ -126,5 +131,6 @@ The filter sees the packet's linear part.`,
 	cmd.Flags().StringVar(&mode, "tc-mode", "auto", "how to attach: tcx (Linux 6.6), clsact, or auto (tcx where the kernel has it)")
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")
+	addMaxRateFlag(cmd.Flags(), &maxRate)
 	return cmd
 }

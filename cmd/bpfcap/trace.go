@@ -20,6 +20,7 @@ func newTraceCmd(env *cliEnv) *cobra.Command {
 		o            captureOptions
 		netmask      string
 		meta         metaFlags
+		maxRate      int
 		track, stack bool
 	)
 	cmd := &cobra.Command{
@@ -58,12 +59,18 @@ writes Linux cooked captures (LINUX_SLL), which libpcap 1.10 reads where it
 refuses several raw IP interfaces. proto auto asks for two link types in
 one file (MAC header where the skb has one, else raw IP; no filter):
 Wireshark reads it, tcpdump does not.
-Tracing hooks copy an skb's linear part and then its paged frags, up to
-the snap length, and the filter sees all of it. Paged frags need the
+Tracing hooks copy the bytes the filter reads (from the linear part and
+the paged frags), run the filter on them, and copy a matching packet up to
+the snap length; the filter decides as on the whole packet. Paged frags need the
 kernel's page_offset_base and vmemmap_base (x86-64; /proc/kallsyms lists
 them with CONFIG_KALLSYMS_ALL): where they are unknown, only the linear
 part is captured and bpfcap says so at exit. The length is always the
 true one.
+--max-rate N bounds what capture costs the traced system: each hook
+captures at most N matching packets per second on each CPU (bursts of N/10),
+and the kernel sheds the rest before copying them; shed packets are counted
+apart from losses (stderr at exit; isb_osdrop and the statistics comment in
+the file).
 
 --track follows each packet the filter matched at any hook: every later
 hook captures it even when the filter no longer matches it (after a DNAT,
@@ -89,6 +96,9 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
+			if err := checkMaxRate(maxRate); err != nil {
+				return err
+			}
 			want, nsPath, err := meta.filter()
 			if err != nil {
 				return err
@@ -109,6 +119,7 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				co := env.kernelCapture(ctx, &o, mask, true)
 				co.Want = want
+				co.MaxRate = maxRate
 				src, err := probe.Open(probe.Options{
 					// Tracing hooks count every packet they see.
 					CaptureOptions: co,
@@ -132,6 +143,7 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 	addCaptureFlags(cmd.Flags(), &o)
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	addMetaFlags(cmd.Flags(), &meta)
+	addMaxRateFlag(cmd.Flags(), &maxRate)
 	cmd.Flags().BoolVar(&track, "track", false, "follow every packet the filter matched at any hook until it is freed (through NAT; clones where fexit works)")
 	cmd.Flags().BoolVar(&stack, "stack", false, "record the kernel stack of each captured packet")
 	return cmd

@@ -21,6 +21,7 @@ func newXDPCmd(env *cliEnv) *cobra.Command {
 		actions   string
 		countSeen bool
 		netmask   string
+		maxRate   int
 	)
 	cmd := &cobra.Command{
 		Use:   "xdp (PIN | dev IFNAME) [len SNAPLEN] [pages N] [data_out FILE] [FILTER...]",
@@ -95,6 +96,9 @@ up to the snap length; the filter sees the first buffer.`,
 			if err != nil {
 				return err
 			}
+			if err := checkMaxRate(maxRate); err != nil {
+				return err
+			}
 			if devMode && cmd.Flags().Changed("actions") {
 				return errors.New("--actions applies to hook captures (bpfcap xdp PIN); at XDP entry there is no verdict yet")
 			}
@@ -110,8 +114,10 @@ up to the snap length; the filter sees the first buffer.`,
 				return err
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
+				co := env.kernelCapture(ctx, &o, mask, countSeen)
+				co.MaxRate = maxRate
 				opts := xdpcap.CaptureOptions{
-					CaptureOptions: env.kernelCapture(ctx, &o, mask, countSeen),
+					CaptureOptions: co,
 					Actions:        acts,
 				}
 				if devMode {
@@ -136,5 +142,6 @@ up to the snap length; the filter sees the first buffer.`,
 	cmd.Flags().StringVar(&actions, "actions", "all", "XDP `actions` to capture: comma-separated aborted,drop,pass,tx,redirect or all")
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet the hook sees (the 'seen' statistic; one map update per packet)")
+	addMaxRateFlag(cmd.Flags(), &maxRate)
 	return cmd
 }

@@ -7,12 +7,15 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
 // TestHolds: a map this process created is found among its descriptors,
 // among another process's once that process holds it too, and not under
 // an id nobody holds.
 func TestHolds(t *testing.T) {
+	testutils.RunsInGuests(t)
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
 	if err != nil {
 		t.Fatalf("create a map (needs root): %v", err)
