@@ -694,9 +694,6 @@ struct {
 	__uint(value_size, BPFCAP_STACK_DEPTH * sizeof(__u64));
 } bpfcap_stacks SEC(".maps");
 
-/* bpfcap_track_match's result for a packet captured only because it is tracked. */
-#define BPFCAP_MATCH_TRACKED 3
-
 /* Bits of an id: CPU from bit 48, nesting level at 46-47, sequence below. */
 #define BPFCAP_ID_CPU_SHIFT 48
 #define BPFCAP_ID_LEVEL_SHIFT 46
@@ -727,40 +724,75 @@ static __always_inline __u64 bpfcap_track_new_id(void)
 
 /*
  * At the filter's decision: with tracking on, a packet the filter rejects
- * is still captured (BPFCAP_MATCH_TRACKED) when it is tracked.
+ * is still captured (1, a plain match: no new value for the verifier to
+ * follow down the copy path) when it is tracked.
  */
 static __always_inline int bpfcap_track_match(__u64 skb, int match)
 {
 	if (!bpfcap_track_cfg.track || match)
 		return match;
-	if (bpf_map_lookup_elem(&bpfcap_tracked, &skb))
-		return BPFCAP_MATCH_TRACKED;
-	return 0;
+	return bpf_map_lookup_elem(&bpfcap_tracked, &skb) != NULL;
 }
 
 /*
- * With tracking on, sets ev's packet id (and parent id) from skb's entry,
- * made now when skb was not tracked yet. The caller holds a scratch record.
+ * What tracking adds to the event of a captured packet, worked out once
+ * per packet (bpfcap_track_info) before a program that writes its event in
+ * several places (one per ring size class) copies it in (bpfcap_track_apply):
+ * the verifier then walks the map updates once, not once per place.
  */
-static __always_inline void bpfcap_track_fill(struct bpfcap_event *ev, __u64 skb)
+struct bpfcap_track_info {
+	__u64 id;       /* tracking id, with BPFCAP_EV_TRACKED in flags */
+	__u64 parent;   /* parent's tracking id (0: not a clone) */
+	__u64 location; /* code that freed the skb (0: unknown) */
+	__s32 stack_id; /* with BPFCAP_EV_HAS_STACK in flags */
+	__u32 flags;    /* BPFCAP_EV_TRACKED, BPFCAP_EV_HAS_STACK */
+};
+
+/*
+ * Fills ti for a captured skb: with tracking on, its entry's id and parent
+ * (the entry made now when skb was not tracked yet); with stacks on, the
+ * kernel stack. The caller holds a scratch record.
+ */
+static __always_inline void bpfcap_track_info(void *ctx, __u64 skb, __u64 location, struct bpfcap_track_info *ti)
 {
 	struct bpfcap_track_entry *e, fresh = {};
+	long stack;
 
-	if (!bpfcap_track_cfg.track)
-		return;
-	e = bpf_map_lookup_elem(&bpfcap_tracked, &skb);
-	if (e) {
-		ev->packet_id = e->id;
-		ev->parent_id = e->parent;
-	} else {
-		fresh.id = bpfcap_track_new_id();
-		if (fresh.id == 0)
-			return;
-		bpf_map_update_elem(&bpfcap_tracked, &skb, &fresh, BPF_ANY);
-		ev->packet_id = fresh.id;
-		ev->parent_id = 0;
+	ti->location = location;
+	if (bpfcap_track_cfg.track) {
+		e = bpf_map_lookup_elem(&bpfcap_tracked, &skb);
+		if (e) {
+			ti->id = e->id;
+			ti->parent = e->parent;
+			ti->flags |= BPFCAP_EV_TRACKED;
+		} else {
+			fresh.id = bpfcap_track_new_id();
+			if (fresh.id) {
+				bpf_map_update_elem(&bpfcap_tracked, &skb, &fresh, BPF_ANY);
+				ti->id = fresh.id;
+				ti->flags |= BPFCAP_EV_TRACKED;
+			}
+		}
 	}
-	ev->flags |= BPFCAP_EV_TRACKED;
+	if (bpfcap_track_cfg.stack) {
+		stack = bpf_get_stackid(ctx, &bpfcap_stacks, 0);
+		if (stack >= 0) {
+			ti->stack_id = stack;
+			ti->flags |= BPFCAP_EV_HAS_STACK;
+		}
+	}
+}
+
+/* Copies ti into ev (after packet_id was set to the skb address). */
+static __always_inline void bpfcap_track_apply(struct bpfcap_event *ev, const struct bpfcap_track_info *ti)
+{
+	if (ti->flags & BPFCAP_EV_TRACKED) {
+		ev->packet_id = ti->id;
+		ev->parent_id = ti->parent;
+	}
+	ev->location = ti->location;
+	ev->stack_id = ti->stack_id;
+	ev->flags |= ti->flags;
 }
 
 /* Forgets skb at a hook that frees it, after it was captured there. */
@@ -798,17 +830,4 @@ static __always_inline void bpfcap_track_clone(__u64 parent, __u64 child)
 		bpf_map_update_elem(&bpfcap_tracked, &child, &ce, BPF_ANY);
 }
 
-/* Records the kernel stack of the current packet in ev, when asked. */
-static __always_inline void bpfcap_stack_fill(void *ctx, struct bpfcap_event *ev)
-{
-	long id;
-
-	if (!bpfcap_track_cfg.stack)
-		return;
-	id = bpf_get_stackid(ctx, &bpfcap_stacks, 0);
-	if (id < 0)
-		return;
-	ev->stack_id = id;
-	ev->flags |= BPFCAP_EV_HAS_STACK;
-}
 #endif /* BPFCAP_PACKET_TRACKING */

@@ -477,8 +477,8 @@ static __always_inline long copy_packet(struct bpfcap_scratch_record *rec, struc
  * long, that the filter matched (match).
  */
 static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *skb, long wire, __u64 cap_len,
-				       __u32 linktype, int match, __u32 reason, int has_reason, __u64 location, void *ctx,
-				       const int direct)
+				       __u32 linktype, int match, __u32 reason, int has_reason,
+				       const struct bpfcap_track_info *ti, const int direct)
 {
 	__u32 ifindex = 0, netns = 0;
 
@@ -486,9 +486,7 @@ static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *
 	bpfcap_event_init(ev, wire, cap_len);
 	bpfcap_event_owner(ev, sock_cookie_of(skb, direct));
 	ev->packet_id = (__u64)(long)skb;
-	ev->location = location;
-	bpfcap_track_fill(ev, (__u64)(long)skb);
-	bpfcap_stack_fill(ctx, ev);
+	bpfcap_track_apply(ev, ti);
 	ev->ifindex = ifindex;
 	ev->netns = netns;
 	ev->mark = RD(direct, skb, mark);
@@ -518,8 +516,8 @@ static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *
  * four size classes per power of two that holds them.
  */
 static __always_inline void capture_to_ring(struct sk_buff *skb, unsigned char *src, __u64 cap_len, long wire,
-					    __u32 linktype, int match, __u32 reason, int has_reason, __u64 location, void *ctx,
-					    const int direct)
+					    __u32 linktype, int match, __u32 reason, int has_reason,
+					    const struct bpfcap_track_info *ti, const int direct)
 {
 	struct bpfcap_scratch_record *rec = NULL;
 	long err = 0;
@@ -576,7 +574,7 @@ static __always_inline void capture_to_ring(struct sk_buff *skb, unsigned char *
 		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
 		return;
 	}
-	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, location, ctx, direct);
+	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, ti, direct);
 	bpfcap_ring_commit(rec, sizeof(struct bpfcap_event) + cap_len);
 }
 
@@ -590,6 +588,7 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 				       const int direct)
 {
 	struct bpfcap_scratch_record *rec;
+	struct bpfcap_track_info ti = {};
 	int match;
 	__u32 ifindex = 0, netns = 0, linktype = 0;
 	long hoff, data_off, wire, linear, copied;
@@ -659,12 +658,13 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 	if (!bpfcap_rate_admit())
 		goto out;
+	bpfcap_track_info(ctx, (__u64)(long)skb, location, &ti);
 	/*
 	 * Then the whole record, for a match: straight into the ring when
 	 * it is all linear, else through the scratch record.
 	 */
 	if (!(bpfcap_cfg.flags & BPFCAP_CFG_PERF) && want > 0 && (long)want <= linear) {
-		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, location, ctx, direct);
+		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, &ti, direct);
 		goto out;
 	}
 	if (fhead < want) {
@@ -675,7 +675,7 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 		}
 		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
 	}
-	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, location, ctx, direct);
+	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, &ti, direct);
 	bpfcap_submit(ctx, rec, cap_len);
 out:
 	bpfcap_scratch_put();
