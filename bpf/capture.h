@@ -744,7 +744,7 @@ struct bpfcap_track_info {
 	__u64 id;       /* tracking id, with BPFCAP_EV_TRACKED in flags */
 	__u64 parent;   /* parent's tracking id (0: not a clone) */
 	__u64 location; /* code that freed the skb (0: unknown) */
-	__s32 stack_id; /* with BPFCAP_EV_HAS_STACK in flags */
+	__s32 stack_id; /* with BPFCAP_EV_HAS_STACK in flags; negative: none */
 	__u32 flags;    /* BPFCAP_EV_TRACKED, BPFCAP_EV_HAS_STACK */
 };
 
@@ -756,37 +756,36 @@ struct bpfcap_track_info {
 static __always_inline void bpfcap_track_info(void *ctx, __u64 skb, __u64 location, struct bpfcap_track_info *ti)
 {
 	struct bpfcap_track_entry *e, fresh = {};
-	long stack;
 
+	/*
+	 * No branch on what is stored in ti (only on the configuration):
+	 * the verifier then need not follow each outcome separately down
+	 * the rest of the program. An id of 0 (none could be made) and a
+	 * negative stack id (none recorded) are told apart in userspace.
+	 */
 	ti->location = location;
 	if (bpfcap_track_cfg.track) {
 		e = bpf_map_lookup_elem(&bpfcap_tracked, &skb);
 		if (e) {
 			ti->id = e->id;
 			ti->parent = e->parent;
-			ti->flags |= BPFCAP_EV_TRACKED;
 		} else {
 			fresh.id = bpfcap_track_new_id();
-			if (fresh.id) {
-				bpf_map_update_elem(&bpfcap_tracked, &skb, &fresh, BPF_ANY);
-				ti->id = fresh.id;
-				ti->flags |= BPFCAP_EV_TRACKED;
-			}
+			bpf_map_update_elem(&bpfcap_tracked, &skb, &fresh, BPF_ANY);
+			ti->id = fresh.id;
 		}
+		ti->flags |= BPFCAP_EV_TRACKED;
 	}
 	if (bpfcap_track_cfg.stack) {
-		stack = bpf_get_stackid(ctx, &bpfcap_stacks, 0);
-		if (stack >= 0) {
-			ti->stack_id = stack;
-			ti->flags |= BPFCAP_EV_HAS_STACK;
-		}
+		ti->stack_id = bpf_get_stackid(ctx, &bpfcap_stacks, 0);
+		ti->flags |= BPFCAP_EV_HAS_STACK;
 	}
 }
 
 /* Copies ti into ev (after packet_id was set to the skb address). */
 static __always_inline void bpfcap_track_apply(struct bpfcap_event *ev, const struct bpfcap_track_info *ti)
 {
-	if (ti->flags & BPFCAP_EV_TRACKED) {
+	if (bpfcap_track_cfg.track) {
 		ev->packet_id = ti->id;
 		ev->parent_id = ti->parent;
 	}

@@ -22,7 +22,7 @@ const (
 	FlagUnfiltered = uint8(abiBpfcapEventFlagBPFCAP_EV_UNFILTERED)  // the kernel did not filter this packet
 	FlagUndecided  = uint8(abiBpfcapEventFlagBPFCAP_EV_UNDECIDED)   // the kernel filter could not decide (filter.Undecided)
 	FlagTracked    = uint8(abiBpfcapEventFlagBPFCAP_EV_TRACKED)     // PacketID (and ParentID) are tracking ids
-	FlagHasStack   = uint8(abiBpfcapEventFlagBPFCAP_EV_HAS_STACK)   // StackID names a kernel stack
+	FlagHasStack   = uint8(abiBpfcapEventFlagBPFCAP_EV_HAS_STACK)   // stacks are recorded: StackID, when not negative, names one
 )
 
 // Directions, as bpf/event.h defines them (bpfcap_event.dir).
@@ -80,7 +80,7 @@ type EventHeader struct {
 	Comm      [16]byte
 	ParentID  uint64 // tracking id of the packet this one is a clone of (0: none)
 	Location  uint64 // kernel text address that freed the skb (0: unknown)
-	StackID   int32  // kernel stack id, with FlagHasStack
+	StackID   int32  // kernel stack id, with FlagHasStack (negative: none recorded)
 	Pad2      uint32
 }
 

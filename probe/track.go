@@ -245,7 +245,7 @@ func (tr *tracking) symbols() *kernelText {
 // recorded: "parent=0x..." for a clone, "location=SYMBOL+0xOFF" for the
 // code that freed it, "stack=f0<-f1<-..." (innermost first) with --stack.
 func (tr *tracking) comment(ev *perfring.EventHeader) string {
-	if ev.ParentID == 0 && ev.Location == 0 && ev.Flags&perfring.FlagHasStack == 0 {
+	if ev.ParentID == 0 && ev.Location == 0 && (ev.Flags&perfring.FlagHasStack == 0 || ev.StackID < 0) {
 		return ""
 	}
 	tr.mu.Lock()
@@ -257,7 +257,7 @@ func (tr *tracking) comment(ev *perfring.EventHeader) string {
 	if ev.Location != 0 {
 		w = append(w, "location="+tr.symbols().format(ev.Location))
 	}
-	if ev.Flags&perfring.FlagHasStack != 0 {
+	if ev.Flags&perfring.FlagHasStack != 0 && ev.StackID >= 0 {
 		if s := tr.stackString(ev.StackID); s != "" {
 			w = append(w, "stack="+s)
 		}
