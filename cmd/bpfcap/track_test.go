@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -148,7 +149,12 @@ func TestTraceHostTrackAllJourney(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "all.pcapng")
 	tr := startRun(t, "trace", "all", "--track", "-w", out, "tcp port 6666")
-	tr.waitAttached(t, out)
+	// Loading some thirty programs takes tens of seconds on a loaded
+	// machine: longer than waitAttached's bound for one hook.
+	testutils.WaitFor(t, "bpfcap trace all to attach", 180*time.Second, func() bool {
+		_, err := os.Stat(out)
+		return err == nil
+	})
 	testutils.Do(t, p.HostNS, func() error {
 		c, err := net.DialTimeout("tcp4", fmt.Sprintf("%s:6666", p.PeerIP), 300*time.Millisecond)
 		if err == nil {
