@@ -2,9 +2,11 @@ package hook
 
 import (
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/perfring"
 )
@@ -54,6 +56,55 @@ func BenchmarkDeliver(b *testing.B) {
 	for b.Loop() {
 		if err := src.deliver(ev, w); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestRingToWriterAllocatesNothing: records a capture program wrote to the
+// ring go through the reader, deliver and the pcapng writer without an
+// allocation (the ring is read in place; names are cached).
+func TestRingToWriterAllocatesNothing(t *testing.T) {
+	testutils.RunsInGuests(t)
+	testutils.RequireRoot(t)
+	spec, err := loadCapturetest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := NewRing(spec, RingOptions{Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := Load(spec, ring, Options{Program: "capture_direct"})
+	if err != nil {
+		ring.Close()
+		t.Fatal(err)
+	}
+	src, err := NewSource(ring, []Hook{{Programs: []*Program{prog}, Interface: pcapng.Interface{Name: "alloc"}}}, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	w, err := pcapng.NewWriter(io.Discard, pcapng.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddInterface(src.Interfaces()[0])
+	write := func(ev *perfring.Event) error { return src.deliver(ev, w) }
+	pkt := frame(17, 53, 64)
+	const n = 2000
+	for round := range 2 { // the first round grows the buffers and fills the caches
+		if _, _, err := prog.Program.Benchmark(pkt, n, nil); err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		got, err := ring.Reader().Drain(write)
+		runtime.ReadMemStats(&after)
+		if err != nil || got != n {
+			t.Fatalf("round %d: Drain = %d, %v; want %d records", round, got, err, n)
+		}
+		if a := after.Mallocs - before.Mallocs; round == 1 && a != 0 {
+			t.Errorf("reading and writing %d records allocated %d times, want 0", n, a)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -83,9 +84,9 @@ type Source struct {
 	byHook  map[int]*Hook
 
 	mu           sync.Mutex
-	userFiltered map[int]uint64 // per hook index
-	written      []uint64       // per interface
-	unknown      uint64         // records of unknown hooks or link types
+	userFiltered map[int]uint64  // per hook index
+	written      []atomic.Uint64 // per interface; counted without mu
+	unknown      uint64          // records of unknown hooks or link types
 	final        []pcapng.InterfaceStats
 	detached     bool
 	detachOn     func(func() error) error // nil: detach in place
@@ -96,6 +97,23 @@ type Source struct {
 	// to report with the hook's next packet. Used by Run's goroutine only.
 	losses      map[int]*LossCounter
 	dropPending map[int]uint64
+	// pending is how many hooks have losses in dropPending, so that
+	// deliver looks the map up only then.
+	pending int
+
+	// route is where the previous record went: records come in runs from
+	// one hook and link type, so most skip the map lookups.
+	route struct {
+		key  ifKey
+		hook *Hook
+		ifc  int
+		ok   bool
+	}
+	// dev is the device name of the previous record.
+	dev struct {
+		ifindex, netns uint32
+		name           string
+	}
 
 	// links serve several hooks (detached after the hooks' own links);
 	// closers are closed last (Builder.Detach, Builder.OnClose).
@@ -191,7 +209,7 @@ func newSource(ring *Ring, hooks []Hook, opts SourceOptions, links, closers []io
 			s.ifaces = append(s.ifaces, c)
 		}
 	}
-	s.written = make([]uint64, len(s.ifaces))
+	s.written = make([]atomic.Uint64, len(s.ifaces))
 	return s, nil
 }
 
@@ -237,20 +255,28 @@ func (s *Source) Run(ctx context.Context, sink pcapng.PacketWriter) error {
 	return detachErr
 }
 
-// deliver turns one event into a packet and writes it.
+// deliver turns one event into a packet and writes it. It allocates
+// nothing once the names it caches are known, and takes no lock for a
+// packet written.
 func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
-	h := s.byHook[int(ev.Hook)]
 	lt := pcapng.LinkType(ev.LinkType)
-	if h != nil && h.CookRaw && lt == pcapng.LinkTypeRaw {
-		lt = pcapng.LinkTypeLinuxSLL
+	key := ifKey{int(ev.Hook), lt}
+	if !s.route.ok || s.route.key != key {
+		h := s.byHook[key.hook]
+		if h != nil && h.CookRaw && lt == pcapng.LinkTypeRaw {
+			lt = pcapng.LinkTypeLinuxSLL
+		}
+		ifc, ok := s.ifIndex[ifKey{key.hook, lt}]
+		if h == nil || !ok {
+			s.mu.Lock()
+			s.unknown++
+			s.mu.Unlock()
+			return nil
+		}
+		s.route.key, s.route.hook, s.route.ifc, s.route.ok = key, h, ifc, true
 	}
-	ifc, ok := s.ifIndex[ifKey{int(ev.Hook), lt}]
-	if h == nil || !ok {
-		s.mu.Lock()
-		s.unknown++
-		s.mu.Unlock()
-		return nil
-	}
+	h, ifc := s.route.hook, s.route.ifc
+	lt = s.ifaces[ifc].LinkType
 	m := h.matcher
 	if ev.Flags&perfring.FlagUndecided != 0 {
 		// The kernel filter kept the packet without a verdict: its
@@ -273,10 +299,13 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 		Hook:        s.ifaces[ifc].Name,
 		VerdictType: pcapng.VerdictNone,
 	}
-	if d := s.dropPending[int(ev.Hook)]; d > 0 {
-		p.Flags |= pcapng.HasDropCount
-		p.DropCount = d
-		s.dropPending[int(ev.Hook)] = 0
+	if s.pending > 0 {
+		if d := s.dropPending[int(ev.Hook)]; d > 0 {
+			p.Flags |= pcapng.HasDropCount
+			p.DropCount = d
+			s.dropPending[int(ev.Hook)] = 0
+			s.pending--
+		}
 	}
 	if ev.PacketID != 0 {
 		p.Flags |= pcapng.HasPacketID
@@ -305,7 +334,10 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 		p.DropReason = s.reasonName(ev.Reason)
 	}
 	if ev.Ifindex != 0 {
-		p.Device = s.deviceName(ev.Ifindex, ev.Netns)
+		if s.dev.name == "" || s.dev.ifindex != ev.Ifindex || s.dev.netns != ev.Netns {
+			s.dev.ifindex, s.dev.netns, s.dev.name = ev.Ifindex, ev.Netns, s.deviceName(ev.Ifindex, ev.Netns)
+		}
+		p.Device = s.dev.name
 	}
 	if ev.Flags&perfring.FlagHasTask != 0 {
 		p.Flags |= pcapng.HasPID
@@ -326,9 +358,7 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 	if err := sink.WritePacket(p); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.written[ifc]++
-	s.mu.Unlock()
+	s.written[ifc].Add(1)
 	return nil
 }
 
@@ -347,7 +377,12 @@ func (s *Source) collectLosses() {
 			s.losses[idx] = l
 		}
 		l.Observe(lost)
-		s.dropPending[idx] += l.Take()
+		if d := l.Take(); d > 0 {
+			if s.dropPending[idx] == 0 {
+				s.pending++
+			}
+			s.dropPending[idx] += d
+		}
 	}
 }
 
@@ -424,8 +459,8 @@ func (s *Source) collect() []pcapng.InterfaceStats {
 	extra := map[int]uint64{} // packets written to a hook's other interfaces
 	for key, i := range s.ifIndex {
 		if i != s.firstIface(key.hook) {
-			out[i].Captured = s.written[i]
-			extra[key.hook] += s.written[i]
+			out[i].Captured = s.written[i].Load()
+			extra[key.hook] += out[i].Captured
 		}
 	}
 	for hook := range s.byHook {

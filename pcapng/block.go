@@ -55,8 +55,17 @@ type blockBuf struct {
 // start resets the buffer and writes the block type and a placeholder length.
 func (bb *blockBuf) start(typ uint32) {
 	bb.b = bb.b[:0]
+	bb.begin(typ)
+}
+
+// begin appends a block's type and a placeholder length to what bb holds
+// (a block built in place after others) and returns where the block
+// starts, for end.
+func (bb *blockBuf) begin(typ uint32) int {
+	base := len(bb.b)
 	bb.u32(typ)
 	bb.u32(0)
+	return base
 }
 
 func (bb *blockBuf) u16(v uint16) { bb.b = le.AppendUint16(bb.b, v) }
@@ -69,11 +78,10 @@ func (bb *blockBuf) bytes(p []byte) {
 	bb.zeros(pad4(len(p)) - len(p))
 }
 
-func (bb *blockBuf) zeros(n int) {
-	for range n {
-		bb.b = append(bb.b, 0)
-	}
-}
+var zeroPad [4]byte
+
+// zeros appends n < 4 zero bytes (padding).
+func (bb *blockBuf) zeros(n int) { bb.b = append(bb.b, zeroPad[:n]...) }
 
 // optHeader appends an option header; the caller appends length bytes and
 // then calls optPad.
@@ -122,11 +130,18 @@ func (bb *blockBuf) optTimestamp(code uint16, ns uint64) {
 // finish appends the end-of-options marker if options were written
 // (hasOpts), the trailing length, and patches the leading length.
 func (bb *blockBuf) finish(hasOpts bool) []byte {
+	bb.end(0, hasOpts)
+	return bb.b
+}
+
+// end finishes the block that begins at base (begin): the end-of-options
+// marker if options were written, the trailing length, and the leading
+// length patched.
+func (bb *blockBuf) end(base int, hasOpts bool) {
 	if hasOpts {
 		bb.u32(optEnd)
 	}
-	n := len(bb.b) + 4
+	n := len(bb.b) - base + 4
 	bb.u32(uint32(n))
-	le.PutUint32(bb.b[4:], uint32(n))
-	return bb.b
+	le.PutUint32(bb.b[base+4:], uint32(n))
 }

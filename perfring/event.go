@@ -87,8 +87,10 @@ type EventHeader struct {
 // Event is one decoded record: the header and the packet bytes.
 type Event struct {
 	EventHeader
-	// Data holds CapLen bytes of packet data. It aliases the reader's
-	// buffer and is only valid until the next read.
+	// Data holds CapLen bytes of packet data. It aliases the record
+	// (for a ring buffer, the kernel's read-only mapped ring): it must not
+	// be written to, and is only valid until the callback it was passed
+	// to returns.
 	Data []byte
 }
 

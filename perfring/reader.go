@@ -9,7 +9,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/perf"
-	"github.com/cilium/ebpf/ringbuf"
 )
 
 // ErrClosed is returned by reads on a closed Reader.
@@ -32,13 +31,24 @@ type Options struct {
 // array. ReadBatch and Drain must not be called concurrently; Close may
 // be called from another goroutine and interrupts them.
 type Reader struct {
-	rb   *ringbuf.Reader
+	rb   *ringReader
 	pr   *perf.Reader
 	poll time.Duration
 
-	rbRec ringbuf.Record
 	prRec perf.Record
 	ev    Event
+
+	// The callback of the ring read in progress, its last error and the
+	// events passed to it; onRecord is bound once, so reads allocate
+	// nothing.
+	// Set per read: the callbacks and what they returned. decode and
+	// onRing are the method values, made once so reads allocate nothing.
+	fn     func(*Event) error
+	rawFn  func(raw []byte) error
+	fnErr  error
+	passed int
+	decode func(raw []byte) error
+	onRing func(raw []byte) error
 
 	lost    atomic.Uint64
 	records atomic.Uint64
@@ -49,13 +59,15 @@ type Reader struct {
 // a BPF_MAP_TYPE_PERF_EVENT_ARRAY map.
 func NewReader(m *ebpf.Map, opts Options) (*Reader, error) {
 	r := &Reader{poll: opts.PollInterval}
+	r.decode = r.decodeRecord
+	r.onRing = r.ringRecord
 	if r.poll <= 0 {
 		r.poll = 50 * time.Millisecond
 	}
 	var err error
 	switch m.Type() {
 	case ebpf.RingBuf:
-		r.rb, err = ringbuf.NewReader(m)
+		r.rb, err = newRingReader(m)
 		if err != nil {
 			return nil, fmt.Errorf("open ringbuf reader: %w", err)
 		}
@@ -111,47 +123,62 @@ func (r *Reader) Drain(fn func(*Event) error) (int, error) {
 	return r.read(time.Now(), fn)
 }
 
-// ReadRawBatch is ReadBatch for records that are not bpfcap events (a
-// program's bpfcap_output() records): fn gets each record's raw bytes,
-// valid until it returns.
+// ReadRawBatch is ReadBatch for records that are not bpfcap events (a BPF
+// program's own record layout): fn gets each record's bytes, valid only
+// until it returns.
 func (r *Reader) ReadRawBatch(fn func(raw []byte) error) (int, error) {
 	return r.readRaw(time.Now().Add(r.poll), fn)
 }
 
-// DrainRaw is Drain for records that are not bpfcap events.
+// DrainRaw is Drain for records that are not bpfcap events (see
+// ReadRawBatch).
 func (r *Reader) DrainRaw(fn func(raw []byte) error) (int, error) {
 	return r.readRaw(time.Now(), fn)
 }
 
+// read passes the events that arrive before deadline to fn (under
+// constant load, it returns after about two poll intervals).
 func (r *Reader) read(deadline time.Time, fn func(*Event) error) (int, error) {
-	return r.readRaw(deadline, func(raw []byte) error {
-		if err := Decode(raw, &r.ev); err != nil {
-			r.bad.Add(1)
-			return errSkip
-		}
-		return fn(&r.ev)
-	})
+	r.fn = fn
+	n, err := r.readRaw(deadline, r.decode)
+	r.fn = nil
+	return n, err
 }
 
 // errSkip tells readRaw a record was passed over (not counted).
 var errSkip = errors.New("record skipped")
 
-// readRaw passes the records that arrive before deadline to fn (under
-// constant load, it returns after about two poll intervals).
-func (r *Reader) readRaw(deadline time.Time, fn func(raw []byte) error) (int, error) {
-	if r.rb != nil {
-		r.rb.SetDeadline(deadline)
-	} else {
-		r.pr.SetDeadline(deadline)
+// decodeRecord decodes one record for read's fn; a malformed one is
+// counted and skipped.
+func (r *Reader) decodeRecord(raw []byte) error {
+	if err := Decode(raw, &r.ev); err != nil {
+		r.bad.Add(1)
+		return errSkip
 	}
+	return r.fn(&r.ev)
+}
+
+// readRaw passes the records that arrive before deadline to fn, which may
+// return errSkip for a record it passed over.
+func (r *Reader) readRaw(deadline time.Time, fn func(raw []byte) error) (int, error) {
 	stop := deadline.Add(r.poll)
+	if r.rb != nil {
+		r.rawFn, r.fnErr, r.passed = fn, nil, 0
+		_, err := r.rb.read(deadline, stop, r.onRing)
+		if err != nil && err != r.fnErr && !errors.Is(err, ErrClosed) {
+			err = fmt.Errorf("read record: %w", err)
+		}
+		r.rawFn = nil
+		return r.passed, err
+	}
+	r.pr.SetDeadline(deadline)
 	n := 0
 	for {
 		raw, err := r.next()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, nil
 		}
-		if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, perf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+		if errors.Is(err, perf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 			return n, ErrClosed
 		}
 		if err != nil {
@@ -175,14 +202,20 @@ func (r *Reader) readRaw(deadline time.Time, fn func(raw []byte) error) (int, er
 	}
 }
 
-// next returns the next raw record, or nil for a perf loss report.
-func (r *Reader) next() ([]byte, error) {
-	if r.rb != nil {
-		if err := r.rb.ReadInto(&r.rbRec); err != nil {
-			return nil, err
-		}
-		return r.rbRec.RawSample, nil
+// ringRecord passes one ring record to the read's callback and counts it.
+func (r *Reader) ringRecord(raw []byte) error {
+	err := r.rawFn(raw)
+	if err == errSkip {
+		return nil
 	}
+	r.records.Add(1)
+	r.passed++
+	r.fnErr = err
+	return err
+}
+
+// next returns the next raw perf record, or nil for a loss report.
+func (r *Reader) next() ([]byte, error) {
 	if err := r.pr.ReadInto(&r.prRec); err != nil {
 		return nil, err
 	}
@@ -197,7 +230,7 @@ func (r *Reader) next() ([]byte, error) {
 func (r *Reader) Close() error {
 	var err error
 	if r.rb != nil {
-		err = r.rb.Close()
+		err = r.rb.close()
 	} else {
 		err = r.pr.Close()
 	}

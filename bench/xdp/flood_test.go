@@ -97,3 +97,35 @@ func testFloodReachesPeer(t *testing.T, gen string) {
 		t.Fatalf("peer received %d of 10000 frames, want at least 90%%", got)
 	}
 }
+
+// TestTxRingGrows: a TX ring set up for small frames maps larger slots
+// when a larger frame comes, and both sizes reach the peer.
+func TestTxRingGrows(t *testing.T) {
+	testutils.RunsInGuests(t)
+	p := testutils.NewVethPair(t)
+	before := peerRx(t, p)
+	err := testutils.Do(t, p.HostNS, func() error {
+		r, err := newTxRing(p.HostIndex)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		small := udpFrame(net.HardwareAddr{2, 0, 0, 0, 0, 2}, 9)
+		large := append(append([]byte(nil), small...), make([]byte, 1000)...)
+		for _, f := range [][]byte{small, large, small} {
+			if err := r.send(f, 500); err != nil {
+				return err
+			}
+		}
+		if r.slot < txDataOffset+len(large) {
+			t.Errorf("slots of %d bytes after a %d-byte frame", r.slot, len(large))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := peerRx(t, p) - before; got < 1350 {
+		t.Fatalf("peer received %d of 1500 frames, want at least 90%%", got)
+	}
+}

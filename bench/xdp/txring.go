@@ -89,13 +89,21 @@ func (r *txRing) hdr(i int) *unix.Tpacket2Hdr {
 
 // load writes frame into every slot (all of them are free between sends).
 func (r *txRing) load(frame []byte) error {
+	if r.ring != nil && txDataOffset+len(frame) > r.slot {
+		// Too small for this frame: free the ring, and map a larger one.
+		if err := unix.Munmap(r.ring); err != nil {
+			return fmt.Errorf("unmap the TX ring: %w", err)
+		}
+		r.ring = nil
+		if err := unix.SetsockoptTpacketReq(r.fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &unix.TpacketReq{}); err != nil {
+			return fmt.Errorf("free the TX ring: %w", err)
+		}
+		r.next = 0
+	}
 	if r.ring == nil {
 		if err := r.setup(len(frame)); err != nil {
 			return err
 		}
-	}
-	if txDataOffset+len(frame) > r.slot {
-		return fmt.Errorf("frame of %d bytes does not fit the TX ring's slots of %d bytes", len(frame), r.slot)
 	}
 	for i := 0; i < txRingSlots; i++ {
 		copy(r.ring[i*r.slot+txDataOffset:], frame)

@@ -1,0 +1,10 @@
+// Package ratebench is the max-rate benchmark of bpfcap's capture paths
+// (make bench-rate): for frames with 64 and 1000 bytes of UDP payload, at
+// tc egress (bpfcap tc), at tp_btf:net_dev_xmit (bpfcap trace) and at XDP
+// entry (bpfcap xdp dev), it steps the offered rate of a rate-limited flood
+// up and finds the highest rate at which bpfcap, and tcpdump -w on the same
+// veth in the same run, write every packet to a file on /dev/shm; and the
+// CPU each spends per captured packet (the process's own time, plus the
+// run time of bpfcap's BPF programs from the kernel's statistics). Figures
+// are ratios against tcpdump measured in the same run.
+package ratebench

@@ -1,0 +1,17 @@
+# Max-rate benchmark: the highest offered rate bpfcap and tcpdump -w each
+# keep at 100% on the same veth, and the CPU each spends per captured
+# packet, at tc egress, tp_btf:net_dev_xmit and XDP, for 64 B and 1000 B
+# UDP payloads (bench/rate; CPU 0 floods, CPU 1 captures, files on
+# /dev/shm; ratios against tcpdump in the same run). About five minutes.
+# On a shared 2-core machine the generator (softirqs of CPU 0) is often
+# the limit: generator-bound=1 marks a case where a tool kept everything
+# offered, so its loss-free figure is a floor. Single runs vary by 30% and
+# more when other work shares the CPUs; compare ratios of one run.
+#   make bench-rate                       # this tree's bpfcap
+#   make bench-rate BPFCAP_RATE_BIN=path  # another build (e.g. main's)
+#   make bench-rate BPFCAP_RATE_ARGS='-B 32768' BPFCAP_RATE_STEP=2s
+.PHONY: bench-rate
+
+bench-rate: deps
+	BPFCAP_RATE_BIN=$(BPFCAP_RATE_BIN) BPFCAP_RATE_ARGS='$(BPFCAP_RATE_ARGS)' BPFCAP_RATE_STEP=$(BPFCAP_RATE_STEP) \
+	  $(GO) test -count=1 -timeout 30m -run '^$$' -bench 'GeneratorRate|MaxRate|StalledReader' -benchtime 1x ./bench/rate/
