@@ -84,6 +84,10 @@ type Options struct {
 	// into the stub as without InlineFilter (Program.InlineErr says why),
 	// and falls back to filtering in userspace as usual from there.
 	InlineFilter bool
+	// Maps are maps of the object, by name, that the session's programs
+	// share besides the ring's (e.g. the probe's packet tracking): the
+	// program uses them instead of creating its own. The caller owns them.
+	Maps map[string]*ebpf.Map
 }
 
 // Program is one loaded capture program, ready to attach.
@@ -288,6 +292,9 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		}
 	}
 	repl := ring.replacements()
+	for name, m := range opts.Maps {
+		repl[name] = m
+	}
 	if ring.Perf() {
 		spec.Maps[RingMap] = ringPlaceholder()
 	}

@@ -17,10 +17,11 @@ import (
 // newTraceCmd builds `bpfcap trace HOOK... [keywords] [FILTER...]`.
 func newTraceCmd(env *cliEnv) *cobra.Command {
 	var (
-		o       captureOptions
-		netmask string
-		meta    metaFlags
-		maxRate int
+		o            captureOptions
+		netmask      string
+		meta         metaFlags
+		maxRate      int
+		track, stack bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -93,7 +94,18 @@ true one.
 captures at most N matching packets per second on each CPU (bursts of N/10),
 and the kernel sheds the rest before copying them; shed packets are counted
 apart from losses (stderr at exit; isb_osdrop and the statistics comment in
-the file).`,
+the file).
+
+--track follows each packet the filter matched at any hook: every later
+hook captures it even when the filter no longer matches it (after a DNAT,
+say) until the kernel frees it, and its packet id (epb_packetid, "id" on
+the terminal) is never given to another packet. Where the kernel lets
+fexit programs attach to skb_clone and skb_copy, clones and copies are
+followed too, each with its own id and "parent=ID" in its comment;
+elsewhere bpfcap says so. At the kfree_skb family of tracepoints the
+comment says where the packet was freed ("location=nf_hook_slow+0x8c");
+--stack adds the kernel stack of each captured packet
+("stack=kfree_skb_reason<-nf_hook_slow<-..."), innermost first.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp
@@ -147,6 +159,8 @@ the file).`,
 					Proto:          o.Proto,
 					Device:         dev,
 					DeviceNetns:    nsPath,
+					Track:          track,
+					Stack:          stack,
 				})
 				if err != nil {
 					return nil, didYouMean(withHint(err))
@@ -163,6 +177,8 @@ the file).`,
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	addMetaFlags(cmd.Flags(), &meta)
 	addMaxRateFlag(cmd.Flags(), &maxRate)
+	cmd.Flags().BoolVar(&track, "track", false, "follow every packet the filter matched at any hook until it is freed (through NAT; clones where fexit works)")
+	cmd.Flags().BoolVar(&stack, "stack", false, "record the kernel stack of each captured packet")
 	return cmd
 }
 
