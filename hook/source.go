@@ -293,7 +293,6 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 		Timestamp:   s.ring.WallTime(ev.Timestamp),
 		Data:        ev.Data,
 		WireLen:     int(ev.WireLen),
-		Hook:        s.ifaces[ifc].Name,
 		VerdictType: pcapng.VerdictNone,
 	}
 	if s.pending > 0 {

@@ -5,13 +5,16 @@ import (
 	"strings"
 )
 
-// CommentKeys are the keys of the readable metadata a Writer puts in a
-// packet's opt_comment, in the order it writes them ("hook=... reason=...").
+// CommentKeys are the keys of the readable metadata in a packet's
+// opt_comment, in the order a Writer writes them ("reason=... dev=...").
+// A Writer writes hook only for a packet whose hook is not its
+// interface's name; verdict and dir are read from files of earlier
+// versions, which repeated epb_verdict and epb_flags in the comment.
 var CommentKeys = []string{"hook", "verdict", "reason", "dev", "dir", "pid", "comm", "netns", "mark"}
 
 // ParseComment reads the metadata a Writer wrote into a packet's
-// opt_comment back into p's fields (Hook, DropReason, Device, PID, Comm,
-// Netns, Mark; Direction when p has none) and returns the text that is
+// opt_comment back into p's fields (DropReason, Device, PID, Comm, Netns,
+// Mark; Hook when the comment names one; Direction when p has none) and returns the text that is
 // not metadata (a free-form comment, or ""). A comm runs up to the next
 // " key=" of a known key, so it may hold spaces; other values end at a
 // space. The verdict is left

@@ -288,8 +288,8 @@ func (w *Writer) AddInterface(ifc Interface) (int, error) {
 // Interfaces returns the interfaces added so far, by index.
 func (w *Writer) Interfaces() []Interface { return w.ifaces }
 
-// WritePacket writes p as an Enhanced Packet Block with its options and a
-// readable comment. Data beyond the interface's snap length is not
+// WritePacket writes p as an Enhanced Packet Block with its options and,
+// when p has metadata that no option carries, a readable comment. Data beyond the interface's snap length is not
 // stored. The block is built in place in the output buffer, so p.Data is
 // copied once, and nothing is allocated once the buffers have grown.
 // (writev of the packet where it lies would save that copy, but it costs
@@ -322,10 +322,8 @@ func (w *Writer) WritePacket(p *Packet) error {
 	bb.u32(uint32(wire))
 	bb.bytes(data)
 
-	w.cb = appendComment(w.cb[:0], ifc.Name, p)
-	if len(w.cb) > 0 {
-		bb.optBytes(optComment, w.cb)
-	}
+	opts := len(bb.b)
+	bb.comment(ifc.Name, p)
 	if p.Direction != DirectionUnknown {
 		bb.optU32(optEPBFlags, uint32(p.Direction)&3)
 	}
@@ -344,33 +342,50 @@ func (w *Writer) WritePacket(p *Packet) error {
 		bb.u64(uint64(p.Verdict))
 		bb.optPad(9)
 	}
-	bb.end(base, true)
+	bb.end(base, len(bb.b) > opts)
 	w.buf = bb.b
 	w.added(p.Interface)
 	return nil
 }
 
-// appendComment appends the readable metadata of p: hook, verdict, drop
-// reason, device, task, netns, mark and the free-form comment.
+// comment appends p's opt_comment, built in place: the readable metadata
+// that no standard option and no interface field carries (appendComment).
+// It appends nothing when there is none.
+func (bb *blockBuf) comment(ifname string, p *Packet) {
+	at := len(bb.b)
+	bb.optHeader(optComment, 0)
+	bb.b = appendComment(bb.b, ifname, p)
+	n := len(bb.b) - at - 4
+	switch {
+	case n == 0:
+		bb.b = bb.b[:at]
+		return
+	case n > 0xffff:
+		bb.b = bb.b[:at+4+0xffff]
+		n = 0xffff
+	}
+	le.PutUint16(bb.b[at+2:], uint16(n))
+	bb.optPad(n)
+}
+
+// appendComment appends the readable metadata of p that has no standard
+// place: drop reason, device, task, netns, mark and the free-form
+// comment; and the hook, only when p names one other than its interface
+// (ifname). What pcapng has a field for is left to it: the hook is the
+// interface's if_name, the direction epb_flags, the verdict epb_verdict,
+// the packet id epb_packetid.
 func appendComment(b []byte, ifname string, p *Packet) []byte {
+	start := len(b)
 	field := func(b []byte, key string) []byte {
-		if len(b) > 0 {
+		if len(b) > start {
 			b = append(b, ' ')
 		}
 		b = append(b, key...)
 		return append(b, '=')
 	}
-	hook := p.Hook
-	if hook == "" {
-		hook = ifname
-	}
-	if hook != "" {
+	if p.Hook != "" && p.Hook != ifname {
 		b = field(b, "hook")
-		b = append(b, hook...)
-	}
-	if p.VerdictType == VerdictTC || p.VerdictType == VerdictXDP {
-		b = field(b, "verdict")
-		b = append(b, VerdictName(p.VerdictType, p.Verdict)...)
+		b = append(b, p.Hook...)
 	}
 	if p.DropReason != "" {
 		b = field(b, "reason")
@@ -379,10 +394,6 @@ func appendComment(b []byte, ifname string, p *Packet) []byte {
 	if p.Device != "" {
 		b = field(b, "dev")
 		b = append(b, p.Device...)
-	}
-	if p.Direction != DirectionUnknown {
-		b = field(b, "dir")
-		b = append(b, p.Direction.String()...)
 	}
 	if p.Flags&HasPID != 0 {
 		b = field(b, "pid")
@@ -402,13 +413,10 @@ func appendComment(b []byte, ifname string, p *Packet) []byte {
 		b = strconv.AppendUint(b, uint64(p.Mark), 16)
 	}
 	if p.Comment != "" {
-		if len(b) > 0 {
+		if len(b) > start {
 			b = append(b, ' ')
 		}
 		b = append(b, p.Comment...)
-	}
-	if len(b) > 0xffff {
-		b = b[:0xffff]
 	}
 	return b
 }
