@@ -29,8 +29,8 @@ tracing program that includes bpf/bpfcap.h and calls
 where it wants a packet recorded (the bpf_pcap() helper proposed in 2019,
 without a kernel change). The id is 64 bits of the program's choosing (a
 rule id, a drop reason, an skb hash): bpfcap writes it as the packet's
-epb_packetid and as "id=0x..." in its comment, to correlate packets with
-the program's other tracing data.
+epb_packetid (Wireshark's frame.packet_id; "id 0x..." on -v lines), to
+correlate packets with the program's other tracing data.
 
 bpfcap finds the program by id, pinned path (a pinned link works too) or
 name, finds the header's maps (the ring bpfcap_events and .data.bpfcap,
