@@ -296,9 +296,10 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 	}
 	// The packet is reused field by field: assigning a whole Packet
 	// literal costs a tenth of this function (a copy of ~200 bytes with
-	// pointer writes). Hook and Comment are never set.
+	// pointer writes). Comment is never set.
 	p := &s.pkt
 	p.Interface = ifc
+	p.Hook = s.ifaces[ifc].Name // for live readers; the writer leaves it to if_name
 	p.Timestamp = s.ring.WallTime(ev.Timestamp)
 	p.Data = ev.Data
 	p.WireLen = int(ev.WireLen)
