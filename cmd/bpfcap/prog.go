@@ -55,7 +55,7 @@ the next packet's epb_dropcount. The ring buffer is the program's own
 All programs of one object share its capture maps: capturing one captures
 what any of them emits (their ids tell them apart).`,
 		Example: `  bpfcap prog name progcap_xdp -w rules.pcapng
-  bpfcap prog pinned /sys/fs/bpf/my_prog 'udp port 53' | tshark -r - -T fields -e frame.comment
+  bpfcap prog pinned /sys/fs/bpf/my_prog 'udp port 53' | tshark -r - -T fields -e frame.packet_id
   bpfcap prog id 42 proto ip -c 10 'tcp[tcpflags] & tcp-rst != 0'`,
 		Args: needArgs("prog needs a program: bpfcap prog id ID, pinned PATH or name NAME (bpftool prog show lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
