@@ -126,3 +126,41 @@ func TestCommentOnlyWhatNoFieldCarries(t *testing.T) {
 		t.Errorf("EPB sizes %v, want %v", sizes, want)
 	}
 }
+
+// TestCommentNetnsChanges: the netns text is reused only for the same
+// netns; each packet's comment names its own.
+func TestCommentNetnsChanges(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, WriterOptions{Application: "bpfcap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := w.AddInterface(Interface{Name: "tp_btf:net_dev_xmit", LinkType: LinkTypeEthernet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netns := []uint32{4026531840, 4026531840, 7, 4026532000, 4026531840}
+	for _, n := range netns {
+		p := Packet{Interface: idx, Timestamp: time.Unix(1, 0), Data: make([]byte, 20), WireLen: 20, VerdictType: VerdictNone, Flags: HasNetns, Netns: n}
+		if err := w.WritePacket(&p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range netns {
+		p, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Packet
+		if ParseComment(p.Comment, &got); got.Netns != want || got.Flags&HasNetns == 0 {
+			t.Errorf("packet %d: comment %q, want netns %d", i, p.Comment, want)
+		}
+	}
+}

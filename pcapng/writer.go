@@ -46,6 +46,7 @@ type Writer struct {
 	failed    bool // a write failed: statistics report what out holds
 	bb        blockBuf
 	cb        []byte // comment scratch
+	netns     decimalCache
 	err       error  // sticky write error
 	partial   bool   // out ends with part of a block
 	idbOut    int    // Interface Description Blocks in out
@@ -323,7 +324,7 @@ func (w *Writer) WritePacket(p *Packet) error {
 	bb.bytes(data)
 
 	opts := len(bb.b)
-	bb.comment(ifc.Name, p)
+	bb.comment(ifc.Name, p, &w.netns)
 	if p.Direction != DirectionUnknown {
 		bb.optU32(optEPBFlags, uint32(p.Direction)&3)
 	}
@@ -351,10 +352,10 @@ func (w *Writer) WritePacket(p *Packet) error {
 // comment appends p's opt_comment, built in place: the readable metadata
 // that no standard option and no interface field carries (appendComment).
 // It appends nothing when there is none.
-func (bb *blockBuf) comment(ifname string, p *Packet) {
+func (bb *blockBuf) comment(ifname string, p *Packet, netns *decimalCache) {
 	at := len(bb.b)
 	bb.optHeader(optComment, 0)
-	bb.b = appendComment(bb.b, ifname, p)
+	bb.b = appendComment(bb.b, ifname, p, netns)
 	n := len(bb.b) - at - 4
 	switch {
 	case n == 0:
@@ -373,8 +374,8 @@ func (bb *blockBuf) comment(ifname string, p *Packet) {
 // comment; and the hook, only when p names one other than its interface
 // (ifname). What pcapng has a field for is left to it: the hook is the
 // interface's if_name, the direction epb_flags, the verdict epb_verdict,
-// the packet id epb_packetid.
-func appendComment(b []byte, ifname string, p *Packet) []byte {
+// the packet id epb_packetid. netns keeps the text of the last netns.
+func appendComment(b []byte, ifname string, p *Packet, netns *decimalCache) []byte {
 	start := len(b)
 	field := func(b []byte, key string) []byte {
 		if len(b) > start {
@@ -405,7 +406,7 @@ func appendComment(b []byte, ifname string, p *Packet) []byte {
 	}
 	if p.Flags&HasNetns != 0 {
 		b = field(b, "netns")
-		b = strconv.AppendUint(b, uint64(p.Netns), 10)
+		b = netns.append(b, p.Netns)
 	}
 	if p.Flags&HasMark != 0 {
 		b = field(b, "mark")
@@ -419,6 +420,22 @@ func appendComment(b []byte, ifname string, p *Packet) []byte {
 		b = append(b, p.Comment...)
 	}
 	return b
+}
+
+// decimalCache holds the decimal text of the last number it formatted:
+// consecutive packets mostly share a netns, and formatting its ten-digit
+// inode number costs more than the rest of a comment.
+type decimalCache struct {
+	v    uint32
+	text []byte
+}
+
+// append appends the decimal text of v.
+func (c *decimalCache) append(b []byte, v uint32) []byte {
+	if len(c.text) == 0 || c.v != v {
+		c.v, c.text = v, strconv.AppendUint(c.text[:0], uint64(v), 10)
+	}
+	return append(b, c.text...)
 }
 
 // WriteStats writes an Interface Statistics Block for interface ifIndex
