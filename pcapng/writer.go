@@ -47,9 +47,9 @@ type Writer struct {
 	bb        blockBuf
 	cb        []byte // comment scratch
 	netns     decimalCache
-	err       error  // sticky write error
-	partial   bool   // out ends with part of a block
-	idbOut    int    // Interface Description Blocks in out
+	err       error // sticky write error
+	partial   bool  // out ends with part of a block
+	idbOut    int   // Interface Description Blocks in out
 }
 
 // blockMark is the end of one block in Writer.buf and, for a packet, its
