@@ -66,6 +66,9 @@ type SourceOptions struct {
 	// processes; "ifindex N" where none has it). Called once per
 	// (ifindex, netns); cached.
 	DeviceName func(ifindex, netns uint32) string
+	// Comment returns the words a packet's comment gets after bpfcap's
+	// metadata, e.g. "location=kfree_skb_reason+0x4a" (nil: none).
+	Comment func(ev *perfring.EventHeader) string
 }
 
 // Source reads a Ring and turns its records into pcapng packets for the
@@ -296,7 +299,8 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 	}
 	// The packet is reused field by field: assigning a whole Packet
 	// literal costs a tenth of this function (a copy of ~200 bytes with
-	// pointer writes). Comment is never set.
+	// pointer writes). Comment is set only by SourceOptions.Comment, for
+	// every packet.
 	p := &s.pkt
 	p.Interface = ifc
 	p.Hook = s.ifaces[ifc].Name // for live readers; the writer leaves it to if_name
@@ -363,6 +367,9 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 	if ev.Mark != 0 {
 		p.Flags |= pcapng.HasMark
 		p.Mark = ev.Mark
+	}
+	if s.opts.Comment != nil {
+		p.Comment = s.opts.Comment(&ev.EventHeader)
 	}
 	if err := sink.WritePacket(p); err != nil {
 		return err
