@@ -164,3 +164,21 @@ func TestCommentNetnsChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestParseCommentSourceWords: the words a source adds after the metadata
+// (location, parent, stack) end a comm and come back as the text left.
+func TestParseCommentSourceWords(t *testing.T) {
+	for _, c := range []struct{ comment, comm, rest string }{
+		{"pid=7 comm=Web Content location=nf_hook_slow+0x9d stack=a<-b", "Web Content", "location=nf_hook_slow+0x9d stack=a<-b"},
+		{"pid=7 comm=swapper/0 netns=1 location=x parent=0x1", "swapper/0", "location=x parent=0x1"},
+	} {
+		var p Packet
+		rest := ParseComment(c.comment, &p)
+		if p.Comm != c.comm || p.PID != 7 || rest != c.rest {
+			t.Errorf("%q: comm %q, pid %d, rest %q; want %q, 7, %q", c.comment, p.Comm, p.PID, rest, c.comm, c.rest)
+		}
+	}
+	if rest := ParseComment("location=ip_rcv_core+0x1a", &Packet{}); rest != "location=ip_rcv_core+0x1a" {
+		t.Errorf("a comment of source words only came back as %q", rest)
+	}
+}
