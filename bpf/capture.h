@@ -200,15 +200,25 @@ static __noinline __u32 bpfcap_filter_scratch(const void *buf, __u32 cap_len, __
 	return ret;
 }
 
-/* Adds one to stat for this program's hook. */
-static __always_inline void bpfcap_stat_inc(__u32 stat)
+/*
+ * Adds one to stat for hook index hook. A program that serves one hook
+ * counts with bpfcap_stat_inc; one that serves several (a kprobe-multi
+ * program, whose attach cookie names the hook) passes the hook of the run.
+ */
+static __always_inline void bpfcap_hook_stat_inc(__u32 hook, __u32 stat)
 {
 	__u32 rows = bpfcap_cfg.max_hooks ? bpfcap_cfg.max_hooks : BPFCAP_MAX_HOOKS;
-	__u32 key = (bpf_get_smp_processor_id() * rows + bpfcap_cfg.hook) * BPFCAP_NSTATS + stat;
+	__u32 key = (bpf_get_smp_processor_id() * rows + hook) * BPFCAP_NSTATS + stat;
 	__u64 *v = bpf_map_lookup_elem(&bpfcap_stats, &key);
 
 	if (v)
 		*v += 1;
+}
+
+/* Adds one to stat for this program's hook. */
+static __always_inline void bpfcap_stat_inc(__u32 stat)
+{
+	bpfcap_hook_stat_inc(bpfcap_cfg.hook, stat);
 }
 
 /*
@@ -277,10 +287,10 @@ static __always_inline int bpfcap_want_dev(__u32 ifindex, __u32 netns)
 
 /*
  * Takes this CPU's scratch record for the current nesting level, or returns
- * NULL (and counts BPFCAP_STAT_NESTED) when all levels are in use. Every
- * non-NULL return must be paired with bpfcap_scratch_put().
+ * NULL (and counts BPFCAP_STAT_NESTED for hook) when all levels are in use.
+ * Every non-NULL return must be paired with bpfcap_scratch_put().
  */
-static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
+static __always_inline struct bpfcap_scratch_record *bpfcap_hook_scratch_get(__u32 hook)
 {
 	__u32 zero = 0, level, key;
 	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
@@ -290,7 +300,7 @@ static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
 		return NULL;
 	level = *nest;
 	if (level >= BPFCAP_NEST_LEVELS) {
-		bpfcap_stat_inc(BPFCAP_STAT_NESTED);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_NESTED);
 		return NULL;
 	}
 	*nest = level + 1;
@@ -298,10 +308,16 @@ static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
 	rec = bpf_map_lookup_elem(&bpfcap_scratch, &key);
 	if (!rec) {
 		*nest = level;
-		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_ERROR);
 		return NULL;
 	}
 	return rec;
+}
+
+/* bpfcap_hook_scratch_get for this program's hook. */
+static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_get(void)
+{
+	return bpfcap_hook_scratch_get(bpfcap_cfg.hook);
 }
 
 /*
@@ -432,8 +448,8 @@ static __always_inline __u64 bpfcap_ring_wakeup(__u64 size)
 
 /*
  * Sends rec->ev and the first cap_len bytes of rec->data to userspace and
- * counts BPFCAP_STAT_CAPTURED or BPFCAP_STAT_LOST. rec->ev.cap_len must
- * already equal cap_len. ctx is the program's context (perf needs it).
+ * counts BPFCAP_STAT_CAPTURED or BPFCAP_STAT_LOST for rec->ev.hook.
+ * rec->ev.cap_len must already equal cap_len. ctx is the program's context (perf needs it).
  *
  * Ringbuf wake-ups are batched: only the record that takes the pending
  * data past bpfcap_cfg.wakeup_bytes wakes the reader, which also polls
@@ -451,7 +467,7 @@ static __always_inline long bpfcap_submit(void *ctx, struct bpfcap_scratch_recor
 	} else {
 		err = bpf_ringbuf_output(&bpfcap_ring, rec, size, bpfcap_ring_wakeup(size));
 	}
-	bpfcap_stat_inc(err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
+	bpfcap_hook_stat_inc(rec->ev.hook, err ? BPFCAP_STAT_LOST : BPFCAP_STAT_CAPTURED);
 	return err;
 }
 
@@ -568,9 +584,11 @@ static __always_inline __u32 bpfcap_filter_head(__u32 want)
  *
  * A cap on the packets one hook captures per CPU: a token bucket per
  * CPU (GCRA), rate_interval ns per packet with rate_burst packets back to
- * back, kept in this program's own bpfcap_rate (one program per hook, so
- * one bucket per hook and CPU). A shed packet counts BPFCAP_STAT_SHED and
- * costs a clock read; losses (BPFCAP_STAT_LOST) stay the ring's alone.
+ * back, kept in this program's own bpfcap_rate: one bucket per CPU for
+ * a program that serves one hook, and for one that serves several (by
+ * attach cookie) one per hook, Go sizing the map to their number. A shed
+ * packet counts BPFCAP_STAT_SHED and costs a clock read; losses
+ * (BPFCAP_STAT_LOST) stay the ring's alone.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -579,27 +597,36 @@ struct {
 	__type(value, __u64); /* theoretical arrival time of the next packet */
 } bpfcap_rate SEC(".maps");
 
-/* Whether the rate bound lets one more packet through; counts a shed one. */
-static __always_inline int bpfcap_rate_admit(void)
+/*
+ * Whether the rate bound lets one more packet through bucket slot of
+ * bpfcap_rate (0 for a program that serves one hook, the hook index for
+ * one that serves several); counts a shed one for hook.
+ */
+static __always_inline int bpfcap_hook_rate_admit(__u32 hook, __u32 slot)
 {
 	__u64 interval = bpfcap_cfg.rate_interval, burst = bpfcap_cfg.rate_burst;
 	__u64 now, *tat;
-	__u32 zero = 0;
 
 	if (interval == 0)
 		return 1;
-	tat = bpf_map_lookup_elem(&bpfcap_rate, &zero);
+	tat = bpf_map_lookup_elem(&bpfcap_rate, &slot);
 	if (!tat)
 		return 1;
 	now = bpf_ktime_get_ns();
 	if (burst == 0)
 		burst = 1;
 	if (*tat > now + (burst - 1) * interval) {
-		bpfcap_stat_inc(BPFCAP_STAT_SHED);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_SHED);
 		return 0;
 	}
 	*tat = (*tat > now ? *tat : now) + interval;
 	return 1;
+}
+
+/* bpfcap_hook_rate_admit for this program's hook. */
+static __always_inline int bpfcap_rate_admit(void)
+{
+	return bpfcap_hook_rate_admit(bpfcap_cfg.hook, 0);
 }
 
 /*
@@ -627,11 +654,14 @@ static __always_inline void bpfcap_event_owner(struct bpfcap_event *ev, __u64 co
  * Userspace reads cap_len bytes of a record and skips the rest.
  */
 
-/* Submits a reserved record of size bytes and counts it captured. */
+/* Submits a reserved record of size bytes and counts it captured for
+ * rec->ev.hook. */
 static __always_inline void bpfcap_ring_commit(struct bpfcap_scratch_record *rec, __u64 size)
 {
+	__u32 hook = rec->ev.hook;
+
 	bpf_ringbuf_submit(rec, bpfcap_ring_wakeup(size));
-	bpfcap_stat_inc(BPFCAP_STAT_CAPTURED);
+	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_CAPTURED);
 }
 
 #ifdef BPFCAP_PACKET_TRACKING

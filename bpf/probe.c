@@ -58,6 +58,8 @@ struct probe_config {
 	__u32 frags;      /* enum probe_frags: how to find paged data */
 	__u64 page_offset; /* page_offset_base: its value, or its address */
 	__u64 vmemmap;     /* vmemmap_base: the same */
+	__u32 cookie_hook; /* the hook index is the attach cookie: one program
+			    * serves many hooks (a kprobe-multi link) */
 };
 
 /* Whether and how paged frags are copied (probe_config.frags). */
@@ -87,6 +89,18 @@ volatile const struct probe_config probe_cfg;
 		asm volatile("%0 = *(u64 *)(%1 + " #off ")" : "=r"(__v) : "r"(ctx)); \
 		__v;                                                         \
 	})
+
+/*
+ * The hook index of this run: bpfcap_cfg.hook, or the attach cookie where
+ * one program serves many hooks. The flag is a load-time constant, so
+ * programs of other kinds never reach the helper (which 5.10 lacks).
+ */
+static __always_inline __u32 probe_hook(void *ctx)
+{
+	if (probe_cfg.cookie_hook)
+		return bpf_get_attach_cookie(ctx);
+	return bpfcap_cfg.hook;
+}
 
 /* An argument of a BTF-typed program (fentry, fexit, tp_btf) or of a raw
  * tracepoint. The index is a load-time constant, so the verifier follows
@@ -476,14 +490,15 @@ static __always_inline long copy_packet(struct bpfcap_scratch_record *rec, struc
  * Fills the event of a record of cap_len bytes of skb's packet, wire_len
  * long, that the filter matched (match).
  */
-static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *skb, long wire, __u64 cap_len,
-				       __u32 linktype, int match, __u32 reason, int has_reason,
+static __always_inline void fill_event(__u32 hook, struct bpfcap_event *ev, struct sk_buff *skb, long wire,
+				       __u64 cap_len, __u32 linktype, int match, __u32 reason, int has_reason,
 				       const struct bpfcap_track_info *ti, const int direct)
 {
 	__u32 ifindex = 0, netns = 0;
 
 	device_of(skb, &ifindex, &netns, direct);
 	bpfcap_event_init(ev, wire, cap_len);
+	ev->hook = hook;
 	bpfcap_event_owner(ev, sock_cookie_of(skb, direct));
 	ev->packet_id = (__u64)(long)skb;
 	bpfcap_track_apply(ev, ti);
@@ -515,8 +530,8 @@ static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *
  * one copy: straight into a ring record reserved in the smallest of
  * four size classes per power of two that holds them.
  */
-static __always_inline void capture_to_ring(struct sk_buff *skb, unsigned char *src, __u64 cap_len, long wire,
-					    __u32 linktype, int match, __u32 reason, int has_reason,
+static __always_inline void capture_to_ring(__u32 hook, struct sk_buff *skb, unsigned char *src, __u64 cap_len,
+					    long wire, __u32 linktype, int match, __u32 reason, int has_reason,
 					    const struct bpfcap_track_info *ti, const int direct)
 {
 	struct bpfcap_scratch_record *rec = NULL;
@@ -566,15 +581,15 @@ static __always_inline void capture_to_ring(struct sk_buff *skb, unsigned char *
 		return;
 	}
 	if (!rec) {
-		bpfcap_stat_inc(BPFCAP_STAT_LOST);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_LOST);
 		return;
 	}
 	if (err < 0) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
-		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_ERROR);
 		return;
 	}
-	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, ti, direct);
+	fill_event(hook, &rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, ti, direct);
 	bpfcap_ring_commit(rec, sizeof(struct bpfcap_event) + cap_len);
 }
 
@@ -596,6 +611,7 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	unsigned char *head, *data;
 	__u32 len, data_len;
 	__u64 cap_len, want, fhead;
+	__u32 hook = probe_hook(ctx);
 
 	if (!skb)
 		return 0;
@@ -612,12 +628,12 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 		if (!bpfcap_want_meta(sock_cookie_of(skb, direct), netns, RD(direct, skb, mark)))
 			return 0;
 	}
-	bpfcap_stat_inc(BPFCAP_STAT_SEEN);
+	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_SEEN);
 
 	read_fields(skb, &f, direct);
 	hoff = start_of(&f, &linktype);
 	if (hoff < 0) {
-		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_NOHDR);
 		return 0;
 	}
 	head = f.head;
@@ -630,11 +646,11 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	/* Linear bytes from the header on; the rest is in paged frags. */
 	linear = data_off + (long)(len - data_len) - hoff;
 	if (wire <= 0 || wire > 0xffffffffL || len < data_len) {
-		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
+		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_NOHDR);
 		return 0;
 	}
 
-	rec = bpfcap_scratch_get();
+	rec = bpfcap_hook_scratch_get(hook);
 	if (!rec)
 		return 0;
 	want = wire;
@@ -646,7 +662,7 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	if (fhead > 0) {
 		copied = copy_packet(rec, skb, head, hoff, linear, data_len, fhead, direct);
 		if (copied < 0) {
-			bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+			bpfcap_hook_stat_inc(hook, BPFCAP_STAT_ERROR);
 			goto out;
 		}
 		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
@@ -655,8 +671,8 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	match = bpfcap_track_match((__u64)(long)skb, match);
 	if (!match)
 		goto out;
-	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
-	if (!bpfcap_rate_admit())
+	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_MATCHED);
+	if (!bpfcap_hook_rate_admit(hook, probe_cfg.cookie_hook ? hook : 0))
 		goto out;
 	bpfcap_track_info(ctx, (__u64)(long)skb, location, &ti);
 	/*
@@ -664,18 +680,18 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	 * it is all linear, else through the scratch record.
 	 */
 	if (!(bpfcap_cfg.flags & BPFCAP_CFG_PERF) && want > 0 && (long)want <= linear) {
-		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, &ti, direct);
+		capture_to_ring(hook, skb, head + hoff, want, wire, linktype, match, reason, has_reason, &ti, direct);
 		goto out;
 	}
 	if (fhead < want) {
 		copied = copy_packet(rec, skb, head, hoff, linear, data_len, want, direct);
 		if (copied < 0) {
-			bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+			bpfcap_hook_stat_inc(hook, BPFCAP_STAT_ERROR);
 			goto out;
 		}
 		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
 	}
-	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, &ti, direct);
+	fill_event(hook, &rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, &ti, direct);
 	bpfcap_submit(ctx, rec, cap_len);
 out:
 	bpfcap_scratch_put();

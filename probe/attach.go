@@ -42,6 +42,11 @@ func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages page
 		return nil, "", fmt.Errorf("probe object has no program %s", name)
 	}
 	cfg := probeConfig{Header: header, Frags: pages.Mode, PageOffset: pages.PageOffset, Vmemmap: pages.Vmemmap}
+	if t.Cookie {
+		// One program for many functions: the hook index is each
+		// function's attach cookie.
+		cfg.CookieHook = 1
+	}
 	switch t.Kind {
 	case KindFentry, KindFexit, KindTPBTF:
 		ps.AttachTo = t.Name

@@ -264,8 +264,12 @@ func (r *Resolver) expandFunctions(what string, want Kind, funcs []HookPoint, ex
 		exp.Notes = append(exp.Notes, fmt.Sprintf("%s: %d functions attached as %s (%s)", what, len(funcs), kind, strings.Join(why, "; ")))
 	}
 	var multi map[string]bool
-	if kind == KindKprobe && r.HaveKprobeMulti() == nil {
-		multi = r.ftraceable()
+	cookie := false
+	if kind == KindKprobe {
+		if r.HaveKprobeMulti() == nil {
+			multi = r.ftraceable()
+		}
+		cookie = r.HaveKprobeCookie() == nil
 	}
 	for _, hp := range funcs {
 		params, err := funcParams(r.kernel, hp.Name)
@@ -282,6 +286,7 @@ func (r *Resolver) expandFunctions(what string, want Kind, funcs []HookPoint, ex
 			t.ReasonArg, t.HasReason = ra, true
 		}
 		t.Multi = multi[hp.Name]
+		t.Cookie = t.Multi || cookie
 		add(t)
 	}
 	return nil
@@ -348,6 +353,30 @@ func (r *Resolver) HaveKprobeMulti() error {
 			lastErr = err
 		}
 		return featureError("kprobe-multi", lastErr)
+	})
+}
+
+// HaveKprobeCookie returns nil when a perf kprobe's link carries an
+// attach cookie (Linux 5.15+), so that one program serves many kprobes, or
+// why not. The result is cached.
+func (r *Resolver) HaveKprobeCookie() error {
+	return r.probe("kprobe_cookie", func() error {
+		prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
+			Type: ebpf.Kprobe, Instructions: trivialInsns, License: "GPL",
+		}, ebpf.ProgramOptions{LogDisabled: true})
+		if err != nil {
+			return featureError("kprobe", err)
+		}
+		defer prog.Close()
+		var lastErr error
+		for _, fn := range sampleFunctions {
+			l, err := link.Kprobe(fn, prog, &link.KprobeOptions{Cookie: 1})
+			if err == nil {
+				return l.Close()
+			}
+			lastErr = err
+		}
+		return featureError("kprobe with a cookie", lastErr)
 	})
 }
 

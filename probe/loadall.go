@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -11,17 +12,23 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/bpfcap/bpfcap/filter"
 	"github.com/bpfcap/bpfcap/hook"
 )
 
 // loadedHook is one target's program, loaded and attached, or why not.
+// Targets that share a program (by attach cookie) each hold a descriptor
+// of it, with their own hook index; each link is held by one of the
+// targets it attaches (link nil on the others).
 type loadedHook struct {
 	target *Target
 	prog   *hook.Program
 	link   link.Link
 	err    error
+	// shared says an earlier target holds prog's program too.
+	shared bool
 }
 
 // close detaches and frees what was loaded.
@@ -32,38 +39,203 @@ func (l *loadedHook) close() {
 	l.prog.Close()
 }
 
-// loadAttachAll loads (with load) and attaches one program per target,
-// up to one per CPU at a time: the verifier's work dominates, and it runs
-// on the loading thread. The i-th result is targets[i]'s.
+// loadUnits returns the targets one program serves each, as indexes into
+// targets: a target whose hook index is its attach cookie shares its
+// program with every other whose program is configured alike (one
+// kprobe-multi link attaches it to all their functions, or one perf
+// kprobe each); any other target has its own.
+func loadUnits(targets []*Target) [][]int {
+	type sharedKey struct {
+		skbArg, reasonArg, locationArg      int
+		hasReason, hasLocation, task, multi bool
+	}
+	var units [][]int
+	group := map[sharedKey]int{}
+	for i, t := range targets {
+		if !t.Cookie {
+			units = append(units, []int{i})
+			continue
+		}
+		k := sharedKey{t.SkbArg, t.ReasonArg, t.LocationArg, t.HasReason, t.HasLocation, inProcessContext(t), t.Multi}
+		u, ok := group[k]
+		if !ok {
+			u = len(units)
+			group[k] = u
+			units = append(units, nil)
+		}
+		units[u] = append(units[u], i)
+	}
+	return units
+}
+
+// loadAttachAll loads (with load) and attaches the programs of targets,
+// one per load unit (loadUnits), up to one per CPU at a time: the
+// verifier's work dominates, and it runs on the loading thread. load is
+// given the first target of a unit and its index. The i-th result is
+// targets[i]'s.
 func loadAttachAll(targets []*Target, load func(i int, t *Target) (*hook.Program, error)) []loadedHook {
 	out := make([]loadedHook, len(targets))
-	work := make(chan int)
+	for i, t := range targets {
+		out[i].target = t
+	}
+	units := loadUnits(targets)
+	work := make(chan []int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(targets)) {
+	for range min(runtime.GOMAXPROCS(0), len(units)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range work {
-				res := &out[i]
-				res.target = targets[i]
-				res.prog, res.err = load(i, targets[i])
-				if res.err != nil {
-					continue
-				}
-				res.link, res.err = attachTarget(targets[i], res.prog.Program, i)
-				if res.err != nil {
-					res.prog.Close()
-					res.prog = nil
-				}
+			for unit := range work {
+				loadAttachUnit(targets, unit, out, load)
 			}
 		}()
 	}
-	for i := range targets {
-		work <- i
+	for _, u := range units {
+		work <- u
 	}
 	close(work)
 	wg.Wait()
 	return out
+}
+
+// loadAttachUnit loads the program of the targets at unit and attaches it,
+// filling their results in out.
+func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i int, t *Target) (*hook.Program, error)) {
+	first := unit[0]
+	prog, err := load(first, targets[first])
+	if err != nil {
+		for _, i := range unit {
+			out[i].err = err
+		}
+		return
+	}
+	if !targets[first].Cookie {
+		res := &out[first]
+		if res.link, res.err = attach(targets[first], prog.Program); res.err != nil {
+			prog.Close()
+			return
+		}
+		res.prog = prog
+		return
+	}
+	attachShared := attachCookies
+	if targets[first].Multi {
+		attachShared = attachMulti
+	}
+	links, refused := attachShared(prog.Program, targets, unit)
+	shared := false
+	for _, i := range unit {
+		if err := refused[i]; err != nil {
+			out[i].err = err
+			continue
+		}
+		p := *prog
+		p.Options.Hook = i
+		if p.Program, err = prog.Program.Clone(); err != nil {
+			// Attached all the same: its records go unread.
+			out[i].err = fmt.Errorf("trace: %s: hold the program: %w", targets[i], err)
+			continue
+		}
+		out[i].prog, out[i].shared, shared = &p, shared, true
+	}
+	prog.Close()
+	for _, ml := range links {
+		holder := slices.IndexFunc(ml.idxs, func(i int) bool { return out[i].err == nil })
+		if holder < 0 {
+			ml.link.Close()
+			continue
+		}
+		out[ml.idxs[holder]].link = ml.link
+	}
+}
+
+// rateMap is the rate bound's map of the probe object (bpf/capture.h),
+// one bucket per CPU and entry.
+const rateMap = "bpfcap_rate"
+
+// multiLink is a link of a shared program and the targets it attaches,
+// by index.
+type multiLink struct {
+	link link.Link
+	idxs []int
+}
+
+// attachMulti attaches prog to the functions of the targets at idxs
+// through kprobe-multi links, each function with its target's index as the
+// attach cookie. When the kernel refuses a set of functions, the set is
+// halved until each function it refuses is alone: those are returned with
+// why, the others attached. A refusal for want of privilege refuses the
+// whole set at once.
+func attachMulti(prog *ebpf.Program, targets []*Target, idxs []int) ([]multiLink, map[int]error) {
+	var links []multiLink
+	refused := map[int]error{}
+	var attachSet func(set []int)
+	attachSet = func(set []int) {
+		opts := link.KprobeMultiOptions{
+			Symbols: make([]string, len(set)),
+			Cookies: make([]uint64, len(set)),
+		}
+		for j, i := range set {
+			opts.Symbols[j], opts.Cookies[j] = targets[i].Name, uint64(i)
+		}
+		l, err := link.KprobeMulti(prog, opts)
+		if err == nil {
+			links = append(links, multiLink{link: l, idxs: set})
+			return
+		}
+		if len(set) == 1 || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			for _, i := range set {
+				refused[i] = featureError("attach kprobe-multi "+targets[i].String(), err)
+			}
+			return
+		}
+		half := len(set) / 2
+		attachSet(set[:half])
+		attachSet(set[half:])
+	}
+	attachSet(idxs)
+	return links, refused
+}
+
+// cookieAttachThreads bounds the perf kprobes attached at once.
+const cookieAttachThreads = 8
+
+// attachCookies attaches prog to the function of each target at idxs as a
+// perf kprobe whose link carries the target's index as the attach cookie,
+// several at a time. Those the kernel refuses are returned with why.
+func attachCookies(prog *ebpf.Program, targets []*Target, idxs []int) ([]multiLink, map[int]error) {
+	ls := make([]link.Link, len(idxs))
+	errs := make([]error, len(idxs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(cookieAttachThreads, len(idxs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				t := targets[idxs[j]]
+				ls[j], errs[j] = link.Kprobe(t.Name, prog, &link.KprobeOptions{Cookie: uint64(idxs[j])})
+				if errs[j] != nil {
+					errs[j] = featureError("attach "+t.String(), errs[j])
+				}
+			}
+		}()
+	}
+	for j := range idxs {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	var links []multiLink
+	refused := map[int]error{}
+	for j, i := range idxs {
+		if errs[j] != nil {
+			refused[i] = errs[j]
+			continue
+		}
+		links = append(links, multiLink{link: ls[j], idxs: []int{i}})
+	}
+	return links, refused
 }
 
 // detachGroup detaches the links of every hook of a capture at once, when
@@ -108,23 +280,6 @@ func (g *detachGroup) Close() error {
 		return nil
 	}
 	return g.err
-}
-
-// attachTarget attaches prog, loaded for t as hook index idx. A kprobe
-// meant for kprobe-multi attaches through a kprobe-multi link, with the
-// hook index as its cookie; everything else as attach does.
-func attachTarget(t *Target, prog *ebpf.Program, idx int) (link.Link, error) {
-	if !t.Multi {
-		return attach(t, prog)
-	}
-	l, err := link.KprobeMulti(prog, link.KprobeMultiOptions{
-		Symbols: []string{t.Name},
-		Cookies: []uint64{uint64(idx)},
-	})
-	if err != nil {
-		return nil, featureError("attach kprobe-multi "+t.String(), err)
-	}
-	return l, nil
 }
 
 // forAttach sets up the program spec ps to attach as t does (a
@@ -186,6 +341,9 @@ type AttachReport struct {
 	// those the kernel cannot attach at all, and those whose program it
 	// refused to load or attach.
 	Refused []Refusal
+	// Programs is the number of programs loaded for them: one per hook,
+	// but one for many functions attached through one kprobe-multi link.
+	Programs int
 	// Resolve is how long finding the hook points took; Total includes
 	// loading and attaching their programs, Parallel at a time.
 	Resolve, Total time.Duration

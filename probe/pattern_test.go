@@ -321,9 +321,12 @@ func countKprobeMultiLinks(t *testing.T, prog string) int {
 }
 
 // TestPatternCaptureKprobeGlob: kprobe:'ip_*' attaches to the ip_*
-// functions that take an sk_buff, through kprobe-multi links where the
-// kernel has them (5.18+), and a datagram the peer receives is captured
-// at ip_rcv and at least one more of them under one packet id.
+// functions that take an sk_buff, where the kernel has kprobe-multi (5.18+)
+// through one program and one kprobe-multi link for all functions alike
+// (the hook named by the attach cookie; elsewhere from 5.15 one program
+// for perf kprobes that carry the cookie), and a datagram the peer receives
+// is captured at ip_rcv and ip_local_deliver under one packet id, each
+// record under its own function's name.
 func TestPatternCaptureKprobeGlob(t *testing.T) {
 	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
@@ -342,9 +345,13 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 	multi := countKprobeMultiLinks(t, "probe_kprobe") - multiBefore
 	t.Logf("kprobe:ip_* attached %d hooks, %d through kprobe-multi", attached, multi)
 	match := func(pk *pcapng.Packet) bool { return udpDstPort(ipOf(src, pk)) == port }
-	waitFor(t, "a datagram at ip_rcv and another ip_* function", func() { sendUDP(t, p, p.PeerIP, port) }, func() bool {
+	// Both run once per received datagram, in this order; records
+	// named after the wrong function (a wrong cookie) would miss one.
+	want := []string{"kprobe:ip_rcv:arg1", "kprobe:ip_local_deliver:arg1"}
+	waitFor(t, "a datagram at ip_rcv and ip_local_deliver", func() { sendUDP(t, p, p.PeerIP, port) }, func() bool {
 		for _, hooks := range hookNames(src, sink.find(match)) {
-			if len(hooks) >= 2 && slices.Contains(hooks, "kprobe:ip_rcv:arg1") {
+			i := slices.Index(hooks, want[0])
+			if i >= 0 && slices.Contains(hooks[i+1:], want[1]) {
 				return true
 			}
 		}
@@ -359,8 +366,40 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 		}
 	}
 	errMulti := r.HaveKprobeMulti()
-	if errMulti == nil && multi < attached/2 {
-		t.Errorf("the kernel has kprobe-multi, but only %d of %d hooks attached through it", multi, attached)
+	// The hooks attached through kprobe-multi and those whose program
+	// takes the hook index from the attach cookie, and the program
+	// configurations among them: one program each, and one link each
+	// for kprobe-multi.
+	type config struct {
+		skbArg, reasonArg int
+		hasReason, multi  bool
+	}
+	viaMulti, viaCookie := 0, 0
+	configs, multiConfigs := map[config]bool{}, map[config]bool{}
+	for _, tg := range src.Targets() {
+		c := config{tg.SkbArg, tg.ReasonArg, tg.HasReason, tg.Multi}
+		if tg.Multi {
+			viaMulti++
+			multiConfigs[c] = true
+		}
+		if tg.Cookie {
+			viaCookie++
+			configs[c] = true
+		}
+	}
+	progs := src.AttachReport().Programs
+	t.Logf("%d hooks through kprobe-multi, %d with the hook index from the cookie, %d programs loaded", viaMulti, viaCookie, progs)
+	if errMulti == nil && viaMulti < attached/2 {
+		t.Errorf("the kernel has kprobe-multi, but only %d of %d hooks attached through it", viaMulti, attached)
+	}
+	if errMulti == nil && multi != len(multiConfigs) {
+		t.Errorf("%d kprobe-multi links for %d hooks of %d configurations, want one link per configuration", multi, viaMulti, len(multiConfigs))
+	}
+	if r.HaveKprobeCookie() == nil && viaCookie != attached {
+		t.Errorf("the kernel has attach cookies, but only %d of %d hooks take their index from one", viaCookie, attached)
+	}
+	if progs != attached-viaCookie+len(configs) {
+		t.Errorf("%d programs loaded for %d hooks, %d sharing %d programs by attach cookie", progs, attached, viaCookie, len(configs))
 	}
 	if errMulti != nil && multi != 0 {
 		t.Errorf("%d kprobe-multi links on a kernel without them (%v)", multi, errMulti)
@@ -372,6 +411,7 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 	if n := countKprobeMultiLinks(t, "probe_kprobe"); n != multiBefore {
 		t.Errorf("%d kprobe-multi links left after Close", n-multiBefore)
 	}
-	// Everything but kprobe-multi itself works before 5.18.
-	kconfig.SkipOrFailFeature(t, errMulti, "kprobe-multi", "5.18")
+	// Everything but kprobe-multi itself works without it (before 5.18, or
+	// built without CONFIG_FPROBE).
+	kconfig.SkipOrFail(t, errMulti, "CONFIG_FPROBE")
 }

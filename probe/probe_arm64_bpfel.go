@@ -33,6 +33,8 @@ type probeProbeConfig struct {
 	_           [4]byte
 	PageOffset  uint64
 	Vmemmap     uint64
+	CookieHook  uint32
+	_           [4]byte
 }
 
 // Names of all BPF objects in the ELF.

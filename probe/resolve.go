@@ -50,6 +50,11 @@ type Target struct {
 	// Multi says a kprobe attaches through a kprobe-multi link (the
 	// program is loaded for it) rather than a perf kprobe.
 	Multi bool
+	// Cookie says the program takes its hook index from the attach
+	// cookie, so one program serves many such targets: those of a
+	// kprobe-multi link, or perf kprobes where links carry a cookie
+	// (Linux 5.15+).
+	Cookie bool
 }
 
 // String returns the spec of what is attached, e.g. "tp_btf:kfree_skb:arg1".

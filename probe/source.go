@@ -51,8 +51,9 @@ type Options struct {
 	Stack bool
 }
 
-// Source is a running tracing capture: one program per hook, attached and
-// writing into one shared ring. It implements bpfcap.Source. Close
+// Source is a running tracing capture: one program per hook (or one for
+// the many functions of a kprobe-multi link), attached and writing into
+// one shared ring. It implements bpfcap.Source. Close
 // detaches everything.
 type Source struct {
 	*hook.Source
@@ -91,7 +92,9 @@ func (s *Source) FreeTrackingErr() error { return s.freeErr }
 
 // Open parses and resolves every hook spec, glob and "all" (see
 // Resolver.Expand), then loads and attaches one program per hook point,
-// several at a time. Nothing is loaded before every spec resolved, and
+// several at a time; functions attached through kprobe-multi share one
+// program and link per configuration, each hook known by its attach
+// cookie. Nothing is loaded before every spec resolved, and
 // whatever was attached is detached again when a later step fails. A hook
 // point a glob found whose program the kernel refuses to load or attach
 // is left out (Source.AttachReport lists it); when none attaches, Open
@@ -169,6 +172,10 @@ func Open(opts Options) (_ *Source, err error) {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
 		forAttach(spec.Programs[progName], t)
+		if m := spec.Maps[rateMap]; m != nil && t.Cookie {
+			// A rate bucket per hook the program serves.
+			m.MaxEntries = uint32(len(targets))
+		}
 		if err := tr.configure(spec, t); err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
@@ -196,6 +203,7 @@ func Open(opts Options) (_ *Source, err error) {
 	refused := exp.Refused
 	detach := &detachGroup{}
 	var attached []*Target
+	programs := 0
 	for i, res := range results {
 		t := res.target
 		if res.err != nil {
@@ -208,7 +216,12 @@ func Open(opts Options) (_ *Source, err error) {
 			}
 			return nil, res.err
 		}
-		detach.links = append(detach.links, res.link)
+		if res.link != nil {
+			detach.links = append(detach.links, res.link)
+		}
+		if !res.shared {
+			programs++
+		}
 		attached = append(attached, t)
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
@@ -227,7 +240,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if len(attached) == 0 {
 		return nil, nothingAttached(refused)
 	}
-	report := AttachReport{Attached: len(attached), Notes: exp.Notes, Refused: refused,
+	report := AttachReport{Attached: len(attached), Programs: programs, Notes: exp.Notes, Refused: refused,
 		Resolve: resolved, Total: time.Since(start), Parallel: min(runtime.GOMAXPROCS(0), len(targets))}
 	// Packets are attributed to their socket's owner; without the
 	// learner, only hooks that run in process context name a process.

@@ -2,7 +2,8 @@
 // packets captured per second and losses at a tracepoint, the cost the
 // hook adds to the traced path (a non-matching filter against no hook),
 // and tcpdump on the same veth as the peer, all as ratios measured in the
-// same run. rss.sh measures the resident memory of `bpfcap trace` during a
+// same run; and the flood's rate with `all` attached and a filter that
+// matches nothing against its rate with no hook (BenchmarkTraceAllFlood). rss.sh measures the resident memory of `bpfcap trace` during a
 // one-minute flood at default buffer sizes.
 //
 //	go test -run '^$' -bench . -benchtime 1x ./bench/trace/

@@ -15,8 +15,13 @@ import (
 	"github.com/bpfcap/bpfcap/internal/testutils"
 )
 
-// TestMain removes the bpfcap binary the tests built.
+// TestMain removes the bpfcap binary the tests built. With
+// asCommandEnv=1 in its environment the test binary is the bpfcap
+// command instead (see startSelf).
 func TestMain(m *testing.M) {
+	if os.Getenv(asCommandEnv) == "1" {
+		main()
+	}
 	code := m.Run()
 	testutils.RemoveBuiltBinaries()
 	os.Exit(code)

@@ -323,7 +323,7 @@ func printAttachReport(w io.Writer, r probe.AttachReport, verbose bool) {
 		fmt.Fprintf(w, "bpfcap: %d hook points not attached%s\n", len(r.Refused), hint)
 	}
 	if verbose {
-		fmt.Fprintf(w, "bpfcap: attached %d hooks in %.2f s (%.2f s finding them, then loading %d at a time)\n",
-			r.Attached, r.Total.Seconds(), r.Resolve.Seconds(), r.Parallel)
+		fmt.Fprintf(w, "bpfcap: attached %d hooks in %.2f s (%.2f s finding them, then loading %d programs, %d at a time)\n",
+			r.Attached, r.Total.Seconds(), r.Resolve.Seconds(), r.Programs, r.Parallel)
 	}
 }

@@ -106,6 +106,11 @@ func TestTracePatternAll(t *testing.T) {
 	}
 	n, _ := strconv.Atoi(m[1])
 	t.Logf("all: attached %s hooks in %s s", m[1], m[2])
+	for _, line := range strings.Split(tr.stderr.String(), "\n") {
+		if strings.Contains(line, "attached") && !strings.Contains(line, "not attached: ") {
+			t.Log(line)
+		}
+	}
 	if n < 20 {
 		t.Errorf("all attached %d hooks, want at least the skb tracepoints", n)
 	}

@@ -1,0 +1,123 @@
+package tracebench
+
+import (
+	"context"
+	"io"
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/bpfcap/bpfcap/internal/testutils"
+	"github.com/bpfcap/bpfcap/pcapng"
+	"github.com/bpfcap/bpfcap/probe"
+)
+
+// BenchmarkTraceAllFlood floods UDP over a veth pair with no hook and with
+// `all` attached (every hook point this kernel lets bpfcap attach to) with
+// a filter that matches nothing, and reports the flood's rate with `all`
+// as a fraction of its rate without (traced/untraced-rate), from the same
+// run. BPF run-time statistics stay off: they would add their own cost to
+// every hook. The attach figures of `all` are reported too.
+//
+//	go test -run '^$' -bench TraceAllFlood -benchtime 1x ./bench/trace/
+func BenchmarkTraceAllFlood(b *testing.B) {
+	testutils.RequireRoot(b)
+	f := newFlooder(b, 64)
+	f.send(b, 10_000) // warm up ARP, caches
+	for range b.N {
+		// `all` is attached once (hundreds of programs in a guest):
+		// the fastest of three floods with it, against the fastest of
+		// three without, before and after, so that other load on the
+		// machine inflates neither side alone.
+		var untraced, traced time.Duration
+		best := func(d *time.Duration, v time.Duration) {
+			if *d == 0 || v < *d {
+				*d = v
+			}
+		}
+		for range 2 {
+			best(&untraced, f.send(b, packetsPerPhase))
+		}
+		report := traceAll(b, func() {
+			for range 3 {
+				best(&traced, f.send(b, packetsPerPhase))
+			}
+		})
+		best(&untraced, f.send(b, packetsPerPhase))
+		rate := func(d time.Duration) float64 { return packetsPerPhase / d.Seconds() }
+		b.ReportMetric(rate(untraced), "pps-untraced")
+		b.ReportMetric(rate(traced), "pps-traced-all")
+		b.ReportMetric(rate(traced)/rate(untraced), "traced/untraced-rate")
+		b.ReportMetric(float64(report.Attached), "hooks")
+		b.ReportMetric(float64(report.Programs), "programs")
+		b.ReportMetric(report.Total.Seconds(), "attach-s")
+	}
+}
+
+// benchAsTestEnv, set to 1, makes TestTraceAllFlood run the benchmark:
+// the qemu guests run tests only (vmtest -env BPFCAP_BENCH_ALL=1).
+const benchAsTestEnv = "BPFCAP_BENCH_ALL"
+
+// TestTraceAllFlood runs BenchmarkTraceAllFlood once as a test, where
+// benchmarks cannot be run, and logs its figures.
+func TestTraceAllFlood(t *testing.T) {
+	if os.Getenv(benchAsTestEnv) != "1" {
+		t.Skipf("a benchmark: run it with -bench, or as a test with %s=1", benchAsTestEnv)
+	}
+	r := testing.Benchmark(BenchmarkTraceAllFlood)
+	if r.N == 0 {
+		t.Fatal("the benchmark failed")
+	}
+	var names []string
+	for k := range r.Extra {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		t.Logf("%s: %.4g", k, r.Extra[k])
+	}
+}
+
+// traceAll runs `all` with a filter that matches no packet of the flood,
+// writing to io.Discard, while send runs; it fails if anything was
+// captured and returns what was attached.
+func traceAll(b *testing.B, send func()) probe.AttachReport {
+	b.Helper()
+	opts := probe.Options{Hooks: []string{probe.All}, Proto: "eth"}
+	opts.Filter = "udp dst port 1"
+	src, err := probe.Open(opts)
+	if err != nil {
+		b.Fatalf("open all: %v", err)
+	}
+	defer src.Close()
+	w, err := pcapng.NewWriter(io.Discard, pcapng.WriterOptions{Application: "bpfcap bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, ifc := range src.Interfaces() {
+		if _, err := w.AddInterface(ifc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, w) }()
+	send()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatalf("run: %v", err)
+	}
+	var seen, captured uint64
+	for _, st := range src.Stats() {
+		seen += st.Seen
+		captured += st.Captured
+	}
+	if captured != 0 {
+		b.Fatalf("a filter that matches nothing captured %d packets", captured)
+	}
+	if seen < 3*packetsPerPhase {
+		b.Fatalf("the hooks saw %d packets of floods of %d: `all` is not on their path", seen, 3*packetsPerPhase)
+	}
+	return src.AttachReport()
+}
