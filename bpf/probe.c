@@ -47,6 +47,9 @@ struct probe_config {
 	__u32 has_reason; /* whether reason_arg is valid */
 	__u32 header;     /* enum probe_header */
 	__u32 frags;      /* enum probe_frags: how to find paged data */
+	__u32 head_loads; /* 1: BTF-typed programs may load packet bytes
+			   * through skb->head (the verifier allows it: Linux
+			   * 6.17 and later); see capture() */
 	__u64 page_offset; /* page_offset_base: its value, or its address */
 	__u64 vmemmap;     /* vmemmap_base: the same */
 };
@@ -620,26 +623,40 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		return 0;
 	}
 
-	rec = bpfcap_scratch_get();
-	if (!rec)
-		return 0;
-	want = wire;
-	if (want > bpfcap_snaplen())
-		want = bpfcap_snaplen();
+	want = bpfcap_snaplen();
+	if ((__u64)wire < want)
+		want = wire;
 	/* First only what the filter reads. */
 	fhead = bpfcap_filter_head(want);
 	cap_len = 0;
-	if (fhead > 0) {
-		copied = copy_packet(rec, skb, head, hoff, linear, data_len, fhead, direct);
-		if (copied < 0) {
-			bpfcap_stat_inc(BPFCAP_STAT_ERROR);
-			goto out;
+	if (direct && probe_cfg.head_loads && (long)fhead <= linear) {
+		/*
+		 * The filter reads the linear packet in place, with plain
+		 * (fault-safe) loads: no copy and no scratch record for a
+		 * packet it rejects, whose cost is then close to an empty
+		 * program's. A helper call alone costs more than the rest.
+		 */
+		match = bpfcap_match_scratch(head + hoff, fhead, wire);
+		if (!match)
+			return 0;
+		fhead = 0; /* nothing copied yet */
+		rec = NULL;
+	} else {
+		rec = bpfcap_scratch_get();
+		if (!rec)
+			return 0;
+		if (fhead > 0) {
+			copied = copy_packet(rec, skb, head, hoff, linear, data_len, fhead, direct);
+			if (copied < 0) {
+				bpfcap_stat_inc(BPFCAP_STAT_ERROR);
+				goto out;
+			}
+			cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
 		}
-		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
+		match = bpfcap_match_scratch(rec->data, cap_len, wire);
+		if (!match)
+			goto out;
 	}
-	match = bpfcap_match_scratch(rec->data, cap_len, wire);
-	if (!match)
-		goto out;
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 	if (!bpfcap_rate_admit())
 		goto out;
@@ -650,6 +667,11 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	if (!(bpfcap_cfg.flags & BPFCAP_CFG_PERF) && want > 0 && (long)want <= linear) {
 		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, direct);
 		goto out;
+	}
+	if (!rec) {
+		rec = bpfcap_scratch_get();
+		if (!rec)
+			return 0;
 	}
 	if (fhead < want) {
 		copied = copy_packet(rec, skb, head, hoff, linear, data_len, want, direct);
@@ -662,7 +684,8 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, direct);
 	bpfcap_submit(ctx, rec, cap_len);
 out:
-	bpfcap_scratch_put();
+	if (rec)
+		bpfcap_scratch_put();
 	return 0;
 }
 

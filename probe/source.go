@@ -125,10 +125,11 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	defer b.Rollback(&err)
 	pages := findPageMap()
+	headLoads := haveHeadLoads()
 	// Loaded concurrently with hook.Load (Builder.Load is for one
 	// goroutine); each program goes to the builder with its hook.
 	results := loadAttachAll(targets, func(i int, t *Target) (*hook.Program, error) {
-		spec, progName, err := prepareSpec(base, t, header, pages)
+		spec, progName, err := prepareSpec(base, t, header, pages, headLoads)
 		if err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
@@ -147,6 +148,8 @@ func Open(opts Options) (_ *Source, err error) {
 			Task:      inProcessContext(t),
 			Want:      co.Want,
 			MaxRate:   co.MaxRate,
+			// The filter runs inlined: no bpf-to-bpf call per packet.
+			InlineFilter: true,
 		})
 		if err != nil {
 			return nil, explainLoad(t, err)
