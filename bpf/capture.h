@@ -203,9 +203,14 @@ static __noinline __u32 bpfcap_filter_scratch(const void *buf, __u32 cap_len, __
 /* Adds one to stat for this program's hook. */
 static __always_inline void bpfcap_stat_inc(__u32 stat)
 {
-	__u32 rows = bpfcap_cfg.max_hooks ? bpfcap_cfg.max_hooks : BPFCAP_MAX_HOOKS;
-	__u32 key = (bpf_get_smp_processor_id() * rows + bpfcap_cfg.hook) * BPFCAP_NSTATS + stat;
-	__u64 *v = bpf_map_lookup_elem(&bpfcap_stats, &key);
+	__u32 rows = bpfcap_cfg.max_hooks; /* one load: the packet path counts */
+	__u32 key;
+	__u64 *v;
+
+	if (!rows)
+		rows = BPFCAP_MAX_HOOKS;
+	key = (bpf_get_smp_processor_id() * rows + bpfcap_cfg.hook) * BPFCAP_NSTATS + stat;
+	v = bpf_map_lookup_elem(&bpfcap_stats, &key);
 
 	if (v)
 		*v += 1;

@@ -605,7 +605,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 
 	read_fields(skb, &f, direct);
 	hoff = start_of(&f, &linktype);
-	if (hoff < 0) {
+	if (__builtin_expect(hoff < 0, 0)) {
 		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
 		return 0;
 	}
@@ -618,7 +618,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	wire = (long)len + data_off - hoff;
 	/* Linear bytes from the header on; the rest is in paged frags. */
 	linear = data_off + (long)(len - data_len) - hoff;
-	if (wire <= 0 || wire > 0xffffffffL || len < data_len) {
+	if (__builtin_expect(wire <= 0 || wire > 0xffffffffL || len < data_len, 0)) {
 		bpfcap_stat_inc(BPFCAP_STAT_NOHDR);
 		return 0;
 	}
@@ -637,7 +637,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		 * program's. A helper call alone costs more than the rest.
 		 */
 		match = bpfcap_match_scratch(head + hoff, fhead, wire);
-		if (!match)
+		if (__builtin_expect(!match, 1))
 			return 0;
 		fhead = 0; /* nothing copied yet */
 		rec = NULL;
