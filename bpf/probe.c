@@ -5,10 +5,14 @@
  * pointer (and the drop reason, for kfree_skb-family hooks) from where
  * probe/ found it, then all share one path: pick the requested header from
  * the skb's header offsets (not skb->data, which moves between layers),
- * copy the bytes the spliced filter reads (linear, then paged frags) into
- * the capture core's scratch record, run the filter on them, and for a
- * match copy the record up to the snap length, fill the event and submit
- * it.
+ * run the spliced filter on the bytes it reads, and for a match copy the
+ * record up to the snap length, fill the event and submit it. Where the
+ * verifier lets BTF-typed programs load through skb->head (Linux 6.17 and
+ * later, probe_config.head_loads) and those bytes are linear, the filter
+ * reads the packet in place; otherwise they are first copied (linear, then
+ * paged frags) into the capture core's scratch record. A packet the filter
+ * rejects costs about one instruction's time per instruction on its path
+ * (no helper call then): keep that path short.
  *
  * fentry, fexit and tp_btf programs read the skb with plain (fault-safe)
  * loads; kprobe, raw_tracepoint and tracepoint programs only have its
