@@ -38,7 +38,7 @@ package bpfcap
 //go:generate go tool bpf2go -go-package tccap -output-dir tccap -output-stem capture -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -no-global-types capture bpf/tc_capture.c
 
 // The tracing probe (kprobe, fentry, fexit, tracepoint, tp_btf, raw_tracepoint), with the Go type of its configuration.
-//go:generate go tool bpf2go -go-package probe -output-dir probe -output-stem probe -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types -type probe_config probe bpf/probe.c
+//go:generate go tool bpf2go -go-package probe -output-dir probe -output-stem probe -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types -type probe_config -type bpfcap_track_config probe bpf/probe.c
 
 // XDP test programs that run a spliced filter under BPF_PROG_TEST_RUN.
 //go:generate go tool bpf2go -go-package filter -output-dir filter -output-stem filtertest -target amd64,arm64 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -Ibpf" -no-global-types filtertest bpf/filtertest.c

@@ -2,6 +2,7 @@ package bpfcap
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,6 +24,16 @@ type Options struct {
 	// while the session runs (for -v and live counters). It runs on its
 	// own goroutine.
 	Progress func(Progress)
+	// InterfacesOnFirstPacket adds each interface of the sources to the
+	// sink only when its first packet arrives, instead of all of them
+	// before the first packet: a capture at hundreds of hooks, of which a
+	// few see the packets, then holds one Interface Description Block per
+	// hook that captured, in the order they first did. Interfaces without
+	// packets are left out of the sink, except that a sink no packet
+	// reached gets the first interface (a pcapng file without one has no
+	// link type, and readers refuse it). Result.Interfaces lists what the
+	// sink got.
+	InterfacesOnFirstPacket bool
 }
 
 // Progress is a snapshot of a running session.
@@ -62,7 +73,8 @@ type Result struct {
 	// Unwritten is the number of packets the sink accepted but lost to a
 	// failed write (a full disk); they are not in Written.
 	Unwritten uint64
-	// Interfaces and Stats: the final counters, as in Progress.
+	// Interfaces and Stats: the final counters, as in Progress (with
+	// Options.InterfacesOnFirstPacket, of the interfaces the sink got).
 	Interfaces []pcapng.Interface
 	Stats      []pcapng.InterfaceStats
 }
@@ -84,6 +96,10 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 	s := &session{sink: sink, count: opts.Count, sinks: make([]*sourceSink, len(sources))}
 	for i, src := range sources {
 		s.sinks[i] = &sourceSink{s: s}
+		if opts.InterfacesOnFirstPacket {
+			s.sinks[i].deferInterfaces(src.Interfaces())
+			continue
+		}
 		for _, ifc := range src.Interfaces() {
 			if _, err := s.sinks[i].addInterface(ifc); err != nil {
 				return Result{Reason: StopError}, err
@@ -194,6 +210,10 @@ func Run(ctx context.Context, sink Sink, sources []Source, opts Options) (Result
 		}
 		reason = StopError
 		runErr = errors.Join(runErr, fmt.Errorf("source %d: %w", i, err))
+	}
+	if err := s.addAnInterface(); err != nil && s.sinkErr == nil {
+		s.sinkErr = err
+		reason = StopOutput
 	}
 	res := s.result(reason, sources)
 	finishErr := finish(sink, res, start, s.sinkErr)
@@ -308,7 +328,7 @@ func (s *session) result(reason StopReason, sources []Source) Result {
 	for i, src := range sources {
 		st := src.Stats()
 		for local, idx := range ids[i] {
-			if local < len(st) {
+			if local < len(st) && idx >= 0 {
 				r.Stats[idx] = st[local]
 			}
 		}
@@ -320,8 +340,61 @@ func (s *session) result(reason StopReason, sources []Source) Result {
 // source's interface indexes to the session's numbering, and lets the
 // source add interfaces while it runs (InterfaceAdder).
 type sourceSink struct {
-	s   *session
-	ids []int // source interface index -> session interface index
+	s *session
+	// ids maps a source interface index to the session's; notAdded for
+	// an interface deferred to its first packet.
+	ids []int
+	// deferred holds the source's interfaces not added until their first
+	// packet (Options.InterfacesOnFirstPacket), by source index.
+	deferred []pcapng.Interface
+}
+
+// notAdded marks a source interface the sink has not got yet.
+const notAdded = -1
+
+// deferInterfaces records the source's interfaces, to be added to the
+// sink as their first packets arrive.
+func (w *sourceSink) deferInterfaces(ifaces []pcapng.Interface) {
+	w.deferred = ifaces
+	w.ids = make([]int, len(ifaces))
+	for i := range w.ids {
+		w.ids[i] = notAdded
+	}
+}
+
+// ensureInterface adds the deferred source interface local to the sink
+// if it has not got it yet; the caller holds s.mu.
+func (w *sourceSink) ensureInterface(local int) error {
+	if local < 0 || local >= len(w.ids) || w.ids[local] != notAdded {
+		return nil
+	}
+	idx, err := w.s.sink.AddInterface(w.deferred[local])
+	if err != nil {
+		return fmt.Errorf("add interface %q: %w", w.deferred[local].Name, err)
+	}
+	if idx != len(w.s.ifaces) {
+		return fmt.Errorf("add interface %q: sink returned index %d, want %d", w.deferred[local].Name, idx, len(w.s.ifaces))
+	}
+	w.s.ifaces = append(w.s.ifaces, w.deferred[local])
+	w.ids[local] = idx
+	return nil
+}
+
+// addAnInterface gives a sink that got no interface (every one deferred,
+// no packet arrived) the first deferred one, so that a file names its link
+// type.
+func (s *session) addAnInterface() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ifaces) > 0 {
+		return nil
+	}
+	for _, w := range s.sinks {
+		if len(w.deferred) > 0 {
+			return w.ensureInterface(0)
+		}
+	}
+	return nil
 }
 
 // AddInterface adds an interface the source found while running: it is
@@ -365,8 +438,11 @@ func (w *sourceSink) WritePacket(p *pcapng.Packet) error {
 	if local < 0 || local >= len(w.ids) {
 		return fmt.Errorf("write packet: source interface %d not added (have %d)", local, len(w.ids))
 	}
-	p.Interface = w.ids[local]
-	err := s.sink.WritePacket(p)
+	err := w.ensureInterface(local)
+	if err == nil {
+		p.Interface = w.ids[local]
+		err = s.sink.WritePacket(p)
+	}
 	p.Interface = local
 	if err != nil {
 		s.sinkErr = err
@@ -402,6 +478,13 @@ func (w *sourceSink) WriteRawPackets(b []byte, n int) (int, error) {
 	if s.count > 0 && s.written+uint64(n) > s.count {
 		take = int(s.count - s.written)
 	}
+	if w.deferred != nil {
+		if err := w.ensureInterfacesOf(b, take); err != nil {
+			s.sinkErr = err
+			s.cancel(err)
+			return 0, err
+		}
+	}
 	end, err := pcapng.RenumberPackets(b, take, w.ids)
 	if err != nil {
 		return 0, err
@@ -420,6 +503,23 @@ func (w *sourceSink) WriteRawPackets(b []byte, n int) (int, error) {
 		}
 	}
 	return wrote, nil
+}
+
+// ensureInterfacesOf adds the deferred interfaces of the first n packet
+// blocks of b; the caller holds s.mu. Blocks RenumberPackets would refuse
+// are left to it.
+func (w *sourceSink) ensureInterfacesOf(b []byte, n int) error {
+	for range n {
+		blk, rest, err := pcapng.SplitBlock(b)
+		if err != nil || len(blk) < 16 {
+			return nil
+		}
+		if err := w.ensureInterface(int(binary.LittleEndian.Uint32(blk[8:]))); err != nil {
+			return err
+		}
+		b = rest
+	}
+	return nil
 }
 
 func (w *sourceSink) Flush() error {

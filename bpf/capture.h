@@ -365,6 +365,10 @@ static __always_inline void bpfcap_event_init(struct bpfcap_event *ev, __u32 wir
 	ev->_pad = 0;
 	ev->pid = 0;
 	__builtin_memset(ev->comm, 0, sizeof(ev->comm));
+	ev->parent_id = 0;
+	ev->location = 0;
+	ev->stack_id = 0;
+	ev->_pad2 = 0;
 	if (bpfcap_cfg.flags & BPFCAP_CFG_TASK) {
 		ev->pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
@@ -634,3 +638,200 @@ static __always_inline void bpfcap_ring_commit(struct bpfcap_scratch_record *rec
 	bpf_ringbuf_submit(rec, bpfcap_ring_wakeup(size));
 	bpfcap_stat_inc(BPFCAP_STAT_CAPTURED);
 }
+
+#ifdef BPFCAP_PACKET_TRACKING
+/*
+ * Packet tracking, drop location and kernel stacks (tracing programs only:
+ * an object defines BPFCAP_PACKET_TRACKING before including capture.h to
+ * get these maps, which Go creates once per session and shares between
+ * the session's programs).
+ *
+ * A tracked packet is an skb the filter matched at some hook. Its entry in
+ * bpfcap_tracked (keyed by the skb address) holds an id made on its first
+ * capture that is never given to another packet: CPU, scratch nesting
+ * level and a per-(CPU, level) sequence number. Later hooks capture the
+ * skb whether or not the filter still matches it (after NAT, say), until
+ * it is freed (probe/ attaches the hooks that forget it: the free
+ * tracepoints, and the functions every free ends in where fentry works).
+ * A clone or copy gets an entry of its own with a new id and its parent's
+ * id. The map is an LRU hash: skbs freed where nothing forgets them
+ * cannot fill it.
+ */
+
+/* What a program of the session does about tracking, written from Go. */
+struct bpfcap_track_config {
+	__u32 track; /* follow packets the filter matched at any hook */
+	__u32 frees; /* the hook frees the skb: forget it after capturing */
+	__u32 stack; /* record the kernel stack of each captured packet */
+	__u32 _pad;
+};
+
+volatile const struct bpfcap_track_config bpfcap_track_cfg;
+
+/* A tracked packet: its id and its parent's (0: not a clone). */
+struct bpfcap_track_entry {
+	__u64 id;
+	__u64 parent;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, __u64); /* skb address */
+	__type(value, struct bpfcap_track_entry);
+} bpfcap_tracked SEC(".maps");
+
+/* Id sequence numbers, key = cpu * BPFCAP_NEST_LEVELS + level. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 64 * BPFCAP_NEST_LEVELS);
+	__type(key, __u32);
+	__type(value, __u64);
+} bpfcap_track_seq SEC(".maps");
+
+/* Frames kept per kernel stack. */
+#define BPFCAP_STACK_DEPTH 32
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1 << 12);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, BPFCAP_STACK_DEPTH * sizeof(__u64));
+} bpfcap_stacks SEC(".maps");
+
+/* Bits of an id: CPU from bit 48, nesting level at 46-47, sequence below. */
+#define BPFCAP_ID_CPU_SHIFT 48
+#define BPFCAP_ID_LEVEL_SHIFT 46
+#define BPFCAP_ID_SEQ_MASK ((1ULL << BPFCAP_ID_LEVEL_SHIFT) - 1)
+
+/*
+ * Returns a new packet id, or 0. The caller holds a scratch record, so
+ * its (CPU, level) is its own until bpfcap_scratch_put: a program that
+ * interrupts it runs at another level and counts on another sequence.
+ */
+static __always_inline __u64 bpfcap_track_new_id(void)
+{
+	__u32 zero = 0, cpu = bpf_get_smp_processor_id(), level, key;
+	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
+	__u64 *seq;
+
+	if (!nest || *nest == 0 || *nest > BPFCAP_NEST_LEVELS)
+		return 0;
+	level = *nest - 1;
+	key = cpu * BPFCAP_NEST_LEVELS + level;
+	seq = bpf_map_lookup_elem(&bpfcap_track_seq, &key);
+	if (!seq)
+		return 0;
+	*seq += 1;
+	return ((__u64)cpu << BPFCAP_ID_CPU_SHIFT) | ((__u64)level << BPFCAP_ID_LEVEL_SHIFT) |
+	       (*seq & BPFCAP_ID_SEQ_MASK);
+}
+
+/*
+ * At the filter's decision: with tracking on, a packet the filter rejects
+ * is still captured (1, a plain match: no new value for the verifier to
+ * follow down the copy path) when it is tracked.
+ */
+static __always_inline int bpfcap_track_match(__u64 skb, int match)
+{
+	if (!bpfcap_track_cfg.track || match)
+		return match;
+	return bpf_map_lookup_elem(&bpfcap_tracked, &skb) != NULL;
+}
+
+/*
+ * What tracking adds to the event of a captured packet, worked out once
+ * per packet (bpfcap_track_info) before a program that writes its event in
+ * several places (one per ring size class) copies it in (bpfcap_track_apply):
+ * the verifier then walks the map updates once, not once per place.
+ */
+struct bpfcap_track_info {
+	__u64 id;       /* tracking id, with BPFCAP_EV_TRACKED in flags */
+	__u64 parent;   /* parent's tracking id (0: not a clone) */
+	__u64 location; /* code that freed the skb (0: unknown) */
+	__s32 stack_id; /* with BPFCAP_EV_HAS_STACK in flags; negative: none */
+	__u32 flags;    /* BPFCAP_EV_TRACKED, BPFCAP_EV_HAS_STACK */
+};
+
+/*
+ * Fills ti for a captured skb: with tracking on, its entry's id and parent
+ * (the entry made now when skb was not tracked yet); with stacks on, the
+ * kernel stack. The caller holds a scratch record.
+ */
+static __always_inline void bpfcap_track_info(void *ctx, __u64 skb, __u64 location, struct bpfcap_track_info *ti)
+{
+	struct bpfcap_track_entry *e, fresh = {};
+
+	/*
+	 * No branch on what is stored in ti (only on the configuration):
+	 * the verifier then need not follow each outcome separately down
+	 * the rest of the program. An id of 0 (none could be made) and a
+	 * negative stack id (none recorded) are told apart in userspace.
+	 */
+	ti->location = location;
+	if (bpfcap_track_cfg.track) {
+		e = bpf_map_lookup_elem(&bpfcap_tracked, &skb);
+		if (e) {
+			ti->id = e->id;
+			ti->parent = e->parent;
+		} else {
+			fresh.id = bpfcap_track_new_id();
+			bpf_map_update_elem(&bpfcap_tracked, &skb, &fresh, BPF_ANY);
+			ti->id = fresh.id;
+		}
+		ti->flags |= BPFCAP_EV_TRACKED;
+	}
+	if (bpfcap_track_cfg.stack) {
+		ti->stack_id = bpf_get_stackid(ctx, &bpfcap_stacks, 0);
+		ti->flags |= BPFCAP_EV_HAS_STACK;
+	}
+}
+
+/* Copies ti into ev (after packet_id was set to the skb address). */
+static __always_inline void bpfcap_track_apply(struct bpfcap_event *ev, const struct bpfcap_track_info *ti)
+{
+	if (bpfcap_track_cfg.track) {
+		ev->packet_id = ti->id;
+		ev->parent_id = ti->parent;
+	}
+	ev->location = ti->location;
+	ev->stack_id = ti->stack_id;
+	ev->flags |= ti->flags;
+}
+
+/* Forgets skb at a hook that frees it, after it was captured there. */
+static __always_inline void bpfcap_track_end(__u64 skb)
+{
+	if (bpfcap_track_cfg.track && bpfcap_track_cfg.frees)
+		bpf_map_delete_elem(&bpfcap_tracked, &skb);
+}
+
+/* Forgets skb: it is being freed (the session's own free hooks). */
+static __always_inline void bpfcap_track_free(__u64 skb)
+{
+	bpf_map_delete_elem(&bpfcap_tracked, &skb);
+}
+
+/*
+ * Tracks child, a clone or copy of parent, when parent is tracked: a new
+ * id, parent's id as its parent.
+ */
+static __always_inline void bpfcap_track_clone(__u64 parent, __u64 child)
+{
+	struct bpfcap_track_entry *pe, ce = {};
+
+	if (!child)
+		return;
+	pe = bpf_map_lookup_elem(&bpfcap_tracked, &parent);
+	if (!pe)
+		return;
+	ce.parent = pe->id;
+	if (!bpfcap_scratch_get())
+		return;
+	ce.id = bpfcap_track_new_id();
+	bpfcap_scratch_put();
+	if (ce.id)
+		bpf_map_update_elem(&bpfcap_tracked, &child, &ce, BPF_ANY);
+}
+
+#endif /* BPFCAP_PACKET_TRACKING */

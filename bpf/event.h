@@ -25,6 +25,8 @@ enum bpfcap_event_flag {
 	BPFCAP_EV_HAS_TASK = 1 << 2,    /* pid and comm are set */
 	BPFCAP_EV_UNFILTERED = 1 << 3,  /* the kernel did not filter: userspace must */
 	BPFCAP_EV_UNDECIDED = 1 << 4,   /* the kernel filter could not decide: userspace must */
+	BPFCAP_EV_TRACKED = 1 << 5,     /* packet_id is a tracking id; captured as a packet matched earlier */
+	BPFCAP_EV_HAS_STACK = 1 << 6,   /* stacks are recorded: stack_id, when not negative, names one */
 };
 
 struct bpfcap_event {
@@ -45,4 +47,8 @@ struct bpfcap_event {
 	__u8 flags;      /* enum bpfcap_event_flag */
 	__u32 _pad;
 	char comm[BPFCAP_COMM_LEN];
+	__u64 parent_id; /* tracking id of the packet this one is a clone of, 0 if none */
+	__u64 location;  /* kernel text address that freed the skb (kfree_skb's location), 0 if none */
+	__s32 stack_id;  /* kernel stack id, with BPFCAP_EV_HAS_STACK (negative: none recorded) */
+	__u32 _pad2;
 };

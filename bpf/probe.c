@@ -14,6 +14,12 @@
  * rejects costs about one instruction's time per instruction on its path
  * (no helper call then): keep that path short.
  *
+ * With packet tracking (capture.h's packet-tracking block, configured by
+ * bpfcap_track_cfg) the filter's decision is widened to packets matched
+ * at an earlier hook, the event carries the packet's tracking id, and a
+ * hook that frees the skb forgets it after capturing; kfree_skb's
+ * location and the kernel stack are recorded where asked.
+ *
  * fentry, fexit and tp_btf programs read the skb with plain (fault-safe)
  * loads; kprobe, raw_tracepoint and tracepoint programs only have its
  * address and read it with bpf_probe_read_kernel, which costs more.
@@ -25,6 +31,7 @@
  * filter's `len` and the pcapng original length are right either way.
  */
 #include "vmlinux.h"
+#define BPFCAP_PACKET_TRACKING
 #include "capture.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
@@ -49,6 +56,8 @@ struct probe_config {
 	__u32 skb_arg;    /* 0-based argument index; tracepoint: record offset */
 	__u32 reason_arg; /* same, for the drop reason */
 	__u32 has_reason; /* whether reason_arg is valid */
+	__u32 location_arg; /* same, for kfree_skb's location (the freeing code) */
+	__u32 has_location; /* whether location_arg is valid */
 	__u32 header;     /* enum probe_header */
 	__u32 frags;      /* enum probe_frags: how to find paged data */
 	__u32 head_loads; /* 1: BTF-typed programs may load packet bytes
@@ -475,7 +484,8 @@ static __always_inline long copy_packet(struct bpfcap_scratch_record *rec, struc
  * long, that the filter matched (match).
  */
 static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *skb, long wire, __u64 cap_len,
-				       __u32 linktype, int match, __u32 reason, int has_reason, const int direct)
+				       __u32 linktype, int match, __u32 reason, int has_reason,
+				       const struct bpfcap_track_info *ti, const int direct)
 {
 	__u32 ifindex = 0, netns = 0;
 
@@ -483,6 +493,7 @@ static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *
 	bpfcap_event_init(ev, wire, cap_len);
 	bpfcap_event_owner(ev, sock_cookie_of(skb, direct));
 	ev->packet_id = (__u64)(long)skb;
+	bpfcap_track_apply(ev, ti);
 	ev->ifindex = ifindex;
 	ev->netns = netns;
 	ev->mark = RD(direct, skb, mark);
@@ -512,7 +523,8 @@ static __always_inline void fill_event(struct bpfcap_event *ev, struct sk_buff *
  * four size classes per power of two that holds them.
  */
 static __always_inline void capture_to_ring(struct sk_buff *skb, unsigned char *src, __u64 cap_len, long wire,
-					    __u32 linktype, int match, __u32 reason, int has_reason, const int direct)
+					    __u32 linktype, int match, __u32 reason, int has_reason,
+					    const struct bpfcap_track_info *ti, const int direct)
 {
 	struct bpfcap_scratch_record *rec = NULL;
 	long err = 0;
@@ -569,19 +581,21 @@ static __always_inline void capture_to_ring(struct sk_buff *skb, unsigned char *
 		bpfcap_stat_inc(BPFCAP_STAT_ERROR);
 		return;
 	}
-	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, direct);
+	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, ti, direct);
 	bpfcap_ring_commit(rec, sizeof(struct bpfcap_event) + cap_len);
 }
 
 /*
- * The common path of every hook kind. The filter runs on a copy of only
- * the bytes it can read (bpfcap_filter_head); a match is then copied up to
- * the snap length, so a packet the filter rejects costs about the same
- * whatever its size.
+ * The common path of every hook kind. The filter runs on only the bytes it
+ * can read (bpfcap_filter_head), in place or copied (see the file's
+ * comment); a match is then copied up to the snap length, so a packet the
+ * filter rejects costs about the same whatever its size.
  */
-static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, const int direct)
+static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location,
+				       const int direct)
 {
 	struct bpfcap_scratch_record *rec;
+	struct bpfcap_track_info ti = {};
 	int match;
 	__u32 ifindex = 0, netns = 0, linktype = 0;
 	long hoff, data_off, wire, linear, copied;
@@ -641,6 +655,7 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		 * program's. A helper call alone costs more than the rest.
 		 */
 		match = bpfcap_match_scratch(head + hoff, fhead, wire);
+		match = bpfcap_track_match((__u64)(long)skb, match);
 		if (__builtin_expect(!match, 1))
 			return 0;
 		fhead = 0; /* nothing copied yet */
@@ -658,18 +673,20 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 			cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
 		}
 		match = bpfcap_match_scratch(rec->data, cap_len, wire);
+		match = bpfcap_track_match((__u64)(long)skb, match);
 		if (!match)
 			goto out;
 	}
 	bpfcap_stat_inc(BPFCAP_STAT_MATCHED);
 	if (!bpfcap_rate_admit())
 		goto out;
+	bpfcap_track_info(ctx, (__u64)(long)skb, location, &ti);
 	/*
 	 * Then the whole record, for a match: straight into the ring when
 	 * it is all linear, else through the scratch record.
 	 */
 	if (!(bpfcap_cfg.flags & BPFCAP_CFG_PERF) && want > 0 && (long)want <= linear) {
-		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, direct);
+		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, &ti, direct);
 		goto out;
 	}
 	if (!rec) {
@@ -685,11 +702,19 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 		}
 		cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
 	}
-	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, direct);
+	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, &ti, direct);
 	bpfcap_submit(ctx, rec, cap_len);
 out:
 	if (rec)
 		bpfcap_scratch_put();
+	return 0;
+}
+
+/* capture_skb, then forgets a tracked skb at a hook that frees it. */
+static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location, const int direct)
+{
+	capture_skb(ctx, skb, reason, has_reason, location, direct);
+	bpfcap_track_end((__u64)(long)skb);
 	return 0;
 }
 
@@ -699,7 +724,7 @@ int probe_kprobe(struct pt_regs *ctx)
 	struct sk_buff *skb = (void *)regs_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? regs_arg(ctx, probe_cfg.reason_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, 0, 0);
 }
 
 SEC("fentry")
@@ -707,8 +732,9 @@ int probe_fentry(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
 
 SEC("fexit")
@@ -716,8 +742,9 @@ int probe_fexit(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
 
 SEC("tp_btf")
@@ -725,8 +752,9 @@ int probe_tp_btf(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
 
 SEC("raw_tracepoint")
@@ -734,8 +762,9 @@ int probe_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
 }
 
 SEC("tracepoint")
@@ -743,6 +772,36 @@ int probe_tracepoint(void *ctx)
 {
 	struct sk_buff *skb = (void *)record_u64(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? record_u32(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.has_location ? record_u64(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
+}
+
+/*
+ * Packet tracking's own hooks. probe_untrack, on the kfree_skb and
+ * consume_skb tracepoints the session did not name, and probe_forget
+ * forget the freed skb; probe_clone, at the exit of skb_clone or skb_copy (skb, gfp ->
+ * new skb), tracks the new skb when the old one is tracked.
+ */
+SEC("raw_tracepoint")
+int probe_untrack(struct bpf_raw_tracepoint_args *ctx)
+{
+	bpfcap_track_free(ctx_arg(ctx, 0));
+	return 0;
+}
+
+/* At the entry of the functions that end every free (kfree_skbmem,
+ * napi_skb_cache_put), including those no tracepoint reports. */
+SEC("fentry")
+int probe_forget(__u64 *ctx)
+{
+	bpfcap_track_free(ctx_arg(ctx, 0));
+	return 0;
+}
+
+SEC("fexit")
+int probe_clone(__u64 *ctx)
+{
+	bpfcap_track_clone(ctx_arg(ctx, 0), ctx_arg(ctx, 2));
+	return 0;
 }

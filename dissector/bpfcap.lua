@@ -9,6 +9,7 @@
 --
 --   bpfcap.hook bpfcap.verdict bpfcap.reason bpfcap.location bpfcap.dev
 --   bpfcap.dir bpfcap.pid bpfcap.comm bpfcap.netns bpfcap.mark
+--   bpfcap.parent (a tracked clone's parent id) bpfcap.stack (kernel stack)
 --
 -- e.g. tshark -X lua_script:bpfcap.lua -r drops.pcapng -Y 'bpfcap.reason == "NETFILTER_DROP"'
 -- Install: make install-dissector (Wireshark's personal Lua plugin folder).
@@ -29,9 +30,11 @@ local fields = {
 	comm     = ProtoField.string("bpfcap.comm", "Process name"),
 	netns    = ProtoField.uint32("bpfcap.netns", "Network namespace (inode)", base.DEC),
 	mark     = ProtoField.uint32("bpfcap.mark", "Mark", base.HEX),
+	parent   = ProtoField.string("bpfcap.parent", "Parent packet id"),
+	stack    = ProtoField.string("bpfcap.stack", "Kernel stack"),
 }
 -- The order bpfcap writes them in, for the tree.
-local order = { "hook", "verdict", "reason", "location", "dev", "dir", "pid", "comm", "netns", "mark" }
+local order = { "hook", "verdict", "reason", "location", "dev", "dir", "pid", "comm", "netns", "mark", "parent", "stack" }
 local numeric = { pid = true, netns = true, mark = true }
 
 bpfcap.fields = {}

@@ -84,14 +84,19 @@ type Options struct {
 	// into the stub as without InlineFilter (Program.InlineErr says why),
 	// and falls back to filtering in userspace as usual from there.
 	InlineFilter bool
+	// Maps are maps of the object, by name, that the session's programs
+	// share besides the ring's (e.g. the probe's packet tracking): the
+	// program uses them instead of creating its own. The caller owns them.
+	Maps map[string]*ebpf.Map
 }
 
 // Program is one loaded capture program, ready to attach.
 type Program struct {
-	// Program is the loaded program; Close closes it.
+	// Program is the loaded program; Close closes it. The object's own
+	// maps live as long as the program: Load keeps no descriptor of them,
+	// so a hook costs one file descriptor (and one for its link), which
+	// lets a capture attach to thousands of functions.
 	Program *ebpf.Program
-	// Collection holds Program and the object's own maps.
-	Collection *ebpf.Collection
 	// Options are the options it was loaded with (Snaplen filled in).
 	Options Options
 	// KernelFilter is true when the filter runs in the kernel. With a
@@ -116,12 +121,12 @@ type Program struct {
 
 // Close frees the program (detach its links first).
 func (p *Program) Close() error {
-	if p == nil || p.Collection == nil {
+	if p == nil || p.Program == nil {
 		return nil
 	}
-	p.Collection.Close()
-	p.Collection, p.Program = nil, nil
-	return nil
+	err := p.Program.Close()
+	p.Program = nil
+	return err
 }
 
 // Load loads program opts.Program of spec for one hook of ring's session:
@@ -170,32 +175,33 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 	}
 
 	p := &Program{Options: opts}
+	var coll *ebpf.Collection
 	if cbpf != nil && !opts.Unfiltered && opts.InlineFilter {
-		coll, err := loadOne(spec, ring, opts, cbpf, true)
+		c, err := loadOne(spec, ring, opts, cbpf, true)
 		if err == nil {
-			p.Collection, p.KernelFilter, p.Inlined = coll, true, true
+			coll, p.KernelFilter, p.Inlined = c, true, true
 		} else if _, ok := fallbackReason(err); ok {
 			p.InlineErr = err // retried below with the filter in its stub
 		} else {
 			return nil, err
 		}
 	}
-	if cbpf != nil && !opts.Unfiltered && p.Collection == nil {
-		coll, err := loadOne(spec, ring, opts, cbpf, false)
+	if cbpf != nil && !opts.Unfiltered && coll == nil {
+		c, err := loadOne(spec, ring, opts, cbpf, false)
 		if err == nil {
-			p.Collection, p.KernelFilter = coll, true
+			coll, p.KernelFilter = c, true
 		} else if reason, ok := fallbackReason(err); ok {
 			p.Fallback, p.FallbackErr = reason, err
 		} else {
 			return nil, err
 		}
 	}
-	if p.Collection == nil {
-		coll, err := loadOne(spec, ring, opts, nil, false)
+	if coll == nil {
+		c, err := loadOne(spec, ring, opts, nil, false)
 		if err != nil {
 			return nil, err
 		}
-		p.Collection = coll
+		coll = c
 		if cbpf != nil {
 			if p.Fallback == "" {
 				p.Fallback = "unfiltered load requested"
@@ -210,11 +216,14 @@ func Load(spec *ebpf.CollectionSpec, ring *Ring, opts Options) (*Program, error)
 	if p.KernelFilter {
 		var err error
 		if p.undecided, err = newUserFilter(cbpf); err != nil {
-			p.Collection.Close()
+			coll.Close()
 			return nil, fmt.Errorf("load capture program %s: userspace filter: %w", opts.Program, err)
 		}
 	}
-	p.Program = p.Collection.Programs[opts.Program]
+	// The program keeps its maps; the collection's handles of them are
+	// not needed any more.
+	p.Program = coll.DetachProgram(opts.Program)
+	coll.Close()
 	return p, nil
 }
 
@@ -283,6 +292,9 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		}
 	}
 	repl := ring.replacements()
+	for name, m := range opts.Maps {
+		repl[name] = m
+	}
 	if ring.Perf() {
 		spec.Maps[RingMap] = ringPlaceholder()
 	}

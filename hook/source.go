@@ -66,6 +66,9 @@ type SourceOptions struct {
 	// processes; "ifindex N" where none has it). Called once per
 	// (ifindex, netns); cached.
 	DeviceName func(ifindex, netns uint32) string
+	// Comment returns the words a packet's comment gets after bpfcap's
+	// metadata, e.g. "location=kfree_skb_reason+0x4a" (nil: none).
+	Comment func(ev *perfring.EventHeader) string
 }
 
 // Source reads a Ring and turns its records into pcapng packets for the
@@ -348,6 +351,9 @@ func (s *Source) deliver(ev *perfring.Event, sink pcapng.PacketWriter) error {
 	if ev.Mark != 0 {
 		p.Flags |= pcapng.HasMark
 		p.Mark = ev.Mark
+	}
+	if s.opts.Comment != nil {
+		p.Comment = s.opts.Comment(&ev.EventHeader)
 	}
 	if err := sink.WritePacket(p); err != nil {
 		return err

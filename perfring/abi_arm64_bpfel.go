@@ -40,6 +40,10 @@ type abiBpfcapEvent struct {
 	Flags    uint8
 	Pad      uint32
 	Comm     [16]int8
+	ParentId uint64
+	Location uint64
+	StackId  int32
+	Pad2     uint32
 }
 
 type abiBpfcapEventFlag uint32
@@ -50,6 +54,8 @@ const (
 	abiBpfcapEventFlagBPFCAP_EV_HAS_TASK    abiBpfcapEventFlag = 4
 	abiBpfcapEventFlagBPFCAP_EV_UNFILTERED  abiBpfcapEventFlag = 8
 	abiBpfcapEventFlagBPFCAP_EV_UNDECIDED   abiBpfcapEventFlag = 16
+	abiBpfcapEventFlagBPFCAP_EV_TRACKED     abiBpfcapEventFlag = 32
+	abiBpfcapEventFlagBPFCAP_EV_HAS_STACK   abiBpfcapEventFlag = 64
 )
 
 // Names of all BPF objects in the ELF.

@@ -21,6 +21,8 @@ const (
 	FlagHasTask    = uint8(abiBpfcapEventFlagBPFCAP_EV_HAS_TASK)    // PID and Comm are set
 	FlagUnfiltered = uint8(abiBpfcapEventFlagBPFCAP_EV_UNFILTERED)  // the kernel did not filter this packet
 	FlagUndecided  = uint8(abiBpfcapEventFlagBPFCAP_EV_UNDECIDED)   // the kernel filter could not decide (filter.Undecided)
+	FlagTracked    = uint8(abiBpfcapEventFlagBPFCAP_EV_TRACKED)     // PacketID (and ParentID) are tracking ids
+	FlagHasStack   = uint8(abiBpfcapEventFlagBPFCAP_EV_HAS_STACK)   // stacks are recorded: StackID, when not negative, names one
 )
 
 // Directions, as bpf/event.h defines them (bpfcap_event.dir).
@@ -49,6 +51,10 @@ const (
 	offFlags    = unsafe.Offsetof(abiBpfcapEvent{}.Flags)
 	offPad      = unsafe.Offsetof(abiBpfcapEvent{}.Pad)
 	offComm     = unsafe.Offsetof(abiBpfcapEvent{}.Comm)
+	offParentID = unsafe.Offsetof(abiBpfcapEvent{}.ParentId)
+	offLocation = unsafe.Offsetof(abiBpfcapEvent{}.Location)
+	offStackID  = unsafe.Offsetof(abiBpfcapEvent{}.StackId)
+	offPad2     = unsafe.Offsetof(abiBpfcapEvent{}.Pad2)
 )
 
 // EventHeader is a decoded struct bpfcap_event (bpf/event.h): the fields
@@ -56,7 +62,7 @@ const (
 // bytes (tests check both against the BTF of a compiled object).
 type EventHeader struct {
 	Timestamp uint64 `btf:"ts"` // bpf_ktime_get_ns(), CLOCK_MONOTONIC
-	PacketID  uint64 // the skb (or xdp_buff) address
+	PacketID  uint64 // the skb (or xdp_buff) address, or a tracking id (FlagTracked)
 	Hook      uint32
 	WireLen   uint32
 	CapLen    uint32
@@ -72,6 +78,10 @@ type EventHeader struct {
 	Flags     uint8
 	Pad       uint32
 	Comm      [16]byte
+	ParentID  uint64 // tracking id of the packet this one is a clone of (0: none)
+	Location  uint64 // kernel text address that freed the skb (0: unknown)
+	StackID   int32  // kernel stack id, with FlagHasStack (negative: none recorded)
+	Pad2      uint32
 }
 
 // Event is one decoded record: the header and the packet bytes.
@@ -123,6 +133,10 @@ func Decode(raw []byte, ev *Event) error {
 	h.Flags = raw[offFlags]
 	h.Pad = ne.Uint32(raw[offPad:])
 	copy(h.Comm[:], raw[offComm:offComm+uintptr(len(h.Comm))])
+	h.ParentID = ne.Uint64(raw[offParentID:])
+	h.Location = ne.Uint64(raw[offLocation:])
+	h.StackID = int32(ne.Uint32(raw[offStackID:]))
+	h.Pad2 = ne.Uint32(raw[offPad2:])
 	if int(h.CapLen) > len(raw)-EventHeaderSize {
 		return fmt.Errorf("decode record: cap_len %d but %d data bytes: %w", h.CapLen, len(raw)-EventHeaderSize, ErrShortRecord)
 	}

@@ -33,6 +33,9 @@ func record(capLen int, extra int) []byte {
 	b[58] = DirOut
 	b[59] = FlagHasReason | FlagHasTask
 	copy(b[64:], "ping")
+	ne.PutUint64(b[80:], 0x1000000000007)    // parent_id
+	ne.PutUint64(b[88:], 0xffffffff81f1add0) // location
+	ne.PutUint32(b[96:], uint32(0xfffffff2)) // stack_id -14
 	for i := range capLen {
 		b[EventHeaderSize+i] = byte(i)
 	}
@@ -49,7 +52,8 @@ func TestDecode(t *testing.T) {
 	h := ev.EventHeader
 	if h.Timestamp != 123456789 || h.PacketID != 0xffff888000001234 || h.Hook != 3 || h.WireLen != 1500 || h.CapLen != 100 ||
 		h.Ifindex != 7 || h.Netns != 4026531840 || h.Mark != 0x2a || h.PID != 4242 || h.Reason != 5 || h.Verdict != -1 ||
-		h.Queue != 2 || h.LinkType != 101 || h.Dir != DirOut || h.Flags != FlagHasReason|FlagHasTask || h.CommString() != "ping" {
+		h.Queue != 2 || h.LinkType != 101 || h.Dir != DirOut || h.Flags != FlagHasReason|FlagHasTask || h.CommString() != "ping" ||
+		h.ParentID != 0x1000000000007 || h.Location != 0xffffffff81f1add0 || h.StackID != -14 {
 		t.Errorf("decoded %+v", h)
 	}
 	if len(ev.Data) != 100 || ev.Data[99] != 99 || &ev.Data[0] != &raw[EventHeaderSize] {

@@ -55,10 +55,16 @@ func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages page
 		if t.HasReason {
 			cfg.ReasonArg, cfg.HasReason = uint32(t.ReasonArg-1), 1
 		}
+		if t.HasLocation {
+			cfg.LocationArg, cfg.HasLocation = uint32(t.LocationArg-1), 1
+		}
 	case KindTracepoint:
 		cfg.SkbArg = uint32(t.SkbOffset)
 		if t.HasReason {
 			cfg.ReasonArg, cfg.HasReason = uint32(t.ReasonOffset), 1
+		}
+		if t.HasLocation {
+			cfg.LocationArg, cfg.HasLocation = uint32(t.LocationOffset), 1
 		}
 	}
 	v := spec.Variables["probe_cfg"]

@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf/btf"
@@ -190,4 +191,28 @@ func protoParams(proto *btf.FuncProto, skip int) []param {
 		ps = append(ps, param{name: p.Name, typ: p.Type})
 	}
 	return ps
+}
+
+// locationArg returns the 1-based index of the argument holding the
+// address of the code that frees the skb (kfree_skb's and consume_skb's
+// location), or 0: the pointer argument named location, or, in a
+// tracepoint's BTF (whose arguments have no names) of one of
+// freeTracepoints, the first void pointer after the sk_buff at skbArg.
+func locationArg(params []param, tracepoint string, skbArg int) int {
+	for i, p := range params {
+		if _, ok := btf.As[*btf.Pointer](p.typ); ok && p.name == "location" {
+			return i + 1
+		}
+	}
+	if !slices.Contains(freeTracepoints, tracepoint) {
+		return 0
+	}
+	for i := skbArg; i < len(params); i++ {
+		if ptr, ok := btf.As[*btf.Pointer](params[i].typ); ok && params[i].name == "" {
+			if _, void := btf.UnderlyingType(ptr.Target).(*btf.Void); void {
+				return i + 1
+			}
+		}
+	}
+	return 0
 }

@@ -17,38 +17,6 @@ import (
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// floodUDP sends datagrams of size bytes to 127.0.0.1:port from inside
-// the pair's host netns for d, as fast as one socket goes, and returns
-// how many it sent.
-func floodUDP(t *testing.T, p *testutils.VethPair, port, size int, d time.Duration) int {
-	t.Helper()
-	n := 0
-	err := testutils.Do(t, p.HostNS, func() error {
-		// Unconnected, so the ICMP errors (nothing listens) do not
-		// fail later writes.
-		c, err := net.ListenUDP("udp4", nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
-		b := make([]byte, size)
-		for end := time.Now().Add(d); time.Now().Before(end); {
-			for range 64 {
-				if _, err := c.WriteToUDP(b, to); err != nil {
-					return err
-				}
-				n++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("flood: %v", err)
-	}
-	return n
-}
-
 // TestTraceMaxRate: a flood through a hook with MaxRate is captured up to
 // the bound (rate per CPU over the capture's lifetime plus the bursts), and
 // the rest of the matched packets are counted as shed, apart from losses.
@@ -78,29 +46,15 @@ func TestTraceMaxRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := floodUDP(t, p, port, 64, time.Second)
+	sent := testutils.FloodUDP(t, p.HostNS, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, 64, time.Second)
 	time.Sleep(200 * time.Millisecond) // let the reader drain the ring
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	src.Close()
 	elapsed := time.Since(start)
-	st := src.Stats()[0]
-	// Each CPU's bucket lets rate/s through plus a burst of rate/10.
-	bound := uint64(float64(runtime.NumCPU()) * (rate*elapsed.Seconds() + rate/10 + 1))
-	t.Logf("sent %d in 1 s; stats %+v; bound %d over %v", sent, st, bound, elapsed)
-	if st.Matched < uint64(sent)*9/10 {
-		t.Fatalf("matched %d of %d sent: the flood did not reach the hook", st.Matched, sent)
-	}
-	if st.Captured < rate/10 || st.Captured > bound {
-		t.Errorf("captured %d, want %d..%d (%d pps per CPU, %d CPUs, %v)", st.Captured, rate/10, bound, rate, runtime.NumCPU(), elapsed)
-	}
-	if st.Shed == 0 || st.Matched != st.Captured+st.Lost+st.Shed {
-		t.Errorf("shed %d: want matched (%d) = captured (%d) + lost (%d) + shed", st.Shed, st.Matched, st.Captured, st.Lost)
-	}
-	if got := len(sink.find(func(*pcapng.Packet) bool { return true })); uint64(got) != st.Captured {
-		t.Errorf("%d records delivered, the kernel counted %d captured", got, st.Captured)
-	}
+	delivered := len(sink.find(func(*pcapng.Packet) bool { return true }))
+	testutils.CheckRateBound(t, src.Stats()[0], sent, delivered, rate, elapsed)
 }
 
 // TestTraceFilterReads: the filter runs on a copy of only the bytes it

@@ -13,16 +13,26 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type probeBpfcapTrackConfig struct {
+	_     structs.HostLayout
+	Track uint32
+	Frees uint32
+	Stack uint32
+	Pad   uint32
+}
+
 type probeProbeConfig struct {
-	_          structs.HostLayout
-	SkbArg     uint32
-	ReasonArg  uint32
-	HasReason  uint32
-	Header     uint32
-	Frags      uint32
-	HeadLoads  uint32
-	PageOffset uint64
-	Vmemmap    uint64
+	_           structs.HostLayout
+	SkbArg      uint32
+	ReasonArg   uint32
+	HasReason   uint32
+	LocationArg uint32
+	HasLocation uint32
+	Header      uint32
+	Frags       uint32
+	HeadLoads   uint32
+	PageOffset  uint64
+	Vmemmap     uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -35,14 +45,21 @@ const (
 	probeMapBpfcapRate       = "bpfcap_rate"
 	probeMapBpfcapRing       = "bpfcap_ring"
 	probeMapBpfcapScratch    = "bpfcap_scratch"
+	probeMapBpfcapStacks     = "bpfcap_stacks"
 	probeMapBpfcapStats      = "bpfcap_stats"
+	probeMapBpfcapTrackSeq   = "bpfcap_track_seq"
+	probeMapBpfcapTracked    = "bpfcap_tracked"
+	probeProgProbeClone      = "probe_clone"
 	probeProgProbeFentry     = "probe_fentry"
 	probeProgProbeFexit      = "probe_fexit"
+	probeProgProbeForget     = "probe_forget"
 	probeProgProbeKprobe     = "probe_kprobe"
 	probeProgProbeRawTp      = "probe_raw_tp"
 	probeProgProbeTpBtf      = "probe_tp_btf"
 	probeProgProbeTracepoint = "probe_tracepoint"
+	probeProgProbeUntrack    = "probe_untrack"
 	probeVarBpfcapCfg        = "bpfcap_cfg"
+	probeVarBpfcapTrackCfg   = "bpfcap_track_cfg"
 	probeVarProbeCfg         = "probe_cfg"
 )
 
@@ -88,33 +105,40 @@ type probeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeProgramSpecs struct {
+	ProbeClone      *ebpf.ProgramSpec `ebpf:"probe_clone"`
 	ProbeFentry     *ebpf.ProgramSpec `ebpf:"probe_fentry"`
 	ProbeFexit      *ebpf.ProgramSpec `ebpf:"probe_fexit"`
+	ProbeForget     *ebpf.ProgramSpec `ebpf:"probe_forget"`
 	ProbeKprobe     *ebpf.ProgramSpec `ebpf:"probe_kprobe"`
 	ProbeRawTp      *ebpf.ProgramSpec `ebpf:"probe_raw_tp"`
 	ProbeTpBtf      *ebpf.ProgramSpec `ebpf:"probe_tp_btf"`
 	ProbeTracepoint *ebpf.ProgramSpec `ebpf:"probe_tracepoint"`
+	ProbeUntrack    *ebpf.ProgramSpec `ebpf:"probe_untrack"`
 }
 
 // probeMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeMapSpecs struct {
-	BpfcapNest    *ebpf.MapSpec `ebpf:"bpfcap_nest"`
-	BpfcapOwners  *ebpf.MapSpec `ebpf:"bpfcap_owners"`
-	BpfcapPerf    *ebpf.MapSpec `ebpf:"bpfcap_perf"`
-	BpfcapRate    *ebpf.MapSpec `ebpf:"bpfcap_rate"`
-	BpfcapRing    *ebpf.MapSpec `ebpf:"bpfcap_ring"`
-	BpfcapScratch *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
-	BpfcapStats   *ebpf.MapSpec `ebpf:"bpfcap_stats"`
+	BpfcapNest     *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners   *ebpf.MapSpec `ebpf:"bpfcap_owners"`
+	BpfcapPerf     *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate     *ebpf.MapSpec `ebpf:"bpfcap_rate"`
+	BpfcapRing     *ebpf.MapSpec `ebpf:"bpfcap_ring"`
+	BpfcapScratch  *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
+	BpfcapStacks   *ebpf.MapSpec `ebpf:"bpfcap_stacks"`
+	BpfcapStats    *ebpf.MapSpec `ebpf:"bpfcap_stats"`
+	BpfcapTrackSeq *ebpf.MapSpec `ebpf:"bpfcap_track_seq"`
+	BpfcapTracked  *ebpf.MapSpec `ebpf:"bpfcap_tracked"`
 }
 
 // probeVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeVariableSpecs struct {
-	BpfcapCfg *ebpf.VariableSpec `ebpf:"bpfcap_cfg"`
-	ProbeCfg  *ebpf.VariableSpec `ebpf:"probe_cfg"`
+	BpfcapCfg      *ebpf.VariableSpec `ebpf:"bpfcap_cfg"`
+	BpfcapTrackCfg *ebpf.VariableSpec `ebpf:"bpfcap_track_cfg"`
+	ProbeCfg       *ebpf.VariableSpec `ebpf:"probe_cfg"`
 }
 
 // probeObjects contains all objects after they have been loaded into the kernel.
@@ -137,13 +161,16 @@ func (o *probeObjects) Close() error {
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probeMaps struct {
-	BpfcapNest    *ebpf.Map `ebpf:"bpfcap_nest"`
-	BpfcapOwners  *ebpf.Map `ebpf:"bpfcap_owners"`
-	BpfcapPerf    *ebpf.Map `ebpf:"bpfcap_perf"`
-	BpfcapRate    *ebpf.Map `ebpf:"bpfcap_rate"`
-	BpfcapRing    *ebpf.Map `ebpf:"bpfcap_ring"`
-	BpfcapScratch *ebpf.Map `ebpf:"bpfcap_scratch"`
-	BpfcapStats   *ebpf.Map `ebpf:"bpfcap_stats"`
+	BpfcapNest     *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners   *ebpf.Map `ebpf:"bpfcap_owners"`
+	BpfcapPerf     *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate     *ebpf.Map `ebpf:"bpfcap_rate"`
+	BpfcapRing     *ebpf.Map `ebpf:"bpfcap_ring"`
+	BpfcapScratch  *ebpf.Map `ebpf:"bpfcap_scratch"`
+	BpfcapStacks   *ebpf.Map `ebpf:"bpfcap_stacks"`
+	BpfcapStats    *ebpf.Map `ebpf:"bpfcap_stats"`
+	BpfcapTrackSeq *ebpf.Map `ebpf:"bpfcap_track_seq"`
+	BpfcapTracked  *ebpf.Map `ebpf:"bpfcap_tracked"`
 }
 
 func (m *probeMaps) Close() error {
@@ -154,7 +181,10 @@ func (m *probeMaps) Close() error {
 		m.BpfcapRate,
 		m.BpfcapRing,
 		m.BpfcapScratch,
+		m.BpfcapStacks,
 		m.BpfcapStats,
+		m.BpfcapTrackSeq,
+		m.BpfcapTracked,
 	)
 }
 
@@ -162,30 +192,37 @@ func (m *probeMaps) Close() error {
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probeVariables struct {
-	BpfcapCfg *ebpf.Variable `ebpf:"bpfcap_cfg"`
-	ProbeCfg  *ebpf.Variable `ebpf:"probe_cfg"`
+	BpfcapCfg      *ebpf.Variable `ebpf:"bpfcap_cfg"`
+	BpfcapTrackCfg *ebpf.Variable `ebpf:"bpfcap_track_cfg"`
+	ProbeCfg       *ebpf.Variable `ebpf:"probe_cfg"`
 }
 
 // probePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probePrograms struct {
+	ProbeClone      *ebpf.Program `ebpf:"probe_clone"`
 	ProbeFentry     *ebpf.Program `ebpf:"probe_fentry"`
 	ProbeFexit      *ebpf.Program `ebpf:"probe_fexit"`
+	ProbeForget     *ebpf.Program `ebpf:"probe_forget"`
 	ProbeKprobe     *ebpf.Program `ebpf:"probe_kprobe"`
 	ProbeRawTp      *ebpf.Program `ebpf:"probe_raw_tp"`
 	ProbeTpBtf      *ebpf.Program `ebpf:"probe_tp_btf"`
 	ProbeTracepoint *ebpf.Program `ebpf:"probe_tracepoint"`
+	ProbeUntrack    *ebpf.Program `ebpf:"probe_untrack"`
 }
 
 func (p *probePrograms) Close() error {
 	return _ProbeClose(
+		p.ProbeClone,
 		p.ProbeFentry,
 		p.ProbeFexit,
+		p.ProbeForget,
 		p.ProbeKprobe,
 		p.ProbeRawTp,
 		p.ProbeTpBtf,
 		p.ProbeTracepoint,
+		p.ProbeUntrack,
 	)
 }
 

@@ -33,6 +33,11 @@ type Target struct {
 	ReasonArg, ReasonOffset int
 	// HasReason is set for hooks that know why a packet was dropped.
 	HasReason bool
+	// LocationArg (1-based argument) or LocationOffset (classic
+	// tracepoint record offset) locate the address of the code that
+	// freed the skb (kfree_skb's location) when HasLocation.
+	LocationArg, LocationOffset int
+	HasLocation                 bool
 	// Note is one line for stderr saying what was attached instead of
 	// what was asked for and why; empty when the spec attached as written.
 	Note string
@@ -292,6 +297,9 @@ func (r *Resolver) btfTracepointTarget(spec Spec) (*Target, error) {
 	if ra := reasonArg(params); ra != 0 {
 		t.ReasonArg, t.HasReason = ra, true
 	}
+	if la := locationArg(params, spec.Name, idx); la != 0 {
+		t.LocationArg, t.HasLocation = la, true
+	}
 	return t, nil
 }
 
@@ -311,6 +319,9 @@ func (r *Resolver) resolveTracepoint(spec Spec) (*Target, error) {
 	for _, rf := range fields {
 		if rf.isReasonField() && rf.size == 4 {
 			t.ReasonOffset, t.HasReason = rf.offset, true
+		}
+		if rf.isLocationField() {
+			t.LocationOffset, t.HasLocation = rf.offset, true
 		}
 	}
 	return t, nil

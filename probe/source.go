@@ -35,6 +35,20 @@ type Options struct {
 	// /run/netns/NAME or /proc/PID/ns/net; "": bpfcap's own).
 	Device      string
 	DeviceNetns string
+	// Track follows every packet the filter matched at any hook: later
+	// hooks capture it even when the filter no longer matches (after NAT,
+	// say) until it is freed, and its clones and copies where the kernel
+	// lets fexit programs attach to skb_clone and skb_copy (a notice says
+	// when it does not). Its packet id (epb_packetid) is then never given
+	// to another packet; a clone's comment names its parent's id
+	// ("parent=0x..."). The kfree_skb, consume_skb and
+	// skb_copy_datagram_iovec tracepoints (and, where fentry works,
+	// kfree_skbmem and napi_skb_cache_put) are attached to forget freed
+	// packets, without capturing there unless named.
+	Track bool
+	// Stack records the kernel stack of each captured packet, written in
+	// its comment as "stack=f0<-f1<-..." (innermost first).
+	Stack bool
 }
 
 // Source is a running tracing capture: one program per hook, attached and
@@ -46,6 +60,8 @@ type Source struct {
 	notices io.Writer
 	snaplen int
 	pages   pageMap
+	// cloneErr is why Track does not follow clones (nil when it does).
+	cloneErr error
 	// paged counts records cut short by paged data that was not copied.
 	paged atomic.Uint64
 	// report says what was attached from the hook words.
@@ -57,6 +73,13 @@ type Source struct {
 // Target whose Note is set was attached other than as written (a rename,
 // a fallback to another kind).
 func (s *Source) Targets() []*Target { return s.targets }
+
+// CloneTrackingErr says why Options.Track does not follow clones and
+// copies of packets on this kernel: the errors loading or attaching the
+// fexit programs on skb_clone and skb_copy (EPERM wrapped in
+// hook.ErrPermission where a policy refuses fexit, ErrNotSupported where
+// the kernel lacks it). It is nil when they are followed or Track is off.
+func (s *Source) CloneTrackingErr() error { return s.cloneErr }
 
 // Open parses and resolves every hook spec, glob and "all" (see
 // Resolver.Expand), then loads and attaches one program per hook point,
@@ -124,6 +147,11 @@ func Open(opts Options) (_ *Source, err error) {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
 	defer b.Rollback(&err)
+	tr, err := newTracking(base, opts.Track, opts.Stack)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	b.OnClose(tr)
 	pages := findPageMap()
 	headLoads := haveHeadLoads()
 	// Loaded concurrently with hook.Load (Builder.Load is for one
@@ -134,6 +162,9 @@ func Open(opts Options) (_ *Source, err error) {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
 		forAttach(spec.Programs[progName], t)
+		if err := tr.configure(spec, t); err != nil {
+			return nil, fmt.Errorf("trace: %w", err)
+		}
 		prog, err := hook.Load(spec, b.Ring(), hook.Options{
 			Program:   progName,
 			Hook:      i,
@@ -148,6 +179,7 @@ func Open(opts Options) (_ *Source, err error) {
 			Task:      inProcessContext(t),
 			Want:      co.Want,
 			MaxRate:   co.MaxRate,
+			Maps:      tr.maps,
 			// The filter runs inlined: no bpf-to-bpf call per packet.
 			InlineFilter: true,
 		})
@@ -197,8 +229,13 @@ func Open(opts Options) (_ *Source, err error) {
 	if err := b.LearnOwners(); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
+	if err := tr.attachOwn(b, base, attached, opts.Ring.Notices); err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	tr.readSymbols(attached, opts.Ring.Notices)
 	src, err := b.Source(hook.SourceOptions{
 		DropReason: reasons.Name,
+		Comment:    tr.comment,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
@@ -207,7 +244,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report}, nil
+	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report, cloneErr: tr.cloneErr}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.

@@ -174,3 +174,9 @@ func listTracepoints(tracefs string, fn func(cat, name string)) error {
 	}
 	return nil
 }
+
+// isLocationField reports whether the field holds the address of the code
+// that freed the skb (kfree_skb's and consume_skb's location).
+func (f tpField) isLocationField() bool {
+	return f.name == "location" && f.size == 8
+}

@@ -3,7 +3,6 @@ package tccap_test
 import (
 	"context"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -39,26 +38,7 @@ func TestCaptureMaxRate(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, sink) }()
 
-	sent := 0
-	err = hostNS(func() error {
-		conn, err := net.DialUDP("udp4", &net.UDPAddr{IP: p.HostIP}, &net.UDPAddr{IP: p.PeerIP, Port: 4011})
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		b := make([]byte, 64)
-		for end := time.Now().Add(time.Second); time.Now().Before(end); sent++ {
-			// Nothing listens: an ICMP error may fail the next write;
-			// count what left.
-			if _, err := conn.Write(b); err != nil {
-				sent--
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sent := testutils.FloodUDP(t, p.HostNS, &net.UDPAddr{IP: p.PeerIP, Port: 4011}, 64, time.Second)
 	time.Sleep(200 * time.Millisecond) // let the reader drain the ring
 	cancel()
 	if err := <-done; err != nil {
@@ -66,19 +46,5 @@ func TestCaptureMaxRate(t *testing.T) {
 	}
 	c.Close()
 	elapsed := time.Since(start)
-	st := c.Stats()[0]
-	bound := uint64(float64(runtime.NumCPU()) * (rate*elapsed.Seconds() + rate/10 + 1))
-	t.Logf("sent %d; stats %+v; bound %d over %v", sent, st, bound, elapsed)
-	if st.Matched < uint64(sent)*9/10 {
-		t.Fatalf("matched %d of %d sent: the flood did not reach the hook", st.Matched, sent)
-	}
-	if st.Captured < rate/10 || st.Captured > bound {
-		t.Errorf("captured %d, want %d..%d", st.Captured, rate/10, bound)
-	}
-	if st.Shed == 0 || st.Matched != st.Captured+st.Lost+st.Shed {
-		t.Errorf("shed %d: want matched (%d) = captured (%d) + lost (%d) + shed", st.Shed, st.Matched, st.Captured, st.Lost)
-	}
-	if uint64(sink.Len()) != st.Captured {
-		t.Errorf("%d packets delivered, the kernel counted %d captured", sink.Len(), st.Captured)
-	}
+	testutils.CheckRateBound(t, c.Stats()[0], sent, sink.Len(), rate, elapsed)
 }

@@ -3,7 +3,6 @@ package xdpcap_test
 import (
 	"context"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -37,26 +36,7 @@ func TestCaptureMaxRate(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, sink) }()
 
-	sent := 0
-	err = testutils.Do(t, p.HostNS, func() error {
-		// Unconnected: the ICMP errors (nothing listens) fail no write.
-		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: p.HostIP})
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		to := &net.UDPAddr{IP: p.PeerIP, Port: port}
-		b := make([]byte, 64)
-		for end := time.Now().Add(time.Second); time.Now().Before(end); sent++ {
-			if _, err := conn.WriteToUDP(b, to); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sent := testutils.FloodUDP(t, p.HostNS, &net.UDPAddr{IP: p.PeerIP, Port: port}, 64, time.Second)
 	time.Sleep(200 * time.Millisecond) // let the reader drain the ring
 	cancel()
 	if err := <-done; err != nil {
@@ -64,19 +44,5 @@ func TestCaptureMaxRate(t *testing.T) {
 	}
 	c.Close()
 	elapsed := time.Since(start)
-	st := c.Stats()[0]
-	bound := uint64(float64(runtime.NumCPU()) * (rate*elapsed.Seconds() + rate/10 + 1))
-	t.Logf("sent %d; stats %+v; bound %d over %v", sent, st, bound, elapsed)
-	if st.Matched < uint64(sent)*9/10 {
-		t.Fatalf("matched %d of %d sent: the flood did not reach the hook", st.Matched, sent)
-	}
-	if st.Captured < rate/10 || st.Captured > bound {
-		t.Errorf("captured %d, want %d..%d", st.Captured, rate/10, bound)
-	}
-	if st.Shed == 0 || st.Matched != st.Captured+st.Lost+st.Shed {
-		t.Errorf("shed %d: want matched (%d) = captured (%d) + lost (%d) + shed", st.Shed, st.Matched, st.Captured, st.Lost)
-	}
-	if uint64(sink.Len()) != st.Captured {
-		t.Errorf("%d packets delivered, the kernel counted %d captured", sink.Len(), st.Captured)
-	}
+	testutils.CheckRateBound(t, c.Stats()[0], sent, sink.Len(), rate, elapsed)
 }

@@ -51,10 +51,28 @@ type captureOptions struct {
 	Filter string
 	// tcpdump holds tcpdump's flags (tcpdumpflags.go).
 	tcpdump tcpdumpOptions
+	// Journey is --journey (trace): print each packet's journey, even
+	// when stdout is not a terminal.
+	Journey bool
+	// Patterns are the hook words of `bpfcap trace` that stand for many
+	// hook points (globs, all). With any, the capture is in pattern mode:
+	// the journey view on a terminal, a short default snap length,
+	// interfaces added as their hooks first capture, and the hook lists
+	// on stderr summarised (-v lists every hook).
+	Patterns []string
 }
 
 // defaultSnaplen is bpfcap's snap length when -s/len is not given.
 const defaultSnaplen = 65536
+
+// patternSnaplen is the snap length of pattern mode (hook globs, all)
+// when -s/len is not given. A packet is copied at every hook it passes,
+// tens of hooks per packet with all: 256 bytes hold the headers a journey
+// is read by (Ethernet, VLAN tags, IPv6 with extension headers or IPv4
+// with options, TCP with options, and those of one encapsulation such as
+// VXLAN or GRE) while keeping the copy at each hook, the ring's use and
+// the file small.
+const patternSnaplen = 256
 
 // maxBufferKiB bounds -B: a BPF ring buffer's size is a 32-bit count of
 // bytes, and more than 1 GiB of locked kernel memory is never what a
@@ -91,7 +109,7 @@ func (f *outputFlag) Type() string { return "file" }
 func addCaptureFlags(fs *pflag.FlagSet, o *captureOptions) {
 	fs.VarP(&outputFlag{path: &o.WriteFile}, "write", "w", "write packets to this pcapng `file` (\"-\": stdout)")
 	fs.Uint64VarP(&o.Count, "count", "c", 0, "stop after this many packets")
-	fs.IntVarP(&o.Snaplen, "snaplen", "s", 0, "capture at most this many `bytes` per packet (default 65536)")
+	fs.IntVarP(&o.Snaplen, "snaplen", "s", 0, "capture at most this many `bytes` per packet (default 65536; trace with hook globs or all: 256)")
 	fs.StringVarP(&o.Device, "interface", "i", "", "capture only packets on this `device`")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (e.g. 10s)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "more detail in lines, as tcpdump -v (IP header, checksums); statistics every few seconds on stderr")
@@ -201,6 +219,12 @@ func (o *captureOptions) validate() error {
 	if o.Pages > 0 && uint64(o.Pages)*uint64(os.Getpagesize())*uint64(runtime.NumCPU()) > maxBufferKiB<<10 {
 		return fmt.Errorf("pages %d: %d pages per CPU on %d CPUs is more than the 1 GiB a ring buffer holds; try pages 1024", o.Pages, o.Pages, runtime.NumCPU())
 	}
+	if o.Journey && o.WriteFile != "" {
+		return fmt.Errorf("--journey prints to stdout and -w %s writes a file: give one (bpfcap journey %s shows the journeys of the file)", o.WriteFile, o.WriteFile)
+	}
+	if o.Journey && o.tcpdump.Lines {
+		return errors.New("--journey and -l: give one (--journey: a block per packet; -l: a line per packet seen at a hook)")
+	}
 	if o.Duration < 0 {
 		return fmt.Errorf("duration %v: want a positive duration (e.g. --duration 10s)", o.Duration)
 	}
@@ -221,10 +245,13 @@ func (o *captureOptions) validate() error {
 
 // snaplen returns the snap length to use.
 func (o *captureOptions) snaplen() int {
-	if o.Snaplen == 0 {
-		return defaultSnaplen
+	switch {
+	case o.Snaplen != 0:
+		return o.Snaplen
+	case len(o.Patterns) > 0:
+		return patternSnaplen
 	}
-	return o.Snaplen
+	return defaultSnaplen
 }
 
 // ringOptions returns the transport options for the hook loader; notices
@@ -299,8 +326,9 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 	// everything detached.
 
 	var (
-		sink bpfcap.Sink
-		file *os.File
+		sink    bpfcap.Sink
+		file    *os.File
+		journey *journeyPrinter
 	)
 	switch {
 	case o.WriteFile != "" && o.WriteFile != "-":
@@ -314,7 +342,7 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 			return fmt.Errorf("write %s: %w", o.WriteFile, err)
 		}
 		sink = w
-	case o.WriteFile == "-" || (!isTerminal(env.stdout) && !o.tcpdump.Lines):
+	case o.WriteFile == "-" || (!isTerminal(env.stdout) && !o.tcpdump.Lines && !o.Journey):
 		w, err := pcapng.NewWriter(env.stdout, pcapng.WriterOptions{Application: "bpfcap"})
 		if err != nil {
 			if isClosedPipe(err) {
@@ -323,29 +351,45 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 			return fmt.Errorf("write pcapng to stdout: %w", err)
 		}
 		sink = w
+	case o.Journey || (len(o.Patterns) > 0 && !o.tcpdump.Lines):
+		journey = newJourneyPrinter(env.stdout, journeyIdle)
+		sink = journey
 	default:
 		sink = o.linePrinter(env.stdout)
 	}
 
-	printListening(env.stderr, src.Interfaces())
+	printListening(env.stderr, src.Interfaces(), o.Patterns)
 
-	sopts := bpfcap.Options{Count: o.Count, Duration: o.Duration}
+	sopts := bpfcap.Options{Count: o.Count, Duration: o.Duration, InterfacesOnFirstPacket: len(o.Patterns) > 0}
+	everyHook := o.Verbose || len(o.Patterns) == 0
 	live := file != nil && isTerminal(env.stderr)
 	switch {
 	case o.Verbose:
 		sopts.ProgressInterval = 5 * time.Second
-		sopts.Progress = func(p bpfcap.Progress) { printStats(env.stderr, p.Interfaces, p.Stats) }
+		sopts.Progress = func(p bpfcap.Progress) { printStats(env.stderr, p.Interfaces, p.Stats, true) }
 	case live:
 		sopts.ProgressInterval = 500 * time.Millisecond
 		sopts.Progress = func(p bpfcap.Progress) { printCounter(env.stderr, p) }
 	}
 	res, err := bpfcap.Run(ctx, sink, []bpfcap.Source{src}, sopts)
+	if journey != nil {
+		if jerr := journey.Close(); jerr != nil && err == nil && !isClosedPipe(jerr) {
+			err = fmt.Errorf("write journeys to stdout: %w", jerr)
+		}
+	}
 	if live && !o.Verbose {
 		fmt.Fprintln(env.stderr)
 	}
 	closeErr := detach()
-	printStats(env.stderr, res.Interfaces, src.Stats())
-	printHeaderMisses(env.stderr, res.Interfaces, src.Stats())
+	// Every hook of the source, whether the output got its interface or
+	// not (pattern mode adds them as they first capture).
+	ifaces, stats := src.Interfaces(), src.Stats()
+	printStats(env.stderr, ifaces, stats, everyHook)
+	if everyHook {
+		printHeaderMisses(env.stderr, ifaces, stats)
+	} else {
+		printHeaderMissTotal(env.stderr, ifaces, stats)
+	}
 	if res.Reason == bpfcap.StopOutput {
 		// Every packet the hooks captured and the file does not hold:
 		// lost in the failed write, or still in the ring behind it.
@@ -401,8 +445,26 @@ func stopText(r bpfcap.StopReason) string {
 // printListening tells the user (and scripts waiting for readiness) that
 // the capture runs, as tcpdump's "listening on" line does: one line on
 // stderr naming every capture point, once the hooks are attached and the
-// output is open.
-func printListening(w io.Writer, ifaces []pcapng.Interface) {
+// output is open. With hook patterns it counts the hooks and names the
+// patterns instead ("capturing at 30 hooks (tp_btf:*, all)").
+func printListening(w io.Writer, ifaces []pcapng.Interface, patterns []string) {
+	names := hookNames(ifaces)
+	snap := uint32(0)
+	if len(ifaces) > 0 {
+		snap = ifaces[0].SnapLen
+	}
+	at := strings.Join(names, ", ")
+	if len(patterns) > 0 {
+		at = fmt.Sprintf("%s (%s)", hooksText(len(names)), strings.Join(patterns, ", "))
+	}
+	if lt := linkTypesText(ifaces); lt != "" {
+		at += ", " + lt
+	}
+	fmt.Fprintf(w, "bpfcap: capturing at %s, snapshot length %d bytes\n", at, snap)
+}
+
+// hookNames returns the names of ifaces, each once, in order.
+func hookNames(ifaces []pcapng.Interface) []string {
 	seen := map[string]bool{}
 	var names []string
 	for _, ifc := range ifaces {
@@ -411,20 +473,14 @@ func printListening(w io.Writer, ifaces []pcapng.Interface) {
 			names = append(names, ifc.Name)
 		}
 	}
-	snap := uint32(0)
-	if len(ifaces) > 0 {
-		snap = ifaces[0].SnapLen
-	}
-	at := strings.Join(names, ", ")
-	if lt := linkTypesText(ifaces); lt != "" {
-		at += ", " + lt
-	}
-	fmt.Fprintf(w, "bpfcap: capturing at %s, snapshot length %d bytes\n", at, snap)
+	return names
 }
 
-// printStats writes one line per capture point (interfaces of the same
-// hook with different link types are added up) with its counters.
-func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.InterfaceStats) {
+// printStats writes the counters of the capture points (interfaces of
+// the same hook with different link types are added up): with everyHook
+// one line per hook, else (hook patterns, hundreds of hooks) a line per
+// hook that matched or lost packets, and a line of totals.
+func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.InterfaceStats, everyHook bool) {
 	var names []string
 	sum := map[string]*pcapng.InterfaceStats{}
 	for i, ifc := range ifaces {
@@ -437,34 +493,92 @@ func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.Interface
 			sum[ifc.Name] = t
 			names = append(names, ifc.Name)
 		}
-		st := stats[i]
-		t.Seen += st.Seen
-		t.SeenCounted = t.SeenCounted || st.SeenCounted
-		t.Matched += st.Matched
-		t.Captured += st.Captured
-		t.Lost += st.Lost
-		t.Skipped += st.Skipped
-		t.Shed += st.Shed
-		t.UserFiltered += st.UserFiltered
+		addStats(t, stats[i])
 	}
+	var total pcapng.InterfaceStats
+	quiet := 0
 	for _, name := range names {
 		st := sum[name]
-		line := name + ":"
-		if st.SeenCounted {
-			line += fmt.Sprintf(" seen %d,", st.Seen)
+		addStats(&total, *st)
+		if !everyHook && st.Matched == 0 && st.Lost == 0 {
+			quiet++
+			continue
 		}
-		line += fmt.Sprintf(" matched %d, captured %d, lost %d", st.Matched, st.Captured, st.Lost)
-		if st.Skipped > 0 {
-			line += fmt.Sprintf(", skipped %d", st.Skipped)
-		}
-		if st.Shed > 0 {
-			line += fmt.Sprintf(", shed %d (--max-rate)", st.Shed)
-		}
-		if st.UserFiltered > 0 {
-			line += fmt.Sprintf(", filtered in userspace %d", st.UserFiltered)
-		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, name+":"+statsText(st))
 	}
+	if everyHook {
+		return
+	}
+	line := hooksText(len(names)) + ":" + statsText(&total)
+	if quiet > 0 {
+		line += fmt.Sprintf(" (%s matched nothing; -v lists every hook)", hooksText(quiet))
+	}
+	fmt.Fprintln(w, line)
+}
+
+// hooksText counts hooks in words ("1 hook", "30 hooks").
+func hooksText(n int) string {
+	if n == 1 {
+		return "1 hook"
+	}
+	return fmt.Sprintf("%d hooks", n)
+}
+
+// addStats adds st's counters to t.
+func addStats(t *pcapng.InterfaceStats, st pcapng.InterfaceStats) {
+	t.Seen += st.Seen
+	t.SeenCounted = t.SeenCounted || st.SeenCounted
+	t.Matched += st.Matched
+	t.Captured += st.Captured
+	t.Lost += st.Lost
+	t.Skipped += st.Skipped
+	t.Shed += st.Shed
+	t.NoHeader += st.NoHeader
+	t.UserFiltered += st.UserFiltered
+}
+
+// statsText formats counters as the lines of printStats end
+// (" matched 3, captured 3, lost 0").
+func statsText(st *pcapng.InterfaceStats) string {
+	line := ""
+	if st.SeenCounted {
+		line += fmt.Sprintf(" seen %d,", st.Seen)
+	}
+	line += fmt.Sprintf(" matched %d, captured %d, lost %d", st.Matched, st.Captured, st.Lost)
+	if st.Skipped > 0 {
+		line += fmt.Sprintf(", skipped %d", st.Skipped)
+	}
+	if st.Shed > 0 {
+		line += fmt.Sprintf(", shed %d (--max-rate)", st.Shed)
+	}
+	if st.UserFiltered > 0 {
+		line += fmt.Sprintf(", filtered in userspace %d", st.UserFiltered)
+	}
+	return line
+}
+
+// printHeaderMissTotal says, in one line for every hook, how many packets
+// had none of the header the capture starts at (printHeaderMisses, per
+// hook, is for -v and captures at a few hooks).
+func printHeaderMissTotal(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.InterfaceStats) {
+	var (
+		missed uint64
+		hooks  int
+		lt     pcapng.LinkType
+	)
+	for i, ifc := range ifaces {
+		if i >= len(stats) || stats[i].NoHeader == 0 {
+			continue
+		}
+		missed += stats[i].NoHeader
+		hooks++
+		lt = ifc.LinkType
+	}
+	if missed == 0 {
+		return
+	}
+	hdr, other := headerName(lt)
+	fmt.Fprintf(w, "bpfcap: %d packets at %s had no %s and were not captured: %s shows them (-v: per hook)\n", missed, hooksText(hooks), hdr, other)
 }
 
 // printCounter rewrites a one-line live counter (as dumpcap shows).

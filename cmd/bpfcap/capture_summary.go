@@ -138,7 +138,7 @@ func (s *summaryPrinter) Flush() error { return s.w.Flush() }
 
 // summaryLine formats p as one tcpdump-like line:
 //
-//	TIME HOOK [DIR] [DEV]: DECODE [VERDICT] [REASON] [pid N comm C] [netns N] [mark M] [id 0xID]
+//	TIME HOOK [DIR] [DEV]: DECODE [VERDICT] [REASON] [pid N comm C] [netns N] [mark M] [id 0xID] [COMMENT]
 //
 // where DECODE is what tcpdump -n prints for the packet (lineDecoder).
 func summaryLine(p *pcapng.Packet, lt pcapng.LinkType, loc *time.Location) string {
@@ -186,6 +186,10 @@ func summaryLineOpts(p *pcapng.Packet, lt pcapng.LinkType, dec *lineDecoder, ts 
 	}
 	if p.Flags&pcapng.HasPacketID != 0 {
 		fmt.Fprintf(&b, " id %#x", p.PacketID)
+	}
+	if p.Comment != "" {
+		// What the source adds (parent=, location=, stack=).
+		b.WriteString(" " + p.Comment)
 	}
 	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -45,7 +46,7 @@ func TestParseKeywords(t *testing.T) {
 			t.Errorf("%q: %v", tc.args, err)
 			continue
 		}
-		if o != tc.want {
+		if !reflect.DeepEqual(o, tc.want) {
 			t.Errorf("%q: got %+v, want %+v", tc.args, o, tc.want)
 		}
 	}
@@ -282,7 +283,7 @@ func TestPrintStats(t *testing.T) {
 	var b strings.Builder
 	printStats(&b,
 		[]pcapng.Interface{{Name: "tp_btf:kfree_skb", LinkType: pcapng.LinkTypeEthernet}, {Name: "tp_btf:kfree_skb", LinkType: pcapng.LinkTypeRaw}, {Name: "tc:eth0:ingress"}},
-		[]pcapng.InterfaceStats{{Seen: 10, SeenCounted: true, Matched: 8, Captured: 5, Lost: 1, Skipped: 2}, {Captured: 2}, {Seen: 4, SeenCounted: true, Matched: 4, Captured: 3, Lost: 0, UserFiltered: 1}})
+		[]pcapng.InterfaceStats{{Seen: 10, SeenCounted: true, Matched: 8, Captured: 5, Lost: 1, Skipped: 2}, {Captured: 2}, {Seen: 4, SeenCounted: true, Matched: 4, Captured: 3, Lost: 0, UserFiltered: 1}}, true)
 	want := "tp_btf:kfree_skb: seen 10, matched 8, captured 7, lost 1, skipped 2\n" +
 		"tc:eth0:ingress: seen 4, matched 4, captured 3, lost 0, filtered in userspace 1\n"
 	if b.String() != want {
@@ -291,7 +292,7 @@ func TestPrintStats(t *testing.T) {
 
 	// A hook that does not count what it sees shows no "seen" figure.
 	b.Reset()
-	printStats(&b, []pcapng.Interface{{Name: "tc:eth0:egress"}}, []pcapng.InterfaceStats{{Matched: 2, Captured: 2}})
+	printStats(&b, []pcapng.Interface{{Name: "tc:eth0:egress"}}, []pcapng.InterfaceStats{{Matched: 2, Captured: 2}}, true)
 	want = "tc:eth0:egress: matched 2, captured 2, lost 0\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)

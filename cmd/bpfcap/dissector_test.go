@@ -45,8 +45,8 @@ func TestDissectorHostTshark(t *testing.T) {
 		{Interface: drop, Timestamp: now, Data: data, WireLen: len(data), VerdictType: pcapng.VerdictNone,
 			DropReason: "NETFILTER_DROP", Device: "veth0", Direction: pcapng.DirectionInbound,
 			Flags: pcapng.HasPID | pcapng.HasNetns | pcapng.HasMark, PID: 42, Comm: "Web Content", Netns: 4026531840, Mark: 0x10,
-			// No hook writes a drop location yet; the field is ready for it.
-			Comment: "location=ip_rcv_core+0x1a"},
+			// What the tracing source adds: drop location, clone parent, stack.
+			Comment: "location=ip_rcv_core+0x1a parent=0x1000000000001 stack=nf_hook_slow<-ip_rcv"},
 		{Interface: xdp, Timestamp: now.Add(time.Millisecond), Data: data, WireLen: len(data), Device: "eth1",
 			VerdictType: pcapng.VerdictXDP, Verdict: 1, Flags: pcapng.HasNetns, Netns: 4026532000},
 	} {
@@ -65,6 +65,8 @@ func TestDissectorHostTshark(t *testing.T) {
 		{`bpfcap.hook == "xdp:/sys/fs/bpf/hook"`, "2"},
 		{`bpfcap.reason == "NETFILTER_DROP"`, "1"},
 		{`bpfcap.location == "ip_rcv_core+0x1a"`, "1"},
+		{`bpfcap.parent == "0x1000000000001"`, "1"},
+		{`bpfcap.stack contains "nf_hook_slow"`, "1"},
 		{`bpfcap.dev == "eth1"`, "2"},
 		{`bpfcap.dir == "in"`, "1"},
 		{`bpfcap.pid == 42`, "1"},

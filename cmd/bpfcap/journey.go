@@ -214,14 +214,20 @@ func hopOf(p *pcapng.Packet) hop {
 		Verdict:  pcapng.VerdictName(p.VerdictType, p.Verdict),
 		Reason:   p.DropReason,
 	}
-	// The drop location, where the file records it, is a word
-	// "location=SYMBOL+OFF" of the comment.
-	for _, w := range strings.Fields(raw) {
-		if loc, ok := strings.CutPrefix(w, "location="); ok {
-			h.Location = loc
+	h.Location = locationOf(raw)
+	return h
+}
+
+// locationOf returns the drop location a packet's comment records: its
+// word "location=SYMBOL+OFF" ("" for none).
+func locationOf(comment string) string {
+	loc := ""
+	for _, w := range strings.Fields(comment) {
+		if l, ok := strings.CutPrefix(w, "location="); ok {
+			loc = l
 		}
 	}
-	return h
+	return loc
 }
 
 // formatID writes a packet id as bpfcap prints it.
@@ -232,40 +238,53 @@ func formatID(j *journey) string {
 	return "0x" + strconv.FormatUint(j.ID, 16)
 }
 
-// writeJourneys prints one block per journey.
+// writeJourneys prints one block per journey, a blank line between two.
 func writeJourneys(w io.Writer, journeys []*journey) error {
 	bw := bufio.NewWriter(w)
 	for i, j := range journeys {
 		if i > 0 {
 			fmt.Fprintln(bw)
 		}
-		first, last := j.Hops[0].Time, j.Hops[len(j.Hops)-1].Time
-		hops := "1 hop"
-		if len(j.Hops) > 1 {
-			hops = fmt.Sprintf("%d hops in %s", len(j.Hops), last.Sub(first))
-		}
-		fmt.Fprintf(bw, "packet %s at %s (%s)\n", formatID(j), first.Local().Format("15:04:05.000000"), hops)
-		tw := tabwriter.NewWriter(bw, 0, 8, 2, ' ', 0)
-		prev := first
-		for _, h := range j.Hops {
-			netns := "-"
-			if h.HasNetns {
-				netns = "netns " + strconv.FormatUint(uint64(h.Netns), 10)
-			}
-			fmt.Fprintf(tw, "  %s\t+%s\t%s\t%s\t%s\n", h.Hook, h.Time.Sub(prev), orDash(h.Device), netns, orDash(h.Verdict))
-			prev = h.Time
-		}
-		if err := tw.Flush(); err != nil {
+		if err := writeJourney(bw, j); err != nil {
 			return err
-		}
-		if reason, loc := j.end(); reason != "" {
-			if loc != "" {
-				reason += " at " + loc
-			}
-			fmt.Fprintf(bw, "  dropped: %s\n", reason)
 		}
 	}
 	return bw.Flush()
+}
+
+// writeJourney prints one journey's block: a line naming the packet, one
+// line per hop (hook, time since the previous hop, device, netns,
+// verdict) and, when the packet was dropped, the reason and location. The
+// file view (bpfcap journey) and the live view (bpfcap trace) both print
+// with it.
+func writeJourney(w io.Writer, j *journey) error {
+	first, last := j.Hops[0].Time, j.Hops[len(j.Hops)-1].Time
+	hops := "1 hop"
+	if len(j.Hops) > 1 {
+		hops = fmt.Sprintf("%d hops in %s", len(j.Hops), last.Sub(first))
+	}
+	fmt.Fprintf(w, "packet %s at %s (%s)\n", formatID(j), first.Local().Format("15:04:05.000000"), hops)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	prev := first
+	for _, h := range j.Hops {
+		netns := "-"
+		if h.HasNetns {
+			netns = "netns " + strconv.FormatUint(uint64(h.Netns), 10)
+		}
+		fmt.Fprintf(tw, "  %s\t+%s\t%s\t%s\t%s\n", h.Hook, h.Time.Sub(prev), orDash(h.Device), netns, orDash(h.Verdict))
+		prev = h.Time
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if reason, loc := j.end(); reason != "" {
+		if loc != "" {
+			reason += " at " + loc
+		}
+		_, err := fmt.Fprintf(w, "  dropped: %s\n", reason)
+		return err
+	}
+	return nil
 }
 
 func orDash(s string) string {

@@ -17,10 +17,11 @@ import (
 // newTraceCmd builds `bpfcap trace HOOK... [keywords] [FILTER...]`.
 func newTraceCmd(env *cliEnv) *cobra.Command {
 	var (
-		o       captureOptions
-		netmask string
-		meta    metaFlags
-		maxRate int
+		o            captureOptions
+		netmask      string
+		meta         metaFlags
+		maxRate      int
+		track, stack bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -48,6 +49,30 @@ point is attached once. Hook points of a glob that refuse to load or
 attach are counted on stderr (-v lists them with the reason, and the
 attach time); only when none attaches is it an error.
 
+With a glob or all (pattern mode), a packet is seen at many hooks, so:
+  - On a terminal, bpfcap prints each packet's journey, the same blocks as
+    bpfcap journey FILE: its hooks in time order, each with the time since
+    the previous hop, the device, the netns and the verdict, and at the
+    end the drop reason and location. A block is printed when the packet
+    is freed (a hook of the kfree_skb/consume_skb family), or once no hop
+    of it came for 1 s; at most 4096 packets are followed at once (past
+    that the oldest is printed as it stands). --journey prints the blocks
+    into a pipe too (and with explicit hooks); -l prints a line per packet
+    and hook instead. -c counts packets at hooks, not journeys.
+  - The snap length is 256 bytes unless -s (or len) says otherwise: the
+    headers a journey is read by (link, IP with options or extension
+    headers, TCP with options, one encapsulation), copied at every hook
+    a packet passes, while keeping the ring and the file small.
+  - --max-rate is 10000 unless given (--max-rate 0: no bound): a filter
+    that matches a flood would otherwise have every packet copied at every
+    hook it passes.
+  - A file (-w, or pcapng into a pipe) holds one interface per hook that
+    captured, added as that hook captures its first packet, not hundreds
+    of empty ones; tcpdump and Wireshark read it.
+  - stderr names the patterns and counts the hooks ("capturing at 30
+    hooks (tp_btf:*)"), and at exit lists the hooks that matched or lost
+    packets and the totals; -v lists every hook.
+
 proto picks where a packet starts, from the skb's header offsets: eth (MAC
 header), ip (network header, IPv4 or IPv6), ip4, ip6, ieee802_11. Without
 proto: eth, so that the file has one link type and tcpdump reads it.
@@ -69,10 +94,22 @@ true one.
 captures at most N matching packets per second on each CPU (bursts of N/10),
 and the kernel sheds the rest before copying them; shed packets are counted
 apart from losses (stderr at exit; isb_osdrop and the statistics comment in
-the file).`,
+the file).
+
+--track follows each packet the filter matched at any hook: every later
+hook captures it even when the filter no longer matches it (after a DNAT,
+say) until the kernel frees it, and its packet id (epb_packetid, "id" on
+the terminal) is never given to another packet. Where the kernel lets
+fexit programs attach to skb_clone and skb_copy, clones and copies are
+followed too, each with its own id and "parent=ID" in its comment;
+elsewhere bpfcap says so. At the kfree_skb family of tracepoints the
+comment says where the packet was freed ("location=nf_hook_slow+0x8c");
+--stack adds the kernel stack of each captured packet
+("stack=kfree_skb_reason<-nf_hook_slow<-..."), innermost first.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
   bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
   bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp
+  bpfcap trace all 'tcp port 6666'
   bpfcap trace all -w path.pcapng 'tcp port 6666' && bpfcap journey path.pcapng
   bpfcap trace kprobe:'ip_*' tp_btf:kfree_skb proto ip icmp`,
 		Args: needArgs("trace needs a hook, e.g. bpfcap trace tp_btf:net_dev_xmit (see `bpfcap list` for hook points)"),
@@ -81,11 +118,18 @@ the file).`,
 			if err != nil {
 				return err
 			}
+			o.Patterns = globWords(hooks)
 			if err := o.parseKeywords(rest); err != nil {
 				return err
 			}
 			if err := checkMaxRate(maxRate); err != nil {
 				return err
+			}
+			if len(o.Patterns) > 0 && !cmd.Flags().Changed("max-rate") {
+				maxRate = patternMaxRate
+			}
+			if len(o.Patterns) > 0 {
+				raiseFileLimit()
 			}
 			want, nsPath, err := meta.filter()
 			if err != nil {
@@ -115,6 +159,8 @@ the file).`,
 					Proto:          o.Proto,
 					Device:         dev,
 					DeviceNetns:    nsPath,
+					Track:          track,
+					Stack:          stack,
 				})
 				if err != nil {
 					return nil, didYouMean(withHint(err))
@@ -127,9 +173,12 @@ the file).`,
 		},
 	}
 	addCaptureFlags(cmd.Flags(), &o)
+	cmd.Flags().BoolVar(&o.Journey, "journey", false, "print a block per packet: its path through the hooks (default on a terminal with hook globs or all; -l: a line per packet and hook)")
 	addNetmaskFlag(cmd.Flags(), &netmask)
 	addMetaFlags(cmd.Flags(), &meta)
 	addMaxRateFlag(cmd.Flags(), &maxRate)
+	cmd.Flags().BoolVar(&track, "track", false, "follow every packet the filter matched at any hook until it is freed (through NAT; clones where fexit works)")
+	cmd.Flags().BoolVar(&stack, "stack", false, "record the kernel stack of each captured packet")
 	return cmd
 }
 
@@ -166,6 +215,22 @@ func splitHooks(args []string) (hooks, rest []string, err error) {
 		return nil, nil, fmt.Errorf("trace needs a hook, e.g. kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
 	}
 	return args[:i], args[i:], nil
+}
+
+// patternMaxRate is --max-rate in pattern mode (hook globs, all) unless
+// given: matching packets per second per CPU and hook.
+const patternMaxRate = 10000
+
+// globWords returns the hook words that may stand for more than one hook
+// point (globs, all), as the user wrote them.
+func globWords(hooks []string) []string {
+	var out []string
+	for _, h := range hooks {
+		if p, err := probe.ParsePattern(h); err == nil && p.IsGlob() {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // printAttachNotes says, one line per hook, what was attached other than

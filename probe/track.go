@@ -1,0 +1,302 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/bpfcap/bpfcap/hook"
+	"github.com/bpfcap/bpfcap/perfring"
+)
+
+// Maps of bpf/capture.h's packet-tracking block, shared by a session's
+// programs.
+const (
+	trackedMap  = "bpfcap_tracked"
+	trackSeqMap = "bpfcap_track_seq"
+	stacksMap   = "bpfcap_stacks"
+	trackCfgVar = "bpfcap_track_cfg"
+)
+
+// freeTracepoints are the tracepoints where a tracked skb is forgotten:
+// kfree_skb and consume_skb fire when the kernel frees an skb for good;
+// skb_copy_datagram_iovec when a reader takes its data, after which TCP
+// frees it where no tracepoint fires (__kfree_skb, the deferred free).
+var freeTracepoints = []string{"kfree_skb", "consume_skb", "skb_copy_datagram_iovec"}
+
+// freeFunctions end every free of an skb, including those no tracepoint
+// reports (__kfree_skb, GRO's stolen heads): where fentry works, tracking
+// forgets the skb there too, so that a leaked entry cannot make a new skb
+// at the same address look tracked.
+var freeFunctions = []string{"kfree_skbmem", "napi_skb_cache_put"}
+
+// cloneFunctions make a new skb from one (skb, gfp) and return it: a
+// tracked skb's clone or copy is tracked too, with its own id.
+var cloneFunctions = []string{"skb_clone", "skb_copy"}
+
+// trackConfig is struct bpfcap_track_config in bpf/capture.h.
+type trackConfig = probeBpfcapTrackConfig
+
+// tracking is a session's packet tracking and stack recording: the maps
+// its programs share and the names of what they record.
+type tracking struct {
+	track, stack bool
+	maps         map[string]*ebpf.Map
+	depth        int // frames per stack (BPFCAP_STACK_DEPTH)
+	// cloneErr is why clones are not tracked (nil when they are);
+	// freeErr why frees without a tracepoint are not seen.
+	cloneErr, freeErr error
+
+	mu     sync.Mutex
+	syms   *kernelText
+	symErr error
+	loaded bool
+	stacks map[int32]string
+}
+
+// newTracking creates the shared maps (sized to one entry each for what
+// is off: every program refers to them).
+func newTracking(base *ebpf.CollectionSpec, track, stack bool) (_ *tracking, err error) {
+	tr := &tracking{track: track, stack: stack, maps: map[string]*ebpf.Map{}, stacks: map[int32]string{}}
+	defer func() {
+		if err != nil {
+			tr.Close()
+		}
+	}()
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("packet tracking: %w", err)
+	}
+	for _, name := range []string{trackedMap, trackSeqMap, stacksMap} {
+		ms := base.Maps[name]
+		if ms == nil {
+			return nil, fmt.Errorf("packet tracking: probe object has no map %s", name)
+		}
+		ms = ms.Copy()
+		switch {
+		case name == trackSeqMap && track:
+			// 64 CPUs' worth in C: size it to the possible CPUs.
+			ms.MaxEntries = ms.MaxEntries / 64 * uint32(ncpu)
+		case name == stacksMap && stack:
+			tr.depth = int(ms.ValueSize / 8)
+		case name == trackedMap && track:
+		default:
+			ms.MaxEntries = 1
+		}
+		m, err := ebpf.NewMap(ms)
+		if err != nil {
+			return nil, fmt.Errorf("packet tracking: create map %s: %w", name, featureError("create map", err))
+		}
+		tr.maps[name] = m
+	}
+	return tr, nil
+}
+
+// Close closes the maps.
+func (tr *tracking) Close() error {
+	var errs []error
+	for _, m := range tr.maps {
+		errs = append(errs, m.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// frees reports whether t is a tracepoint where the skb is freed.
+func frees(t *Target) bool {
+	return t.Kind != KindKprobe && t.Kind != KindFentry && t.Kind != KindFexit && slices.Contains(freeTracepoints, t.Name)
+}
+
+// configure writes the packet-tracking configuration of t's program.
+func (tr *tracking) configure(spec *ebpf.CollectionSpec, t *Target) error {
+	cfg := trackConfig{}
+	if tr.track {
+		cfg.Track = 1
+		if t != nil && frees(t) {
+			cfg.Frees = 1
+		}
+	}
+	if tr.stack {
+		cfg.Stack = 1
+	}
+	v := spec.Variables[trackCfgVar]
+	if v == nil {
+		return fmt.Errorf("probe object has no %s", trackCfgVar)
+	}
+	if err := v.Set(cfg); err != nil {
+		return fmt.Errorf("configure packet tracking: %w", err)
+	}
+	return nil
+}
+
+// attachOwn attaches tracking's own programs: one forgetting freed skbs
+// on each free tracepoint that no target captures at (a target there
+// forgets them itself, after capturing), and one per clone function.
+// Without the free hooks tracking fails; a kernel that refuses the clone
+// hooks (fexit) gets one notice and tracking goes on without clones.
+func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, targets []*Target, notices io.Writer) error {
+	if !tr.track {
+		return nil
+	}
+	for _, tp := range freeTracepoints {
+		if slices.ContainsFunc(targets, func(t *Target) bool { return frees(t) && t.Name == tp }) {
+			continue
+		}
+		p, err := tr.load(b, base, "probe_untrack", "")
+		if err != nil {
+			return fmt.Errorf("packet tracking: forget freed packets at %s: %w", tp, err)
+		}
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p.Program})
+		if err != nil {
+			return fmt.Errorf("packet tracking: %w", featureError("attach raw_tp:"+tp, err))
+		}
+		b.Detach(l)
+	}
+	var (
+		refused []string // hook points
+		reason  string   // the first refusal's
+	)
+	attachAll := func(prog string, at ebpf.AttachType, kind string, fns []string) error {
+		var errs []error
+		for _, fn := range fns {
+			p, err := tr.load(b, base, prog, fn)
+			if err == nil {
+				var l link.Link
+				if l, err = link.AttachTracing(link.TracingOptions{Program: p.Program, AttachType: at}); err == nil {
+					b.Detach(l)
+					continue
+				}
+				err = featureError("attach", err)
+			}
+			if reason == "" {
+				reason = shortReason(err)
+			}
+			refused = append(refused, kind+":"+fn)
+			errs = append(errs, fmt.Errorf("%s:%s: %w", kind, fn, err))
+		}
+		return errors.Join(errs...)
+	}
+	tr.cloneErr = attachAll("probe_clone", ebpf.AttachTraceFExit, "fexit", cloneFunctions)
+	tr.freeErr = attachAll("probe_forget", ebpf.AttachTraceFEntry, "fentry", freeFunctions)
+	if len(refused) == 0 || notices == nil {
+		return nil
+	}
+	var lost []string
+	if tr.cloneErr != nil {
+		lost = append(lost, "clones and copies are captured only where the filter matches them")
+	}
+	if tr.freeErr != nil {
+		lost = append(lost, "skbs freed where no tracepoint fires (GRO merges, TCP's acknowledged segments) stay tracked until the table evicts them")
+	}
+	fmt.Fprintf(notices, "packet tracking: %s (%s: %s)\n", strings.Join(lost, "; "), strings.Join(refused, ", "), reason)
+	return nil
+}
+
+// load loads one of tracking's own programs (attached to the function
+// attachTo, for fexit) with the session's maps; b closes it.
+func (tr *tracking) load(b *hook.Builder, base *ebpf.CollectionSpec, prog, attachTo string) (*hook.Program, error) {
+	spec := base.Copy()
+	if attachTo != "" {
+		spec.Programs[prog].AttachTo = attachTo
+	}
+	if err := tr.configure(spec, nil); err != nil {
+		return nil, err
+	}
+	p, err := hook.Load(spec, b.Ring(), hook.Options{Program: prog, Maps: tr.maps})
+	if err != nil {
+		return nil, err
+	}
+	b.OnClose(p)
+	return p, nil
+}
+
+// readSymbols reads the kernel's symbols now when records will need them
+// (stacks, a hook with a drop location): after -Z drops privileges
+// /proc/kallsyms shows no addresses.
+// A notice says when they cannot be read (addresses are then numbers).
+func (tr *tracking) readSymbols(targets []*Target, notices io.Writer) {
+	if !tr.stack && !slices.ContainsFunc(targets, func(t *Target) bool { return t.HasLocation }) {
+		return
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.symbols() == nil && notices != nil {
+		fmt.Fprintf(notices, "drop locations and stacks are written as addresses: %v\n", tr.symErr)
+	}
+}
+
+// symbols returns the kernel's symbols, read once (nil when they are
+// hidden: addresses are then shown as numbers).
+func (tr *tracking) symbols() *kernelText {
+	if !tr.loaded {
+		tr.syms, tr.symErr = loadKernelText()
+		tr.loaded = true
+	}
+	return tr.syms
+}
+
+// comment returns the words a packet's comment gets for what tracking
+// recorded: "parent=0x..." for a clone, "location=SYMBOL+0xOFF" for the
+// code that freed it, "stack=f0<-f1<-..." (innermost first) with --stack.
+func (tr *tracking) comment(ev *perfring.EventHeader) string {
+	if ev.ParentID == 0 && ev.Location == 0 && (ev.Flags&perfring.FlagHasStack == 0 || ev.StackID < 0) {
+		return ""
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var w []string
+	if ev.ParentID != 0 {
+		w = append(w, "parent=0x"+strconv.FormatUint(ev.ParentID, 16))
+	}
+	if ev.Location != 0 {
+		w = append(w, "location="+tr.symbols().format(ev.Location))
+	}
+	if ev.Flags&perfring.FlagHasStack != 0 && ev.StackID >= 0 {
+		if s := tr.stackString(ev.StackID); s != "" {
+			w = append(w, "stack="+s)
+		}
+	}
+	return strings.Join(w, " ")
+}
+
+// stackString returns the functions of stack id, innermost first, joined
+// by "<-" (cached: ids are not reused while the map lives).
+func (tr *tracking) stackString(id int32) string {
+	if s, ok := tr.stacks[id]; ok {
+		return s
+	}
+	frames := make([]uint64, tr.depth)
+	if err := tr.maps[stacksMap].Lookup(uint32(id), frames); err != nil {
+		return ""
+	}
+	syms := tr.symbols()
+	var names []string
+	for _, a := range frames {
+		if a == 0 {
+			break
+		}
+		name := syms.function(a)
+		// The probe's own frames (the program and the tracepoint's
+		// trampoline) come first: the packet's stack starts after them.
+		if len(names) == 0 && isBPFFrame(name) {
+			continue
+		}
+		names = append(names, name)
+	}
+	s := strings.Join(names, "<-")
+	tr.stacks[id] = s
+	return s
+}
+
+// isBPFFrame reports whether a stack frame is the BPF machinery that runs
+// the probe rather than the code the packet passed.
+func isBPFFrame(name string) bool {
+	return strings.HasPrefix(name, "bpf_") || strings.HasPrefix(name, "__bpf_") ||
+		strings.HasPrefix(name, "0x") // the program itself, where kallsyms does not list it
+}
