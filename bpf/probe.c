@@ -650,16 +650,20 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	if (direct && probe_cfg.head_loads && (long)fhead <= linear) {
 		/*
 		 * The filter reads the linear packet in place, with plain
-		 * (fault-safe) loads: no copy and no scratch record for a
-		 * packet it rejects, whose cost is then close to an empty
-		 * program's. A helper call alone costs more than the rest.
+		 * (fault-safe) loads: no helper call, copy or scratch record
+		 * for a packet it rejects (a helper call alone costs more than
+		 * the rest of that path).
 		 */
 		match = bpfcap_match_scratch(head + hoff, fhead, wire);
 		match = bpfcap_track_match((__u64)(long)skb, match);
 		if (__builtin_expect(!match, 1))
 			return 0;
+		/* A match takes its scratch record now: ids (bpfcap_track_info)
+		 * and nesting are per scratch level. */
+		rec = bpfcap_scratch_get();
+		if (!rec)
+			return 0;
 		fhead = 0; /* nothing copied yet */
-		rec = NULL;
 	} else {
 		rec = bpfcap_scratch_get();
 		if (!rec)
@@ -689,11 +693,6 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 		capture_to_ring(skb, head + hoff, want, wire, linktype, match, reason, has_reason, &ti, direct);
 		goto out;
 	}
-	if (!rec) {
-		rec = bpfcap_scratch_get();
-		if (!rec)
-			return 0;
-	}
 	if (fhead < want) {
 		copied = copy_packet(rec, skb, head, hoff, linear, data_len, want, direct);
 		if (copied < 0) {
@@ -705,8 +704,7 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	fill_event(&rec->ev, skb, wire, cap_len, linktype, match, reason, has_reason, &ti, direct);
 	bpfcap_submit(ctx, rec, cap_len);
 out:
-	if (rec)
-		bpfcap_scratch_put();
+	bpfcap_scratch_put();
 	return 0;
 }
 
