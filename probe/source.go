@@ -60,8 +60,9 @@ type Source struct {
 	notices io.Writer
 	snaplen int
 	pages   pageMap
-	// cloneErr is why Track does not follow clones (nil when it does).
-	cloneErr error
+	// cloneErr is why Track does not follow clones (nil when it does),
+	// freeErr why it misses frees without a tracepoint.
+	cloneErr, freeErr error
 	// paged counts records cut short by paged data that was not copied.
 	paged atomic.Uint64
 	// report says what was attached from the hook words.
@@ -80,6 +81,13 @@ func (s *Source) Targets() []*Target { return s.targets }
 // hook.ErrPermission where a policy refuses fexit, ErrNotSupported where
 // the kernel lacks it). It is nil when they are followed or Track is off.
 func (s *Source) CloneTrackingErr() error { return s.cloneErr }
+
+// FreeTrackingErr says why Options.Track does not see skbs freed where no
+// tracepoint fires (GRO merges, TCP's acknowledged segments: they stay
+// tracked until the table evicts them): the errors of the fentry programs
+// on kfree_skbmem and napi_skb_cache_put. nil when they are seen or Track
+// is off.
+func (s *Source) FreeTrackingErr() error { return s.freeErr }
 
 // Open parses and resolves every hook spec, glob and "all" (see
 // Resolver.Expand), then loads and attaches one program per hook point,
@@ -244,7 +252,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report, cloneErr: tr.cloneErr}, nil
+	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report, cloneErr: tr.cloneErr, freeErr: tr.freeErr}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.

@@ -158,15 +158,13 @@ func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, target
 		}
 		b.Detach(l)
 	}
-	var (
-		refused []string // hook points
-		reason  string   // the first refusal's
-	)
 	attachAll := func(prog string, at ebpf.AttachType, kind string, fns []string) error {
 		var errs []error
 		for _, fn := range fns {
 			p, err := tr.load(b, base, prog, fn)
-			if err == nil {
+			if err != nil {
+				err = featureError("load", err)
+			} else {
 				var l link.Link
 				if l, err = link.AttachTracing(link.TracingOptions{Program: p.Program, AttachType: at}); err == nil {
 					b.Detach(l)
@@ -174,27 +172,12 @@ func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, target
 				}
 				err = featureError("attach", err)
 			}
-			if reason == "" {
-				reason = shortReason(err)
-			}
-			refused = append(refused, kind+":"+fn)
 			errs = append(errs, fmt.Errorf("%s:%s: %w", kind, fn, err))
 		}
 		return errors.Join(errs...)
 	}
 	tr.cloneErr = attachAll("probe_clone", ebpf.AttachTraceFExit, "fexit", cloneFunctions)
 	tr.freeErr = attachAll("probe_forget", ebpf.AttachTraceFEntry, "fentry", freeFunctions)
-	if len(refused) == 0 || notices == nil {
-		return nil
-	}
-	var lost []string
-	if tr.cloneErr != nil {
-		lost = append(lost, "clones and copies are captured only where the filter matches them")
-	}
-	if tr.freeErr != nil {
-		lost = append(lost, "skbs freed where no tracepoint fires (GRO merges, TCP's acknowledged segments) stay tracked until the table evicts them")
-	}
-	fmt.Fprintf(notices, "packet tracking: %s (%s: %s)\n", strings.Join(lost, "; "), strings.Join(refused, ", "), reason)
 	return nil
 }
 

@@ -66,6 +66,8 @@ With a glob or all (pattern mode), a packet is seen at many hooks, so:
   - --max-rate is 10000 unless given (--max-rate 0: no bound): a filter
     that matches a flood would otherwise have every packet copied at every
     hook it passes.
+  - --track is on unless given (--track=false): a journey goes on after a
+    NAT or an encapsulation changed what the filter matched.
   - A file (-w, or pcapng into a pipe) holds one interface per hook that
     captured, added as that hook captures its first packet, not hundreds
     of empty ones; tcpdump and Wireshark read it.
@@ -130,6 +132,9 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 			}
 			if len(o.Patterns) > 0 {
 				raiseFileLimit()
+				if !cmd.Flags().Changed("track") {
+					track = true
+				}
 			}
 			want, nsPath, err := meta.filter()
 			if err != nil {
@@ -166,6 +171,7 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 					return nil, didYouMean(withHint(err))
 				}
 				printAttachNotes(env.stderr, src.Targets(), o.Verbose)
+				printTrackingGaps(env.stderr, src, o.Verbose)
 				printAttachReport(env.stderr, src.AttachReport(), o.Verbose)
 				return src, nil
 			}
@@ -244,6 +250,33 @@ func printAttachNotes(w io.Writer, targets []*probe.Target, verbose bool) {
 			fmt.Fprintf(w, "bpfcap: %s\n", t.Note)
 		default:
 			fmt.Fprintf(w, "bpfcap: %s (-v: why)\n", t.Short)
+		}
+	}
+}
+
+// printTrackingGaps says in one line what --track cannot follow on this
+// kernel (-v: the refusals behind it).
+func printTrackingGaps(w io.Writer, src *probe.Source, verbose bool) {
+	var gaps []string
+	if src.CloneTrackingErr() != nil {
+		gaps = append(gaps, "clones and copies are followed only where the filter matches them")
+	}
+	if src.FreeTrackingErr() != nil {
+		gaps = append(gaps, "skbs freed where no tracepoint fires stay tracked until the table evicts them")
+	}
+	if len(gaps) == 0 {
+		return
+	}
+	if !verbose {
+		fmt.Fprintf(w, "bpfcap: --track: %s (-v: why)\n", strings.Join(gaps, "; "))
+		return
+	}
+	fmt.Fprintf(w, "bpfcap: --track: %s:\n", strings.Join(gaps, "; "))
+	for _, err := range []error{src.CloneTrackingErr(), src.FreeTrackingErr()} {
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fmt.Fprintf(w, "bpfcap:   %s\n", line)
+			}
 		}
 	}
 }
