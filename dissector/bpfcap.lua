@@ -1,11 +1,11 @@
 -- bpfcap.lua: Wireshark fields for bpfcap's per-packet metadata.
 --
--- bpfcap writes what it knows about each packet (hook, verdict, drop
--- reason and location, device, direction, process, netns, mark) as text
--- in the packet's pcapng comment: "hook=tp_btf:kfree_skb reason=NO_SOCKET
--- dev=eth0 pid=42 comm=nc netns=4026531840 mark=0x10". This post-dissector
--- turns every item into a field that display filters, columns and
--- statistics can use:
+-- bpfcap writes one interface per hook (its name is the hook spec, e.g.
+-- "tp_btf:kfree_skb"), the direction in epb_flags, the verdict in
+-- epb_verdict, and what no pcapng field carries as text in the packet's
+-- comment: "reason=NO_SOCKET location=ip_rcv_core+0x1a dev=eth0 pid=42
+-- comm=nc netns=4026531840 mark=0x10". This post-dissector turns all of it
+-- into fields that display filters, columns and statistics can use:
 --
 --   bpfcap.hook bpfcap.verdict bpfcap.reason bpfcap.location bpfcap.dev
 --   bpfcap.dir bpfcap.pid bpfcap.comm bpfcap.netns bpfcap.mark
@@ -13,9 +13,13 @@
 --
 -- e.g. tshark -X lua_script:bpfcap.lua -r drops.pcapng -Y 'bpfcap.reason == "NETFILTER_DROP"'
 -- Install: make install-dissector (Wireshark's personal Lua plugin folder).
--- A process name runs up to the next " key=" of a known key, so it may
--- hold spaces; other values end at a space. Comments that do not start with a bpfcap key are left
--- alone.
+--
+-- A frame is bpfcap's when its comment starts with a bpfcap key or its
+-- interface name holds a ':' (every hook spec does; a Linux device name
+-- cannot). A process name runs up to the next " key=" of a known key, so
+-- it may hold spaces; other values end at a space. Files of earlier
+-- versions also had hook=, verdict= and dir= in the comment; those are
+-- read when the frame has no such field.
 
 local bpfcap = Proto("bpfcap", "bpfcap packet metadata")
 
@@ -33,7 +37,7 @@ local fields = {
 	parent   = ProtoField.string("bpfcap.parent", "Parent packet id"),
 	stack    = ProtoField.string("bpfcap.stack", "Kernel stack"),
 }
--- The order bpfcap writes them in, for the tree.
+-- The order of the tree (and of the comment's keys).
 local order = { "hook", "verdict", "reason", "location", "dev", "dir", "pid", "comm", "netns", "mark", "parent", "stack" }
 local numeric = { pid = true, netns = true, mark = true }
 
@@ -43,6 +47,20 @@ for _, k in ipairs(order) do
 end
 
 local comment_field = Field.new("frame.comment")
+local ifname_field = Field.new("frame.interface_name")
+local flags_dir_field = Field.new("frame.packet_flags_direction")
+local xdp_field = Field.new("frame.verdict.ebpf_xdp")
+local tc_field = Field.new("frame.verdict.ebpf_tc")
+
+-- Verdict names as bpfcap prints them (pcapng.VerdictName; a test checks
+-- that both agree).
+local xdp_names = { [0] = "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT" }
+local tc_names = {
+	[-1] = "TC_ACT_UNSPEC", [0] = "TC_ACT_OK", "TC_ACT_RECLASSIFY", "TC_ACT_SHOT", "TC_ACT_PIPE",
+	"TC_ACT_STOLEN", "TC_ACT_QUEUED", "TC_ACT_REPEAT", "TC_ACT_REDIRECT", "TC_ACT_TRAP",
+}
+-- epb_flags bits 0-1.
+local dir_names = { [1] = "in", [2] = "out" }
 
 -- parse returns the key/value table of a bpfcap comment, or nil.
 local function parse(s)
@@ -78,23 +96,55 @@ local function number(key, v)
 	return tonumber(v)
 end
 
+-- verdict names the frame's epb_verdict, or returns nil.
+local function verdict()
+	local x = xdp_field()
+	if x then
+		local v = tonumber(tostring(x.value))
+		return xdp_names[v] or ("XDP_" .. tostring(v))
+	end
+	local t = tc_field()
+	if t then
+		local v = tonumber(tostring(t.value))
+		return tc_names[v] or ("TC_ACT_" .. tostring(v))
+	end
+	return nil
+end
+
 function bpfcap.dissector(tvb, pinfo, tree)
+	local meta, text
 	for _, c in ipairs({ comment_field() }) do
-		local meta = parse(tostring(c.value))
+		meta = parse(tostring(c.value))
 		if meta then
-			local sub = tree:add(bpfcap, "bpfcap: " .. tostring(c.value))
-			for _, k in ipairs(order) do
-				local v = meta[k]
-				if v ~= nil then
-					if numeric[k] then
-						local n = number(k, v)
-						if n then
-							sub:add(fields[k], n)
-						end
-					else
-						sub:add(fields[k], v)
-					end
+			text = tostring(c.value)
+			break
+		end
+	end
+	local ifname = ifname_field()
+	if ifname and tostring(ifname.value):find(":", 1, true) then
+		-- A comment names the hook only when it is not the interface.
+		meta = meta or {}
+		meta.hook = meta.hook or tostring(ifname.value)
+	end
+	if not meta then
+		return
+	end
+	local dir = flags_dir_field()
+	if dir and dir_names[dir.value] then
+		meta.dir = dir_names[dir.value]
+	end
+	meta.verdict = verdict() or meta.verdict
+	local sub = tree:add(bpfcap, "bpfcap: " .. (meta.hook or "") .. (text and (" " .. text) or ""))
+	for _, k in ipairs(order) do
+		local v = meta[k]
+		if v ~= nil then
+			if numeric[k] then
+				local n = number(k, v)
+				if n then
+					sub:add(fields[k], n)
 				end
+			else
+				sub:add(fields[k], v)
 			end
 		end
 	end

@@ -68,7 +68,8 @@ func TestSessionTshark(t *testing.T) {
 	}
 	out, err := exec.Command(tshark, "-r", path, "-T", "fields", "-E", "separator=|",
 		"-e", "frame.interface_name", "-e", "frame.comment", "-e", "frame.verdict.ebpf_xdp",
-		"-e", "frame.packet_id", "-e", "udp.dstport", "-e", "frame.len", "-e", "frame.cap_len").Output()
+		"-e", "frame.packet_id", "-e", "udp.dstport", "-e", "frame.len", "-e", "frame.cap_len",
+		"-e", "frame.packet_flags_direction").Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -82,9 +83,12 @@ func TestSessionTshark(t *testing.T) {
 	}
 	for _, l := range lines {
 		fs := strings.Split(l, "|")
-		if len(fs) != 7 || fs[0] != "xdp:test" || !strings.HasPrefix(fs[1], "hook=xdp:test verdict=XDP_PASS dev=lo dir=in") ||
-			fs[2] != "2" || fs[3] == "" || fs[4] != "53" || fs[5] != "200" || fs[6] != "128" {
-			t.Fatalf("tshark line %q, want xdp:test|hook=xdp:test verdict=XDP_PASS dev=lo dir=in...|2|ID|53|200|128", l)
+		// The hook is the interface's name, the verdict (XDP_PASS) and the
+		// direction (inbound) are epb_verdict and epb_flags; the comment
+		// holds the rest, from the device on.
+		if len(fs) != 8 || fs[0] != "xdp:test" || !strings.HasPrefix(fs[1], "dev=lo") ||
+			fs[2] != "2" || fs[3] == "" || fs[4] != "53" || fs[5] != "200" || fs[6] != "128" || fs[7] != "0x00000001" {
+			t.Fatalf("tshark line %q, want xdp:test|dev=lo...|2|ID|53|200|128|0x00000001", l)
 		}
 	}
 }

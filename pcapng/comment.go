@@ -1,17 +1,26 @@
 package pcapng
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// CommentKeys are the keys of the readable metadata a Writer puts in a
-// packet's opt_comment, in the order it writes them ("hook=... reason=...").
+// CommentKeys are the keys of the readable metadata in a packet's
+// opt_comment, in the order a Writer writes them ("reason=... dev=...").
+// A Writer writes hook only for a packet whose hook is not its
+// interface's name; verdict and dir are read from files of earlier
+// versions, which repeated epb_verdict and epb_flags in the comment.
 var CommentKeys = []string{"hook", "verdict", "reason", "dev", "dir", "pid", "comm", "netns", "mark"}
 
+// wordKeys start the words a source adds after the metadata (the drop
+// location, a clone's parent, a stack: Packet.Comment). ParseComment
+// leaves them in the text it returns, but a comm ends before them.
+var wordKeys = []string{"location", "parent", "stack"}
+
 // ParseComment reads the metadata a Writer wrote into a packet's
-// opt_comment back into p's fields (Hook, DropReason, Device, PID, Comm,
-// Netns, Mark; Direction when p has none) and returns the text that is
+// opt_comment back into p's fields (DropReason, Device, PID, Comm, Netns,
+// Mark; Hook when the comment names one; Direction when p has none) and returns the text that is
 // not metadata (a free-form comment, or ""). A comm runs up to the next
 // " key=" of a known key, so it may hold spaces; other values end at a
 // space. The verdict is left
@@ -23,6 +32,10 @@ func ParseComment(c string, p *Packet) (rest string) {
 	}
 	var extra []string
 	for _, f := range fields {
+		if slices.Contains(wordKeys, f.key) {
+			extra = append(extra, f.key+"="+f.val)
+			continue
+		}
 		// Only a comm may hold spaces: after another value, a space
 		// starts the free-form comment.
 		if f.key != "comm" && f.key != "" {
@@ -79,6 +92,11 @@ type commentField struct{ key, val string }
 func splitComment(c string) []commentField {
 	at := func(s string) (string, bool) {
 		for _, k := range CommentKeys {
+			if strings.HasPrefix(s, k+"=") {
+				return k, true
+			}
+		}
+		for _, k := range wordKeys {
 			if strings.HasPrefix(s, k+"=") {
 				return k, true
 			}

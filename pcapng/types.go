@@ -128,7 +128,9 @@ type Packet struct {
 	// DropCount is the number of packets lost before this one (epb_dropcount).
 	DropCount uint64
 	// The rest is written, readably, in the opt_comment:
-	// Hook names the capture point (usually the interface name).
+	// Hook names the capture point. The interface's name (if_name) is
+	// the hook, so a Writer writes Hook only when it names another; a
+	// Reader, like bpfcap's sources, sets it to the interface's name.
 	Hook string
 	// DropReason is the kernel's drop reason name, e.g. "NETFILTER_DROP".
 	DropReason string

@@ -46,9 +46,10 @@ type Writer struct {
 	failed    bool // a write failed: statistics report what out holds
 	bb        blockBuf
 	cb        []byte // comment scratch
-	err       error  // sticky write error
-	partial   bool   // out ends with part of a block
-	idbOut    int    // Interface Description Blocks in out
+	netns     decimalCache
+	err       error // sticky write error
+	partial   bool  // out ends with part of a block
+	idbOut    int   // Interface Description Blocks in out
 }
 
 // blockMark is the end of one block in Writer.buf and, for a packet, its
@@ -288,8 +289,8 @@ func (w *Writer) AddInterface(ifc Interface) (int, error) {
 // Interfaces returns the interfaces added so far, by index.
 func (w *Writer) Interfaces() []Interface { return w.ifaces }
 
-// WritePacket writes p as an Enhanced Packet Block with its options and a
-// readable comment. Data beyond the interface's snap length is not
+// WritePacket writes p as an Enhanced Packet Block with its options and,
+// when p has metadata that no option carries, a readable comment. Data beyond the interface's snap length is not
 // stored. The block is built in place in the output buffer, so p.Data is
 // copied once, and nothing is allocated once the buffers have grown.
 // (writev of the packet where it lies would save that copy, but it costs
@@ -322,10 +323,8 @@ func (w *Writer) WritePacket(p *Packet) error {
 	bb.u32(uint32(wire))
 	bb.bytes(data)
 
-	w.cb = appendComment(w.cb[:0], ifc.Name, p)
-	if len(w.cb) > 0 {
-		bb.optBytes(optComment, w.cb)
-	}
+	opts := len(bb.b)
+	bb.comment(ifc.Name, p, &w.netns)
 	if p.Direction != DirectionUnknown {
 		bb.optU32(optEPBFlags, uint32(p.Direction)&3)
 	}
@@ -344,33 +343,50 @@ func (w *Writer) WritePacket(p *Packet) error {
 		bb.u64(uint64(p.Verdict))
 		bb.optPad(9)
 	}
-	bb.end(base, true)
+	bb.end(base, len(bb.b) > opts)
 	w.buf = bb.b
 	w.added(p.Interface)
 	return nil
 }
 
-// appendComment appends the readable metadata of p: hook, verdict, drop
-// reason, device, task, netns, mark and the free-form comment.
-func appendComment(b []byte, ifname string, p *Packet) []byte {
+// comment appends p's opt_comment, built in place: the readable metadata
+// that no standard option and no interface field carries (appendComment).
+// It appends nothing when there is none.
+func (bb *blockBuf) comment(ifname string, p *Packet, netns *decimalCache) {
+	at := len(bb.b)
+	bb.optHeader(optComment, 0)
+	bb.b = appendComment(bb.b, ifname, p, netns)
+	n := len(bb.b) - at - 4
+	switch {
+	case n == 0:
+		bb.b = bb.b[:at]
+		return
+	case n > 0xffff:
+		bb.b = bb.b[:at+4+0xffff]
+		n = 0xffff
+	}
+	le.PutUint16(bb.b[at+2:], uint16(n))
+	bb.optPad(n)
+}
+
+// appendComment appends the readable metadata of p that has no standard
+// place: drop reason, device, task, netns, mark and the free-form
+// comment; and the hook, only when p names one other than its interface
+// (ifname). What pcapng has a field for is left to it: the hook is the
+// interface's if_name, the direction epb_flags, the verdict epb_verdict,
+// the packet id epb_packetid. netns keeps the text of the last netns.
+func appendComment(b []byte, ifname string, p *Packet, netns *decimalCache) []byte {
+	start := len(b)
 	field := func(b []byte, key string) []byte {
-		if len(b) > 0 {
+		if len(b) > start {
 			b = append(b, ' ')
 		}
 		b = append(b, key...)
 		return append(b, '=')
 	}
-	hook := p.Hook
-	if hook == "" {
-		hook = ifname
-	}
-	if hook != "" {
+	if p.Hook != "" && p.Hook != ifname {
 		b = field(b, "hook")
-		b = append(b, hook...)
-	}
-	if p.VerdictType == VerdictTC || p.VerdictType == VerdictXDP {
-		b = field(b, "verdict")
-		b = append(b, VerdictName(p.VerdictType, p.Verdict)...)
+		b = append(b, p.Hook...)
 	}
 	if p.DropReason != "" {
 		b = field(b, "reason")
@@ -379,10 +395,6 @@ func appendComment(b []byte, ifname string, p *Packet) []byte {
 	if p.Device != "" {
 		b = field(b, "dev")
 		b = append(b, p.Device...)
-	}
-	if p.Direction != DirectionUnknown {
-		b = field(b, "dir")
-		b = append(b, p.Direction.String()...)
 	}
 	if p.Flags&HasPID != 0 {
 		b = field(b, "pid")
@@ -394,7 +406,7 @@ func appendComment(b []byte, ifname string, p *Packet) []byte {
 	}
 	if p.Flags&HasNetns != 0 {
 		b = field(b, "netns")
-		b = strconv.AppendUint(b, uint64(p.Netns), 10)
+		b = netns.append(b, p.Netns)
 	}
 	if p.Flags&HasMark != 0 {
 		b = field(b, "mark")
@@ -402,15 +414,28 @@ func appendComment(b []byte, ifname string, p *Packet) []byte {
 		b = strconv.AppendUint(b, uint64(p.Mark), 16)
 	}
 	if p.Comment != "" {
-		if len(b) > 0 {
+		if len(b) > start {
 			b = append(b, ' ')
 		}
 		b = append(b, p.Comment...)
 	}
-	if len(b) > 0xffff {
-		b = b[:0xffff]
-	}
 	return b
+}
+
+// decimalCache holds the decimal text of the last number it formatted:
+// consecutive packets mostly share a netns, and formatting its ten-digit
+// inode number costs more than the rest of a comment.
+type decimalCache struct {
+	v    uint32
+	text []byte
+}
+
+// append appends the decimal text of v.
+func (c *decimalCache) append(b []byte, v uint32) []byte {
+	if len(c.text) == 0 || c.v != v {
+		c.v, c.text = v, strconv.AppendUint(c.text[:0], uint64(v), 10)
+	}
+	return append(b, c.text...)
 }
 
 // WriteStats writes an Interface Statistics Block for interface ifIndex

@@ -126,19 +126,28 @@ func TestRoundTrip(t *testing.T) {
 		p.Direction != DirectionInbound || p.VerdictType != VerdictXDP || p.Verdict != 1 {
 		t.Errorf("packet 0 options: %+v", p)
 	}
-	if want := "hook=xdp:/sys/fs/bpf/hook verdict=XDP_DROP dev=veth0 dir=in netns=4026531840"; p.Comment != want {
+	// The hook is the interface's name, the verdict epb_verdict and the
+	// direction epb_flags (checked above): the comment does not repeat them.
+	if p.Hook != "xdp:/sys/fs/bpf/hook" {
+		t.Errorf("packet 0 hook %q, want the interface's name", p.Hook)
+	}
+	if want := "dev=veth0 netns=4026531840"; p.Comment != want {
 		t.Errorf("packet 0 comment\n got %q\nwant %q", p.Comment, want)
 	}
 	p = got[1]
 	if !p.Timestamp.Equal(t0.Add(1500)) || p.VerdictType != VerdictNone || p.DropCount != 7 || p.Direction != DirectionUnknown {
 		t.Errorf("packet 1: %+v", p)
 	}
-	if want := "hook=tp_btf:kfree_skb reason=NETFILTER_DROP pid=42 comm=ping netns=4026531840 mark=0x2a extra"; p.Comment != want {
+	if want := "reason=NETFILTER_DROP pid=42 comm=ping netns=4026531840 mark=0x2a extra"; p.Comment != want {
 		t.Errorf("packet 1 comment\n got %q\nwant %q", p.Comment, want)
 	}
 	p = got[2]
 	if p.VerdictType != VerdictTC || p.Verdict != 2 || p.Direction != DirectionOutbound || len(p.Data) != 60 {
 		t.Errorf("packet 2: %+v", p)
+	}
+	// Nothing for a comment: none is written.
+	if p.Comment != "" || p.Hook != "xdp:/sys/fs/bpf/hook" {
+		t.Errorf("packet 2: comment %q, hook %q; want none and the interface's name", p.Comment, p.Hook)
 	}
 	st := rd.Stats()
 	if len(st) != 1 || st[0].Stats != (InterfaceStats{Seen: 10, SeenCounted: true, Matched: 5, Captured: 4, Lost: 1, Skipped: 2}) ||
@@ -273,9 +282,9 @@ func TestTsharkReads(t *testing.T) {
 		t.Fatalf("tshark shows %d packets, want 3", len(lines))
 	}
 	want := []string{
-		"hook=xdp:/sys/fs/bpf/hook verdict=XDP_DROP dev=veth0 dir=in netns=4026531840|1||18446612682375452280|0x00000001|3||xdp:/sys/fs/bpf/hook|53|1700000000.123456789",
-		"hook=tp_btf:kfree_skb reason=NETFILTER_DROP pid=42 comm=ping netns=4026531840 mark=0x2a extra|||18446612682375452280|||7|tp_btf:kfree_skb|53|1700000000.123458289",
-		"hook=xdp:/sys/fs/bpf/hook verdict=TC_ACT_SHOT dir=out||2||0x00000002|||xdp:/sys/fs/bpf/hook|53|1700000001.123456789",
+		"dev=veth0 netns=4026531840|1||18446612682375452280|0x00000001|3||xdp:/sys/fs/bpf/hook|53|1700000000.123456789",
+		"reason=NETFILTER_DROP pid=42 comm=ping netns=4026531840 mark=0x2a extra|||18446612682375452280|||7|tp_btf:kfree_skb|53|1700000000.123458289",
+		"||2||0x00000002|||xdp:/sys/fs/bpf/hook|53|1700000001.123456789",
 	}
 	for i := range want {
 		if lines[i] != want[i] {

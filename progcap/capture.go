@@ -62,7 +62,6 @@ type Capture struct {
 	sinkErr  error                 // the error deliver returned last
 	r        Record
 	pkt      pcapng.Packet
-	comment  []byte
 	loss     hook.LossCounter
 	matchers map[pcapng.LinkType]*filter.Matcher
 	badLT    map[pcapng.LinkType]bool
@@ -337,7 +336,6 @@ func (c *Capture) write(raw []byte) error {
 		}
 	}
 	p := &c.pkt
-	c.comment = append(append(c.comment[:0], "id=0x"...), strconv.FormatUint(r.ID, 16)...)
 	*p = pcapng.Packet{
 		Interface:   idx,
 		Timestamp:   c.clock.WallTime(r.Timestamp),
@@ -346,7 +344,6 @@ func (c *Capture) write(raw []byte) error {
 		Flags:       pcapng.HasPacketID,
 		PacketID:    r.ID,
 		VerdictType: pcapng.VerdictNone,
-		Comment:     string(c.comment),
 	}
 	c.loss.Stamp(p)
 	if err := c.sink.WritePacket(p); err != nil {

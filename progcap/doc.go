@@ -13,7 +13,7 @@
 // (FindProgram), finds those maps among the maps it uses (by their kernel
 // names), turns capture on, and returns a Capture, a bpfcap.Source: its
 // Run writes every record as a pcapng packet with the program's id in
-// epb_packetid and in the comment ("id=0x..."), one interface per link
+// epb_packetid, one interface per link
 // type (the first declared when opening, the others added as records of
 // new link types arrive), the lost count in the interface statistics.
 // Capture is turned off again by Close and on every failure path of Open;

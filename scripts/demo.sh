@@ -74,8 +74,8 @@ for _ in 1 2 3; do
 done
 wait "$pid"
 cat "$out/trace.err"
-echo "-- tshark reads what bpfcap wrote (the comment holds hook, drop reason, device, netns):"
-tshark -r "$out/drops.pcapng" -T fields -e frame.number -e ip.src -e ip.dst -e tcp.dstport -e frame.comment \
+echo "-- tshark reads what bpfcap wrote (the interface is the hook; the comment holds drop reason, device, process, netns):"
+tshark -r "$out/drops.pcapng" -T fields -e frame.number -e ip.src -e ip.dst -e tcp.dstport -e frame.interface_name -e frame.comment \
 	-E separator=' | ' 2>/dev/null
 
 echo
@@ -108,8 +108,8 @@ for port in 53 9 53 9; do
 done
 wait "$pid"
 cat "$out/xdp.err"
-echo "-- tshark shows each packet's XDP verdict (1 = drop, 2 = pass):"
-tshark -r "$out/xdp.pcapng" -T fields -e frame.number -e ip.dst -e udp.dstport -e frame.verdict.ebpf_xdp -e frame.comment \
+echo "-- tshark shows each packet's XDP verdict (1 = drop, 2 = pass) and direction (1 = in):"
+tshark -r "$out/xdp.pcapng" -T fields -e frame.number -e ip.dst -e udp.dstport -e frame.verdict.ebpf_xdp -e frame.packet_flags_direction -e frame.interface_name -e frame.comment \
 	-E separator=' | ' 2>/dev/null
 kill "$fwpid" 2>/dev/null || true
 wait "$fwpid" 2>/dev/null || true
@@ -131,8 +131,8 @@ for port in 53 9 53 9; do
 done
 wait "$pid"
 cat "$out/prog.err"
-echo "-- tshark shows the id each packet was emitted with (frame.packet_id and the comment):"
-tshark -r "$out/prog.pcapng" -T fields -e frame.number -e ip.dst -e udp.dstport -e frame.packet_id -e frame.comment \
+echo "-- tshark shows the id each packet was emitted with (frame.packet_id):"
+tshark -r "$out/prog.pcapng" -T fields -e frame.number -e ip.dst -e udp.dstport -e frame.packet_id -e frame.interface_name \
 	-E separator=' | ' 2>/dev/null
 kill "$ppid" 2>/dev/null || true
 wait "$ppid" 2>/dev/null || true

@@ -348,6 +348,9 @@ type result struct {
 	cpu     time.Duration // process user+system time, plus BPF run time for bpfcap
 	bpf     time.Duration
 	peakRSS uint64 // VmHWM in KiB
+	// fileBytes is the size of the file written (headers and statistics
+	// included: a few hundred bytes).
+	fileBytes uint64
 	// misses are the runs of bpfcap's programs the kernel skipped
 	// because the program was already running on that CPU (a tracing
 	// program interrupted by the softirq that transmits the next packet).
@@ -433,6 +436,9 @@ func (t *tool) stop(b *testing.B) result {
 	r.written, _ = strconv.ParseUint(m[1], 10, 64)
 	ru := t.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	r.cpu = time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) - t.cpu0 + r.bpf
+	if fi, err := os.Stat(t.file); err == nil {
+		r.fileBytes = uint64(fi.Size())
+	}
 	os.Remove(t.file)
 	return r
 }
@@ -515,7 +521,8 @@ func buildBpfcap(b *testing.B) string {
 // (CPU per captured packet at the highest step both kept, start-up left
 // out: bpfcap's process time plus its BPF programs' run time, against
 // tcpdump's process time; tcpdump's kernel tap, which runs in the flood's
-// softirqs, is not counted); the absolute figures are reported too.
+// softirqs, is not counted); the absolute figures are reported too, and
+// the bytes of each tool's file per packet at that step (file-B/pkt).
 func BenchmarkMaxRate(b *testing.B) {
 	testutils.RequireRoot(b)
 	for _, need := range []string{"tcpdump", "taskset", "ip"} {
@@ -563,10 +570,14 @@ func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, s
 		ready: func(s string, _ string) bool { return strings.Contains(s, "listening on") },
 	}
 	type best struct {
-		rate float64 // highest loss-free arrived rate
-		cpu  map[float64]float64
+		rate  float64 // highest loss-free arrived rate
+		cpu   map[float64]float64
+		bytes map[float64]float64 // file bytes per packet written
 	}
-	bests := map[string]*best{"bpfcap": {cpu: map[float64]float64{}}, "tcpdump": {cpu: map[float64]float64{}}}
+	bests := map[string]*best{
+		"bpfcap":  {cpu: map[float64]float64{}, bytes: map[float64]float64{}},
+		"tcpdump": {cpu: map[float64]float64{}, bytes: map[float64]float64{}},
+	}
 	lossy := map[string]bool{}
 	bothKept := 0.0
 	var peak uint64 // bpfcap's highest VmHWM, KiB
@@ -587,9 +598,10 @@ func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, s
 			}
 			kept := r.written+slack >= arrived
 			cpuPer := float64(r.cpu.Nanoseconds()) / float64(max(r.written, 1))
-			line := fmt.Sprintf("%s %dB %s: offered %.0f pps, %d arrived at %.0f pps, wrote %d (%.2f%%), CPU %.0f ns/pkt (BPF %.0f ns/pkt)",
+			bytesPer := float64(r.fileBytes) / float64(max(r.written, 1))
+			line := fmt.Sprintf("%s %dB %s: offered %.0f pps, %d arrived at %.0f pps, wrote %d (%.2f%%), CPU %.0f ns/pkt (BPF %.0f ns/pkt), file %.1f B/pkt",
 				hc.name, payload, t.name, pps, arrived, rate, r.written, 100*float64(r.written)/float64(max(arrived, 1)),
-				cpuPer, float64(r.bpf.Nanoseconds())/float64(max(r.written, 1)))
+				cpuPer, float64(r.bpf.Nanoseconds())/float64(max(r.written, 1)), bytesPer)
 			if r.misses > 0 {
 				line += fmt.Sprintf(", %d runs skipped by the kernel (recursion misses)", r.misses)
 			}
@@ -608,6 +620,7 @@ func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, s
 			bs := bests[t.name]
 			bs.rate = max(bs.rate, rate)
 			bs.cpu[pps] = cpuPer
+			bs.bytes[pps] = bytesPer
 		}
 		if !lossy["bpfcap"] && !lossy["tcpdump"] {
 			bothKept = pps
@@ -637,6 +650,8 @@ func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, s
 	if bothKept > 0 {
 		b.ReportMetric(bpf.cpu[bothKept], "cpu-ns/pkt-bpfcap")
 		b.ReportMetric(tcp.cpu[bothKept], "cpu-ns/pkt-tcpdump")
+		b.ReportMetric(bpf.bytes[bothKept], "file-B/pkt-bpfcap")
+		b.ReportMetric(tcp.bytes[bothKept], "file-B/pkt-tcpdump")
 		if tcp.cpu[bothKept] > 0 {
 			b.ReportMetric(bpf.cpu[bothKept]/tcp.cpu[bothKept], "cpu-bpfcap/tcpdump")
 		}

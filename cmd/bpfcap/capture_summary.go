@@ -56,7 +56,7 @@ func (s *summaryPrinter) WritePacket(p *pcapng.Packet) error {
 	var lt pcapng.LinkType
 	if p.Interface >= 0 && p.Interface < len(s.ifaces) {
 		lt = s.ifaces[p.Interface].LinkType
-		if p.Hook == "" && !s.plain { // name the hook as the pcapng comment does
+		if p.Hook == "" && !s.plain { // the hook is the interface's name
 			q := *p
 			q.Hook = s.ifaces[p.Interface].Name
 			p = &q

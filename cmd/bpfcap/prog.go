@@ -29,8 +29,8 @@ tracing program that includes bpf/bpfcap.h and calls
 where it wants a packet recorded (the bpf_pcap() helper proposed in 2019,
 without a kernel change). The id is 64 bits of the program's choosing (a
 rule id, a drop reason, an skb hash): bpfcap writes it as the packet's
-epb_packetid and as "id=0x..." in its comment, to correlate packets with
-the program's other tracing data.
+epb_packetid (Wireshark's frame.packet_id; "id 0x..." on -v lines), to
+correlate packets with the program's other tracing data.
 
 bpfcap finds the program by id, pinned path (a pinned link works too) or
 name, finds the header's maps (the ring bpfcap_events and .data.bpfcap,
@@ -55,7 +55,7 @@ the next packet's epb_dropcount. The ring buffer is the program's own
 All programs of one object share its capture maps: capturing one captures
 what any of them emits (their ids tell them apart).`,
 		Example: `  bpfcap prog name progcap_xdp -w rules.pcapng
-  bpfcap prog pinned /sys/fs/bpf/my_prog 'udp port 53' | tshark -r - -T fields -e frame.comment
+  bpfcap prog pinned /sys/fs/bpf/my_prog 'udp port 53' | tshark -r - -T fields -e frame.packet_id
   bpfcap prog id 42 proto ip -c 10 'tcp[tcpflags] & tcp-rst != 0'`,
 		Args: needArgs("prog needs a program: bpfcap prog id ID, pinned PATH or name NAME (bpftool prog show lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {

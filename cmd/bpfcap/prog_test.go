@@ -133,14 +133,16 @@ func TestProgHostPinnedXDP(t *testing.T) {
 	ids := map[uint64]int{}
 	for _, pk := range pkts {
 		ids[pk.PacketID]++
-		if want := fmt.Sprintf("hook=prog:%s id=%#x", name, pk.PacketID); pk.Comment != want {
-			t.Errorf("comment %q, want %q", pk.Comment, want)
+		// The hook is the interface's name and the id epb_packetid: the
+		// comment repeats neither (nothing is left for it).
+		if want := "prog:" + name; pk.Hook != want || pk.Comment != "" {
+			t.Errorf("hook %q, comment %q; want %q and none", pk.Hook, pk.Comment, want)
 		}
 	}
 	if len(pkts) != 5 || ids[0x1001] != 3 || ids[0x2002] != 2 {
 		t.Fatalf("%d packets with ids %v, want 3 x 0x1001 and 2 x 0x2002", len(pkts), ids)
 	}
-	o, err := exec.Command("tshark", "-r", out, "-T", "fields", "-E", "separator=,", "-e", "udp.dstport", "-e", "frame.packet_id", "-e", "frame.comment").Output()
+	o, err := exec.Command("tshark", "-r", out, "-T", "fields", "-E", "separator=,", "-e", "udp.dstport", "-e", "frame.packet_id", "-e", "frame.interface_name", "-e", "frame.comment").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
@@ -149,8 +151,8 @@ func TestProgHostPinnedXDP(t *testing.T) {
 	for _, l := range lines {
 		got[l]++
 	}
-	w1 := fmt.Sprintf("5353,4097,hook=prog:%s id=0x1001", name)
-	w2 := fmt.Sprintf("9,8194,hook=prog:%s id=0x2002", name)
+	w1 := fmt.Sprintf("5353,4097,prog:%s,", name)
+	w2 := fmt.Sprintf("9,8194,prog:%s,", name)
 	if len(lines) != 5 || got[w1] != 3 || got[w2] != 2 {
 		t.Fatalf("tshark says:\n%s\nwant 3 x %q and 2 x %q", o, w1, w2)
 	}
@@ -199,7 +201,8 @@ func TestProgDropsByName(t *testing.T) {
 			break
 		}
 		n++
-		if pk.Interface != 1 || pk.PacketID != reason || !strings.Contains(pk.Comment, fmt.Sprintf("id=%#x", reason)) {
+		// The id is epb_packetid; the comment does not repeat it.
+		if pk.Interface != 1 || pk.PacketID != reason || pk.Flags&pcapng.HasPacketID == 0 || strings.Contains(pk.Comment, "id=") {
 			t.Errorf("packet on interface %d, id %d, comment %q; want interface 1, id %d (NO_SOCKET)", pk.Interface, pk.PacketID, pk.Comment, reason)
 		}
 	}

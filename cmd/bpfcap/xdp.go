@@ -45,7 +45,7 @@ emptied; slots left full by a killed bpfcap are emptied by the next run.
                                  elsewhere bpfcap says how to instrument it
 
 Packets are Ethernet frames; the verdict is in each packet's epb_verdict
-(type XDP) and comment. Multi-buffer (frags) programs are captured in full
+(type XDP; Wireshark's frame.verdict.ebpf_xdp). Multi-buffer (frags) programs are captured in full
 up to the snap length; the filter sees the first buffer.`,
 		Example: `  bpfcap xdp /sys/fs/bpf/xdpcap_hook 'udp port 53' -w dns.pcapng
   bpfcap xdp /sys/fs/bpf/xdpcap_hook --actions drop,aborted | tcpdump -nr -
