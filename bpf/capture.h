@@ -207,9 +207,14 @@ static __noinline __u32 bpfcap_filter_scratch(const void *buf, __u32 cap_len, __
  */
 static __always_inline void bpfcap_hook_stat_inc(__u32 hook, __u32 stat)
 {
-	__u32 rows = bpfcap_cfg.max_hooks ? bpfcap_cfg.max_hooks : BPFCAP_MAX_HOOKS;
-	__u32 key = (bpf_get_smp_processor_id() * rows + hook) * BPFCAP_NSTATS + stat;
-	__u64 *v = bpf_map_lookup_elem(&bpfcap_stats, &key);
+	__u32 rows = bpfcap_cfg.max_hooks; /* one load: the packet path counts */
+	__u32 key;
+	__u64 *v;
+
+	if (!rows)
+		rows = BPFCAP_MAX_HOOKS;
+	key = (bpf_get_smp_processor_id() * rows + hook) * BPFCAP_NSTATS + stat;
+	v = bpf_map_lookup_elem(&bpfcap_stats, &key);
 
 	if (v)
 		*v += 1;
@@ -644,26 +649,6 @@ static __always_inline void bpfcap_event_owner(struct bpfcap_event *ev, __u64 co
 	ev->flags |= BPFCAP_EV_HAS_TASK;
 }
 
-/*
- * ---- One copy into the ring ----
- *
- * A program that can read the packet straight into a record reserves it
- * with bpf_ringbuf_reserve (in size classes: the verifier wants a known
- * size; see probe.c), writes the event and the data there, and submits it
- * with bpfcap_ring_commit: one copy instead of scratch, then ring.
- * Userspace reads cap_len bytes of a record and skips the rest.
- */
-
-/* Submits a reserved record of size bytes and counts it captured for
- * rec->ev.hook. */
-static __always_inline void bpfcap_ring_commit(struct bpfcap_scratch_record *rec, __u64 size)
-{
-	__u32 hook = rec->ev.hook;
-
-	bpf_ringbuf_submit(rec, bpfcap_ring_wakeup(size));
-	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_CAPTURED);
-}
-
 #ifdef BPFCAP_PACKET_TRACKING
 /*
  * Packet tracking, drop location and kernel stacks (tracing programs only:
@@ -766,9 +751,9 @@ static __always_inline int bpfcap_track_match(__u64 skb, int match)
 
 /*
  * What tracking adds to the event of a captured packet, worked out once
- * per packet (bpfcap_track_info) before a program that writes its event in
- * several places (one per ring size class) copies it in (bpfcap_track_apply):
- * the verifier then walks the map updates once, not once per place.
+ * per packet (bpfcap_track_info) and copied into the event where it is
+ * filled (bpfcap_track_apply), so that the map updates stay out of the
+ * event code the verifier walks.
  */
 struct bpfcap_track_info {
 	__u64 id;       /* tracking id, with BPFCAP_EV_TRACKED in flags */

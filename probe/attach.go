@@ -30,8 +30,9 @@ func programFor(kind Kind) (string, error) {
 // prepareSpec returns a copy of the probe object's spec set up for t: the
 // BTF attach target of the program that serves t's kind and the probe's
 // configuration (where the sk_buff and the drop reason are, which header a
-// record starts at, how paged data is mapped).
-func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages pageMap) (*ebpf.CollectionSpec, string, error) {
+// record starts at, how paged data is mapped, whether it may load packet
+// bytes through skb->head: haveHeadLoads).
+func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages pageMap, headLoads bool) (*ebpf.CollectionSpec, string, error) {
 	name, err := programFor(t.Kind)
 	if err != nil {
 		return nil, "", err
@@ -50,6 +51,9 @@ func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages page
 	switch t.Kind {
 	case KindFentry, KindFexit, KindTPBTF:
 		ps.AttachTo = t.Name
+		if headLoads {
+			cfg.HeadLoads = 1
+		}
 		fallthrough
 	case KindKprobe, KindRawTracepoint:
 		cfg.SkbArg = uint32(t.SkbArg - 1)

@@ -25,6 +25,12 @@ func TestTraceProgramsVerify(t *testing.T) {
 	// every kernel.
 	pages := pageMap{Mode: fragsBaseVars, PageOffset: x86PageOffsetBase, Vmemmap: x86VmemmapBase}
 	fentryErr := probeTracing(ebpf.AttachTraceFEntry, "ip_rcv", "fentry:ip_rcv")
+	// The copying path everywhere, and where the verifier allows loads
+	// through skb->head, the in-place filter path too.
+	headLoads := []bool{false}
+	if haveHeadLoads() {
+		headLoads = append(headLoads, true)
+	}
 	for _, spec := range []string{"kprobe:ip_rcv", "tp_btf:kfree_skb", "raw_tp:kfree_skb", "tracepoint:skb:kfree_skb", "fentry:ip_rcv", "fexit:ip_rcv", "kprobe:sk_skb_reason_drop"} {
 		// Each spec is a subtest, so a program this kernel cannot load is
 		// a skip the matrix judges (and fails where the kernel has it),
@@ -64,27 +70,29 @@ func TestTraceProgramsVerify(t *testing.T) {
 				}
 			}
 			for header := uint32(headerAuto); header <= headerIEEE80211; header++ {
-				base, err := loadProbe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				cs, name, err := prepareSpec(base, tg, header, pages)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for n := range cs.Programs {
-					if n != name {
-						delete(cs.Programs, n)
+				for _, hl := range headLoads {
+					base, err := loadProbe()
+					if err != nil {
+						t.Fatal(err)
 					}
+					cs, name, err := prepareSpec(base, tg, header, pages, hl)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for n := range cs.Programs {
+						if n != name {
+							delete(cs.Programs, n)
+						}
+					}
+					cs.Maps["bpfcap_scratch"].MaxEntries = 1
+					cs.Maps["bpfcap_perf"].MaxEntries = 1
+					coll, err := ebpf.NewCollection(cs)
+					if err != nil {
+						t.Errorf("%s (%s, header %d, reason %v, head loads %v): %v", spec, name, header, tg.HasReason, hl, err)
+						continue
+					}
+					coll.Close()
 				}
-				cs.Maps["bpfcap_scratch"].MaxEntries = 1
-				cs.Maps["bpfcap_perf"].MaxEntries = 1
-				coll, err := ebpf.NewCollection(cs)
-				if err != nil {
-					t.Errorf("%s (%s, header %d, reason %v): %v", spec, name, header, tg.HasReason, err)
-					continue
-				}
-				coll.Close()
 			}
 		})
 	}
@@ -98,4 +106,18 @@ func TestProbeConfigLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutils.CheckStructLayout(t, spec.Types, "probe_config", reflect.TypeFor[probeConfig]())
+}
+
+// TestHeadLoads: where the verifier allows loads through skb->head
+// (read-only untrusted memory, Linux 6.17), haveHeadLoads says so, and
+// the probe filters the linear packet in place rather than copying it
+// with a helper call first.
+func TestHeadLoads(t *testing.T) {
+	testutils.RunsInGuests(t)
+	testutils.RequireRoot(t)
+	var err error
+	if !haveHeadLoads() {
+		err = fmt.Errorf("%w: the verifier refuses loads through skb->head", ebpf.ErrNotSupported)
+	}
+	kconfig.SkipOrFailFeature(t, err, "BTF-typed loads through skb->head", "6.17")
 }

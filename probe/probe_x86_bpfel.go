@@ -30,7 +30,7 @@ type probeProbeConfig struct {
 	HasLocation uint32
 	Header      uint32
 	Frags       uint32
-	_           [4]byte
+	HeadLoads   uint32
 	PageOffset  uint64
 	Vmemmap     uint64
 	CookieHook  uint32

@@ -164,10 +164,11 @@ func Open(opts Options) (_ *Source, err error) {
 	}
 	b.OnClose(tr)
 	pages := findPageMap()
+	headLoads := haveHeadLoads()
 	// Loaded concurrently with hook.Load (Builder.Load is for one
 	// goroutine); each program goes to the builder with its hook.
 	results := loadAttachAll(targets, func(i int, t *Target) (*hook.Program, error) {
-		spec, progName, err := prepareSpec(base, t, header, pages)
+		spec, progName, err := prepareSpec(base, t, header, pages, headLoads)
 		if err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
@@ -194,6 +195,8 @@ func Open(opts Options) (_ *Source, err error) {
 			Want:      co.Want,
 			MaxRate:   co.MaxRate,
 			Maps:      tr.maps,
+			// The filter runs inlined: no bpf-to-bpf call per packet.
+			InlineFilter: true,
 		})
 		if err != nil {
 			return nil, explainLoad(t, err)
