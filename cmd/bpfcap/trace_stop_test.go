@@ -91,6 +91,7 @@ func bpfObjectsOf(t *testing.T, pid int) (progs []ebpf.ProgramID, links []link.I
 func TestTracePatternAllStops(t *testing.T) {
 	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
+	requireAllInSeconds(t)
 	p := testutils.NewVethPair(t)
 	const port = 6554
 	for _, c := range []struct {
