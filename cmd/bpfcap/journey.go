@@ -203,9 +203,13 @@ func selectJourneys(journeys []*journey, text string) ([]*journey, error) {
 
 // hopOf takes a packet's hop from its options and bpfcap's comment.
 func hopOf(p *pcapng.Packet) hop {
-	raw := p.Comment
-	pcapng.ParseComment(raw, p)
-	h := hop{
+	pcapng.ParseComment(p.Comment, p)
+	return packetHop(p)
+}
+
+// packetHop is the hop a packet whose metadata is parsed stands for.
+func packetHop(p *pcapng.Packet) hop {
+	return hop{
 		Hook:     p.Hook,
 		Time:     p.Timestamp,
 		Device:   p.Device,
@@ -213,9 +217,8 @@ func hopOf(p *pcapng.Packet) hop {
 		HasNetns: p.Flags&pcapng.HasNetns != 0,
 		Verdict:  pcapng.VerdictName(p.VerdictType, p.Verdict),
 		Reason:   p.DropReason,
+		Location: locationOf(p.Comment),
 	}
-	h.Location = locationOf(raw)
-	return h
 }
 
 // locationOf returns the drop location a packet's comment records: its

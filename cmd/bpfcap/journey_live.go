@@ -78,16 +78,7 @@ func (jp *journeyPrinter) AddInterface(ifc pcapng.Interface) (int, error) {
 
 // WritePacket adds p as a hop of its packet's journey.
 func (jp *journeyPrinter) WritePacket(p *pcapng.Packet) error {
-	h := hop{
-		Hook:     p.Hook,
-		Time:     p.Timestamp,
-		Device:   p.Device,
-		Netns:    p.Netns,
-		HasNetns: p.Flags&pcapng.HasNetns != 0,
-		Verdict:  pcapng.VerdictName(p.VerdictType, p.Verdict),
-		Reason:   p.DropReason,
-		Location: locationOf(p.Comment),
-	}
+	h := packetHop(p)
 	jp.mu.Lock()
 	defer jp.mu.Unlock()
 	if jp.err != nil {

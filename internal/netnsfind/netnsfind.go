@@ -81,25 +81,17 @@ func All() []Namespace {
 // LinkIn returns the link with ifindex in the namespace at path, asking
 // netlink through a socket opened inside it.
 func LinkIn(path string, ifindex int) (netlink.Link, error) {
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil, fmt.Errorf("netlink in %s: %w", path, err)
-	}
-	defer h.Close()
-	l, err := h.LinkByIndex(ifindex)
-	if err != nil {
-		return nil, fmt.Errorf("link %d in %s: %w", ifindex, path, err)
-	}
-	return l, nil
+	return linkAt(path, fmt.Sprint(ifindex), func(h *netlink.Handle) (netlink.Link, error) { return h.LinkByIndex(ifindex) })
 }
 
 // LinkByNameIn returns the link called name in the namespace at path.
 func LinkByNameIn(path, name string) (netlink.Link, error) {
+	return linkAt(path, name, func(h *netlink.Handle) (netlink.Link, error) { return h.LinkByName(name) })
+}
+
+// linkAt asks get for a link (called what in errors) through a netlink
+// socket opened in the namespace at path.
+func linkAt(path, what string, get func(*netlink.Handle) (netlink.Link, error)) (netlink.Link, error) {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
@@ -110,9 +102,9 @@ func LinkByNameIn(path, name string) (netlink.Link, error) {
 		return nil, fmt.Errorf("netlink in %s: %w", path, err)
 	}
 	defer h.Close()
-	l, err := h.LinkByName(name)
+	l, err := get(h)
 	if err != nil {
-		return nil, fmt.Errorf("link %s in %s: %w", name, path, err)
+		return nil, fmt.Errorf("link %s in %s: %w", what, path, err)
 	}
 	return l, nil
 }
