@@ -232,7 +232,7 @@ func patternFile(t *testing.T, port int) (string, string) {
 	t.Helper()
 	p := testutils.NewVethPair(t)
 	out := filepath.Join(t.TempDir(), "pattern.pcapng")
-	tr := startRun(t, "trace", "tp_btf:*", "-w", out, "udp dst port "+strconv.Itoa(port))
+	tr := startPatternRun(t, "trace", "tp_btf:*", "-w", out, "udp dst port "+strconv.Itoa(port))
 	tr.waitAttached(t, out)
 	noPorts := udpNoPorts(t, p.PeerNSName)
 	sendUDP(t, p, p.PeerIP, port, 3)

@@ -84,7 +84,7 @@ func TestTracePatternAll(t *testing.T) {
 	before := testutils.CountPrograms(t, "probe_")
 	p := testutils.NewVethPair(t)
 	out := filepath.Join(t.TempDir(), "all.pcapng")
-	tr := startRun(t, "trace", "all", "-v", "proto", "eth", "-w", out, "udp dst port 6553")
+	tr := startPatternRun(t, "trace", "all", "-v", "proto", "eth", "-w", out, "udp dst port 6553")
 	// Hundreds of programs load before the file appears: more time than
 	// waitAttached gives.
 	deadline := time.Now().Add(5 * time.Minute)

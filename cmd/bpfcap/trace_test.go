@@ -35,14 +35,27 @@ type traceRun struct {
 	cancel context.CancelFunc
 	done   chan error
 	stderr *testutils.SyncBuffer
+	// attachWait and stopWait bound how long attaching and stopping may
+	// take.
+	attachWait, stopWait time.Duration
 }
 
 func startRun(t *testing.T, args ...string) *traceRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &traceRun{cancel: cancel, done: make(chan error, 1), stderr: &testutils.SyncBuffer{}}
+	tr := &traceRun{cancel: cancel, done: make(chan error, 1), stderr: &testutils.SyncBuffer{}, attachWait: 20 * time.Second, stopWait: 15 * time.Second}
 	go func() { tr.done <- run(ctx, strings.NewReader(""), io.Discard, tr.stderr, args) }()
 	t.Cleanup(func() { tr.stop(t) })
+	return tr
+}
+
+// startPatternRun is startRun for a pattern that attaches dozens of hooks
+// (and tracking's own): in the emulated guests attaching and detaching
+// them takes a minute.
+func startPatternRun(t *testing.T, args ...string) *traceRun {
+	t.Helper()
+	tr := startRun(t, args...)
+	tr.attachWait, tr.stopWait = 2*time.Minute, time.Minute
 	return tr
 }
 
@@ -56,8 +69,8 @@ func (tr *traceRun) stop(t *testing.T) error {
 			close(tr.done)
 		}
 		return err
-	case <-time.After(15 * time.Second):
-		t.Fatalf("bpfcap did not stop within 15 s of cancel; stderr:\n%s", tr.stderr)
+	case <-time.After(tr.stopWait):
+		t.Fatalf("bpfcap did not stop within %v of cancel; stderr:\n%s", tr.stopWait, tr.stderr)
 	}
 	return nil
 }
@@ -66,7 +79,7 @@ func (tr *traceRun) stop(t *testing.T) error {
 // only once every hook is attached) or the run failed.
 func (tr *traceRun) waitAttached(t *testing.T, path string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(tr.attachWait)
 	for {
 		if _, err := os.Stat(path); err == nil {
 			return
@@ -77,7 +90,7 @@ func (tr *traceRun) waitAttached(t *testing.T, path string) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no output file after 20 s; stderr:\n%s", tr.stderr)
+			t.Fatalf("no output file after %v; stderr:\n%s", tr.attachWait, tr.stderr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

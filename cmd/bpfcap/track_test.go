@@ -148,7 +148,7 @@ func TestTraceHostTrackAllJourney(t *testing.T) {
 		}
 	}
 	out := filepath.Join(t.TempDir(), "all.pcapng")
-	tr := startRun(t, "trace", "all", "--track", "-w", out, "tcp port 6666")
+	tr := startPatternRun(t, "trace", "all", "--track", "-w", out, "tcp port 6666")
 	// Loading some thirty programs takes tens of seconds on a loaded
 	// machine: longer than waitAttached's bound for one hook.
 	testutils.WaitFor(t, "bpfcap trace all to attach", 180*time.Second, func() bool {
