@@ -163,6 +163,9 @@ func Open(opts Options) (_ *Source, err error) {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
 	b.OnClose(tr)
+	// Before the hooks, so that their free tracepoints know whether
+	// the free functions forget skbs.
+	tr.attachFrees(b, base)
 	pages := findPageMap()
 	headLoads := haveHeadLoads()
 	// Loaded concurrently with hook.Load (Builder.Load is for one
@@ -250,7 +253,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if err := b.LearnOwners(); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
-	if err := tr.attachOwn(b, base, attached, opts.Ring.Notices); err != nil {
+	if err := tr.attachOwn(b, base, attached); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
 	tr.readSymbols(attached, opts.Ring.Notices)

@@ -29,12 +29,20 @@ const (
 // kfree_skb and consume_skb fire when the kernel frees an skb for good;
 // skb_copy_datagram_iovec when a reader takes its data, after which TCP
 // frees it where no tracepoint fires (__kfree_skb, the deferred free).
+// The last one forgets too early for sockets that free the skb after the
+// copy (UDP, packet sockets: consume_skb follows), so it serves only
+// where the free functions cannot be hooked (see tracking.frees).
 var freeTracepoints = []string{"kfree_skb", "consume_skb", "skb_copy_datagram_iovec"}
+
+// copyTracepoint is the free tracepoint that is only a stand-in for the
+// free functions.
+const copyTracepoint = "skb_copy_datagram_iovec"
 
 // freeFunctions end every free of an skb, including those no tracepoint
 // reports (__kfree_skb, GRO's stolen heads): where fentry works, tracking
-// forgets the skb there too, so that a leaked entry cannot make a new skb
-// at the same address look tracked.
+// forgets the skb there, so that a leaked entry cannot make a new skb at
+// the same address look tracked. The first one is the one every free
+// passes; the second only exists on kernels with a NAPI skb cache.
 var freeFunctions = []string{"kfree_skbmem", "napi_skb_cache_put"}
 
 // cloneFunctions make a new skb from one (skb, gfp) and return it: a
@@ -53,6 +61,9 @@ type tracking struct {
 	// cloneErr is why clones are not tracked (nil when they are);
 	// freeErr why frees without a tracepoint are not seen.
 	cloneErr, freeErr error
+	// freeHooked: the free functions' entry (at least kfree_skbmem, the
+	// one every free passes) forgets freed skbs.
+	freeHooked bool
 
 	mu     sync.Mutex
 	syms   *kernelText
@@ -108,9 +119,16 @@ func (tr *tracking) Close() error {
 	return errors.Join(errs...)
 }
 
-// frees reports whether t is a tracepoint where the skb is freed.
-func frees(t *Target) bool {
-	return t.Kind != KindKprobe && t.Kind != KindFentry && t.Kind != KindFexit && slices.Contains(freeTracepoints, t.Name)
+// frees reports whether t is a tracepoint where the skb is freed (or,
+// without the free functions hooked, where a reader took its data).
+func (tr *tracking) frees(t *Target) bool {
+	if t.Kind == KindKprobe || t.Kind == KindFentry || t.Kind == KindFexit {
+		return false
+	}
+	if t.Name == copyTracepoint && tr.freeHooked {
+		return false
+	}
+	return slices.Contains(freeTracepoints, t.Name)
 }
 
 // configure writes the packet-tracking configuration of t's program.
@@ -118,7 +136,7 @@ func (tr *tracking) configure(spec *ebpf.CollectionSpec, t *Target) error {
 	cfg := trackConfig{}
 	if tr.track {
 		cfg.Track = 1
-		if t != nil && frees(t) {
+		if t != nil && tr.frees(t) {
 			cfg.Frees = 1
 		}
 	}
@@ -135,17 +153,42 @@ func (tr *tracking) configure(spec *ebpf.CollectionSpec, t *Target) error {
 	return nil
 }
 
-// attachOwn attaches tracking's own programs: one forgetting freed skbs
-// on each free tracepoint that no target captures at (a target there
-// forgets them itself, after capturing), and one per clone function.
-// Without the free hooks tracking fails; a kernel that refuses the clone
-// hooks (fexit) gets one notice and tracking goes on without clones.
-func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, targets []*Target, notices io.Writer) error {
+// attachFrees attaches, before the hooks that track, the programs that
+// forget an skb at the entry of the free functions (fentry). A kernel
+// that refuses them leaves freeErr set: tracking then forgets at the free
+// tracepoints (attachOwn).
+func (tr *tracking) attachFrees(b *hook.Builder, base *ebpf.CollectionSpec) {
+	if !tr.track {
+		return
+	}
+	var errs []error
+	for _, fn := range freeFunctions {
+		err := tr.attachTracing(b, base, "probe_forget", ebpf.AttachTraceFEntry, fn)
+		if err == nil {
+			tr.freeHooked = tr.freeHooked || fn == freeFunctions[0]
+			continue
+		}
+		errs = append(errs, fmt.Errorf("fentry:%s: %w", fn, err))
+	}
+	tr.freeErr = errors.Join(errs...)
+}
+
+// attachOwn attaches tracking's other programs, after the hooks: one
+// forgetting freed skbs on each free tracepoint that no target captures at
+// (a target there forgets them itself, after capturing), unless the free
+// functions are hooked already, and one per clone function. Without a
+// way to forget freed skbs tracking fails; a kernel that refuses the
+// clone hooks (fexit) leaves cloneErr set and tracking goes on without
+// clones.
+func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, targets []*Target) error {
 	if !tr.track {
 		return nil
 	}
 	for _, tp := range freeTracepoints {
-		if slices.ContainsFunc(targets, func(t *Target) bool { return frees(t) && t.Name == tp }) {
+		if tr.freeHooked {
+			break
+		}
+		if slices.ContainsFunc(targets, func(t *Target) bool { return tr.frees(t) && t.Name == tp }) {
 			continue
 		}
 		p, err := tr.load(b, base, "probe_untrack", "")
@@ -158,26 +201,27 @@ func (tr *tracking) attachOwn(b *hook.Builder, base *ebpf.CollectionSpec, target
 		}
 		b.Detach(l)
 	}
-	attachAll := func(prog string, at ebpf.AttachType, kind string, fns []string) error {
-		var errs []error
-		for _, fn := range fns {
-			p, err := tr.load(b, base, prog, fn)
-			if err != nil {
-				err = featureError("load", err)
-			} else {
-				var l link.Link
-				if l, err = link.AttachTracing(link.TracingOptions{Program: p.Program, AttachType: at}); err == nil {
-					b.Detach(l)
-					continue
-				}
-				err = featureError("attach", err)
-			}
-			errs = append(errs, fmt.Errorf("%s:%s: %w", kind, fn, err))
+	var errs []error
+	for _, fn := range cloneFunctions {
+		if err := tr.attachTracing(b, base, "probe_clone", ebpf.AttachTraceFExit, fn); err != nil {
+			errs = append(errs, fmt.Errorf("fexit:%s: %w", fn, err))
 		}
-		return errors.Join(errs...)
 	}
-	tr.cloneErr = attachAll("probe_clone", ebpf.AttachTraceFExit, "fexit", cloneFunctions)
-	tr.freeErr = attachAll("probe_forget", ebpf.AttachTraceFEntry, "fentry", freeFunctions)
+	tr.cloneErr = errors.Join(errs...)
+	return nil
+}
+
+// attachTracing loads prog for the function fn and attaches it as at.
+func (tr *tracking) attachTracing(b *hook.Builder, base *ebpf.CollectionSpec, prog string, at ebpf.AttachType, fn string) error {
+	p, err := tr.load(b, base, prog, fn)
+	if err != nil {
+		return featureError("load", err)
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: p.Program, AttachType: at})
+	if err != nil {
+		return featureError("attach", err)
+	}
+	b.Detach(l)
 	return nil
 }
 

@@ -330,10 +330,7 @@ func TestTrackHostNetfilterDropLocation(t *testing.T) {
 // id of its own and its parent's id ("parent=0x..." in the comment).
 // Needs fexit on skb_clone (refused by policy on the development host).
 func TestTrackClones(t *testing.T) {
-	// Not in the guest matrix yet: in the 5.10 and 6.12 guests, where the
-	// fexit programs attach, no clone was captured within 15 s ("timed
-	// out waiting for a captured clone"). Clone tracking is unproven until
-	// this passes there; here fexit is refused by policy (skip).
+	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
 	p := testutils.NewVethPair(t)
 	const port = 7778
