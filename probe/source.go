@@ -41,10 +41,10 @@ type Options struct {
 	// lets fexit programs attach to skb_clone and skb_copy (a notice says
 	// when it does not). Its packet id (epb_packetid) is then never given
 	// to another packet; a clone's comment names its parent's id
-	// ("parent=0x..."). The kfree_skb, consume_skb and
-	// skb_copy_datagram_iovec tracepoints (and, where fentry works,
-	// kfree_skbmem and napi_skb_cache_put) are attached to forget freed
-	// packets, without capturing there unless named.
+	// ("parent=0x..."). Freed packets are forgotten at the entry of
+	// kfree_skbmem and napi_skb_cache_put where fentry works, else at the
+	// kfree_skb, consume_skb and skb_copy_datagram_iovec tracepoints; these
+	// hooks capture nothing unless named.
 	Track bool
 	// Stack records the kernel stack of each captured packet, written in
 	// its comment as "stack=f0<-f1<-..." (innermost first).
