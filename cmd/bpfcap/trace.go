@@ -68,6 +68,12 @@ With a glob or all (pattern mode), a packet is seen at many hooks, so:
     hook it passes.
   - --track is on unless given (--track=false): a journey goes on after a
     NAT or an encapsulation changed what the filter matched.
+  - proto is ip unless given: a host's own packets have no MAC header
+    before the neighbour layer, so with eth a journey would begin only at
+    the device and a packet dropped on its way out would have none. The
+    file holds Linux cooked captures (LINUX_SLL) that tcpdump and
+    Wireshark read; proto eth gives Ethernet frames and filters such as
+    ether host, at the hooks where a MAC header exists.
   - A file (-w, or pcapng into a pipe) holds one interface per hook that
     captured, added as that hook captures its first packet, not hundreds
     of empty ones; tcpdump and Wireshark read it.
@@ -77,7 +83,8 @@ With a glob or all (pattern mode), a packet is seen at many hooks, so:
 
 proto picks where a packet starts, from the skb's header offsets: eth (MAC
 header), ip (network header, IPv4 or IPv6), ip4, ip6, ieee802_11. Without
-proto: eth, so that the file has one link type and tcpdump reads it.
+proto: eth, so that the file has one link type and tcpdump reads it
+(with hook globs or all: ip, see above).
 Packets lacking the header are counted as skipped, and at exit bpfcap says
 how many and which proto shows them (packets a host sends have no MAC
 header before the neighbour layer: proto ip). proto ip with several hooks
@@ -123,6 +130,9 @@ comment says where the packet was freed ("location=nf_hook_slow+0x8c");
 			o.Patterns = globWords(hooks)
 			if err := o.parseKeywords(rest); err != nil {
 				return err
+			}
+			if len(o.Patterns) > 0 && o.Proto == "" {
+				o.Proto = patternProto
 			}
 			if err := checkMaxRate(maxRate); err != nil {
 				return err
@@ -222,6 +232,11 @@ func splitHooks(args []string) (hooks, rest []string, err error) {
 	}
 	return args[:i], args[i:], nil
 }
+
+// patternProto is the proto keyword of pattern mode (hook globs, all)
+// unless given: the network header, which a packet has at every layer a
+// journey passes through (a MAC header only from the neighbour layer on).
+const patternProto = "ip"
 
 // patternMaxRate is --max-rate in pattern mode (hook globs, all) unless
 // given: matching packets per second per CPU and hook.
