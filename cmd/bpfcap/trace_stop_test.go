@@ -86,7 +86,7 @@ func bpfObjectsOf(t *testing.T, pid int) (progs []ebpf.ProgramID, links []link.I
 }
 
 // TestTracePatternAllStops: `bpfcap trace all`, in a process of its own,
-// ended by SIGINT, by SIGTERM or by -c, exits 0 with a complete file and
+// ended by SIGINT, SIGTERM, SIGHUP or -c, exits 0 with a complete file and
 // leaves none of the programs and links it attached in the kernel.
 func TestTracePatternAllStops(t *testing.T) {
 	testutils.RunsInGuests(t)
@@ -101,6 +101,7 @@ func TestTracePatternAllStops(t *testing.T) {
 	}{
 		{"SIGINT", syscall.SIGINT, nil},
 		{"SIGTERM", syscall.SIGTERM, nil},
+		{"SIGHUP", syscall.SIGHUP, nil},
 		{"count", 0, []string{"-c", "3"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
