@@ -67,6 +67,10 @@ struct probe_config {
 	__u64 vmemmap;     /* vmemmap_base: the same */
 	__u32 cookie_hook; /* the hook index is the attach cookie: one program
 			    * serves many hooks (a kprobe-multi link) */
+	__u32 addr_hook;   /* the hook index is probe_hook_addrs' entry for the
+			    * probed function's address: one program serves
+			    * many perf kprobes where links carry no cookie
+			    * (before Linux 5.15) */
 };
 
 /* Whether and how paged frags are copied (probe_config.frags). */
@@ -86,6 +90,30 @@ enum probe_frags {
 volatile const struct probe_config probe_cfg;
 
 /*
+ * Hook indexes by the address of the function a kprobe probes (see
+ * probe_config.addr_hook), written from Go; sized from Go.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u32);
+} probe_hook_addrs SEC(".maps");
+
+/*
+ * What a kprobe's instruction pointer is past the probed address: x86
+ * reports the address after the breakpoint (and ftrace-based kprobes do
+ * the same), arm64 the probed address itself.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define PROBE_KPROBE_IP_ADJ 1
+#define PROBE_REGS_IP ip
+#else
+#define PROBE_KPROBE_IP_ADJ 0
+#define PROBE_REGS_IP pc
+#endif
+
+/*
  * One 8-byte load from ctx at a constant offset, in asm so that clang cannot
  * turn a switch of such loads into ctx + index * 8, which the verifier
  * refuses ("dereference of modified ctx ptr").
@@ -98,14 +126,22 @@ volatile const struct probe_config probe_cfg;
 	})
 
 /*
- * The hook index of this run: bpfcap_cfg.hook, or the attach cookie where
- * one program serves many hooks. The flag is a load-time constant, so
- * programs of other kinds never reach the helper (which 5.10 lacks).
+ * The hook index of this run: bpfcap_cfg.hook, or, where one program
+ * serves many hooks, the attach cookie or the probed function's entry in
+ * probe_hook_addrs (kprobes only). The flags are load-time constants, so
+ * programs of other kinds never reach the helper (which 5.10 lacks) or
+ * read their context as registers.
  */
 static __always_inline __u32 probe_hook(void *ctx)
 {
 	if (probe_cfg.cookie_hook)
 		return bpf_get_attach_cookie(ctx);
+	if (probe_cfg.addr_hook) {
+		__u64 ip = BPF_CORE_READ((struct pt_regs *)ctx, PROBE_REGS_IP) - PROBE_KPROBE_IP_ADJ;
+		__u32 *hook = bpf_map_lookup_elem(&probe_hook_addrs, &ip);
+
+		return hook ? *hook : bpfcap_cfg.hook;
+	}
 	return bpfcap_cfg.hook;
 }
 
@@ -619,7 +655,7 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 			goto out;
 	}
 	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_MATCHED);
-	if (!bpfcap_hook_rate_admit(hook, probe_cfg.cookie_hook ? hook : 0))
+	if (!bpfcap_hook_rate_admit(hook, probe_cfg.cookie_hook || probe_cfg.addr_hook ? hook : 0))
 		goto out;
 	bpfcap_track_info(ctx, (__u64)(long)skb, location, &ti);
 	/*

@@ -114,7 +114,7 @@ struct skb_shared_info {
 	struct bio_vec frags[17];
 };
 
-/* The registers a kprobe sees; only the argument registers are named. */
+/* The registers a kprobe sees: the argument registers and the instruction pointer. */
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
 	unsigned long di;
@@ -123,10 +123,13 @@ struct pt_regs {
 	unsigned long cx;
 	unsigned long r8;
 	unsigned long r9;
+	unsigned long ip;
 };
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
 	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
 };
 #else
 #error "bpfcap's probe supports x86-64 and arm64 (bpf2go -target amd64,arm64)"

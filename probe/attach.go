@@ -48,6 +48,11 @@ func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages page
 		// function's attach cookie.
 		cfg.CookieHook = 1
 	}
+	if t.AddrHook {
+		// The same where links carry no cookie: by the address of
+		// the function the kprobe probes (probe_hook_addrs).
+		cfg.AddrHook = 1
+	}
 	switch t.Kind {
 	case KindFentry, KindFexit, KindTPBTF:
 		ps.AttachTo = t.Name

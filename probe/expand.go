@@ -287,6 +287,9 @@ func (r *Resolver) expandFunctions(what string, want Kind, funcs []HookPoint, ex
 		}
 		t.Multi = multi[hp.Name]
 		t.Cookie = t.Multi || cookie
+		// Without cookies, by the probed function's address where it
+		// names one function (Open checks that).
+		t.AddrHook = kind == KindKprobe && !t.Cookie
 		add(t)
 	}
 	return nil

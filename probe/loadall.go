@@ -40,23 +40,23 @@ func (l *loadedHook) close() {
 }
 
 // loadUnits returns the targets one program serves each, as indexes into
-// targets: a target whose hook index is its attach cookie shares its
-// program with every other whose program is configured alike (one
-// kprobe-multi link attaches it to all their functions, or one perf
-// kprobe each); any other target has its own.
+// targets: a target whose hook index is its attach cookie or its
+// function's address shares its program with every other whose program is
+// configured alike (one kprobe-multi link attaches it to all their
+// functions, or one perf kprobe each); any other target has its own.
 func loadUnits(targets []*Target) [][]int {
 	type sharedKey struct {
-		skbArg, reasonArg, locationArg      int
-		hasReason, hasLocation, task, multi bool
+		skbArg, reasonArg, locationArg            int
+		hasReason, hasLocation, task, multi, addr bool
 	}
 	var units [][]int
 	group := map[sharedKey]int{}
 	for i, t := range targets {
-		if !t.Cookie {
+		if !t.shared() {
 			units = append(units, []int{i})
 			continue
 		}
-		k := sharedKey{t.SkbArg, t.ReasonArg, t.LocationArg, t.HasReason, t.HasLocation, inProcessContext(t), t.Multi}
+		k := sharedKey{t.SkbArg, t.ReasonArg, t.LocationArg, t.HasReason, t.HasLocation, inProcessContext(t), t.Multi, t.AddrHook}
 		u, ok := group[k]
 		if !ok {
 			u = len(units)
@@ -109,7 +109,7 @@ func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i
 		}
 		return
 	}
-	if !targets[first].Cookie {
+	if !targets[first].shared() {
 		res := &out[first]
 		if res.link, res.err = attach(targets[first], prog.Program); res.err != nil {
 			prog.Close()
@@ -118,11 +118,13 @@ func loadAttachUnit(targets []*Target, unit []int, out []loadedHook, load func(i
 		res.prog = prog
 		return
 	}
-	attachShared := attachCookies
+	var links []multiLink
+	var refused map[int]error
 	if targets[first].Multi {
-		attachShared = attachMulti
+		links, refused = attachMulti(prog.Program, targets, unit)
+	} else {
+		links, refused = attachPerFunction(prog.Program, targets, unit, targets[first].Cookie)
 	}
-	links, refused := attachShared(prog.Program, targets, unit)
 	shared := false
 	for _, i := range unit {
 		if err := refused[i]; err != nil {
@@ -197,24 +199,30 @@ func attachMulti(prog *ebpf.Program, targets []*Target, idxs []int) ([]multiLink
 	return links, refused
 }
 
-// cookieAttachThreads bounds the perf kprobes attached at once.
-const cookieAttachThreads = 8
+// perFunctionAttachThreads bounds the perf kprobes attached at once.
+const perFunctionAttachThreads = 8
 
-// attachCookies attaches prog to the function of each target at idxs as a
-// perf kprobe whose link carries the target's index as the attach cookie,
-// several at a time. Those the kernel refuses are returned with why.
-func attachCookies(prog *ebpf.Program, targets []*Target, idxs []int) ([]multiLink, map[int]error) {
+// attachPerFunction attaches prog to the function of each target at idxs
+// as a perf kprobe, several at a time; with cookie, its link carries the
+// target's index as the attach cookie (otherwise the program finds the
+// index by the function's address). Those the kernel refuses are
+// returned with why.
+func attachPerFunction(prog *ebpf.Program, targets []*Target, idxs []int, cookie bool) ([]multiLink, map[int]error) {
 	ls := make([]link.Link, len(idxs))
 	errs := make([]error, len(idxs))
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(cookieAttachThreads, len(idxs)) {
+	for range min(perFunctionAttachThreads, len(idxs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range work {
 				t := targets[idxs[j]]
-				ls[j], errs[j] = link.Kprobe(t.Name, prog, &link.KprobeOptions{Cookie: uint64(idxs[j])})
+				var opts *link.KprobeOptions
+				if cookie {
+					opts = &link.KprobeOptions{Cookie: uint64(idxs[j])}
+				}
+				ls[j], errs[j] = link.Kprobe(t.Name, prog, opts)
 				if errs[j] != nil {
 					errs[j] = featureError("attach "+t.String(), errs[j])
 				}

@@ -370,14 +370,16 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 	// takes the hook index from the attach cookie, and the program
 	// configurations among them: one program each, and one link each
 	// for kprobe-multi.
+	// Without cookies (before 5.15), hooks whose function has one
+	// address take the index from it, and share programs the same way.
 	type config struct {
-		skbArg, reasonArg int
-		hasReason, multi  bool
+		skbArg, reasonArg      int
+		hasReason, multi, addr bool
 	}
-	viaMulti, viaCookie := 0, 0
+	viaMulti, viaCookie, viaAddr := 0, 0, 0
 	configs, multiConfigs := map[config]bool{}, map[config]bool{}
 	for _, tg := range src.Targets() {
-		c := config{tg.SkbArg, tg.ReasonArg, tg.HasReason, tg.Multi}
+		c := config{tg.SkbArg, tg.ReasonArg, tg.HasReason, tg.Multi, tg.AddrHook}
 		if tg.Multi {
 			viaMulti++
 			multiConfigs[c] = true
@@ -386,9 +388,13 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 			viaCookie++
 			configs[c] = true
 		}
+		if tg.AddrHook {
+			viaAddr++
+			configs[c] = true
+		}
 	}
 	progs := src.AttachReport().Programs
-	t.Logf("%d hooks through kprobe-multi, %d with the hook index from the cookie, %d programs loaded", viaMulti, viaCookie, progs)
+	t.Logf("%d hooks through kprobe-multi, %d with the hook index from the cookie, %d from the address, %d programs loaded", viaMulti, viaCookie, viaAddr, progs)
 	if errMulti == nil && viaMulti < attached/2 {
 		t.Errorf("the kernel has kprobe-multi, but only %d of %d hooks attached through it", viaMulti, attached)
 	}
@@ -398,8 +404,11 @@ func TestPatternCaptureKprobeGlob(t *testing.T) {
 	if r.HaveKprobeCookie() == nil && viaCookie != attached {
 		t.Errorf("the kernel has attach cookies, but only %d of %d hooks take their index from one", viaCookie, attached)
 	}
-	if progs != attached-viaCookie+len(configs) {
-		t.Errorf("%d programs loaded for %d hooks, %d sharing %d programs by attach cookie", progs, attached, viaCookie, len(configs))
+	if r.HaveKprobeCookie() != nil && viaAddr < attached/2 {
+		t.Errorf("the kernel has no attach cookies, but only %d of %d hooks take their index from their function's address", viaAddr, attached)
+	}
+	if progs != attached-viaCookie-viaAddr+len(configs) {
+		t.Errorf("%d programs loaded for %d hooks, %d sharing %d programs by attach cookie or address", progs, attached, viaCookie+viaAddr, len(configs))
 	}
 	if errMulti != nil && multi != 0 {
 		t.Errorf("%d kprobe-multi links on a kernel without them (%v)", multi, errMulti)

@@ -34,7 +34,7 @@ type probeProbeConfig struct {
 	PageOffset  uint64
 	Vmemmap     uint64
 	CookieHook  uint32
-	_           [4]byte
+	AddrHook    uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -51,6 +51,7 @@ const (
 	probeMapBpfcapStats      = "bpfcap_stats"
 	probeMapBpfcapTrackSeq   = "bpfcap_track_seq"
 	probeMapBpfcapTracked    = "bpfcap_tracked"
+	probeMapProbeHookAddrs   = "probe_hook_addrs"
 	probeProgProbeClone      = "probe_clone"
 	probeProgProbeFentry     = "probe_fentry"
 	probeProgProbeFexit      = "probe_fexit"
@@ -132,6 +133,7 @@ type probeMapSpecs struct {
 	BpfcapStats    *ebpf.MapSpec `ebpf:"bpfcap_stats"`
 	BpfcapTrackSeq *ebpf.MapSpec `ebpf:"bpfcap_track_seq"`
 	BpfcapTracked  *ebpf.MapSpec `ebpf:"bpfcap_tracked"`
+	ProbeHookAddrs *ebpf.MapSpec `ebpf:"probe_hook_addrs"`
 }
 
 // probeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -173,6 +175,7 @@ type probeMaps struct {
 	BpfcapStats    *ebpf.Map `ebpf:"bpfcap_stats"`
 	BpfcapTrackSeq *ebpf.Map `ebpf:"bpfcap_track_seq"`
 	BpfcapTracked  *ebpf.Map `ebpf:"bpfcap_tracked"`
+	ProbeHookAddrs *ebpf.Map `ebpf:"probe_hook_addrs"`
 }
 
 func (m *probeMaps) Close() error {
@@ -187,6 +190,7 @@ func (m *probeMaps) Close() error {
 		m.BpfcapStats,
 		m.BpfcapTrackSeq,
 		m.BpfcapTracked,
+		m.ProbeHookAddrs,
 	)
 }
 

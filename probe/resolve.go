@@ -55,7 +55,15 @@ type Target struct {
 	// kprobe-multi link, or perf kprobes where links carry a cookie
 	// (Linux 5.15+).
 	Cookie bool
+	// AddrHook says the program takes its hook index from the address of
+	// the function its kprobe probes, so one program serves many perf
+	// kprobes where links carry no cookie (before Linux 5.15).
+	AddrHook bool
 }
+
+// shared reports whether t's program may serve other targets too (its
+// hook index comes from the attachment, not from its configuration).
+func (t *Target) shared() bool { return t.Cookie || t.AddrHook }
 
 // String returns the spec of what is attached, e.g. "tp_btf:kfree_skb:arg1".
 func (t *Target) String() string {

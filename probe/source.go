@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -166,6 +167,13 @@ func Open(opts Options) (_ *Source, err error) {
 	// Before the hooks, so that their free tracepoints know whether
 	// the free functions forget skbs.
 	tr.attachFrees(b, base)
+	addrs, err := newHookAddrs(base, targets)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	b.OnClose(addrs)
+	sessionMaps := maps.Clone(tr.maps)
+	sessionMaps[hookAddrsMap] = addrs
 	pages := findPageMap()
 	headLoads := haveHeadLoads()
 	// Loaded concurrently with hook.Load (Builder.Load is for one
@@ -176,7 +184,7 @@ func Open(opts Options) (_ *Source, err error) {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
 		forAttach(spec.Programs[progName], t)
-		if m := spec.Maps[rateMap]; m != nil && t.Cookie {
+		if m := spec.Maps[rateMap]; m != nil && t.shared() {
 			// A rate bucket per hook the program serves.
 			m.MaxEntries = uint32(len(targets))
 		}
@@ -197,7 +205,7 @@ func Open(opts Options) (_ *Source, err error) {
 			Task:      inProcessContext(t),
 			Want:      co.Want,
 			MaxRate:   co.MaxRate,
-			Maps:      tr.maps,
+			Maps:      sessionMaps,
 			// The filter runs inlined: no bpf-to-bpf call per packet.
 			InlineFilter: true,
 		})

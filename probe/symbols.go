@@ -90,3 +90,25 @@ func (k *kernelText) function(addr uint64) string {
 	}
 	return name
 }
+
+// uniqueTextAddresses returns the address of each kernel text symbol of
+// /proc/kallsyms that names one address only (a kprobe on a name several
+// static functions share probes the first, which a name cannot tell).
+func uniqueTextAddresses() (map[string]uint64, error) {
+	k, err := loadKernelText()
+	if err != nil {
+		return nil, err
+	}
+	addrs := make(map[string]uint64, len(k.names))
+	shared := map[string]bool{}
+	for i, name := range k.names {
+		if a, ok := addrs[name]; ok && a != k.addrs[i] {
+			shared[name] = true
+		}
+		addrs[name] = k.addrs[i]
+	}
+	for name := range shared {
+		delete(addrs, name)
+	}
+	return addrs, nil
+}
