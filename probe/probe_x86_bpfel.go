@@ -49,6 +49,7 @@ const (
 	probeMapBpfcapScratch    = "bpfcap_scratch"
 	probeMapBpfcapStacks     = "bpfcap_stacks"
 	probeMapBpfcapStats      = "bpfcap_stats"
+	probeMapBpfcapTrackCount = "bpfcap_track_count"
 	probeMapBpfcapTrackSeq   = "bpfcap_track_seq"
 	probeMapBpfcapTracked    = "bpfcap_tracked"
 	probeProgProbeClone      = "probe_clone"
@@ -122,16 +123,17 @@ type probeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeMapSpecs struct {
-	BpfcapNest     *ebpf.MapSpec `ebpf:"bpfcap_nest"`
-	BpfcapOwners   *ebpf.MapSpec `ebpf:"bpfcap_owners"`
-	BpfcapPerf     *ebpf.MapSpec `ebpf:"bpfcap_perf"`
-	BpfcapRate     *ebpf.MapSpec `ebpf:"bpfcap_rate"`
-	BpfcapRing     *ebpf.MapSpec `ebpf:"bpfcap_ring"`
-	BpfcapScratch  *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
-	BpfcapStacks   *ebpf.MapSpec `ebpf:"bpfcap_stacks"`
-	BpfcapStats    *ebpf.MapSpec `ebpf:"bpfcap_stats"`
-	BpfcapTrackSeq *ebpf.MapSpec `ebpf:"bpfcap_track_seq"`
-	BpfcapTracked  *ebpf.MapSpec `ebpf:"bpfcap_tracked"`
+	BpfcapNest       *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners     *ebpf.MapSpec `ebpf:"bpfcap_owners"`
+	BpfcapPerf       *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate       *ebpf.MapSpec `ebpf:"bpfcap_rate"`
+	BpfcapRing       *ebpf.MapSpec `ebpf:"bpfcap_ring"`
+	BpfcapScratch    *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
+	BpfcapStacks     *ebpf.MapSpec `ebpf:"bpfcap_stacks"`
+	BpfcapStats      *ebpf.MapSpec `ebpf:"bpfcap_stats"`
+	BpfcapTrackCount *ebpf.MapSpec `ebpf:"bpfcap_track_count"`
+	BpfcapTrackSeq   *ebpf.MapSpec `ebpf:"bpfcap_track_seq"`
+	BpfcapTracked    *ebpf.MapSpec `ebpf:"bpfcap_tracked"`
 }
 
 // probeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -163,16 +165,17 @@ func (o *probeObjects) Close() error {
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probeMaps struct {
-	BpfcapNest     *ebpf.Map `ebpf:"bpfcap_nest"`
-	BpfcapOwners   *ebpf.Map `ebpf:"bpfcap_owners"`
-	BpfcapPerf     *ebpf.Map `ebpf:"bpfcap_perf"`
-	BpfcapRate     *ebpf.Map `ebpf:"bpfcap_rate"`
-	BpfcapRing     *ebpf.Map `ebpf:"bpfcap_ring"`
-	BpfcapScratch  *ebpf.Map `ebpf:"bpfcap_scratch"`
-	BpfcapStacks   *ebpf.Map `ebpf:"bpfcap_stacks"`
-	BpfcapStats    *ebpf.Map `ebpf:"bpfcap_stats"`
-	BpfcapTrackSeq *ebpf.Map `ebpf:"bpfcap_track_seq"`
-	BpfcapTracked  *ebpf.Map `ebpf:"bpfcap_tracked"`
+	BpfcapNest       *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners     *ebpf.Map `ebpf:"bpfcap_owners"`
+	BpfcapPerf       *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate       *ebpf.Map `ebpf:"bpfcap_rate"`
+	BpfcapRing       *ebpf.Map `ebpf:"bpfcap_ring"`
+	BpfcapScratch    *ebpf.Map `ebpf:"bpfcap_scratch"`
+	BpfcapStacks     *ebpf.Map `ebpf:"bpfcap_stacks"`
+	BpfcapStats      *ebpf.Map `ebpf:"bpfcap_stats"`
+	BpfcapTrackCount *ebpf.Map `ebpf:"bpfcap_track_count"`
+	BpfcapTrackSeq   *ebpf.Map `ebpf:"bpfcap_track_seq"`
+	BpfcapTracked    *ebpf.Map `ebpf:"bpfcap_tracked"`
 }
 
 func (m *probeMaps) Close() error {
@@ -185,6 +188,7 @@ func (m *probeMaps) Close() error {
 		m.BpfcapScratch,
 		m.BpfcapStacks,
 		m.BpfcapStats,
+		m.BpfcapTrackCount,
 		m.BpfcapTrackSeq,
 		m.BpfcapTracked,
 	)
