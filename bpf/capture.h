@@ -691,6 +691,53 @@ struct {
 	__type(value, struct bpfcap_track_entry);
 } bpfcap_tracked SEC(".maps");
 
+/*
+ * How many entries bpfcap_tracked may hold: one added before each insert,
+ * one taken after each delete that found its entry. LRU evictions and
+ * inserts that replace an entry only leave it too high, so 0 means the map
+ * is empty: then the packet path skips its lookup and every freed skb its
+ * delete (a non-matching flood tracks nothing).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} bpfcap_track_count SEC(".maps");
+
+/* Whether bpfcap_tracked may hold an entry (see bpfcap_track_count). */
+static __always_inline int bpfcap_track_any(void)
+{
+	__u32 zero = 0;
+	__s64 *n = bpf_map_lookup_elem(&bpfcap_track_count, &zero);
+
+	return !n || *n > 0;
+}
+
+/* Adds d to bpfcap_track_count. */
+static __always_inline void bpfcap_track_count_add(__s64 d)
+{
+	__u32 zero = 0;
+	__s64 *n = bpf_map_lookup_elem(&bpfcap_track_count, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, d);
+}
+
+/* Tracks skb with entry e (counted first: see bpfcap_track_count). */
+static __always_inline void bpfcap_track_insert(__u64 skb, const struct bpfcap_track_entry *e)
+{
+	bpfcap_track_count_add(1);
+	bpf_map_update_elem(&bpfcap_tracked, &skb, e, BPF_ANY);
+}
+
+/* Forgets skb, when anything is tracked. */
+static __always_inline void bpfcap_track_forget(__u64 skb)
+{
+	if (bpfcap_track_any() && bpf_map_delete_elem(&bpfcap_tracked, &skb) == 0)
+		bpfcap_track_count_add(-1);
+}
+
 /* Id sequence numbers, key = cpu * BPFCAP_NEST_LEVELS + level. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -744,7 +791,7 @@ static __always_inline __u64 bpfcap_track_new_id(void)
  */
 static __always_inline int bpfcap_track_match(__u64 skb, int match)
 {
-	if (!bpfcap_track_cfg.track || match)
+	if (!bpfcap_track_cfg.track || match || !bpfcap_track_any())
 		return match;
 	return bpf_map_lookup_elem(&bpfcap_tracked, &skb) != NULL;
 }
@@ -786,7 +833,7 @@ static __always_inline void bpfcap_track_info(void *ctx, __u64 skb, __u64 locati
 			ti->parent = e->parent;
 		} else {
 			fresh.id = bpfcap_track_new_id();
-			bpf_map_update_elem(&bpfcap_tracked, &skb, &fresh, BPF_ANY);
+			bpfcap_track_insert(skb, &fresh);
 			ti->id = fresh.id;
 		}
 		ti->flags |= BPFCAP_EV_TRACKED;
@@ -813,13 +860,13 @@ static __always_inline void bpfcap_track_apply(struct bpfcap_event *ev, const st
 static __always_inline void bpfcap_track_end(__u64 skb)
 {
 	if (bpfcap_track_cfg.track && bpfcap_track_cfg.frees)
-		bpf_map_delete_elem(&bpfcap_tracked, &skb);
+		bpfcap_track_forget(skb);
 }
 
 /* Forgets skb: it is being freed (the session's own free hooks). */
 static __always_inline void bpfcap_track_free(__u64 skb)
 {
-	bpf_map_delete_elem(&bpfcap_tracked, &skb);
+	bpfcap_track_forget(skb);
 }
 
 /*
@@ -830,7 +877,7 @@ static __always_inline void bpfcap_track_clone(__u64 parent, __u64 child)
 {
 	struct bpfcap_track_entry *pe, ce = {};
 
-	if (!child)
+	if (!child || !bpfcap_track_any())
 		return;
 	pe = bpf_map_lookup_elem(&bpfcap_tracked, &parent);
 	if (!pe)
@@ -841,7 +888,7 @@ static __always_inline void bpfcap_track_clone(__u64 parent, __u64 child)
 	ce.id = bpfcap_track_new_id();
 	bpfcap_scratch_put();
 	if (ce.id)
-		bpf_map_update_elem(&bpfcap_tracked, &child, &ce, BPF_ANY);
+		bpfcap_track_insert(child, &ce);
 }
 
 #endif /* BPFCAP_PACKET_TRACKING */

@@ -49,6 +49,7 @@ const (
 	probeMapBpfcapScratch    = "bpfcap_scratch"
 	probeMapBpfcapStacks     = "bpfcap_stacks"
 	probeMapBpfcapStats      = "bpfcap_stats"
+	probeMapBpfcapTrackCount = "bpfcap_track_count"
 	probeMapBpfcapTrackSeq   = "bpfcap_track_seq"
 	probeMapBpfcapTracked    = "bpfcap_tracked"
 	probeMapProbeHookAddrs   = "probe_hook_addrs"
@@ -123,17 +124,18 @@ type probeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeMapSpecs struct {
-	BpfcapNest     *ebpf.MapSpec `ebpf:"bpfcap_nest"`
-	BpfcapOwners   *ebpf.MapSpec `ebpf:"bpfcap_owners"`
-	BpfcapPerf     *ebpf.MapSpec `ebpf:"bpfcap_perf"`
-	BpfcapRate     *ebpf.MapSpec `ebpf:"bpfcap_rate"`
-	BpfcapRing     *ebpf.MapSpec `ebpf:"bpfcap_ring"`
-	BpfcapScratch  *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
-	BpfcapStacks   *ebpf.MapSpec `ebpf:"bpfcap_stacks"`
-	BpfcapStats    *ebpf.MapSpec `ebpf:"bpfcap_stats"`
-	BpfcapTrackSeq *ebpf.MapSpec `ebpf:"bpfcap_track_seq"`
-	BpfcapTracked  *ebpf.MapSpec `ebpf:"bpfcap_tracked"`
-	ProbeHookAddrs *ebpf.MapSpec `ebpf:"probe_hook_addrs"`
+	BpfcapNest       *ebpf.MapSpec `ebpf:"bpfcap_nest"`
+	BpfcapOwners     *ebpf.MapSpec `ebpf:"bpfcap_owners"`
+	BpfcapPerf       *ebpf.MapSpec `ebpf:"bpfcap_perf"`
+	BpfcapRate       *ebpf.MapSpec `ebpf:"bpfcap_rate"`
+	BpfcapRing       *ebpf.MapSpec `ebpf:"bpfcap_ring"`
+	BpfcapScratch    *ebpf.MapSpec `ebpf:"bpfcap_scratch"`
+	BpfcapStacks     *ebpf.MapSpec `ebpf:"bpfcap_stacks"`
+	BpfcapStats      *ebpf.MapSpec `ebpf:"bpfcap_stats"`
+	BpfcapTrackCount *ebpf.MapSpec `ebpf:"bpfcap_track_count"`
+	BpfcapTrackSeq   *ebpf.MapSpec `ebpf:"bpfcap_track_seq"`
+	BpfcapTracked    *ebpf.MapSpec `ebpf:"bpfcap_tracked"`
+	ProbeHookAddrs   *ebpf.MapSpec `ebpf:"probe_hook_addrs"`
 }
 
 // probeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -165,17 +167,18 @@ func (o *probeObjects) Close() error {
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probeMaps struct {
-	BpfcapNest     *ebpf.Map `ebpf:"bpfcap_nest"`
-	BpfcapOwners   *ebpf.Map `ebpf:"bpfcap_owners"`
-	BpfcapPerf     *ebpf.Map `ebpf:"bpfcap_perf"`
-	BpfcapRate     *ebpf.Map `ebpf:"bpfcap_rate"`
-	BpfcapRing     *ebpf.Map `ebpf:"bpfcap_ring"`
-	BpfcapScratch  *ebpf.Map `ebpf:"bpfcap_scratch"`
-	BpfcapStacks   *ebpf.Map `ebpf:"bpfcap_stacks"`
-	BpfcapStats    *ebpf.Map `ebpf:"bpfcap_stats"`
-	BpfcapTrackSeq *ebpf.Map `ebpf:"bpfcap_track_seq"`
-	BpfcapTracked  *ebpf.Map `ebpf:"bpfcap_tracked"`
-	ProbeHookAddrs *ebpf.Map `ebpf:"probe_hook_addrs"`
+	BpfcapNest       *ebpf.Map `ebpf:"bpfcap_nest"`
+	BpfcapOwners     *ebpf.Map `ebpf:"bpfcap_owners"`
+	BpfcapPerf       *ebpf.Map `ebpf:"bpfcap_perf"`
+	BpfcapRate       *ebpf.Map `ebpf:"bpfcap_rate"`
+	BpfcapRing       *ebpf.Map `ebpf:"bpfcap_ring"`
+	BpfcapScratch    *ebpf.Map `ebpf:"bpfcap_scratch"`
+	BpfcapStacks     *ebpf.Map `ebpf:"bpfcap_stacks"`
+	BpfcapStats      *ebpf.Map `ebpf:"bpfcap_stats"`
+	BpfcapTrackCount *ebpf.Map `ebpf:"bpfcap_track_count"`
+	BpfcapTrackSeq   *ebpf.Map `ebpf:"bpfcap_track_seq"`
+	BpfcapTracked    *ebpf.Map `ebpf:"bpfcap_tracked"`
+	ProbeHookAddrs   *ebpf.Map `ebpf:"probe_hook_addrs"`
 }
 
 func (m *probeMaps) Close() error {
@@ -188,6 +191,7 @@ func (m *probeMaps) Close() error {
 		m.BpfcapScratch,
 		m.BpfcapStacks,
 		m.BpfcapStats,
+		m.BpfcapTrackCount,
 		m.BpfcapTrackSeq,
 		m.BpfcapTracked,
 		m.ProbeHookAddrs,

@@ -69,6 +69,8 @@ type Source struct {
 	paged atomic.Uint64
 	// report says what was attached from the hook words.
 	report AttachReport
+	// tracking is the session's packet tracking (its maps).
+	tracking *tracking
 }
 
 // Targets returns what was attached, one per hook: the plain specs of
@@ -276,7 +278,7 @@ func Open(opts Options) (_ *Source, err error) {
 	if snap <= 0 || snap > hook.MaxData {
 		snap = hook.MaxData
 	}
-	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report, cloneErr: tr.cloneErr, freeErr: tr.freeErr}, nil
+	return &Source{Source: src, targets: attached, notices: opts.Ring.Notices, snaplen: snap, pages: pages, report: report, cloneErr: tr.cloneErr, freeErr: tr.freeErr, tracking: tr}, nil
 }
 
 // explainLoad adds what to do to a load error of t's program.

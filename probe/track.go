@@ -21,8 +21,11 @@ import (
 const (
 	trackedMap  = "bpfcap_tracked"
 	trackSeqMap = "bpfcap_track_seq"
-	stacksMap   = "bpfcap_stacks"
-	trackCfgVar = "bpfcap_track_cfg"
+	// trackCountMap bounds the entries of trackedMap from above: while
+	// it is 0 the programs skip their lookups and deletes.
+	trackCountMap = "bpfcap_track_count"
+	stacksMap     = "bpfcap_stacks"
+	trackCfgVar   = "bpfcap_track_cfg"
 )
 
 // freeTracepoints are the tracepoints where a tracked skb is forgotten:
@@ -85,7 +88,7 @@ func newTracking(base *ebpf.CollectionSpec, track, stack bool) (_ *tracking, err
 	if err != nil {
 		return nil, fmt.Errorf("packet tracking: %w", err)
 	}
-	for _, name := range []string{trackedMap, trackSeqMap, stacksMap} {
+	for _, name := range []string{trackedMap, trackSeqMap, trackCountMap, stacksMap} {
 		ms := base.Maps[name]
 		if ms == nil {
 			return nil, fmt.Errorf("packet tracking: probe object has no map %s", name)
@@ -117,6 +120,16 @@ func (tr *tracking) Close() error {
 		errs = append(errs, m.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// trackedBound returns bpfcap_track_count: at least the number of packets
+// the session's programs track.
+func (tr *tracking) trackedBound() (int64, error) {
+	var n int64
+	if err := tr.maps[trackCountMap].Lookup(uint32(0), &n); err != nil {
+		return 0, fmt.Errorf("read %s: %w", trackCountMap, err)
+	}
+	return n, nil
 }
 
 // frees reports whether t is a tracepoint where the skb is freed (or,

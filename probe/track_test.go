@@ -132,6 +132,80 @@ func TestTrackHostDNAT(t *testing.T) {
 	}
 }
 
+// TestTrackAfterEmpty: tracking skips its lookups and deletes while
+// bpfcap_track_count says nothing is tracked, so it must pick up again
+// each time the count goes from 0 to 1. Three rounds, each a UDP datagram
+// that a DNAT rule in the peer's netns rewrites from port 9998 to 8081
+// (closed: the datagram is dropped at kfree_skb): the filter matches it
+// only at netif_receive_skb, so its capture at kfree_skb, with the same
+// id, is tracking's doing; after each round the count is back at 0.
+// Needs iptables (host only).
+func TestTrackAfterEmpty(t *testing.T) {
+	testutils.RequireRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Fatalf("host test needs iptables: %v", err)
+	}
+	p := testutils.NewVethPair(t)
+	const port, natPort = 9998, 8081
+	if out, err := testutils.Exec(p.PeerNSName, "iptables", "-t", "nat", "-A", "PREROUTING", "-p", "udp", "--dport", fmt.Sprint(port), "-j", "DNAT", "--to-destination", fmt.Sprintf("%s:%d", p.PeerIP, natPort)); err != nil {
+		t.Fatalf("iptables DNAT: %v\n%s", err, out)
+	}
+	src, sink, stop := runCapture(t, Options{
+		Hooks:          []string{"tp_btf:netif_receive_skb", "tp_btf:kfree_skb"},
+		CaptureOptions: hook.CaptureOptions{Filter: fmt.Sprintf("udp dst port %d", port)},
+		Track:          true,
+	})
+	bound := func() int64 {
+		n, err := src.tracking.trackedBound()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := bound(); n != 0 {
+		t.Fatalf("tracked-entry count %d before any packet", n)
+	}
+	// datagrams returns the datagrams of round r to dport at point.
+	datagrams := func(r byte, point string, dport int) []pcapng.Packet {
+		return sink.find(func(pk *pcapng.Packet) bool {
+			proto, d, pl, ok := l4(pk.Data)
+			return ok && proto == unix.IPPROTO_UDP && d == dport && len(pl) == 1 && pl[0] == r && atHook(pk, point)
+		})
+	}
+	for r := byte(1); r <= 3; r++ {
+		send := func() {
+			err := testutils.Do(t, p.HostNS, func() error {
+				c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: p.PeerIP, Port: port})
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				_, err = c.Write([]byte{r})
+				return err
+			})
+			if err != nil {
+				t.Fatalf("send: %v", err)
+			}
+		}
+		waitFor(t, fmt.Sprintf("round %d's datagram, rewritten to %d, at kfree_skb", r, natPort), send,
+			func() bool { return len(datagrams(r, "tp_btf:kfree_skb", natPort)) > 0 })
+		ids := map[uint64]bool{}
+		for _, pk := range datagrams(r, "tp_btf:netif_receive_skb", port) {
+			ids[pk.PacketID] = true
+		}
+		for _, pk := range datagrams(r, "tp_btf:kfree_skb", natPort) {
+			if pk.Flags&pcapng.HasPacketID == 0 || !ids[pk.PacketID] {
+				t.Errorf("round %d: datagram to %d at kfree_skb has id %#x, none of the ids at netif_receive_skb (%v)", r, natPort, pk.PacketID, ids)
+			}
+		}
+		waitFor(t, fmt.Sprintf("the tracked-entry count back at 0 after round %d (it is %d)", r, bound()), func() {},
+			func() bool { return bound() == 0 })
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
 // TestTrackIDsUnique floods UDP datagrams numbered in their payload
 // through a veth pair to a closed port and captures them at
 // netif_receive_skb and kfree_skb: with Track no id is given to two

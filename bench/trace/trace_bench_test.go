@@ -238,7 +238,8 @@ func tcpdumpCapture(b *testing.B, f *flooder, filter string, send func()) (captu
 // measures: the sender's time per packet with no hook and with
 // tracepoint:net:net_dev_xmit attached with a filter that matches nothing
 // (the cost the hook adds to the traced path), the probe program's run
-// time against an empty program attached with it (the same packets), what bpfcap captures of
+// time against an empty program attached with it (the same packets),
+// without and with packet tracking (nothing tracked), what bpfcap captures of
 // the flood with a matching filter, and what tcpdump captures of the same
 // flood on the same veth (the peer). Everything is reported as ratios.
 //
@@ -273,7 +274,7 @@ func floodBench(b *testing.B, spec string, size int) {
 		var got pcapng.InterfaceStats
 		var tdCaptured, tdDropped uint64
 		var progNoMatch, progCapture, progEmpty time.Duration
-		var pairs []pairRun
+		var pairs, trackedPairs []pairRun
 		for range 3 {
 			best(&progEmpty, emptyProgramRun(b, spec, func() { f.send(b, packetsPerPhase/4) }).avg)
 			best(&noHook, f.send(b, packetsPerPhase))
@@ -297,6 +298,17 @@ func floodBench(b *testing.B, spec string, size int) {
 				b.Fatalf("non-matching filter captured %d packets", none.Captured)
 			}
 			pairs = append(pairs, pairRun{probe: run, empty: empty})
+			// The same with packet tracking on, as `trace all` and
+			// hook patterns run by default: nothing gets tracked.
+			tracked := noMatch
+			tracked.Track = true
+			none, run = capture(b, tracked, func() {
+				empty = emptyProgramRun(b, spec, func() { f.send(b, packetsPerPhase) })
+			})
+			if none.Captured != 0 {
+				b.Fatalf("non-matching filter captured %d packets with tracking", none.Captured)
+			}
+			trackedPairs = append(trackedPairs, pairRun{probe: run, empty: empty})
 
 			var d time.Duration
 			matching := probe.Options{Hooks: hook, Proto: "eth"}
@@ -336,6 +348,8 @@ func floodBench(b *testing.B, spec string, size int) {
 		b.ReportMetric(pairs[len(pairs)-1].ratio(), "prog-nomatch/empty-prog-max")
 		b.ReportMetric(float64(mid.empty.avg.Nanoseconds()), "prog-ns/pkt-empty")
 		b.ReportMetric(float64(mid.probe.runs)/float64(mid.empty.runs), "prog-runs/empty-runs")
+		slices.SortFunc(trackedPairs, func(x, y pairRun) int { return cmp.Compare(x.ratio(), y.ratio()) })
+		b.ReportMetric(trackedPairs[len(trackedPairs)/2].ratio(), "prog-nomatch-tracking/empty-prog")
 		// The same from separate phases (the empty program alone on a
 		// quarter of the packets): other load weighs differently.
 		b.ReportMetric(float64(progNoMatch.Nanoseconds())/float64(progEmpty.Nanoseconds()), "prog-nomatch/empty-prog-apart")
