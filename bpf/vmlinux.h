@@ -114,7 +114,11 @@ struct skb_shared_info {
 	struct bio_vec frags[17];
 };
 
-/* The registers a kprobe sees; only the argument registers are named. */
+/*
+ * The registers a kprobe sees; only the argument registers are named, and
+ * the stack pointer (x86-64) and link register (arm64, regs[30]) that hold
+ * where the function returns to.
+ */
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
 	unsigned long di;
@@ -123,6 +127,7 @@ struct pt_regs {
 	unsigned long cx;
 	unsigned long r8;
 	unsigned long r9;
+	unsigned long sp;
 };
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
