@@ -59,16 +59,18 @@ func TestJourneyFunctionDrop(t *testing.T) {
 				t.Fatalf("bpfcap trace: %v\n%s", err, tr.stderr)
 			}
 			text := runJourney(t, out)
-			dropped := regexp.MustCompile(`\n  dropped: NETFILTER_DROP at nft?_\w+\+0x[0-9a-f]+\n$`)
+			dropped := regexp.MustCompile(`^  dropped: NETFILTER_DROP at nft?_\w+\+0x[0-9a-f]+$`)
 			located := regexp.MustCompile(`location=nft?_\w+\+0x[0-9a-f]+`)
 			dropFn := regexp.MustCompile(`^` + kind + `:(kfree_skb|kfree_skb_reason|sk_skb_reason_drop):`)
 			full := 0
-			for _, block := range strings.SplitAfter(text, "\npacket ") {
+			// Blocks are separated by an empty line: the packet, its
+			// hops, and "dropped: ..." when it was dropped.
+			for _, block := range strings.Split(strings.TrimSpace(text), "\n\n") {
 				lines := strings.Split(block, "\n")
 				hops := map[string]bool{}
 				for _, l := range lines[1:] {
 					f := strings.Fields(l)
-					if len(f) == 0 || f[0] == "dropped:" {
+					if len(f) == 0 {
 						continue
 					}
 					switch hook := f[0]; {
@@ -83,7 +85,7 @@ func TestJourneyFunctionDrop(t *testing.T) {
 				if len(hops) < 3 {
 					continue
 				}
-				if reasons && !dropped.MatchString(strings.TrimSuffix(block, "packet ")) {
+				if reasons && !dropped.MatchString(lines[len(lines)-1]) {
 					t.Errorf("journey through %s functions does not end with the reason and a netfilter location:\n%s", kind, block)
 				}
 				full++
