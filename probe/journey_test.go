@@ -22,7 +22,10 @@ import (
 // function through nf_hook_slow to the drop function, in that order; the
 // drop function's record has the reason NETFILTER_DROP (where the kernel
 // has drop reasons, 5.17+) and a location in netfilter, the same as the
-// one the kfree_skb tracepoint recorded for that packet.
+// one the kfree_skb tracepoint recorded for that packet. A third run
+// hooks the drop function through a glob of its name, which attaches it
+// through kprobe-multi where the kernel has it (the registers of an
+// ftrace call site rather than of a kprobe).
 func TestTrackFunctionJourney(t *testing.T) {
 	testutils.RunsInGuests(t)
 	testutils.RequireRoot(t)
@@ -30,8 +33,27 @@ func TestTrackFunctionJourney(t *testing.T) {
 	p := testutils.NewVethPair(t)
 	testutils.DropInput(t, p.PeerNS)
 	const port = 6666
-	for _, kind := range []Kind{KindKprobe, KindFentry} {
-		t.Run(kind.String(), func(t *testing.T) {
+	// The drop function of this kernel (kfree_skb is inline from 5.17 on).
+	var dropName string
+	for _, fn := range []string{"sk_skb_reason_drop", "kfree_skb_reason", "kfree_skb"} {
+		if _, err := funcParams(r.Kernel(), fn); err == nil {
+			dropName = fn
+			break
+		}
+	}
+	if dropName == "" {
+		t.Fatal("none of sk_skb_reason_drop, kfree_skb_reason and kfree_skb is a traceable function")
+	}
+	for _, run := range []struct {
+		kind Kind
+		glob bool
+	}{{KindKprobe, false}, {KindFentry, false}, {KindKprobe, true}} {
+		kind := run.kind
+		sub, dropHook := kind.String(), kind.String()+":kfree_skb"
+		if run.glob {
+			sub, dropHook = sub+"-glob", kind.String()+":"+dropName+"*"
+		}
+		t.Run(sub, func(t *testing.T) {
 			switch kind {
 			case KindKprobe:
 				kconfig.SkipOrFail(t, r.FunctionKinds("ip_rcv")["kprobe"], "CONFIG_KPROBES")
@@ -40,14 +62,14 @@ func TestTrackFunctionJourney(t *testing.T) {
 			}
 			k := kind.String()
 			src, sink, stop := runCapture(t, Options{
-				Hooks:          []string{k + ":ip_rcv*", k + ":nf_hook_slow", k + ":kfree_skb", "tp_btf:kfree_skb"},
+				Hooks:          []string{k + ":ip_rcv*", k + ":nf_hook_slow", dropHook, "tp_btf:kfree_skb"},
 				CaptureOptions: hook.CaptureOptions{Filter: fmt.Sprintf("tcp dst port %d", port)},
 				Track:          true,
 			})
 			var drop, tp *Target
 			for _, tg := range src.Targets() {
 				switch {
-				case tg.Spec.Kind == kind && tg.Spec.Name == "kfree_skb":
+				case tg.Spec.Kind == kind && tg.Name == dropName:
 					drop = tg
 				case tg.Spec.Kind == KindTPBTF:
 					tp = tg
@@ -57,7 +79,10 @@ func TestTrackFunctionJourney(t *testing.T) {
 				}
 			}
 			if drop == nil || tp == nil || !drop.LocationIsCaller {
-				t.Fatalf("targets %v: want %s:kfree_skb recording its caller as the location, and tp_btf:kfree_skb", src.Targets(), k)
+				t.Fatalf("targets %v: want %s:%s recording its caller as the location, and tp_btf:kfree_skb", src.Targets(), k, dropName)
+			}
+			if run.glob && r.HaveKprobeMulti() == nil && !drop.Multi {
+				t.Errorf("%s attached without kprobe-multi, which the kernel has", drop)
 			}
 			name := func(pk *pcapng.Packet) string { return src.Interfaces()[pk.Interface].Name }
 			at := func(tg *Target) func(*pcapng.Packet) bool {
