@@ -10,9 +10,9 @@ import (
 // shared by attach cookie are never shared between the two.
 func TestLocationConfig(t *testing.T) {
 	cases := []struct {
-		target         Target
-		from, arg      uint32
-		wantProg string
+		target    Target
+		from, arg uint32
+		wantProg  string
 	}{
 		{Target{Kind: KindKprobe, Name: "sk_skb_reason_drop", SkbArg: 2, ReasonArg: 3, HasReason: true, HasLocation: true, LocationIsCaller: true}, locationFromCaller, 0, "probe_kprobe"},
 		{Target{Kind: KindFentry, Name: "kfree_skb_reason", SkbArg: 1, ReasonArg: 2, HasReason: true, HasLocation: true, LocationIsCaller: true}, locationFromCaller, 0, "probe_fentry"},
