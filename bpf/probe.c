@@ -57,7 +57,7 @@ struct probe_config {
 	__u32 reason_arg; /* same, for the drop reason */
 	__u32 has_reason; /* whether reason_arg is valid */
 	__u32 location_arg; /* same, for kfree_skb's location (the freeing code) */
-	__u32 has_location; /* whether location_arg is valid */
+	__u32 location_from; /* enum probe_location: where the location is */
 	__u32 header;     /* enum probe_header */
 	__u32 frags;      /* enum probe_frags: how to find paged data */
 	__u32 head_loads; /* 1: BTF-typed programs may load packet bytes
@@ -79,6 +79,19 @@ enum probe_frags {
 	PROBE_FRAGS_BASES = 1,    /* page_offset and vmemmap are the bases */
 	PROBE_FRAGS_BASE_VARS = 2, /* they are the addresses of the kernel's
 				    * page_offset_base and vmemmap_base */
+};
+
+/*
+ * Where a hook finds the location of the code that freed the skb
+ * (probe_config.location_from).
+ */
+enum probe_location {
+	PROBE_LOC_NONE = 0,   /* not recorded */
+	PROBE_LOC_ARG = 1,    /* location_arg: an argument or record field
+			       * (the kfree_skb and consume_skb tracepoints) */
+	PROBE_LOC_CALLER = 2, /* the hooked function's return address: the
+			       * functions that free an skb, whose callers
+			       * those tracepoints report as the location */
 };
 
 /* Frags walked per skb: MAX_SKB_FRAGS's default. */
@@ -688,13 +701,68 @@ static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason,
 	return 0;
 }
 
+/*
+ * The return address of the function a kprobe at its entry is on: the
+ * code that called it. x86-64: the call pushed it, and the registers are
+ * those of the function's first instruction, so it is at the top of the
+ * stack. arm64: the link register holds it.
+ */
+static __always_inline __u64 kprobe_caller(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	__u64 ret = 0;
+
+	bpf_probe_read_kernel(&ret, sizeof(ret), (void *)BPF_CORE_READ(regs, sp));
+	return ret;
+#else
+	return BPF_CORE_READ(regs, regs[30]);
+#endif
+}
+
+/*
+ * The return address of the function an fentry program is on: the code
+ * that called it (0: unknown). x86-64 only. A BPF trampoline is called
+ * from the function's first instruction, before the function has pushed
+ * anything, and starts with push rbp; mov rbp, rsp: its rbp + 8 holds the
+ * return into the function and rbp + 16 the function's own return
+ * address (where the trampoline returns to when it ran the function
+ * itself, for fexit). The program the trampoline calls starts the same
+ * way, and its frame pointer (r10 is rbp) points at the trampoline's
+ * saved rbp. Where programs run on a private stack (Linux 6.13+), r10 is
+ * not rbp and the word there is not a kernel stack address: the second
+ * read fails and the location stays unknown.
+ */
+static __always_inline __u64 fentry_caller(void)
+{
+#if defined(__TARGET_ARCH_x86)
+	__u64 tramp = 0, ret = 0;
+	void *fp;
+
+	asm volatile("%0 = r10" : "=r"(fp));
+	if (bpf_probe_read_kernel(&tramp, sizeof(tramp), fp) < 0 ||
+	    bpf_probe_read_kernel(&ret, sizeof(ret), (void *)(tramp + 16)) < 0)
+		return 0;
+	return ret;
+#else
+	return 0;
+#endif
+}
+
+/* The location of a kfree_skb-family hook that finds it in an argument
+ * (a BTF-typed program's ctx or a raw tracepoint's args). */
+static __always_inline __u64 ctx_location(void *ctx)
+{
+	return probe_cfg.location_from == PROBE_LOC_ARG ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
+}
+
 SEC("kprobe")
 int probe_kprobe(struct pt_regs *ctx)
 {
 	struct sk_buff *skb = (void *)regs_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? regs_arg(ctx, probe_cfg.reason_arg) : 0;
+	__u64 location = probe_cfg.location_from == PROBE_LOC_CALLER ? kprobe_caller(ctx) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, 0, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
 }
 
 SEC("fentry")
@@ -702,7 +770,7 @@ int probe_fentry(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
-	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
+	__u64 location = probe_cfg.location_from == PROBE_LOC_CALLER ? fentry_caller() : ctx_location(ctx);
 
 	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
@@ -712,7 +780,7 @@ int probe_fexit(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
-	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
+	__u64 location = ctx_location(ctx);
 
 	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
@@ -722,7 +790,7 @@ int probe_tp_btf(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
-	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
+	__u64 location = ctx_location(ctx);
 
 	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
 }
@@ -732,7 +800,7 @@ int probe_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
-	__u64 location = probe_cfg.has_location ? ctx_arg(ctx, probe_cfg.location_arg) : 0;
+	__u64 location = ctx_location(ctx);
 
 	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
 }
@@ -742,7 +810,7 @@ int probe_tracepoint(void *ctx)
 {
 	struct sk_buff *skb = (void *)record_u64(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? record_u32(ctx, probe_cfg.reason_arg) : 0;
-	__u64 location = probe_cfg.has_location ? record_u64(ctx, probe_cfg.location_arg) : 0;
+	__u64 location = probe_cfg.location_from == PROBE_LOC_ARG ? record_u64(ctx, probe_cfg.location_arg) : 0;
 
 	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
 }

@@ -114,7 +114,11 @@ struct skb_shared_info {
 	struct bio_vec frags[17];
 };
 
-/* The registers a kprobe sees: the argument registers and the instruction pointer. */
+/*
+ * The registers a kprobe sees: the argument registers, the instruction
+ * pointer, and the stack pointer (x86-64) or link register (arm64,
+ * regs[30]) that hold where the function returns to.
+ */
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
 	unsigned long di;
@@ -124,6 +128,7 @@ struct pt_regs {
 	unsigned long r8;
 	unsigned long r9;
 	unsigned long ip;
+	unsigned long sp;
 };
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {

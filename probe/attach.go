@@ -65,8 +65,11 @@ func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages page
 		if t.HasReason {
 			cfg.ReasonArg, cfg.HasReason = uint32(t.ReasonArg-1), 1
 		}
-		if t.HasLocation {
-			cfg.LocationArg, cfg.HasLocation = uint32(t.LocationArg-1), 1
+		switch {
+		case t.LocationIsCaller:
+			cfg.LocationFrom = locationFromCaller
+		case t.HasLocation:
+			cfg.LocationArg, cfg.LocationFrom = uint32(t.LocationArg-1), locationFromArg
 		}
 	case KindTracepoint:
 		cfg.SkbArg = uint32(t.SkbOffset)
@@ -74,7 +77,7 @@ func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages page
 			cfg.ReasonArg, cfg.HasReason = uint32(t.ReasonOffset), 1
 		}
 		if t.HasLocation {
-			cfg.LocationArg, cfg.HasLocation = uint32(t.LocationOffset), 1
+			cfg.LocationArg, cfg.LocationFrom = uint32(t.LocationOffset), locationFromArg
 		}
 	}
 	v := spec.Variables["probe_cfg"]

@@ -6,6 +6,14 @@ package probe
 // It is written into the program's .rodata before load.
 type probeConfig = probeProbeConfig
 
+// Values of probe_config.location_from (enum probe_location in
+// bpf/probe.c): where the program finds the location of the code that
+// freed the skb.
+const (
+	locationFromArg    = 1 // an argument or tracepoint record field
+	locationFromCaller = 2 // the hooked function's return address
+)
+
 // Values of probe_config.header (enum probe_header in bpf/probe.c).
 const (
 	headerAuto      = 0

@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf/btf"
@@ -38,6 +39,20 @@ func (d DropReasons) Name(reason uint32) string {
 		return n
 	}
 	return fmt.Sprintf("%d", reason)
+}
+
+// callerLocationFunctions free an skb and report their caller to the
+// kfree_skb or consume_skb tracepoint as the location of the free
+// (__builtin_return_address(0)): kfree_skb until Linux 5.17,
+// kfree_skb_reason until 6.11, sk_skb_reason_drop since, and consume_skb.
+// A kprobe or fentry program on one of them records its return address,
+// the same location.
+var callerLocationFunctions = []string{"kfree_skb", "kfree_skb_reason", "sk_skb_reason_drop", "consume_skb"}
+
+// callerLocation reports whether a kprobe or fentry program on the kernel
+// function fn records its caller as the drop location.
+func callerLocation(fn string) bool {
+	return slices.Contains(callerLocationFunctions, fn)
 }
 
 // HaveDropReasons reports whether the kernel whose BTF is kernel has drop

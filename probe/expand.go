@@ -285,6 +285,9 @@ func (r *Resolver) expandFunctions(what string, want Kind, funcs []HookPoint, ex
 		if ra := reasonArg(params); ra != 0 && (kind != KindKprobe || ra <= 5) {
 			t.ReasonArg, t.HasReason = ra, true
 		}
+		if kind == KindKprobe || kind == KindFentry {
+			t.HasLocation, t.LocationIsCaller = callerLocation(hp.Name), callerLocation(hp.Name)
+		}
 		t.Multi = multi[hp.Name]
 		t.Cookie = t.Multi || cookie
 		// Without cookies, by the probed function's address where it

@@ -31,7 +31,7 @@ func TestTraceProgramsVerify(t *testing.T) {
 	if haveHeadLoads() {
 		headLoads = append(headLoads, true)
 	}
-	for _, spec := range []string{"kprobe:ip_rcv", "tp_btf:kfree_skb", "raw_tp:kfree_skb", "tracepoint:skb:kfree_skb", "fentry:ip_rcv", "fexit:ip_rcv", "kprobe:sk_skb_reason_drop"} {
+	for _, spec := range []string{"kprobe:ip_rcv", "tp_btf:kfree_skb", "raw_tp:kfree_skb", "tracepoint:skb:kfree_skb", "fentry:ip_rcv", "fexit:ip_rcv", "kprobe:sk_skb_reason_drop", "fentry:sk_skb_reason_drop"} {
 		// Each spec is a subtest, so a program this kernel cannot load is
 		// a skip the matrix judges (and fails where the kernel has it),
 		// never a pass that verified nothing.
@@ -39,16 +39,12 @@ func TestTraceProgramsVerify(t *testing.T) {
 			s := mustParse(t, spec)
 			var tg *Target
 			switch s.Kind {
-			case KindFentry, KindFexit:
-				kconfig.SkipOrFail(t, fentryErr, "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")
-				params, err := funcParams(r.Kernel(), s.Name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				tg = &Target{Spec: s, Kind: s.Kind, Name: s.Name, SkbArg: skbArgs(params)[0]}
-			case KindKprobe:
+			case KindFentry, KindFexit, KindKprobe:
 				// Kprobe programs load without CONFIG_KPROBES; only
 				// attaching needs it.
+				if s.Kind != KindKprobe {
+					kconfig.SkipOrFail(t, fentryErr, "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")
+				}
 				params, err := funcParams(r.Kernel(), s.Name)
 				if errors.Is(err, errNotFound) && s.Name == "sk_skb_reason_drop" {
 					// The drop function of 6.11+; older kernels drop in
@@ -62,6 +58,11 @@ func TestTraceProgramsVerify(t *testing.T) {
 				tg = &Target{Spec: s, Kind: s.Kind, Name: s.Name, SkbArg: skbArgs(params)[0]}
 				if ra := reasonArg(params); ra != 0 {
 					tg.ReasonArg, tg.HasReason = ra, true
+				}
+				// The drop function's programs read their caller as the
+				// location.
+				if s.Kind != KindFexit && callerLocation(s.Name) {
+					tg.HasLocation, tg.LocationIsCaller = true, true
 				}
 			default:
 				var err error

@@ -46,8 +46,8 @@ func (l *loadedHook) close() {
 // functions, or one perf kprobe each); any other target has its own.
 func loadUnits(targets []*Target) [][]int {
 	type sharedKey struct {
-		skbArg, reasonArg, locationArg            int
-		hasReason, hasLocation, task, multi, addr bool
+		skbArg, reasonArg, locationArg                            int
+		hasReason, hasLocation, callerLocation, task, multi, addr bool
 	}
 	var units [][]int
 	group := map[sharedKey]int{}
@@ -56,7 +56,7 @@ func loadUnits(targets []*Target) [][]int {
 			units = append(units, []int{i})
 			continue
 		}
-		k := sharedKey{t.SkbArg, t.ReasonArg, t.LocationArg, t.HasReason, t.HasLocation, inProcessContext(t), t.Multi, t.AddrHook}
+		k := sharedKey{t.SkbArg, t.ReasonArg, t.LocationArg, t.HasReason, t.HasLocation, t.LocationIsCaller, inProcessContext(t), t.Multi, t.AddrHook}
 		u, ok := group[k]
 		if !ok {
 			u = len(units)

@@ -22,19 +22,19 @@ type probeBpfcapTrackConfig struct {
 }
 
 type probeProbeConfig struct {
-	_           structs.HostLayout
-	SkbArg      uint32
-	ReasonArg   uint32
-	HasReason   uint32
-	LocationArg uint32
-	HasLocation uint32
-	Header      uint32
-	Frags       uint32
-	HeadLoads   uint32
-	PageOffset  uint64
-	Vmemmap     uint64
-	CookieHook  uint32
-	AddrHook    uint32
+	_            structs.HostLayout
+	SkbArg       uint32
+	ReasonArg    uint32
+	HasReason    uint32
+	LocationArg  uint32
+	LocationFrom uint32
+	Header       uint32
+	Frags        uint32
+	HeadLoads    uint32
+	PageOffset   uint64
+	Vmemmap      uint64
+	CookieHook   uint32
+	AddrHook     uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -35,9 +35,15 @@ type Target struct {
 	HasReason bool
 	// LocationArg (1-based argument) or LocationOffset (classic
 	// tracepoint record offset) locate the address of the code that
-	// freed the skb (kfree_skb's location) when HasLocation.
+	// freed the skb (kfree_skb's location) when HasLocation, unless
+	// LocationIsCaller.
 	LocationArg, LocationOffset int
 	HasLocation                 bool
+	// LocationIsCaller says that the location is the hooked function's
+	// return address: a kprobe or fentry on a function that frees an
+	// skb (see callerLocation), whose caller is what the kfree_skb and
+	// consume_skb tracepoints report as the location.
+	LocationIsCaller bool
 	// Note is one line for stderr saying what was attached instead of
 	// what was asked for and why; empty when the spec attached as written.
 	Note string
@@ -188,6 +194,11 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 	t := &Target{Spec: spec, Kind: spec.Kind, Name: name, SkbArg: idx}
 	if ra := reasonArg(params); ra != 0 {
 		t.ReasonArg, t.HasReason = ra, true
+	}
+	if spec.Kind == KindKprobe || spec.Kind == KindFentry {
+		// Both kinds (a kprobe may fall back to fentry) read the caller;
+		// the tracepoint fallback below has a target of its own.
+		t.HasLocation, t.LocationIsCaller = callerLocation(name), callerLocation(name)
 	}
 	var why []string
 	if renamed != "" {

@@ -112,7 +112,10 @@ the terminal) is never given to another packet. Where the kernel lets
 fexit programs attach to skb_clone and skb_copy, clones and copies are
 followed too, each with its own id and "parent=ID" in its comment;
 elsewhere bpfcap says so. At the kfree_skb family of tracepoints the
-comment says where the packet was freed ("location=nf_hook_slow+0x8c");
+comment says where the packet was freed ("location=nf_hook_slow+0x8c"),
+and so it does at kprobes and fentry programs on the functions that free
+an skb and report their caller to those tracepoints (kfree_skb,
+kfree_skb_reason, sk_skb_reason_drop, consume_skb; fentry on x86-64);
 --stack adds the kernel stack of each captured packet
 ("stack=kfree_skb_reason<-nf_hook_slow<-..."), innermost first.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng

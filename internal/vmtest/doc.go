@@ -33,7 +33,7 @@
 // # Writing tests that the matrix runs
 //
 // Guests run as root with tracefs, debugfs, bpffs and cgroup2 mounted; the
-// modules veth, sch_ingress, cls_bpf, xfrm_user and nfnetlink loaded;
+// modules veth, sch_ingress, cls_bpf, xfrm_user, nfnetlink and nf_tables loaded;
 // busybox, the host's `ip` (so internal/testutils.NewVethPair works) and
 // bpftool; no tshark, tcpdump, iptables or Go toolchain. Test binaries run
 // in their package directory with testdata/ beside them. $BPFCAP_VMTEST

@@ -24,11 +24,12 @@ const metaPackage = "linux-image-cloud-amd64"
 
 // guestModules returns the modules every guest loads (with their
 // dependencies): veth pairs, the clsact/ingress qdisc, the bpf classifier,
-// and the xfrm and netfilter netlink families that vishvananda/netlink
+// the xfrm and netfilter netlink families that vishvananda/netlink
 // opens in every netlink.NewHandleAt (without them: "protocol not
-// supported").
+// supported"), and nf_tables for tests whose packets netfilter drops
+// (testutils.DropInput).
 func guestModules() []string {
-	return []string{"veth", "sch_ingress", "cls_bpf", "xfrm_user", "nfnetlink"}
+	return []string{"veth", "sch_ingress", "cls_bpf", "xfrm_user", "nfnetlink", "nf_tables"}
 }
 
 // kernel is one unpacked guest kernel in the cache.
