@@ -17,7 +17,9 @@ import (
 // `all` attached (every hook point this kernel lets bpfcap attach to) with
 // a filter that matches nothing, and reports the flood's rate with `all`
 // as a fraction of its rate without (traced/untraced-rate), from the same
-// run. BPF run-time statistics stay off: they would add their own cost to
+// run; and against the peer of the same hooks with a program that does
+// nothing attached to each (traced/empty-rate): what the hooks cost by
+// themselves is the kernel's, the rest bpfcap's. BPF run-time statistics stay off: they would add their own cost to
 // every hook. The attach figures of `all` are reported too.
 //
 //	go test -run '^$' -bench TraceAllFlood -benchtime 1x ./bench/trace/
@@ -30,7 +32,7 @@ func BenchmarkTraceAllFlood(b *testing.B) {
 		// the fastest of three floods with it, against the fastest of
 		// three without, before and after, so that other load on the
 		// machine inflates neither side alone.
-		var untraced, traced time.Duration
+		var untraced, traced, emptied time.Duration
 		best := func(d *time.Duration, v time.Duration) {
 			if *d == 0 || v < *d {
 				*d = v
@@ -39,16 +41,26 @@ func BenchmarkTraceAllFlood(b *testing.B) {
 		for range 2 {
 			best(&untraced, f.send(b, packetsPerPhase))
 		}
+		var targets []*probe.Target
 		report := traceAll(b, func() {
 			for range 3 {
 				best(&traced, f.send(b, packetsPerPhase))
 			}
-		})
+		}, &targets)
+		best(&untraced, f.send(b, packetsPerPhase))
+		detach := emptyHooks(b, targets)
+		for range 3 {
+			best(&emptied, f.send(b, packetsPerPhase))
+		}
+		detach()
 		best(&untraced, f.send(b, packetsPerPhase))
 		rate := func(d time.Duration) float64 { return packetsPerPhase / d.Seconds() }
 		b.ReportMetric(rate(untraced), "pps-untraced")
 		b.ReportMetric(rate(traced), "pps-traced-all")
 		b.ReportMetric(rate(traced)/rate(untraced), "traced/untraced-rate")
+		b.ReportMetric(rate(emptied), "pps-empty-all")
+		b.ReportMetric(rate(emptied)/rate(untraced), "empty/untraced-rate")
+		b.ReportMetric(rate(traced)/rate(emptied), "traced/empty-rate")
 		b.ReportMetric(float64(report.Attached), "hooks")
 		b.ReportMetric(float64(report.Programs), "programs")
 		b.ReportMetric(report.Total.Seconds(), "attach-s")
@@ -79,13 +91,16 @@ func TestTraceAllFlood(t *testing.T) {
 	}
 }
 
-// traceAll runs `all` with a filter that matches no packet of the flood,
-// writing to io.Discard, while send runs; it fails if anything was
-// captured and returns what was attached.
-func traceAll(b *testing.B, send func()) probe.AttachReport {
+// traceAll runs `all` as `bpfcap trace all` does by default (proto ip,
+// packet tracking, the pattern-mode rate bound) with a filter that matches
+// no packet of the flood, writing to io.Discard, while send runs; it fails
+// if anything was captured and returns what was attached, and its targets
+// in *targets.
+func traceAll(b *testing.B, send func(), targets *[]*probe.Target) probe.AttachReport {
 	b.Helper()
-	opts := probe.Options{Hooks: []string{probe.All}, Proto: "eth"}
+	opts := probe.Options{Hooks: []string{probe.All}, Proto: "ip", Track: true}
 	opts.Filter = "udp dst port 1"
+	opts.MaxRate = 10000
 	src, err := probe.Open(opts)
 	if err != nil {
 		b.Fatalf("open all: %v", err)
@@ -119,5 +134,6 @@ func traceAll(b *testing.B, send func()) probe.AttachReport {
 	if seen < 3*packetsPerPhase {
 		b.Fatalf("the hooks saw %d packets of floods of %d: `all` is not on their path", seen, 3*packetsPerPhase)
 	}
+	*targets = src.Targets()
 	return src.AttachReport()
 }
