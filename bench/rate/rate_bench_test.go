@@ -180,7 +180,7 @@ func BenchmarkGeneratorRate(b *testing.B) {
 			bed.setup(b, true, map[bool]int{true: maxCopies}[egress])
 			var sum float64
 			for range b.N {
-				_, r, _ := bed.send(b, frame, 2e6, stepTime(b)/2, egress)
+				_, r := bed.send(b, frame, 2e6, stepTime(b)/2, egress)
 				sum += r
 			}
 			where := map[bool]string{true: "out of " + bed.out + " (tc egress, net_dev_xmit)", false: "into " + bed.PeerName + " (XDP)"}[egress]
@@ -271,10 +271,8 @@ func (tb *testBed) packets(b *testing.B, egress bool) uint64 {
 }
 
 // send floods frame at pps for d and returns the packets that crossed the
-// capture point, their rate and the interrupt time all CPUs spent from
-// the flood's start until the receiving end stopped counting
-// (kernelTime).
-func (tb *testBed) send(b *testing.B, frame []byte, pps float64, d time.Duration, egress bool) (uint64, float64, time.Duration) {
+// capture point and their rate.
+func (tb *testBed) send(b *testing.B, frame []byte, pps float64, d time.Duration, egress bool) (uint64, float64) {
 	b.Helper()
 	// Through the amplifier, each frame the loop sends leaves "out"
 	// copies times.
@@ -284,7 +282,6 @@ func (tb *testBed) send(b *testing.B, frame []byte, pps float64, d time.Duration
 	}
 	n := uint32(pps * d.Seconds() / k)
 	before := tb.packets(b, egress)
-	kern0 := kernelTime(b)
 	var took time.Duration
 	err := testutils.Do(b, tb.HostNS, func() error {
 		var err error
@@ -305,9 +302,8 @@ func (tb *testBed) send(b *testing.B, frame []byte, pps float64, d time.Duration
 		}
 		got = now
 	}
-	kern := kernelTime(b) - kern0
 	got -= before
-	return got, float64(got) / took.Seconds(), kern
+	return got, float64(got) / took.Seconds()
 }
 
 // hookCase is one capture point: the bpfcap command line (before -w), the
@@ -353,10 +349,9 @@ type result struct {
 	cpu     time.Duration // process user+system time, plus BPF run time for bpfcap
 	proc    time.Duration // process user+system time
 	bpf     time.Duration
-	// kern is the interrupt time the step took beyond what the same
-	// packets cost with no capture (baseline.kernelExtra): the tool's
-	// kernel work, its BPF programs' run time included.
-	kern    time.Duration
+	// tap is the time per packet the tool's packet tap added to the
+	// transmit path (tapMeter; tcpdump's, bpfcap has none: ~0).
+	tap     float64
 	peakRSS uint64 // VmHWM in KiB
 	// fileBytes is the size of the file written (headers and statistics
 	// included: a few hundred bytes).
@@ -534,8 +529,9 @@ func buildBpfcap(b *testing.B) string {
 // packets below what the generator offers (at 64 B neither does
 // otherwise); the kernel work done for them is not limited.
 //
-// Each step also floods once with no capture running (the baseline), to
-// know the interrupt time the flood itself costs per packet.
+// At egress, each step also floods once with no capture running (the
+// baseline) while a tapMeter times the transmit path of "out" with and
+// without the tool.
 //
 // Reported per case, as ratios of the same run: lossfree-bpfcap/tcpdump
 // (highest offered rate each kept at 100%; left out when neither lost a
@@ -546,12 +542,15 @@ func buildBpfcap(b *testing.B) string {
 //     time (kernel statistics); tcpdump's kernel tap is not counted (the
 //     earlier, unfair figure).
 //   - fair-cpu-*: the process's own time plus, for both tools alike, the
-//     hard and soft interrupt time of all CPUs during the flood beyond the
-//     baseline's for as many packets (kernelTime): that is where tcpdump's
-//     tap and bpfcap's programs and wake-ups run. Sampled per tick, so
-//     read it to ~10-20%; and a tick of interrupt time that lands on the
-//     capture process is counted in both terms (rare: the capture runs on
-//     the other CPU than the flood).
+//     kernel work done for it per packet in other tasks' softirqs
+//     (kernel-ns/pkt): bpfcap's BPF programs' run time, and the time
+//     its packet tap adds to the transmit path (tapMeter: tcpdump's
+//     packet_rcv with its filter and copy; ~0 for bpfcap, which has no
+//     tap). At XDP, where tcpdump's tap is on the receive path that no
+//     tracepoint pair brackets, the tap time measured at tc egress in
+//     the same run for the same payload is used. Not counted on either
+//     side: wake-ups raised from the kernel (bpfcap's ring wakes its
+//     reader once per MiB; tcpdump's TPACKET_V3 once per block).
 //
 // The bytes of each tool's file per packet at that step are reported too
 // (file-B/pkt).
@@ -571,6 +570,8 @@ func BenchmarkMaxRate(b *testing.B) {
 	bed := newTestBed(b)
 	gen, why := bed.flood.Generator()
 	b.Logf("generator: %s (live frames: %v)", gen, why)
+	meter := newTapMeter(b, bed.outIndex)
+	taps := map[int]float64{} // tcpdump's tap time per packet at egress, by payload
 	var limit *cpuLimit
 	if pct := cpuLimitPercent(b); pct > 0 {
 		limit = newCPULimit(b, pct)
@@ -583,14 +584,14 @@ func BenchmarkMaxRate(b *testing.B) {
 		for _, payload := range []int{64, 1000} {
 			b.Run(fmt.Sprintf("%s/%dB", hc.name, payload), func(b *testing.B) {
 				for range b.N {
-					runCase(b, bin, bed, hc, payload, step, limit)
+					runCase(b, bin, bed, hc, payload, step, limit, meter, taps)
 				}
 			})
 		}
 	}
 }
 
-func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, step time.Duration, limit *cpuLimit) {
+func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, step time.Duration, limit *cpuLimit, meter *tapMeter, taps map[int]float64) {
 	frame := udpFrame(payload)
 	dev := hc.dev(bed)
 	file := func(ext string) string {
@@ -611,8 +612,8 @@ func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, s
 	type best struct {
 		rate  float64 // highest loss-free arrived rate
 		cpu   map[float64]float64
-		fair  map[float64]float64 // process + interrupt time beyond the baseline, per packet
-		kern  map[float64]float64 // interrupt time beyond the baseline, per packet
+		fair  map[float64]float64 // process + kernel time, per packet
+		kern  map[float64]float64 // kernel time done for the tool, per packet
 		bytes map[float64]float64 // file bytes per packet written
 	}
 	newBest := func() *best {
@@ -624,12 +625,15 @@ func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, s
 	var peak uint64 // bpfcap's highest VmHWM, KiB
 	for _, pps := range rates {
 		short := false
-		// The flood alone, as the tools see it: XDP_PASS on "in" and the
-		// amplifier where the case has one.
-		bed.setup(b, true, hc.copies)
-		n, _, kern := bed.send(b, frame, pps, step, hc.egress)
-		base := baseline{kern: kern, packets: n}
-		fmt.Fprintf(os.Stderr, "%s %dB baseline at %.0f pps: %s\n", hc.name, payload, pps, base)
+		// The transmit path of "out" with no tap (XDP_PASS on "in" and
+		// the amplifier, as the tools see it).
+		var base float64
+		if hc.egress {
+			bed.setup(b, true, hc.copies)
+			m0 := meter.read(b)
+			bed.send(b, frame, pps, step, hc.egress)
+			base = meter.read(b).since(m0)
+		}
 		for _, t := range []*tool{bp, td} {
 			if lossy[t.name] {
 				continue
@@ -638,19 +642,29 @@ func runCase(b *testing.B, bin string, bed *testBed, hc hookCase, payload int, s
 			// capture needs XDP_PASS on "in" to receive XDP frames.
 			bed.setup(b, !(hc.name == "xdp" && t == bp), hc.copies)
 			t.start(b, bed.PeerNSName)
-			arrived, rate, kern := bed.send(b, frame, pps, step, hc.egress)
+			m0 := meter.read(b)
+			arrived, rate := bed.send(b, frame, pps, step, hc.egress)
 			r := t.stop(b)
-			r.kern = base.kernelExtra(kern, arrived)
+			switch {
+			case hc.egress:
+				r.tap = max(meter.read(b).since(m0)-base, 0)
+				if t == td {
+					taps[payload] = r.tap
+				}
+			case t == td:
+				r.tap = taps[payload]
+			}
 			if t == bp {
 				peak = max(peak, r.peakRSS)
 			}
 			kept := r.written+slack >= arrived
 			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(max(r.written, 1)) }
-			cpuPer, fairPer, kernPer := per(r.cpu), per(r.proc+r.kern), per(r.kern)
+			kernPer := per(r.bpf) + r.tap
+			cpuPer, fairPer := per(r.cpu), per(r.proc)+kernPer
 			bytesPer := float64(r.fileBytes) / float64(max(r.written, 1))
-			line := fmt.Sprintf("%s %dB %s: offered %.0f pps, %d arrived at %.0f pps, wrote %d (%.2f%%), CPU %.0f ns/pkt (BPF %.0f ns/pkt), fair CPU %.0f ns/pkt (process %.0f + interrupts beyond the baseline %.0f), file %.1f B/pkt",
+			line := fmt.Sprintf("%s %dB %s: offered %.0f pps, %d arrived at %.0f pps, wrote %d (%.2f%%), CPU %.0f ns/pkt (BPF %.0f ns/pkt), fair CPU %.0f ns/pkt (process %.0f + BPF %.0f + tap %.0f), file %.1f B/pkt",
 				hc.name, payload, t.name, pps, arrived, rate, r.written, 100*float64(r.written)/float64(max(arrived, 1)),
-				cpuPer, per(r.bpf), fairPer, per(r.proc), kernPer, bytesPer)
+				cpuPer, per(r.bpf), fairPer, per(r.proc), per(r.bpf), r.tap, bytesPer)
 			if r.misses > 0 {
 				line += fmt.Sprintf(", %d runs skipped by the kernel (recursion misses)", r.misses)
 			}
