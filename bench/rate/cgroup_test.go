@@ -11,8 +11,18 @@ import (
 
 // cpuLimitPeriod is the CFS period of the capture processes' CPU quota:
 // short, so that a process is never stopped for long while its ring
-// fills (100 ms periods would make the test one of buffer size).
+// fills (100 ms periods would make the test one of buffer size). The
+// kernel's smallest quota is 1 ms: below 10%, the period grows instead.
 const cpuLimitPeriod = 10000 // µs
+
+// cpuQuota returns the CFS quota and period, in µs, for percent of a CPU.
+func cpuQuota(percent int) (quota, period int) {
+	quota, period = percent*cpuLimitPeriod/100, cpuLimitPeriod
+	if quota < 1000 {
+		quota, period = 1000, 1000*100/percent
+	}
+	return quota, period
+}
 
 // cpuLimit is a cgroup whose processes together get percent of one CPU
 // (CFS quota), so that both capture processes can be held to the same
@@ -45,14 +55,14 @@ func cpuLimitPercent(tb testing.TB) int {
 func newCPULimit(tb testing.TB, percent int) *cpuLimit {
 	tb.Helper()
 	name := fmt.Sprintf("bpfcap-rate-%d", os.Getpid())
-	quota := percent * cpuLimitPeriod / 100
+	quota, period := cpuQuota(percent)
 	var tried []error
 	for _, v := range []struct {
 		root  string
 		files map[string]string
 	}{
-		{"/sys/fs/cgroup", map[string]string{"cpu.max": fmt.Sprintf("%d %d", quota, cpuLimitPeriod)}},
-		{"/sys/fs/cgroup/cpu", map[string]string{"cpu.cfs_period_us": strconv.Itoa(cpuLimitPeriod), "cpu.cfs_quota_us": strconv.Itoa(quota)}},
+		{"/sys/fs/cgroup", map[string]string{"cpu.max": fmt.Sprintf("%d %d", quota, period)}},
+		{"/sys/fs/cgroup/cpu", map[string]string{"cpu.cfs_period_us": strconv.Itoa(period), "cpu.cfs_quota_us": strconv.Itoa(quota)}},
 	} {
 		if _, err := os.Stat(filepath.Join(v.root, "cgroup.procs")); err != nil {
 			tried = append(tried, err)
@@ -96,6 +106,7 @@ func (c *cpuLimit) add(tb testing.TB, pid int) {
 
 // String says what the limit is.
 func (c *cpuLimit) String() string {
+	quota, period := cpuQuota(c.percent)
 	return fmt.Sprintf("each capture process limited to %d%% of one CPU (CFS quota %d µs per %d µs, cgroup %s; its kernel-side work is not limited)",
-		c.percent, c.percent*cpuLimitPeriod/100, cpuLimitPeriod, c.dir)
+		c.percent, quota, period, c.dir)
 }
