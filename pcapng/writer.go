@@ -353,6 +353,10 @@ func (w *Writer) WritePacket(p *Packet) error {
 // that no standard option and no interface field carries (appendComment).
 // It appends nothing when there is none.
 func (bb *blockBuf) comment(ifc *Interface, p *Packet, netns *decimalCache) {
+	hook, dev, ns := commentNames(ifc, p)
+	if !hook && !dev && !ns && p.DropReason == "" && p.Flags&(HasPID|HasMark) == 0 && p.Comment == "" {
+		return // most packets of a capture point on one device
+	}
 	at := len(bb.b)
 	bb.optHeader(optComment, 0)
 	bb.b = appendComment(bb.b, ifc, p, netns)
@@ -378,6 +382,7 @@ func (bb *blockBuf) comment(ifc *Interface, p *Packet, netns *decimalCache) {
 // interface names for all its packets (Interface.Device, Netns). netns
 // keeps the text of the last netns.
 func appendComment(b []byte, ifc *Interface, p *Packet, netns *decimalCache) []byte {
+	hook, dev, ns := commentNames(ifc, p)
 	start := len(b)
 	field := func(b []byte, key string) []byte {
 		if len(b) > start {
@@ -386,7 +391,7 @@ func appendComment(b []byte, ifc *Interface, p *Packet, netns *decimalCache) []b
 		b = append(b, key...)
 		return append(b, '=')
 	}
-	if p.Hook != "" && p.Hook != ifc.Name {
+	if hook {
 		b = field(b, "hook")
 		b = append(b, p.Hook...)
 	}
@@ -394,7 +399,7 @@ func appendComment(b []byte, ifc *Interface, p *Packet, netns *decimalCache) []b
 		b = field(b, "reason")
 		b = append(b, p.DropReason...)
 	}
-	if p.Device != "" && p.Device != ifc.Device {
+	if dev {
 		b = field(b, "dev")
 		b = append(b, p.Device...)
 	}
@@ -406,7 +411,7 @@ func appendComment(b []byte, ifc *Interface, p *Packet, netns *decimalCache) []b
 			b = append(b, p.Comm...)
 		}
 	}
-	if p.Flags&HasNetns != 0 && (ifc.Netns == 0 || p.Netns != ifc.Netns) {
+	if ns {
 		b = field(b, "netns")
 		b = netns.append(b, p.Netns)
 	}
@@ -422,6 +427,14 @@ func appendComment(b []byte, ifc *Interface, p *Packet, netns *decimalCache) []b
 		b = append(b, p.Comment...)
 	}
 	return b
+}
+
+// commentNames says whether p's comment names its hook, device and netns:
+// each only when p has one and its interface (ifc) does not name the same.
+func commentNames(ifc *Interface, p *Packet) (hook, dev, netns bool) {
+	return p.Hook != "" && p.Hook != ifc.Name,
+		p.Device != "" && p.Device != ifc.Device,
+		p.Flags&HasNetns != 0 && (ifc.Netns == 0 || p.Netns != ifc.Netns)
 }
 
 // decimalCache holds the decimal text of the last number it formatted:
