@@ -4,7 +4,11 @@
 -- "tp_btf:kfree_skb"), the direction in epb_flags, the verdict in
 -- epb_verdict, and what no pcapng field carries as text in the packet's
 -- comment: "reason=NO_SOCKET location=ip_rcv_core+0x1a dev=eth0 pid=42
--- comm=nc netns=4026531840 mark=0x10". This post-dissector turns all of it
+-- comm=nc netns=4026531840 mark=0x10". Where one interface sees one device
+-- (tc or XDP on a device, a probe with -i), its device and netns are written
+-- once, at the end of the interface description ("...; dev=eth0
+-- netns=4026531840"), and packets' comments leave them out unless they
+-- differ. This post-dissector turns all of it
 -- into fields that display filters, columns and statistics can use:
 --
 --   bpfcap.hook bpfcap.verdict bpfcap.reason bpfcap.location bpfcap.dev
@@ -48,6 +52,7 @@ end
 
 local comment_field = Field.new("frame.comment")
 local ifname_field = Field.new("frame.interface_name")
+local ifdesc_field = Field.new("frame.interface_description")
 local flags_dir_field = Field.new("frame.packet_flags_direction")
 local xdp_field = Field.new("frame.verdict.ebpf_xdp")
 local tc_field = Field.new("frame.verdict.ebpf_tc")
@@ -89,6 +94,22 @@ local function parse(s)
 	return out
 end
 
+-- iface_device returns the dev and netns an interface description names
+-- in its last "; " part, or nil.
+local function iface_device(desc)
+	local last = desc:match(".*; (.*)$") or desc
+	local m = parse(last)
+	if not m then
+		return nil
+	end
+	for k in pairs(m) do
+		if k ~= "dev" and k ~= "netns" then
+			return nil
+		end
+	end
+	return m
+end
+
 local function number(key, v)
 	if key == "mark" then
 		return tonumber((v:gsub("^0x", "")), 16)
@@ -128,6 +149,12 @@ function bpfcap.dissector(tvb, pinfo, tree)
 	end
 	if not meta then
 		return
+	end
+	local ifdesc = ifdesc_field()
+	local idev = ifdesc and iface_device(tostring(ifdesc.value))
+	if idev then
+		meta.dev = meta.dev or idev.dev
+		meta.netns = meta.netns or idev.netns
 	end
 	local dir = flags_dir_field()
 	if dir and dir_names[dir.value] then

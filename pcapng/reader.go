@@ -128,7 +128,9 @@ func (rd *Reader) Stats() []ReadStats { return rd.stats }
 
 // Next returns the next packet, reading interface and statistics blocks
 // on the way. It returns io.EOF at the end of the input. The packet's
-// Comment holds the whole opt_comment; Hook is its interface's name.
+// Comment holds the whole opt_comment; Hook is its interface's name;
+// Device and Netns are its interface's (Interface.Device, Netns), which
+// ParseComment replaces with those the comment names.
 func (rd *Reader) Next() (*Packet, error) {
 	for {
 		typ, body, err := rd.block()
@@ -182,6 +184,7 @@ func (rd *Reader) readIDB(b []byte) error {
 			ifc.OS = string(val)
 		}
 	}
+	ifc.Device, ifc.Netns = descriptionDevice(ifc.Description)
 	rd.ifaces = append(rd.ifaces, ifc)
 	rd.tsres = append(rd.tsres, res)
 	return nil
@@ -219,7 +222,15 @@ func (rd *Reader) readEPB(b []byte) (*Packet, error) {
 	}
 	p.Data = append([]byte(nil), p.Data...)
 	p.Timestamp = rd.timestamp(p.Interface, ticks)
-	p.Hook = rd.ifaces[p.Interface].Name
+	ifc := &rd.ifaces[p.Interface]
+	p.Hook = ifc.Name
+	// The interface's device and netns are every packet's; a comment
+	// that names others (ParseComment) overrides them.
+	p.Device = ifc.Device
+	if ifc.Netns != 0 {
+		p.Netns = ifc.Netns
+		p.Flags |= HasNetns
+	}
 	return p, nil
 }
 

@@ -85,6 +85,15 @@ type Interface struct {
 	Speed uint64
 	// OS is written as if_os when set.
 	OS string
+	// Device and Netns are the device and network namespace (inode) of
+	// every packet of a capture point that sees one device (tc or XDP on
+	// a device, a probe restricted to one): written once, at the end of
+	// if_description as "dev=NAME netns=INODE", instead of in each
+	// packet's comment. A Writer leaves them out of the comment of a
+	// packet that has the same; a Reader gives them to every packet of
+	// the interface whose comment names none. Empty and 0: none.
+	Device string
+	Netns  uint32
 }
 
 // PacketFlag marks which optional fields of a Packet are set.

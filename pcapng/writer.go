@@ -256,7 +256,7 @@ func (w *Writer) AddInterface(ifc Interface) (int, error) {
 	bb.u16(0)
 	bb.u32(ifc.SnapLen)
 	bb.optString(optIfName, ifc.Name)
-	bb.optString(optIfDescription, ifc.Description)
+	bb.optString(optIfDescription, ifc.description())
 	if len(ifc.MAC) == 6 {
 		bb.optBytes(optIfMACAddr, ifc.MAC)
 	}
@@ -324,7 +324,7 @@ func (w *Writer) WritePacket(p *Packet) error {
 	bb.bytes(data)
 
 	opts := len(bb.b)
-	bb.comment(ifc.Name, p, &w.netns)
+	bb.comment(ifc, p, &w.netns)
 	if p.Direction != DirectionUnknown {
 		bb.optU32(optEPBFlags, uint32(p.Direction)&3)
 	}
@@ -352,10 +352,14 @@ func (w *Writer) WritePacket(p *Packet) error {
 // comment appends p's opt_comment, built in place: the readable metadata
 // that no standard option and no interface field carries (appendComment).
 // It appends nothing when there is none.
-func (bb *blockBuf) comment(ifname string, p *Packet, netns *decimalCache) {
+func (bb *blockBuf) comment(ifc *Interface, p *Packet, netns *decimalCache) {
+	hook, dev, ns := commentNames(ifc, p)
+	if !hook && !dev && !ns && p.DropReason == "" && p.Flags&(HasPID|HasMark) == 0 && p.Comment == "" {
+		return // most packets of a capture point on one device
+	}
 	at := len(bb.b)
 	bb.optHeader(optComment, 0)
-	bb.b = appendComment(bb.b, ifname, p, netns)
+	bb.b = appendComment(bb.b, ifc, p, netns)
 	n := len(bb.b) - at - 4
 	switch {
 	case n == 0:
@@ -372,10 +376,13 @@ func (bb *blockBuf) comment(ifname string, p *Packet, netns *decimalCache) {
 // appendComment appends the readable metadata of p that has no standard
 // place: drop reason, device, task, netns, mark and the free-form
 // comment; and the hook, only when p names one other than its interface
-// (ifname). What pcapng has a field for is left to it: the hook is the
+// (ifc). What pcapng has a field for is left to it: the hook is the
 // interface's if_name, the direction epb_flags, the verdict epb_verdict,
-// the packet id epb_packetid. netns keeps the text of the last netns.
-func appendComment(b []byte, ifname string, p *Packet, netns *decimalCache) []byte {
+// the packet id epb_packetid; and so are a device and netns that the
+// interface names for all its packets (Interface.Device, Netns). netns
+// keeps the text of the last netns.
+func appendComment(b []byte, ifc *Interface, p *Packet, netns *decimalCache) []byte {
+	hook, dev, ns := commentNames(ifc, p)
 	start := len(b)
 	field := func(b []byte, key string) []byte {
 		if len(b) > start {
@@ -384,7 +391,7 @@ func appendComment(b []byte, ifname string, p *Packet, netns *decimalCache) []by
 		b = append(b, key...)
 		return append(b, '=')
 	}
-	if p.Hook != "" && p.Hook != ifname {
+	if hook {
 		b = field(b, "hook")
 		b = append(b, p.Hook...)
 	}
@@ -392,7 +399,7 @@ func appendComment(b []byte, ifname string, p *Packet, netns *decimalCache) []by
 		b = field(b, "reason")
 		b = append(b, p.DropReason...)
 	}
-	if p.Device != "" {
+	if dev {
 		b = field(b, "dev")
 		b = append(b, p.Device...)
 	}
@@ -404,7 +411,7 @@ func appendComment(b []byte, ifname string, p *Packet, netns *decimalCache) []by
 			b = append(b, p.Comm...)
 		}
 	}
-	if p.Flags&HasNetns != 0 {
+	if ns {
 		b = field(b, "netns")
 		b = netns.append(b, p.Netns)
 	}
@@ -420,6 +427,14 @@ func appendComment(b []byte, ifname string, p *Packet, netns *decimalCache) []by
 		b = append(b, p.Comment...)
 	}
 	return b
+}
+
+// commentNames says whether p's comment names its hook, device and netns:
+// each only when p has one and its interface (ifc) does not name the same.
+func commentNames(ifc *Interface, p *Packet) (hook, dev, netns bool) {
+	return p.Hook != "" && p.Hook != ifc.Name,
+		p.Device != "" && p.Device != ifc.Device,
+		p.Flags&HasNetns != 0 && (ifc.Netns == 0 || p.Netns != ifc.Netns)
 }
 
 // decimalCache holds the decimal text of the last number it formatted:

@@ -247,3 +247,58 @@ func TestRingReadsInPlace(t *testing.T) {
 		t.Errorf("Drain of %d records allocated %d times", n, a)
 	}
 }
+
+// TestDrainSlowReader: Drain empties a ring that holds more than a slow
+// reader reads in one poll interval (at the end of a capture whose reader
+// fell behind, every record captured is still written).
+func TestDrainSlowReader(t *testing.T) {
+	testutils.RunsInGuests(t)
+	testutils.RequireRoot(t)
+	ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ring.Close()
+	const size = int16(EventHeaderSize + 8)
+	insns := asm.Instructions{asm.Mov.Imm(asm.R1, 0)}
+	for off := int16(-size); off < 0; off += 8 {
+		insns = append(insns, asm.StoreMem(asm.RFP, off, asm.R1, asm.DWord))
+	}
+	insns = append(insns,
+		asm.StoreImm(asm.RFP, -size+24, 8, asm.Word), // cap_len
+		asm.LoadMapPtr(asm.R1, ring.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -int32(size)),
+		asm.Mov.Imm(asm.R3, int32(size)),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnRingbufOutput.Call(),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, License: "GPL", Instructions: insns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	r, err := NewReader(ring, Options{PollInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// 8,000 records of 120 bytes with their ring headers: 1 MiB holds them
+	// all.
+	const records = 8000
+	if _, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 64), Repeat: records}); err != nil {
+		t.Fatal(err)
+	}
+	// 20 µs per record: 160 ms in all, 32 poll intervals.
+	start := time.Now()
+	n, err := r.Drain(func(*Event) error {
+		for t0 := time.Now(); time.Since(t0) < 20*time.Microsecond; {
+		}
+		return nil
+	})
+	if err != nil || n != records {
+		t.Fatalf("Drain = %d, %v after %v; want %d records", n, err, time.Since(start), records)
+	}
+}

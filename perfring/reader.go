@@ -118,9 +118,23 @@ func (r *Reader) ReadBatch(fn func(*Event) error) (int, error) {
 }
 
 // Drain reads every record already in the ring without waiting, for the
-// end of a capture (after the programs were detached).
+// end of a capture (after the programs were detached): however long a
+// slow reader takes to empty a full ring, not one poll interval's worth.
 func (r *Reader) Drain(fn func(*Event) error) (int, error) {
-	return r.read(time.Now(), fn)
+	return drain(func() (int, error) { return r.read(time.Now(), fn) })
+}
+
+// drain calls read, which returns after about a poll interval, until a
+// call finds no record.
+func drain(read func() (int, error)) (int, error) {
+	total := 0
+	for {
+		n, err := read()
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
 }
 
 // ReadRawBatch is ReadBatch for records that are not bpfcap events (a BPF
@@ -133,7 +147,7 @@ func (r *Reader) ReadRawBatch(fn func(raw []byte) error) (int, error) {
 // DrainRaw is Drain for records that are not bpfcap events (see
 // ReadRawBatch).
 func (r *Reader) DrainRaw(fn func(raw []byte) error) (int, error) {
-	return r.readRaw(time.Now(), fn)
+	return drain(func() (int, error) { return r.readRaw(time.Now(), fn) })
 }
 
 // read passes the events that arrive before deadline to fn (under

@@ -246,7 +246,7 @@ func Open(opts Options) (_ *Source, err error) {
 		b.Hook(hook.Hook{
 			Programs:       []*hook.Program{res.prog},
 			Links:          []io.Closer{detach},
-			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt},
+			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt, Device: opts.Device, Netns: netns},
 			ExtraLinkTypes: extra,
 			VerdictType:    pcapng.VerdictNone,
 			// Several raw IP interfaces make a file libpcap 1.10 refuses.

@@ -124,6 +124,8 @@ func Open(ifname string, opts Options) (_ *Capture, err error) {
 				Name:        HookSpec(ifname, d),
 				Description: fmt.Sprintf("tc %s of %s (%s)", d, ifname, att.mode),
 				MAC:         l.Attrs().HardwareAddr,
+				Device:      ifname,
+				Netns:       netns,
 			},
 			VerdictType: pcapng.VerdictNone,
 		})

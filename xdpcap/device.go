@@ -74,6 +74,7 @@ func OpenDeviceCapture(ifname string, opts CaptureOptions) (_ *Capture, err erro
 			Description: fmt.Sprintf("XDP entry of %s (bpfcap's own pass-through program)", ifname),
 			LinkType:    pcapng.LinkTypeEthernet,
 			MAC:         l.Attrs().HardwareAddr,
+			Device:      ifname,
 		},
 		VerdictType: pcapng.VerdictNone,
 	})

@@ -72,6 +72,7 @@ func openFexitCapture(ifname string, ifindex int, id ebpf.ProgramID, opts Captur
 			Name:        FexitSpec(ifname),
 			Description: fmt.Sprintf("fexit of XDP program %d (%s) on %s: packets as it leaves them, first buffer only", id, fn, ifname),
 			LinkType:    pcapng.LinkTypeEthernet,
+			Device:      ifname,
 		},
 		VerdictType: pcapng.VerdictXDP,
 	})

@@ -4,7 +4,12 @@
 // entry (bpfcap xdp dev), it steps the offered rate of a rate-limited flood
 // up and finds the highest rate at which bpfcap, and tcpdump -w on the same
 // veth in the same run, write every packet to a file on /dev/shm; and the
-// CPU each spends per captured packet (the process's own time, plus the
-// run time of bpfcap's BPF programs from the kernel's statistics). Figures
-// are ratios against tcpdump measured in the same run.
+// CPU each spends per captured packet: the process's own time plus the
+// kernel work done for it in the sender's softirqs, counted alike for both
+// (bpfcap's BPF programs' run time from the kernel's statistics, tcpdump's
+// packet tap timed between two tracepoints of the transmit path), next to
+// the earlier figure that left tcpdump's tap out. BPFCAP_RATE_CPU holds
+// both capture processes to the same share of a CPU, so that rates are
+// found below what the generator offers. Figures are ratios against
+// tcpdump measured in the same run.
 package ratebench

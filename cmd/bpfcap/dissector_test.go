@@ -16,8 +16,9 @@ import (
 // of a file bpfcap's writer wrote into a bpfcap.* field that a tshark
 // display filter selects on (tshark is on the host only): the hook from
 // the interface's name, the direction and verdict from epb_flags and
-// epb_verdict, the rest from the comment; and, from files of earlier
-// versions, the same items from the comment alone.
+// epb_verdict, the rest from the comment, or the device and netns from the
+// interface description where the interface sees one device; and, from
+// files of earlier versions, the same items from the comment alone.
 func TestDissectorHostTshark(t *testing.T) {
 	script := dissectorScript(t)
 	now := time.Now()
@@ -28,6 +29,8 @@ func TestDissectorHostTshark(t *testing.T) {
 		{Name: "tc:veth1:egress", LinkType: pcapng.LinkTypeEthernet, SnapLen: 65536},
 		{Name: "eth0", LinkType: pcapng.LinkTypeEthernet, SnapLen: 65536},
 		{Name: "lo", LinkType: pcapng.LinkTypeEthernet, SnapLen: 65536},
+		{Name: "tc:veth7:ingress", Description: "tc ingress of veth7 (tcx)", LinkType: pcapng.LinkTypeEthernet, SnapLen: 65536,
+			Device: "veth7", Netns: 4026532111},
 	}, []*pcapng.Packet{
 		{Interface: 0, Timestamp: now, Data: data, WireLen: len(data), VerdictType: pcapng.VerdictNone,
 			DropReason: "NETFILTER_DROP", Device: "veth0", Direction: pcapng.DirectionInbound,
@@ -44,6 +47,12 @@ func TestDissectorHostTshark(t *testing.T) {
 		// An earlier version's comment, which repeated hook, verdict and direction.
 		{Interface: 4, Timestamp: now.Add(4 * time.Millisecond), Data: data, WireLen: len(data), VerdictType: pcapng.VerdictNone,
 			Comment: "hook=tc:lo:ingress verdict=TC_ACT_OK dev=lo dir=in"},
+		// The interface's device and netns: named in its description only.
+		{Interface: 5, Timestamp: now.Add(5 * time.Millisecond), Data: data, WireLen: len(data), VerdictType: pcapng.VerdictNone,
+			Device: "veth7", Flags: pcapng.HasNetns, Netns: 4026532111},
+		// Another device on it: the comment names it.
+		{Interface: 5, Timestamp: now.Add(6 * time.Millisecond), Data: data, WireLen: len(data), VerdictType: pcapng.VerdictNone,
+			Device: "veth8", Flags: pcapng.HasNetns, Netns: 4026532111},
 	})
 	for _, tc := range []struct{ filter, frame string }{
 		{`bpfcap.hook == "tp_btf:kfree_skb"`, "1"},
@@ -65,7 +74,10 @@ func TestDissectorHostTshark(t *testing.T) {
 		{`bpfcap.verdict == "XDP_DROP"`, "2"},
 		{`bpfcap.verdict == "TC_ACT_SHOT"`, "3"},
 		{`bpfcap.verdict == "TC_ACT_OK"`, "5"},
-		{`bpfcap`, "1\n2\n3\n5"},
+		{`bpfcap.dev == "veth7"`, "6"},
+		{`bpfcap.dev == "veth8"`, "7"},
+		{`bpfcap.netns == 4026532111`, "6\n7"},
+		{`bpfcap`, "1\n2\n3\n5\n6\n7"},
 	} {
 		want := strings.ReplaceAll(tc.frame, `\n`, "\n")
 		if got := strings.Join(dissectorFields(t, script, path, tc.filter, "frame.number"), "\n"); got != want {
