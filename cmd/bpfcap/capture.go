@@ -25,6 +25,9 @@ import (
 // captureOptions are the flags and bpftool-style keywords every capture
 // command (trace, xdp, tc, dpdk) shares. Parsing them has no side effects.
 type captureOptions struct {
+	// busyPolls says the source polls in a loop of its own (DPDK): it
+	// keeps every processor while it captures (cliEnv.captureProcs).
+	busyPolls bool
 	// WriteFile is -w FILE or `data_out FILE` ("-" is stdout).
 	WriteFile string
 	// Count is -c: stop after this many packets (0: no limit).
@@ -320,6 +323,9 @@ func runCapture(ctx context.Context, env *cliEnv, o *captureOptions, open source
 		} else {
 			detach = func() error { return keeper.do(src.Close) }
 		}
+	}
+	if env.captureProcs > 0 && !o.busyPolls {
+		runtime.GOMAXPROCS(env.captureProcs)
 	}
 	// A signal that came while attaching ends the session at once, the
 	// same way as one that comes later: a complete file, statistics,

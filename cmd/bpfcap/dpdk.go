@@ -74,6 +74,7 @@ dropped = ringfull, OS drops = nombuf.`,
 			if df.ringSize <= 0 || df.ringSize&(df.ringSize-1) != 0 {
 				return fmt.Errorf("--ring-size %d: want a power of two, e.g. %d", df.ringSize, dpdk.DefaultRingSize)
 			}
+			o.busyPolls = true
 			open := func(ctx context.Context) (bpfcap.Source, error) {
 				return openDPDK(env, &o, &df, args)
 			}

@@ -27,6 +27,10 @@ var terminatingSignals = []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIG
 func main() {
 	ctx, stop := signalContext(context.Background())
 	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One processor once attached, unless the user chose.
+		env.captureProcs = 1
+	}
 	if self, err := os.Executable(); err == nil {
 		env.self = self
 	}

@@ -16,6 +16,17 @@ type cliEnv struct {
 	// self is the bpfcap binary, run again to compile filters where a
 	// signal can end it ("": compile in this process, as tests do).
 	self string
+	// captureProcs, when non-zero, is the GOMAXPROCS a kernel capture
+	// runs with once everything is attached (main sets 1 unless the
+	// GOMAXPROCS environment variable is set; tests leave their process
+	// alone). Its records go through one goroutine (ring,
+	// decode, pcapng, write); more processors only add the scheduler's
+	// wake-ups and hand-offs around each wait and write, which measured
+	// 25-30% of bpfcap's CPU per packet at an unpinned tc capture of
+	// 80 kpps, 3-10% at 130 kpps (bench/cpu-per-packet.sh).
+	// Attaching keeps every processor: hundreds of programs load
+	// concurrently with trace all.
+	captureProcs int
 }
 
 func newRootCmd(env *cliEnv) *cobra.Command {
