@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/bpfcap/bpfcap/filter"
 	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/pcapng"
@@ -153,6 +154,17 @@ func Open(opts Options) (_ *Source, err error) {
 	co := opts.CaptureOptions
 	co.CountSeen = true // bpf/probe.c counts every packet it sees
 	co.Ring.Compile = compileOnce(co.Ring.Compile)
+	if co.Filter != "" {
+		// Once, before hundreds of loads: a filter that does not
+		// compile for these hooks is the user's to fix, not a refusal.
+		snap := co.Snaplen
+		if snap <= 0 || snap > hook.MaxData {
+			snap = hook.MaxData
+		}
+		if _, err := co.Ring.Compile(co.Filter, filter.LinkTypeFromFile(uint32(lt)), snap, co.Netmask); err != nil {
+			return nil, &FilterError{Proto: opts.Proto, Err: fmt.Errorf("trace: %w", err)}
+		}
+	}
 	if co.Ring.MaxHooks < len(targets) {
 		co.Ring.MaxHooks = max(64, len(targets))
 	}
