@@ -17,8 +17,14 @@ import (
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// Options configure a tracing capture. Tracing hooks always count the
-// packets they see (CountSeen is ignored).
+// sharedSeenNote ends the interface description of a hook whose program
+// serves many (kprobe-multi, attach cookies, function addresses).
+const sharedSeenNote = hook.SeenNotCountedNote + " (one program serves many functions)"
+
+// Options configure a tracing capture. Tracing hooks count the packets
+// they see (CountSeen is ignored), except those whose program serves many
+// functions (kprobe-multi, attach cookies, function addresses), which
+// work out their hook only for packets they keep.
 type Options struct {
 	hook.CaptureOptions
 	// Hooks are the hook specs, e.g. "kprobe:kfree_skb:arg1" (at least one).
@@ -243,7 +249,13 @@ func Open(opts Options) (_ *Source, err error) {
 		if t.Note != "" {
 			desc = t.Note
 		}
+		if t.shared() {
+			// bpf/probe.c works out a shared program's hook only for
+			// packets it keeps: it cannot count what each hook sees.
+			desc += "; " + sharedSeenNote
+		}
 		b.Hook(hook.Hook{
+			SeenNotCounted: t.shared(),
 			Programs:       []*hook.Program{res.prog},
 			Links:          []io.Closer{detach},
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt, Device: opts.Device, Netns: netns},
