@@ -292,20 +292,23 @@ static __always_inline int bpfcap_want_dev(__u32 ifindex, __u32 netns)
 
 /*
  * Takes this CPU's scratch record for the current nesting level, or returns
- * NULL (and counts BPFCAP_STAT_NESTED for hook) when all levels are in use.
+ * NULL with the counter to count in *failed (BPFCAP_STAT_NESTED when all
+ * levels are in use, BPFCAP_STAT_ERROR; BPFCAP_NSTATS: none). For callers
+ * that work out their hook index only when they need it (see probe.c).
  * Every non-NULL return must be paired with bpfcap_scratch_put().
  */
-static __always_inline struct bpfcap_scratch_record *bpfcap_hook_scratch_get(__u32 hook)
+static __always_inline struct bpfcap_scratch_record *bpfcap_scratch_take(__u32 *failed)
 {
 	__u32 zero = 0, level, key;
 	__u32 *nest = bpf_map_lookup_elem(&bpfcap_nest, &zero);
 	struct bpfcap_scratch_record *rec;
 
+	*failed = BPFCAP_NSTATS;
 	if (!nest)
 		return NULL;
 	level = *nest;
 	if (level >= BPFCAP_NEST_LEVELS) {
-		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_NESTED);
+		*failed = BPFCAP_STAT_NESTED;
 		return NULL;
 	}
 	*nest = level + 1;
@@ -313,9 +316,24 @@ static __always_inline struct bpfcap_scratch_record *bpfcap_hook_scratch_get(__u
 	rec = bpf_map_lookup_elem(&bpfcap_scratch, &key);
 	if (!rec) {
 		*nest = level;
-		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_ERROR);
+		*failed = BPFCAP_STAT_ERROR;
 		return NULL;
 	}
+	return rec;
+}
+
+/*
+ * Takes this CPU's scratch record for the current nesting level, or returns
+ * NULL (and counts BPFCAP_STAT_NESTED for hook) when all levels are in use.
+ * Every non-NULL return must be paired with bpfcap_scratch_put().
+ */
+static __always_inline struct bpfcap_scratch_record *bpfcap_hook_scratch_get(__u32 hook)
+{
+	__u32 failed;
+	struct bpfcap_scratch_record *rec = bpfcap_scratch_take(&failed);
+
+	if (!rec && failed < BPFCAP_NSTATS)
+		bpfcap_hook_stat_inc(hook, failed);
 	return rec;
 }
 

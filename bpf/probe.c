@@ -588,7 +588,16 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	unsigned char *head, *data;
 	__u32 len, data_len;
 	__u64 cap_len, want, fhead;
-	__u32 hook = probe_hook(ctx);
+	__u32 hook, failed;
+	/*
+	 * A program that serves many hooks (probe_config.cookie_hook,
+	 * addr_hook) works out which one only for a packet it keeps or
+	 * counts a fault for: on kprobe-multi the cookie is a binary search
+	 * through an indirect comparator, paid at every function a rejected
+	 * packet passes with `all`. Those hooks do not count the packets
+	 * they see (probe/ marks them so). Load-time constant.
+	 */
+	const int shared = probe_cfg.cookie_hook || probe_cfg.addr_hook;
 
 	if (!skb)
 		return 0;
@@ -605,12 +614,13 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 		if (!bpfcap_want_meta(sock_cookie_of(skb, direct), netns, RD(direct, skb, mark)))
 			return 0;
 	}
-	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_SEEN);
+	if (!shared)
+		bpfcap_hook_stat_inc(bpfcap_cfg.hook, BPFCAP_STAT_SEEN);
 
 	read_fields(skb, &f, direct);
 	hoff = start_of(&f, &linktype);
 	if (__builtin_expect(hoff < 0, 0)) {
-		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_NOHDR);
+		bpfcap_hook_stat_inc(probe_hook(ctx), BPFCAP_STAT_NOHDR);
 		return 0;
 	}
 	head = f.head;
@@ -623,7 +633,7 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	/* Linear bytes from the header on; the rest is in paged frags. */
 	linear = data_off + (long)(len - data_len) - hoff;
 	if (__builtin_expect(wire <= 0 || wire > 0xffffffffL || len < data_len, 0)) {
-		bpfcap_hook_stat_inc(hook, BPFCAP_STAT_NOHDR);
+		bpfcap_hook_stat_inc(probe_hook(ctx), BPFCAP_STAT_NOHDR);
 		return 0;
 	}
 
@@ -646,18 +656,22 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 			return 0;
 		/* A match takes its scratch record now: ids (bpfcap_track_info)
 		 * and nesting are per scratch level. */
+		hook = probe_hook(ctx);
 		rec = bpfcap_hook_scratch_get(hook);
 		if (!rec)
 			return 0;
 		fhead = 0; /* nothing copied yet */
 	} else {
-		rec = bpfcap_hook_scratch_get(hook);
-		if (!rec)
+		rec = bpfcap_scratch_take(&failed);
+		if (!rec) {
+			if (failed < BPFCAP_NSTATS)
+				bpfcap_hook_stat_inc(probe_hook(ctx), failed);
 			return 0;
+		}
 		if (fhead > 0) {
 			copied = copy_packet(rec, skb, head, hoff, linear, data_len, fhead, direct);
 			if (copied < 0) {
-				bpfcap_hook_stat_inc(hook, BPFCAP_STAT_ERROR);
+				bpfcap_hook_stat_inc(probe_hook(ctx), BPFCAP_STAT_ERROR);
 				goto out;
 			}
 			cap_len = bpfcap_clamp(copied, BPFCAP_MAX_DATA);
@@ -666,9 +680,10 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 		match = bpfcap_track_match((__u64)(long)skb, match);
 		if (!match)
 			goto out;
+		hook = probe_hook(ctx);
 	}
 	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_MATCHED);
-	if (!bpfcap_hook_rate_admit(hook, probe_cfg.cookie_hook || probe_cfg.addr_hook ? hook : 0))
+	if (!bpfcap_hook_rate_admit(hook, shared ? hook : 0))
 		goto out;
 	bpfcap_track_info(ctx, (__u64)(long)skb, location, &ti);
 	/*

@@ -16,3 +16,20 @@ func (e *HookPointError) Error() string { return e.Err.Error() }
 
 // Unwrap returns Err.
 func (e *HookPointError) Unwrap() error { return e.Err }
+
+// FilterError says that the filter does not compile for the link type
+// the hooks capture (the proto keyword's): every hook would refuse it
+// alike, so Open fails at once rather than counting refusals.
+type FilterError struct {
+	// Proto is the proto keyword the filter was compiled for ("": the
+	// default).
+	Proto string
+	// Err is the compiler's error.
+	Err error
+}
+
+// Error returns Err's message.
+func (e *FilterError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *FilterError) Unwrap() error { return e.Err }

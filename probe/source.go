@@ -12,13 +12,20 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/bpfcap/bpfcap/filter"
 	"github.com/bpfcap/bpfcap/hook"
 	"github.com/bpfcap/bpfcap/internal/netnsfind"
 	"github.com/bpfcap/bpfcap/pcapng"
 )
 
-// Options configure a tracing capture. Tracing hooks always count the
-// packets they see (CountSeen is ignored).
+// sharedSeenNote ends the interface description of a hook whose program
+// serves many (kprobe-multi, attach cookies, function addresses).
+const sharedSeenNote = hook.SeenNotCountedNote + " (one program serves many functions)"
+
+// Options configure a tracing capture. Tracing hooks count the packets
+// they see (CountSeen is ignored), except those whose program serves many
+// functions (kprobe-multi, attach cookies, function addresses), which
+// work out their hook only for packets they keep.
 type Options struct {
 	hook.CaptureOptions
 	// Hooks are the hook specs, e.g. "kprobe:kfree_skb:arg1" (at least one).
@@ -153,6 +160,17 @@ func Open(opts Options) (_ *Source, err error) {
 	co := opts.CaptureOptions
 	co.CountSeen = true // bpf/probe.c counts every packet it sees
 	co.Ring.Compile = compileOnce(co.Ring.Compile)
+	if co.Filter != "" {
+		// Once, before hundreds of loads: a filter that does not
+		// compile for these hooks is the user's to fix, not a refusal.
+		snap := co.Snaplen
+		if snap <= 0 || snap > hook.MaxData {
+			snap = hook.MaxData
+		}
+		if _, err := co.Ring.Compile(co.Filter, filter.LinkTypeFromFile(uint32(lt)), snap, co.Netmask); err != nil {
+			return nil, &FilterError{Proto: opts.Proto, Err: fmt.Errorf("trace: %w", err)}
+		}
+	}
 	if co.Ring.MaxHooks < len(targets) {
 		co.Ring.MaxHooks = max(64, len(targets))
 	}
@@ -243,7 +261,13 @@ func Open(opts Options) (_ *Source, err error) {
 		if t.Note != "" {
 			desc = t.Note
 		}
+		if t.shared() {
+			// bpf/probe.c works out a shared program's hook only for
+			// packets it keeps: it cannot count what each hook sees.
+			desc += "; " + sharedSeenNote
+		}
 		b.Hook(hook.Hook{
+			SeenNotCounted: t.shared(),
 			Programs:       []*hook.Program{res.prog},
 			Links:          []io.Closer{detach},
 			Interface:      pcapng.Interface{Name: t.String(), Description: desc, LinkType: lt, Device: opts.Device, Netns: netns},

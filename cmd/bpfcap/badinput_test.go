@@ -58,6 +58,9 @@ func TestBadInput(t *testing.T) {
 		{"trace kretprobe", []string{"trace", "kretprobe:kfree_skb"}, []string{"return value", "use kprobe:kfree_skb"}},
 		{"trace hook twice", []string{"trace", tp, tp, "-w", out}, []string{"given twice", "give each hook once"}},
 		{"trace bad filter", []string{"trace", tp, "udp", "port", "-w", out}, []string{"syntax error"}},
+		// Hook globs default to proto ip: a link-layer filter fails at
+		// once, naming proto eth, rather than as a refusal per hook.
+		{"trace glob link-layer filter", []string{"trace", "tp_btf:net_dev_*", "ether", "host", "00:11:22:33:44:55", "-w", out}, []string{"for proto ip", "need proto eth"}},
 		{"trace negative snaplen", []string{"trace", tp, "-s", "-5", "-w", out}, []string{"snaplen -5", "-s 128"}},
 		{"trace huge snaplen", []string{"trace", tp, "-s", "100000", "-w", out}, []string{"at most 65536", "-s 65536"}},
 		{"trace len zero", []string{"trace", tp, "len", "0", "-w", out}, []string{`len "0"`, "len 128"}},

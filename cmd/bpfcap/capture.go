@@ -500,12 +500,17 @@ func printStats(w io.Writer, ifaces []pcapng.Interface, stats []pcapng.Interface
 			names = append(names, ifc.Name)
 		}
 		addStats(t, stats[i])
+		// A hook's interfaces of other link types carry no seen count.
+		t.SeenCounted = t.SeenCounted || stats[i].SeenCounted
 	}
-	var total pcapng.InterfaceStats
+	// The total's seen count stands only when every hook counts what it
+	// sees (programs that serve many functions do not).
+	total := pcapng.InterfaceStats{SeenCounted: len(names) > 0}
 	quiet := 0
 	for _, name := range names {
 		st := sum[name]
 		addStats(&total, *st)
+		total.SeenCounted = total.SeenCounted && st.SeenCounted
 		if !everyHook && st.Matched == 0 && st.Lost == 0 {
 			quiet++
 			continue
@@ -530,10 +535,10 @@ func hooksText(n int) string {
 	return fmt.Sprintf("%d hooks", n)
 }
 
-// addStats adds st's counters to t.
+// addStats adds st's counters to t (the caller decides whether t's seen
+// count stands: see printStats).
 func addStats(t *pcapng.InterfaceStats, st pcapng.InterfaceStats) {
 	t.Seen += st.Seen
-	t.SeenCounted = t.SeenCounted || st.SeenCounted
 	t.Matched += st.Matched
 	t.Captured += st.Captured
 	t.Lost += st.Lost

@@ -44,6 +44,11 @@ func captureHint(err error) string {
 		}
 		return "run `bpfcap list` for the hook points this kernel has"
 	}
+	var fe *probe.FilterError
+	if errors.As(err, &fe) && (fe.Proto == "ip" || fe.Proto == "ip4" || fe.Proto == "ip6") {
+		// Hook globs and all default to proto ip (patternProto).
+		return "proto " + fe.Proto + " starts packets at the network header: filters on link-layer fields (ether, vlan, arp) need proto eth"
+	}
 	var ns *xdpcap.NoSlotError
 	if errors.As(err, &ns) {
 		return "leave " + ns.Action.String() + " out of --actions"

@@ -403,11 +403,23 @@ func TestPrintStatsSummary(t *testing.T) {
 	var b strings.Builder
 	printStats(&b,
 		[]pcapng.Interface{{Name: "tp_btf:a"}, {Name: "tp_btf:b"}, {Name: "tp_btf:c"}, {Name: "tp_btf:d"}},
-		[]pcapng.InterfaceStats{{Seen: 5, SeenCounted: true}, {Seen: 4, SeenCounted: true, Matched: 2, Captured: 2}, {Seen: 1, SeenCounted: true, Matched: 1, Lost: 1}, {}}, false)
+		[]pcapng.InterfaceStats{{Seen: 5, SeenCounted: true}, {Seen: 4, SeenCounted: true, Matched: 2, Captured: 2}, {Seen: 1, SeenCounted: true, Matched: 1, Lost: 1}, {SeenCounted: true}}, false)
 	want := "tp_btf:b: seen 4, matched 2, captured 2, lost 0\n" +
 		"tp_btf:c: seen 1, matched 1, captured 0, lost 1\n" +
 		"4 hooks: seen 10, matched 3, captured 2, lost 1 (2 hooks matched nothing; -v lists every hook)\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	// A hook that does not count what it sees (its program serves many
+	// functions): the total has no seen count, since it would be partial.
+	b.Reset()
+	printStats(&b,
+		[]pcapng.Interface{{Name: "tp_btf:a"}, {Name: "kprobe:f"}},
+		[]pcapng.InterfaceStats{{Seen: 5, SeenCounted: true, Matched: 1, Captured: 1}, {Matched: 1, Captured: 1}}, false)
+	want = "tp_btf:a: seen 5, matched 1, captured 1, lost 0\n" +
+		"kprobe:f: matched 1, captured 1, lost 0\n" +
+		"2 hooks: matched 2, captured 2, lost 0\n"
+	if b.String() != want {
+		t.Errorf("with a hook that does not count: got\n%s\nwant\n%s", b.String(), want)
 	}
 }
