@@ -103,6 +103,8 @@ type liveBlock struct {
 	id      string
 	hops    []liveHop
 	dropped string
+	// finished: the empty line between it and the next block came.
+	finished bool
 }
 
 type liveHop struct{ hook, dev, netns string }
@@ -115,6 +117,9 @@ func parseJourneyBlocks(t *testing.T, text string) []liveBlock {
 	for _, l := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
 		switch {
 		case l == "":
+			if len(blocks) > 0 {
+				blocks[len(blocks)-1].finished = true
+			}
 		case journeyBlockRE.MatchString(l):
 			blocks = append(blocks, liveBlock{id: journeyBlockRE.FindStringSubmatch(l)[1]})
 		case len(blocks) == 0:
@@ -177,8 +182,11 @@ func TestJourneyLiveTerminal(t *testing.T) {
 	sendUDP(t, p, p.PeerIP, 6561, 3)
 	// The blocks come while the capture runs: each packet is freed.
 	var blocks []liveBlock
+	// A block being printed may lack its last hops and its dropped line:
+	// it is complete once the next block began or, with drop reasons, its
+	// dropped line (the last) came.
 	complete := func(b liveBlock) bool {
-		if len(b.hops) < 3 { // a block still being printed may have none
+		if len(b.hops) < 3 || !(b.finished || !reasons || b.dropped != "") {
 			return false
 		}
 		last := b.hops[len(b.hops)-1]
@@ -186,7 +194,9 @@ func TestJourneyLiveTerminal(t *testing.T) {
 			strings.HasPrefix(last.hook, "tp_btf:kfree_skb") && last.dev == p.PeerName && last.netns == peerNS
 	}
 	for {
-		blocks = parseJourneyBlocks(t, screen.String())
+		// Up to the last complete line.
+		text := screen.String()
+		blocks = parseJourneyBlocks(t, text[:strings.LastIndex(text, "\n")+1])
 		n := 0
 		for _, b := range blocks {
 			if complete(b) {
