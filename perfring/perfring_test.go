@@ -168,32 +168,7 @@ func TestRingReadsInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ring.Close()
-	// A record of EventHeaderSize+8 bytes: the header zeroed but for the
-	// time stamp (bpf_ktime_get_ns) and cap_len 8, then 8 data bytes.
-	const size = int16(EventHeaderSize + 8)
-	insns := asm.Instructions{asm.Mov.Imm(asm.R1, 0)}
-	for off := int16(-size); off < 0; off += 8 {
-		insns = append(insns, asm.StoreMem(asm.RFP, off, asm.R1, asm.DWord))
-	}
-	insns = append(insns,
-		asm.FnKtimeGetNs.Call(),
-		asm.StoreMem(asm.RFP, -size, asm.R0, asm.DWord),
-		asm.StoreImm(asm.RFP, -size+24, 8, asm.Word), // cap_len
-		asm.StoreImm(asm.RFP, -8, 0x5a5a5a5a, asm.Word),
-		asm.LoadMapPtr(asm.R1, ring.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -int32(size)),
-		asm.Mov.Imm(asm.R3, int32(size)),
-		asm.Mov.Imm(asm.R4, 0),
-		asm.FnRingbufOutput.Call(),
-		asm.Mov.Imm(asm.R0, 0),
-		asm.Return(),
-	)
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, License: "GPL", Instructions: insns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prog.Close()
+	prog := recordWriter(t, ring, true)
 	r, err := NewReader(ring, Options{PollInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -259,27 +234,7 @@ func TestDrainSlowReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ring.Close()
-	const size = int16(EventHeaderSize + 8)
-	insns := asm.Instructions{asm.Mov.Imm(asm.R1, 0)}
-	for off := int16(-size); off < 0; off += 8 {
-		insns = append(insns, asm.StoreMem(asm.RFP, off, asm.R1, asm.DWord))
-	}
-	insns = append(insns,
-		asm.StoreImm(asm.RFP, -size+24, 8, asm.Word), // cap_len
-		asm.LoadMapPtr(asm.R1, ring.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -int32(size)),
-		asm.Mov.Imm(asm.R3, int32(size)),
-		asm.Mov.Imm(asm.R4, 0),
-		asm.FnRingbufOutput.Call(),
-		asm.Mov.Imm(asm.R0, 0),
-		asm.Return(),
-	)
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, License: "GPL", Instructions: insns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prog.Close()
+	prog := recordWriter(t, ring, false)
 	r, err := NewReader(ring, Options{PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -301,4 +256,41 @@ func TestDrainSlowReader(t *testing.T) {
 	if err != nil || n != records {
 		t.Fatalf("Drain = %d, %v after %v; want %d records", n, err, time.Since(start), records)
 	}
+}
+
+// recordWriter returns a socket filter program (closed when t ends) that
+// writes one record of EventHeaderSize+8 bytes to ring per run: the header
+// zeroed but for cap_len 8, then 8 data bytes; with stamped, the time stamp
+// is bpf_ktime_get_ns and the data starts with 0x5a5a5a5a.
+func recordWriter(t *testing.T, ring *ebpf.Map, stamped bool) *ebpf.Program {
+	t.Helper()
+	const size = int16(EventHeaderSize + 8)
+	insns := asm.Instructions{asm.Mov.Imm(asm.R1, 0)}
+	for off := int16(-size); off < 0; off += 8 {
+		insns = append(insns, asm.StoreMem(asm.RFP, off, asm.R1, asm.DWord))
+	}
+	if stamped {
+		insns = append(insns,
+			asm.FnKtimeGetNs.Call(),
+			asm.StoreMem(asm.RFP, -size, asm.R0, asm.DWord),
+			asm.StoreImm(asm.RFP, -8, 0x5a5a5a5a, asm.Word),
+		)
+	}
+	insns = append(insns,
+		asm.StoreImm(asm.RFP, -size+24, 8, asm.Word), // cap_len
+		asm.LoadMapPtr(asm.R1, ring.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -int32(size)),
+		asm.Mov.Imm(asm.R3, int32(size)),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnRingbufOutput.Call(),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, License: "GPL", Instructions: insns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	return prog
 }
