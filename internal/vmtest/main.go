@@ -76,7 +76,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.vm.smp, "smp", 1, "guest CPUs")
 	fs.StringVar(&o.vm.cmdline, "cmdline", "", "extra kernel command line for the guests (e.g. loglevel=7 to see the boot)")
 	fs.DurationVar(&o.vm.timeout, "timeout", 25*time.Minute, "limit for one guest's whole run (a hang guard; each binary also has -test-timeout)")
-	fs.DurationVar(&o.testTimeout, "test-timeout", 8*time.Minute, "-test.timeout for each test binary (TCG runs 5-20x slower than the host)")
+	fs.DurationVar(&o.testTimeout, "test-timeout", 15*time.Minute, "-test.timeout for each test binary (TCG runs 5-20x slower than the host; cmd/bpfcap takes about 8 min in the 6.12 guest)")
 	fs.Var((*envFlag)(&o.env), "env", "KEY=VALUE for the test binaries (repeatable)")
 	fs.BoolVar(&o.selftest, "selftest", false, "run the self-test: a broken probe name and a wrong skip must make the matrix fail")
 	if err := fs.Parse(args); err != nil {
