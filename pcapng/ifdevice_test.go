@@ -43,17 +43,7 @@ func TestInterfaceDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []*Packet
-	for {
-		p, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, p)
-	}
+	got := readPackets(t, rd)
 	ifs := rd.Interfaces()
 	if len(ifs) != 1 || ifs[0].Description != "tc egress of veth0 (tcx); dev=veth0 netns=4026531840" ||
 		ifs[0].Device != "veth0" || ifs[0].Netns != 4026531840 {
@@ -127,5 +117,21 @@ func TestDescriptionDevice(t *testing.T) {
 		if dev != tc.dev || netns != tc.netns {
 			t.Errorf("descriptionDevice(%q) = %q, %d; want %q, %d", tc.desc, dev, netns, tc.dev, tc.netns)
 		}
+	}
+}
+
+// readPackets returns every packet rd has left, failing t on a read error.
+func readPackets(t *testing.T, rd *Reader) []*Packet {
+	t.Helper()
+	var got []*Packet
+	for {
+		p, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p)
 	}
 }

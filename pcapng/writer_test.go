@@ -96,17 +96,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("application %q", rd.Application())
 	}
 	want := testPackets(t0)
-	var got []*Packet
-	for {
-		p, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, p)
-	}
+	got := readPackets(t, rd)
 	if len(got) != len(want) {
 		t.Fatalf("read %d packets, wrote %d", len(got), len(want))
 	}
