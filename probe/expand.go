@@ -300,7 +300,8 @@ func (r *Resolver) expandFunctions(what string, want Kind, funcs []HookPoint, ex
 
 // expandTracepoints adds a target per tracepoint in tps, resolved as kind
 // (tp_btf falls back to raw_tp where the kernel has no tp_btf). Those
-// that do not resolve are refused.
+// that do not resolve are refused, and so are those that fire after the
+// sk_buff was handed on (a *HandedOverError).
 //
 // Whether tp_btf attaches is asked once, of the first tracepoint, not of
 // each (a load each, which costs more than the capture's own).
@@ -326,6 +327,11 @@ func (r *Resolver) expandTracepoints(tps []HookPoint, kind Kind, exp *Expansion,
 			if t, err = r.btfTracepointTarget(s); err == nil {
 				t.Kind = attachAs
 			}
+		}
+		if err == nil && t.HandedOver {
+			before := s
+			before.Name = t.SeenBefore
+			err = &HandedOverError{Hook: s.String(), SeenBefore: before.String()}
 		}
 		if err != nil {
 			exp.Refused = append(exp.Refused, Refusal{Hook: s.String(), Err: err})

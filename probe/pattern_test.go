@@ -170,10 +170,28 @@ func TestPatternResolveAll(t *testing.T) {
 		seen[tg.pointKey()] = tg.String()
 		kinds[tg.Kind]++
 	}
-	for _, tp := range []string{"kfree_skb", "net_dev_xmit", "consume_skb"} {
+	for _, tp := range []string{"kfree_skb", "net_dev_start_xmit", "consume_skb"} {
 		if _, ok := seen["tracepoint:"+tp]; !ok {
 			t.Errorf("all lacks the tracepoint %s", tp)
 		}
+	}
+	// net_dev_xmit fires after the driver took the skb: passed over, and
+	// counted with why.
+	if first, ok := seen["tracepoint:net_dev_xmit"]; ok {
+		t.Errorf("all attaches %s, which fires after the driver took the sk_buff", first)
+	}
+	passed := 0
+	for _, ref := range exp.Refused {
+		var ho *HandedOverError
+		if errors.As(ref.Err, &ho) {
+			passed++
+			if !strings.Contains(ref.Hook, "net_dev_xmit") || !strings.Contains(ho.SeenBefore, "net_dev_start_xmit") {
+				t.Errorf("refusal %s: %v", ref.Hook, ref.Err)
+			}
+		}
+	}
+	if passed != 1 {
+		t.Errorf("%d hook points passed over as fired after the handover, want 1 (net_dev_xmit): %v", passed, exp.Refused)
 	}
 	_, errPMU := os.Stat("/sys/bus/event_source/devices/kprobe/type")
 	fns := kinds[KindKprobe] + kinds[KindFentry]
@@ -266,7 +284,7 @@ func TestPatternCaptureGlobs(t *testing.T) {
 		CaptureOptions: hook.CaptureOptions{Filter: "udp dst port 6548"},
 	})
 	if n := len(src.Interfaces()); n < 3 {
-		t.Fatalf("%d hooks attached, want net_dev_queue, net_dev_xmit, ... and kfree_skb", n)
+		t.Fatalf("%d hooks attached, want net_dev_queue, net_dev_start_xmit, ... and kfree_skb", n)
 	}
 	match := func(pk *pcapng.Packet) bool { return udpDstPort(ipOf(src, pk)) == port }
 	journey := func() bool {

@@ -143,9 +143,16 @@ func TestTraceResolveTracepoints(t *testing.T) {
 		"tp_btf:kfree_skb": func(g *Target) bool {
 			return g.Kind == KindTPBTF && g.SkbArg == 1 && g.HasReason == has && (!has || g.ReasonArg > 1)
 		},
-		"raw_tp:net_dev_xmit":         func(g *Target) bool { return g.Kind == KindRawTracepoint && g.SkbArg == 1 && !g.HasReason },
-		"tracepoint:net:net_dev_xmit": func(g *Target) bool { return g.Kind == KindTracepoint && g.SkbOffset == 8 && !g.HasReason },
-		"tp:skb:kfree_skb":            func(g *Target) bool { return g.SkbOffset == 8 && g.HasReason == has && (!has || g.ReasonOffset > 8) },
+		"raw_tp:net_dev_xmit": func(g *Target) bool {
+			return g.Kind == KindRawTracepoint && g.SkbArg == 1 && !g.HasReason && g.HandedOver && g.SeenBefore == "net_dev_start_xmit"
+		},
+		"tracepoint:net:net_dev_xmit": func(g *Target) bool {
+			return g.Kind == KindTracepoint && g.SkbOffset == 8 && !g.HasReason && g.HandedOver && g.SeenBefore == "net_dev_start_xmit"
+		},
+		"tp_btf:net_dev_start_xmit": func(g *Target) bool { return g.SkbArg == 1 && !g.HandedOver },
+		"tp:skb:kfree_skb": func(g *Target) bool {
+			return g.SkbOffset == 8 && g.HasReason == has && (!has || g.ReasonOffset > 8) && !g.HandedOver
+		},
 	} {
 		got, err := r.Resolve(mustParse(t, spec))
 		if err != nil {

@@ -117,7 +117,7 @@ func (s *Source) FreeTrackingErr() error { return s.freeErr }
 // libpcap's message.
 func Open(opts Options) (_ *Source, err error) {
 	if len(opts.Hooks) == 0 {
-		return nil, &HookPointError{Err: errors.New("trace: no hook given: name one such as kprobe:kfree_skb or tracepoint:net:net_dev_xmit")}
+		return nil, &HookPointError{Err: errors.New("trace: no hook given: name one such as kprobe:kfree_skb or tp_btf:net_dev_start_xmit")}
 	}
 	patterns, err := ParsePatterns(opts.Hooks)
 	if err != nil {
@@ -260,6 +260,9 @@ func Open(opts Options) (_ *Source, err error) {
 		desc := "requested as " + t.Spec.String()
 		if t.Note != "" {
 			desc = t.Note
+		}
+		if t.HandedOver {
+			desc += "; fires after the driver took the sk_buff: packets may be missing or another packet's"
 		}
 		if t.shared() {
 			// bpf/probe.c works out a shared program's hook only for

@@ -1,7 +1,8 @@
 // Package ratebench is the max-rate benchmark of bpfcap's capture paths
 // (make bench-rate): for frames with 64 and 1000 bytes of UDP payload, at
-// tc egress (bpfcap tc), at tp_btf:net_dev_xmit (bpfcap trace) and at XDP
-// entry (bpfcap xdp dev), it steps the offered rate of a rate-limited flood
+// tc egress (bpfcap tc), at tp_btf:net_dev_start_xmit and
+// tp_btf:net_dev_xmit (bpfcap trace) and at XDP entry (bpfcap xdp dev), it
+// steps the offered rate of a rate-limited flood
 // up and finds the highest rate at which bpfcap, and tcpdump -w on the same
 // veth in the same run, write every packet to a file on /dev/shm; and the
 // CPU each spends per captured packet: the process's own time plus the
@@ -12,4 +13,9 @@
 // both capture processes to the same share of a CPU, so that rates are
 // found below what the generator offers. Figures are ratios against
 // tcpdump measured in the same run.
+//
+// net_dev_xmit fires after the driver took the packet: there, the peer of
+// "out" may already have freed the sk_buff on the other CPU, and bpfcap
+// misses 0.2-2% of the packets tcpdump's tap sees before the driver
+// (none at net_dev_start_xmit, which fires before it, in the same run).
 package ratebench

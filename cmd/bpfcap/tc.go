@@ -50,7 +50,7 @@ The filter sees the packet's linear part.`,
 				return errors.New("tc needs an interface: bpfcap tc dev IFNAME [ingress|egress|both] [FILTER...] (or -i IFNAME)")
 			}
 			if ifname == "any" {
-				return errors.New("tc -i any: tc captures one interface; for the packets of every device use bpfcap trace tp_btf:netif_receive_skb tp_btf:net_dev_xmit")
+				return errors.New("tc -i any: tc captures one interface; for the packets of every device use bpfcap trace tp_btf:netif_receive_skb tp_btf:net_dev_start_xmit")
 			}
 			dirs := []tccap.Direction{tccap.Ingress, tccap.Egress}
 			dirGiven := false

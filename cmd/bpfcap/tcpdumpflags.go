@@ -160,7 +160,7 @@ func (t *tcpdumpOptions) check() error {
 	case "":
 	case "in", "out", "inout":
 		if !t.directionUsed {
-			return fmt.Errorf("-Q %s: this command has no direction to pick: tc captures ingress, egress or both (bpfcap tc -i IF -Q in); trace picks it by hook (tp_btf:netif_receive_skb for received, tp_btf:net_dev_xmit for sent)", t.Direction)
+			return fmt.Errorf("-Q %s: this command has no direction to pick: tc captures ingress, egress or both (bpfcap tc -i IF -Q in); trace picks it by hook (tp_btf:netif_receive_skb for received, tp_btf:net_dev_start_xmit for sent)", t.Direction)
 		}
 	default:
 		return fmt.Errorf("-Q %s: want in, out or inout", t.Direction)

@@ -92,7 +92,7 @@ func TestFlagsTcpdumpTable(t *testing.T) {
 		{[]string{"--micro"}, "--micro"},
 		{[]string{"--version"}, "bpfcap --version"},
 		{[]string{"-Q", "in"}, "tp_btf:netif_receive_skb for received"},
-		{[]string{"--direction", "out"}, "tp_btf:net_dev_xmit for sent"},
+		{[]string{"--direction", "out"}, "tp_btf:net_dev_start_xmit for sent"},
 		{[]string{"-Q", "sideways"}, "want in, out or inout"},
 	}
 	for _, r := range refused {
@@ -115,8 +115,8 @@ func TestFlagsTcpdumpDevice(t *testing.T) {
 		{[]string{"tc", "-i", "nosuchdev0"}, "nosuchdev0", "tc needs an interface"},
 		{[]string{"tc", "-i", "nosuchdev0", "-Q", "in", "udp"}, "nosuchdev0", "-Q"},
 		{[]string{"tc", "-i", "nosuchdev0", "ingress", "-Q", "in"}, "the direction is given twice", ""},
-		{[]string{"tc", "-i", "any"}, "bpfcap trace tp_btf:netif_receive_skb tp_btf:net_dev_xmit", ""},
-		{[]string{"tc", "dev", "any"}, "bpfcap trace tp_btf:netif_receive_skb tp_btf:net_dev_xmit", ""},
+		{[]string{"tc", "-i", "any"}, "bpfcap trace tp_btf:netif_receive_skb tp_btf:net_dev_start_xmit", ""},
+		{[]string{"tc", "dev", "any"}, "bpfcap trace tp_btf:netif_receive_skb tp_btf:net_dev_start_xmit", ""},
 		{[]string{"tc"}, "tc needs an interface", ""},
 		{[]string{"xdp", "dev", "any"}, "bpfcap trace tp_btf:netif_receive_skb", ""},
 		{[]string{"xdp", "dev", "nosuchdev0", "-Q", "out"}, "bpfcap tc -i IF -Q out", ""},

@@ -119,12 +119,12 @@ kfree_skb_reason, sk_skb_reason_drop, consume_skb; fentry on x86-64);
 --stack adds the kernel stack of each captured packet
 ("stack=kfree_skb_reason<-nf_hook_slow<-..."), innermost first.`,
 		Example: `  bpfcap trace kprobe:kfree_skb:arg1 proto ip -w drops.pcapng
-  bpfcap trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -r -
-  bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_xmit proto eth icmp
+  bpfcap trace tracepoint:net:net_dev_start_xmit proto eth -c 5 | tcpdump -r -
+  bpfcap trace tp_btf:net_dev_queue tp_btf:net_dev_start_xmit proto eth icmp
   bpfcap trace all 'tcp port 6666'
   bpfcap trace all -w path.pcapng 'tcp port 6666' && bpfcap journey path.pcapng
   bpfcap trace kprobe:'ip_*' tp_btf:kfree_skb proto ip icmp`,
-		Args: needArgs("trace needs a hook, e.g. bpfcap trace tp_btf:net_dev_xmit (see `bpfcap list` for hook points)"),
+		Args: needArgs("trace needs a hook, e.g. bpfcap trace tp_btf:net_dev_start_xmit (see `bpfcap list` for hook points)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hooks, rest, err := splitHooks(args)
 			if err != nil {
@@ -231,7 +231,7 @@ func splitHooks(args []string) (hooks, rest []string, err error) {
 			_, err := probe.ParseSpec(args[0])
 			return nil, nil, fmt.Errorf("%w (see `bpfcap list` for hook points)", err)
 		}
-		return nil, nil, fmt.Errorf("trace needs a hook, e.g. kprobe:kfree_skb or tracepoint:net:net_dev_xmit (see `bpfcap list`)")
+		return nil, nil, fmt.Errorf("trace needs a hook, e.g. kprobe:kfree_skb or tp_btf:net_dev_start_xmit (see `bpfcap list`)")
 	}
 	return args[:i], args[i:], nil
 }
@@ -259,9 +259,13 @@ func globWords(hooks []string) []string {
 
 // printAttachNotes says, one line per hook, what was attached other than
 // as written: the short form ending in "(-v: why)", or with verbose the
-// reasons too.
+// reasons too; and which hooks fire after the sk_buff was handed on.
 func printAttachNotes(w io.Writer, targets []*probe.Target, verbose bool) {
 	for _, t := range targets {
+		if t.HandedOver {
+			before := probe.Spec{Kind: t.Kind, Category: t.Category, Name: t.SeenBefore}
+			fmt.Fprintf(w, "bpfcap: %s fires after the driver took the packet, which the kernel may have freed or reused by then: it can miss packets or show another packet's bytes; %s sees the same packets just before\n", t, before)
+		}
 		switch {
 		case t.Note == "":
 		case verbose || t.Short == "":
@@ -338,7 +342,11 @@ func printAttachReport(w io.Writer, r probe.AttachReport, verbose bool) {
 			}
 			hint = ""
 		}
-		fmt.Fprintf(w, "bpfcap: %d hook points not attached%s\n", len(r.Refused), hint)
+		points := fmt.Sprintf("%d hook points", len(r.Refused))
+		if len(r.Refused) == 1 {
+			points = "1 hook point"
+		}
+		fmt.Fprintf(w, "bpfcap: %s not attached%s\n", points, hint)
 	}
 	if verbose {
 		fmt.Fprintf(w, "bpfcap: attached %d hooks in %.2f s (%.2f s finding them, then loading %d programs, %d at a time)\n",

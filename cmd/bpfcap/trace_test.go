@@ -316,7 +316,7 @@ func TestTraceHostNetfilterDrops(t *testing.T) {
 	})
 }
 
-// TestTraceHostLivePipe: `bpfcap trace tracepoint:net:net_dev_xmit proto
+// TestTraceHostLivePipe: `bpfcap trace tracepoint:net:net_dev_start_xmit proto
 // eth -c 5 | tcpdump -r -` prints the 5 packets while traffic flows.
 func TestTraceHostLivePipe(t *testing.T) {
 	testutils.RequireRoot(t)
@@ -331,7 +331,7 @@ func TestTraceHostLivePipe(t *testing.T) {
 	}
 	defer func() { cancel(); ping.Wait() }()
 
-	cmd := exec.CommandContext(ctx, "sh", "-c", bin+" trace tracepoint:net:net_dev_xmit proto eth -c 5 | tcpdump -n -r -")
+	cmd := exec.CommandContext(ctx, "sh", "-c", bin+" trace tracepoint:net:net_dev_start_xmit proto eth -c 5 | tcpdump -n -r -")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
