@@ -150,7 +150,7 @@ static __always_inline __u32 probe_hook(void *ctx)
 	if (probe_cfg.cookie_hook)
 		return bpf_get_attach_cookie(ctx);
 	if (probe_cfg.addr_hook) {
-		__u64 ip = BPF_CORE_READ((struct pt_regs *)ctx, PROBE_REGS_IP) - PROBE_KPROBE_IP_ADJ;
+		__u64 ip = ((struct pt_regs *)ctx)->PROBE_REGS_IP - PROBE_KPROBE_IP_ADJ;
 		__u32 *hook = bpf_map_lookup_elem(&probe_hook_addrs, &ip);
 
 		return hook ? *hook : bpfcap_cfg.hook;
@@ -180,24 +180,30 @@ static __always_inline __u64 ctx_arg(void *ctx, __u32 i)
 	return 0;
 }
 
-/* A register argument of a kprobe, read through CO-RE relocations. */
+/*
+ * A register argument of a kprobe. The registers are the program's
+ * context, so a plain load reads them (vmlinux.h's struct pt_regs carries
+ * preserve_access_index: the load's offset is relocated to the running
+ * kernel's layout); bpf_probe_read_kernel would cost a helper call per
+ * hook and packet.
+ */
 static __always_inline __u64 regs_arg(struct pt_regs *regs, __u32 i)
 {
 #if defined(__TARGET_ARCH_x86)
 	switch (i) {
-	case 0: return BPF_CORE_READ(regs, di);
-	case 1: return BPF_CORE_READ(regs, si);
-	case 2: return BPF_CORE_READ(regs, dx);
-	case 3: return BPF_CORE_READ(regs, cx);
-	case 4: return BPF_CORE_READ(regs, r8);
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->cx;
+	case 4: return regs->r8;
 	}
 #else
 	switch (i) {
-	case 0: return BPF_CORE_READ(regs, regs[0]);
-	case 1: return BPF_CORE_READ(regs, regs[1]);
-	case 2: return BPF_CORE_READ(regs, regs[2]);
-	case 3: return BPF_CORE_READ(regs, regs[3]);
-	case 4: return BPF_CORE_READ(regs, regs[4]);
+	case 0: return regs->regs[0];
+	case 1: return regs->regs[1];
+	case 2: return regs->regs[2];
+	case 3: return regs->regs[3];
+	case 4: return regs->regs[4];
 	}
 #endif
 	return 0;
@@ -727,10 +733,10 @@ static __always_inline __u64 kprobe_caller(struct pt_regs *regs)
 #if defined(__TARGET_ARCH_x86)
 	__u64 ret = 0;
 
-	bpf_probe_read_kernel(&ret, sizeof(ret), (void *)BPF_CORE_READ(regs, sp));
+	bpf_probe_read_kernel(&ret, sizeof(ret), (void *)regs->sp);
 	return ret;
 #else
-	return BPF_CORE_READ(regs, regs[30]);
+	return regs->regs[30];
 #endif
 }
 
