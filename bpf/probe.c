@@ -120,10 +120,12 @@ struct {
  */
 #if defined(__TARGET_ARCH_x86)
 #define PROBE_KPROBE_IP_ADJ 1
-#define PROBE_REGS_IP ip
+#define PROBE_REGS_IP(ctx) CTX_LOAD(ctx, 128) /* ip */
+#define PROBE_REGS_SP(ctx) CTX_LOAD(ctx, 152) /* sp */
 #else
 #define PROBE_KPROBE_IP_ADJ 0
-#define PROBE_REGS_IP pc
+#define PROBE_REGS_IP(ctx) CTX_LOAD(ctx, 256) /* pc */
+#define PROBE_REGS_LR(ctx) CTX_LOAD(ctx, 240) /* regs[30] */
 #endif
 
 /*
@@ -150,7 +152,7 @@ static __always_inline __u32 probe_hook(void *ctx)
 	if (probe_cfg.cookie_hook)
 		return bpf_get_attach_cookie(ctx);
 	if (probe_cfg.addr_hook) {
-		__u64 ip = ((struct pt_regs *)ctx)->PROBE_REGS_IP - PROBE_KPROBE_IP_ADJ;
+		__u64 ip = PROBE_REGS_IP(ctx) - PROBE_KPROBE_IP_ADJ;
 		__u32 *hook = bpf_map_lookup_elem(&probe_hook_addrs, &ip);
 
 		return hook ? *hook : bpfcap_cfg.hook;
@@ -182,28 +184,30 @@ static __always_inline __u64 ctx_arg(void *ctx, __u32 i)
 
 /*
  * A register argument of a kprobe. The registers are the program's
- * context, so a plain load reads them (vmlinux.h's struct pt_regs carries
- * preserve_access_index: the load's offset is relocated to the running
- * kernel's layout); bpf_probe_read_kernel would cost a helper call per
- * hook and packet.
+ * context, so a plain load reads them, at the constant offsets of struct
+ * pt_regs: the kernel's ABI (ptrace's user_regs_struct on x86-64,
+ * user_pt_regs on arm64), as libbpf's bpf_tracing.h has them too. The
+ * loads are in asm (CTX_LOAD): a CO-RE relocated field load came out as
+ * ctx plus an offset, which the verifier refuses on the context.
+ * bpf_probe_read_kernel would cost a helper call per hook and packet.
  */
 static __always_inline __u64 regs_arg(struct pt_regs *regs, __u32 i)
 {
 #if defined(__TARGET_ARCH_x86)
 	switch (i) {
-	case 0: return regs->di;
-	case 1: return regs->si;
-	case 2: return regs->dx;
-	case 3: return regs->cx;
-	case 4: return regs->r8;
+	case 0: return CTX_LOAD(regs, 112); /* di */
+	case 1: return CTX_LOAD(regs, 104); /* si */
+	case 2: return CTX_LOAD(regs, 96);  /* dx */
+	case 3: return CTX_LOAD(regs, 88);  /* cx */
+	case 4: return CTX_LOAD(regs, 72);  /* r8 */
 	}
 #else
 	switch (i) {
-	case 0: return regs->regs[0];
-	case 1: return regs->regs[1];
-	case 2: return regs->regs[2];
-	case 3: return regs->regs[3];
-	case 4: return regs->regs[4];
+	case 0: return CTX_LOAD(regs, 0);
+	case 1: return CTX_LOAD(regs, 8);
+	case 2: return CTX_LOAD(regs, 16);
+	case 3: return CTX_LOAD(regs, 24);
+	case 4: return CTX_LOAD(regs, 32);
 	}
 #endif
 	return 0;
@@ -733,10 +737,10 @@ static __always_inline __u64 kprobe_caller(struct pt_regs *regs)
 #if defined(__TARGET_ARCH_x86)
 	__u64 ret = 0;
 
-	bpf_probe_read_kernel(&ret, sizeof(ret), (void *)regs->sp);
+	bpf_probe_read_kernel(&ret, sizeof(ret), (void *)PROBE_REGS_SP(regs));
 	return ret;
 #else
-	return regs->regs[30];
+	return PROBE_REGS_LR(regs);
 #endif
 }
 
