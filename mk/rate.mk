@@ -2,7 +2,8 @@
 # keep at 100% on the same veth, and the CPU each spends per captured
 # packet, at tc egress, tp_btf:net_dev_start_xmit, tp_btf:net_dev_xmit and
 # XDP, for 64 B and 1000 B UDP payloads (bench/rate; CPU 0 floods, CPU 1
-# captures, files on /dev/shm; ratios against tcpdump in the same run). About seven minutes.
+# captures, files on /dev/shm; ratios against tcpdump in the same run).
+# About seven minutes.
 # On a shared 2-core machine the generator (softirqs of CPU 0) is often
 # the limit: generator-bound=1 marks a case where a tool kept everything
 # offered, so its loss-free figure is a floor: BPFCAP_RATE_CPU=N then holds
