@@ -37,18 +37,17 @@ func (e *FilterError) Error() string { return e.Err.Error() }
 func (e *FilterError) Unwrap() error { return e.Err }
 
 // HandedOverError says why a glob passed over a hook point: it fires
-// after the kernel handed the sk_buff on (Target.HandedOver), so a
-// journey there could show a hop of another packet that reused the skb.
-// Named on its own, such a hook point is attached.
+// after the kernel handed the sk_buff on (Target.HandOver), so a journey
+// there could show a hop of another packet that reused the skb. Named on
+// its own, such a hook point is attached.
 type HandedOverError struct {
 	// Hook is the hook point passed over, e.g. "tp_btf:net_dev_xmit".
 	Hook string
-	// SeenBefore is the hook point of the same kind that sees the same
-	// packets just before the handover.
-	SeenBefore string
+	// HandOver says to whom, and what sees the packets before.
+	HandOver HandOver
 }
 
 // Error says when the hook point fires and what sees the packets instead.
 func (e *HandedOverError) Error() string {
-	return fmt.Sprintf("fires after the driver took the sk_buff, which may be freed or reused by then: %s sees the same packets before", e.SeenBefore)
+	return fmt.Sprintf("fires after %s took the sk_buff, which may be freed or reused by then: %s sees the same packets before", e.HandOver.Owner, e.HandOver.SeenBefore)
 }

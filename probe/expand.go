@@ -328,10 +328,8 @@ func (r *Resolver) expandTracepoints(tps []HookPoint, kind Kind, exp *Expansion,
 				t.Kind = attachAs
 			}
 		}
-		if err == nil && t.HandedOver {
-			before := s
-			before.Name = t.SeenBefore
-			err = &HandedOverError{Hook: s.String(), SeenBefore: before.String()}
+		if err == nil && t.HandOver != nil {
+			err = &HandedOverError{Hook: s.String(), HandOver: *t.HandOver}
 		}
 		if err != nil {
 			exp.Refused = append(exp.Refused, Refusal{Hook: s.String(), Err: err})

@@ -65,13 +65,21 @@ type Target struct {
 	// the function its kprobe probes, so one program serves many perf
 	// kprobes where links carry no cookie (before Linux 5.15).
 	AddrHook bool
-	// HandedOver is set on a tracepoint that fires after the kernel
-	// handed the sk_buff on (see handOvers): by then its new owner may
-	// have freed or reused it, so the hook can miss packets or read
-	// another packet's bytes. SeenBefore names the tracepoint that sees
-	// the same packets just before the handover.
-	HandedOver bool
-	SeenBefore string
+	// HandOver is set on a tracepoint that fires after the kernel handed
+	// the sk_buff on (see handOvers): by then its new owner may have
+	// freed or reused it, so the hook can miss packets or read another
+	// packet's bytes.
+	HandOver *HandOver
+}
+
+// HandOver says who a tracepoint's sk_buff was handed to before it fires,
+// and which hook point sees the same packets before that.
+type HandOver struct {
+	// Owner took the skb: "the driver", "the qdisc".
+	Owner string
+	// SeenBefore is the hook point, of the target's kind, that sees the
+	// same packets just before the handover.
+	SeenBefore Spec
 }
 
 // shared reports whether t's program may serve other targets too (its
@@ -137,16 +145,44 @@ var functionTracepoints = map[string]string{
 	"netif_rx":           "netif_rx",
 }
 
-// handOvers maps tracepoints that fire after the kernel handed the
-// sk_buff on to the tracepoint that sees the same packets just before.
+// handOver is a tracepoint that fires after the kernel handed the
+// sk_buff on: whom to, and the tracepoint (classic: its category too) that
+// sees the same packets before.
+type handOver struct {
+	category, owner          string
+	beforeCategory, beforeTP string
+}
+
+// handOvers lists, by name, the tracepoints that fire after the kernel
+// handed the sk_buff on.
+//
 // net_dev_xmit fires once the driver's ndo_start_xmit returned, and the
 // driver owns the skb then: a veth has already queued it to its peer,
 // which may free it on another CPU (the tracepoint takes skb->len as an
-// argument for this reason). With a flood through a veth whose peer
-// runs XDP, a program there saw 0.7-2% fewer packets than tcpdump's tap,
-// and one at net_dev_start_xmit saw them all (bench/rate).
-var handOvers = map[string]string{
-	"net_dev_xmit": "net_dev_start_xmit",
+// argument for this reason). With a flood through a veth whose peer runs
+// XDP, a program there saw 0.7-2% fewer packets than tcpdump's tap, and
+// one at net_dev_start_xmit saw them all (bench/rate).
+//
+// qdisc_enqueue fires once the qdisc accepted the skb; a lockless qdisc
+// (pfifo_fast) is not locked then, and another CPU may already have
+// dequeued, sent and freed it.
+var handOvers = map[string]handOver{
+	"net_dev_xmit":  {category: "net", owner: "the driver", beforeCategory: "net", beforeTP: "net_dev_start_xmit"},
+	"qdisc_enqueue": {category: "qdisc", owner: "the qdisc", beforeCategory: "net", beforeTP: "net_dev_queue"},
+}
+
+// handOverAt returns what handOvers says of the tracepoint spec names
+// (nil: it fires before any handover).
+func handOverAt(spec Spec) *HandOver {
+	h, ok := handOvers[spec.Name]
+	if !ok || (spec.Kind == KindTracepoint && spec.Category != h.category) {
+		return nil
+	}
+	before := Spec{Kind: spec.Kind, Name: h.beforeTP}
+	if spec.Kind == KindTracepoint {
+		before.Category = h.beforeCategory
+	}
+	return &HandOver{Owner: h.owner, SeenBefore: before}
 }
 
 // Resolve resolves spec: it checks that the function or tracepoint exists,
@@ -337,7 +373,7 @@ func (r *Resolver) btfTracepointTarget(spec Spec) (*Target, error) {
 		return nil, err
 	}
 	t := &Target{Spec: spec, Kind: spec.Kind, Name: spec.Name, SkbArg: idx}
-	t.SeenBefore, t.HandedOver = handOvers[spec.Name]
+	t.HandOver = handOverAt(spec)
 	if ra := reasonArg(params); ra != 0 {
 		t.ReasonArg, t.HasReason = ra, true
 	}
@@ -360,9 +396,7 @@ func (r *Resolver) resolveTracepoint(spec Spec) (*Target, error) {
 		return nil, err
 	}
 	t := &Target{Spec: spec, Kind: KindTracepoint, Category: spec.Category, Name: spec.Name, SkbOffset: f.offset}
-	if spec.Category == "net" {
-		t.SeenBefore, t.HandedOver = handOvers[spec.Name]
-	}
+	t.HandOver = handOverAt(spec)
 	for _, rf := range fields {
 		if rf.isReasonField() && rf.size == 4 {
 			t.ReasonOffset, t.HasReason = rf.offset, true

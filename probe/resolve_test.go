@@ -144,14 +144,16 @@ func TestTraceResolveTracepoints(t *testing.T) {
 			return g.Kind == KindTPBTF && g.SkbArg == 1 && g.HasReason == has && (!has || g.ReasonArg > 1)
 		},
 		"raw_tp:net_dev_xmit": func(g *Target) bool {
-			return g.Kind == KindRawTracepoint && g.SkbArg == 1 && !g.HasReason && g.HandedOver && g.SeenBefore == "net_dev_start_xmit"
+			return g.Kind == KindRawTracepoint && g.SkbArg == 1 && !g.HasReason &&
+				g.HandOver != nil && g.HandOver.Owner == "the driver" && g.HandOver.SeenBefore.String() == "raw_tracepoint:net_dev_start_xmit"
 		},
 		"tracepoint:net:net_dev_xmit": func(g *Target) bool {
-			return g.Kind == KindTracepoint && g.SkbOffset == 8 && !g.HasReason && g.HandedOver && g.SeenBefore == "net_dev_start_xmit"
+			return g.Kind == KindTracepoint && g.SkbOffset == 8 && !g.HasReason &&
+				g.HandOver != nil && g.HandOver.SeenBefore.String() == "tracepoint:net:net_dev_start_xmit"
 		},
-		"tp_btf:net_dev_start_xmit": func(g *Target) bool { return g.SkbArg == 1 && !g.HandedOver },
+		"tp_btf:net_dev_start_xmit": func(g *Target) bool { return g.SkbArg == 1 && g.HandOver == nil },
 		"tp:skb:kfree_skb": func(g *Target) bool {
-			return g.SkbOffset == 8 && g.HasReason == has && (!has || g.ReasonOffset > 8) && !g.HandedOver
+			return g.SkbOffset == 8 && g.HasReason == has && (!has || g.ReasonOffset > 8) && g.HandOver == nil
 		},
 	} {
 		got, err := r.Resolve(mustParse(t, spec))
@@ -165,6 +167,52 @@ func TestTraceResolveTracepoints(t *testing.T) {
 	}
 	if !t.Failed() {
 		kconfig.SkipOrFailFeature(t, reasons, "drop reasons", "5.17")
+	}
+}
+
+// TestTraceResolveHandOvers: each tracepoint that fires after the kernel
+// handed the sk_buff on resolves, in BTF and classic form where the kernel
+// has it, with who took the skb and a hook point of the same kind that
+// sees the packets before, which resolves too; net_dev_xmit is one on
+// every kernel.
+func TestTraceResolveHandOvers(t *testing.T) {
+	testutils.RunsInGuests(t)
+	testutils.RequireRoot(t)
+	r := newTestResolver(t)
+	found := 0
+	for name, h := range handOvers {
+		for _, spec := range []Spec{{Kind: KindTPBTF, Name: name}, {Kind: KindTracepoint, Category: h.category, Name: name}} {
+			got, err := r.Resolve(spec)
+			var missing *HookPointError
+			if errors.As(err, &missing) {
+				t.Logf("%s: not in this kernel: %v", spec, err)
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s: %v", spec, err)
+				continue
+			}
+			found++
+			if got.HandOver == nil || got.HandOver.Owner != h.owner {
+				t.Errorf("%s: hand-over %+v, want %s", spec, got.HandOver, h.owner)
+				continue
+			}
+			before := got.HandOver.SeenBefore
+			if before.Kind != spec.Kind || before.Name != h.beforeTP {
+				t.Errorf("%s: seen before at %s", spec, before)
+			}
+			bt, err := r.Resolve(before)
+			if err != nil {
+				t.Errorf("%s: the hook point seen before, %s: %v", spec, before, err)
+				continue
+			}
+			if bt.HandOver != nil {
+				t.Errorf("%s: the hook point seen before, %s, fires after a hand-over too", spec, before)
+			}
+		}
+	}
+	if found < 2 {
+		t.Errorf("%d hand-over tracepoints resolved, want net_dev_xmit's two forms at least", found)
 	}
 }
 

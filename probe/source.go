@@ -261,8 +261,8 @@ func Open(opts Options) (_ *Source, err error) {
 		if t.Note != "" {
 			desc = t.Note
 		}
-		if t.HandedOver {
-			desc += "; fires after the driver took the sk_buff: packets may be missing or another packet's"
+		if t.HandOver != nil {
+			desc += "; fires after " + t.HandOver.Owner + " took the sk_buff: packets may be missing or another packet's"
 		}
 		if t.shared() {
 			// bpf/probe.c works out a shared program's hook only for

@@ -262,9 +262,8 @@ func globWords(hooks []string) []string {
 // reasons too; and which hooks fire after the sk_buff was handed on.
 func printAttachNotes(w io.Writer, targets []*probe.Target, verbose bool) {
 	for _, t := range targets {
-		if t.HandedOver {
-			before := probe.Spec{Kind: t.Kind, Category: t.Category, Name: t.SeenBefore}
-			fmt.Fprintf(w, "bpfcap: %s fires after the driver took the packet, which the kernel may have freed or reused by then: it can miss packets or show another packet's bytes; %s sees the same packets just before\n", t, before)
+		if h := t.HandOver; h != nil {
+			fmt.Fprintf(w, "bpfcap: %s fires after %s took the packet, which the kernel may have freed or reused by then: it can miss packets or show another packet's bytes; %s sees the same packets just before\n", t, h.Owner, h.SeenBefore)
 		}
 		switch {
 		case t.Note == "":
