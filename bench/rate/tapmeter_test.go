@@ -22,7 +22,7 @@ import (
 // from the kernel's BPF statistics instead). The meter's own two programs
 // are in both. It counts the packets of one device only.
 type tapMeter struct {
-	slots *ebpf.Map // per CPU: the skb between the two tracepoints, its start time, the sum and count
+	slots *ebpf.Map // per CPU: the skb between the two tracepoints, its start time, the sum and count, the packets that reached net_dev_start_xmit
 	progs []*ebpf.Program
 	links []link.Link
 }
@@ -34,12 +34,13 @@ const tapOutlier = 20000
 
 // tapSlot is the value of tapMeter.slots.
 type tapSlot struct {
-	Skb, Start, Sum, Count uint64
+	Skb, Start, Sum, Count, Reached uint64
 }
 
-// tapReading is the meter's sum and count at one moment.
+// tapReading is the meter's sum and count at one moment, and how many of
+// the device's packets had reached net_dev_start_xmit (timed or not).
 type tapReading struct {
-	sum, count uint64
+	sum, count, reached uint64
 }
 
 // newTapMeter attaches the meter, for the packets ifindex transmits, to
@@ -53,7 +54,7 @@ func newTapMeter(tb testing.TB, ifindex int) *tapMeter {
 	if err != nil {
 		tb.Fatalf("tap meter: %v", err)
 	}
-	m.slots, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bpfcap_tapslot", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 32, MaxEntries: 1})
+	m.slots, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bpfcap_tapslot", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 40, MaxEntries: 1})
 	if err != nil {
 		tb.Fatalf("create the tap meter's map: %v", err)
 	}
@@ -90,6 +91,9 @@ func newTapMeter(tb testing.TB, ifindex int) *tapMeter {
 		asm.Mov.Reg(asm.R1, asm.R8),
 	}
 	stop = append(append(stop, lookup...),
+		asm.LoadMem(asm.R1, asm.R7, 32, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R7, 32, asm.R1, asm.DWord),
 		asm.LoadMem(asm.R1, asm.R7, 0, asm.DWord),
 		asm.JNE.Reg(asm.R1, asm.R6, "out"),
 		asm.FnKtimeGetNs.Call(),
@@ -159,6 +163,7 @@ func (m *tapMeter) read(tb testing.TB) tapReading {
 	for _, s := range per {
 		r.sum += s.Sum
 		r.count += s.Count
+		r.reached += s.Reached
 	}
 	return r
 }
