@@ -16,11 +16,20 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 // metaPackage is the Debian package whose versions name the current cloud
 // kernel of each series.
 const metaPackage = "linux-image-cloud-amd64"
+
+// guestModule is a module every guest needs and the config symbol that
+// builds it (a built-in one, =y, is not loaded).
+type guestModule struct {
+	name   string
+	config string
+}
 
 // guestModules returns the modules every guest loads (with their
 // dependencies): veth pairs, the clsact/ingress qdisc, the bpf classifier,
@@ -28,8 +37,41 @@ const metaPackage = "linux-image-cloud-amd64"
 // opens in every netlink.NewHandleAt (without them: "protocol not
 // supported"), and nf_tables for tests whose packets netfilter drops
 // (testutils.DropInput).
-func guestModules() []string {
-	return []string{"veth", "sch_ingress", "cls_bpf", "xfrm_user", "nfnetlink", "nf_tables"}
+func guestModules() []guestModule {
+	return []guestModule{
+		{"veth", "CONFIG_VETH"},
+		{"sch_ingress", "CONFIG_NET_SCH_INGRESS"},
+		{"cls_bpf", "CONFIG_NET_CLS_BPF"},
+		{"xfrm_user", "CONFIG_XFRM_USER"},
+		{"nfnetlink", "CONFIG_NETFILTER_NETLINK"},
+		{"nf_tables", "CONFIG_NF_TABLES"},
+	}
+}
+
+// guestModuleNames returns the names of guestModules, in order.
+func guestModuleNames() []string {
+	var names []string
+	for _, m := range guestModules() {
+		names = append(names, m.name)
+	}
+	return names
+}
+
+// modulesToLoad returns the names of guestModules that cfg builds as
+// modules; it fails for one cfg does not build at all.
+func modulesToLoad(cfg *kconfig.Config) ([]string, error) {
+	var load []string
+	for _, m := range guestModules() {
+		switch cfg.State(m.config) {
+		case kconfig.Yes:
+			// built in: nothing to load (7.x has no nfnetlink.ko)
+		case kconfig.Module:
+			load = append(load, m.name)
+		default:
+			return nil, fmt.Errorf("%s: %s is %s: the guest needs module %s", cfg.Source(), m.config, cfg.State(m.config), m.name)
+		}
+	}
+	return load, nil
 }
 
 // kernel is one unpacked guest kernel in the cache.
@@ -40,7 +82,7 @@ type kernel struct {
 	Release string   `json:"release"` // uname -r: 6.1.0-57-cloud-amd64
 	DebSize int64    `json:"deb_size"`
 	Modules []string `json:"modules"` // file names under Dir/modules, in insmod order
-	Wanted  []string `json:"wanted"`  // guestModules() when unpacked
+	Wanted  []string `json:"wanted"`  // guestModuleNames() when unpacked
 	Dir     string   `json:"-"`
 }
 
@@ -101,13 +143,10 @@ func privateView(ctx context.Context, cacheDir, name string, lines []string, log
 	return v, os.WriteFile(stamp, nil, 0o644)
 }
 
-// backportsView returns a private apt view on <codename>-backports (6.12
-// on bookworm).
-func backportsView(ctx context.Context, cacheDir string, log io.Writer) (aptView, error) {
-	codename, err := osCodename()
-	if err != nil {
-		return aptView{}, err
-	}
+// backportsView returns a private apt view on <codename>-backports: 6.12
+// for this system's release (bookworm), the newest series (7.x) for the
+// next release (trixie).
+func backportsView(ctx context.Context, cacheDir, codename string, log io.Writer) (aptView, error) {
 	return privateView(ctx, cacheDir, codename+"-backports", []string{
 		fmt.Sprintf("deb http://deb.debian.org/debian %s-backports main", codename),
 	}, log)
@@ -120,7 +159,7 @@ func oldReleaseView(ctx context.Context, cacheDir string, log io.Writer) (aptVie
 	if err != nil {
 		return aptView{}, err
 	}
-	old, err := previousCodename(codename)
+	old, err := adjacentCodename(codename, -1)
 	if err != nil {
 		return aptView{}, err
 	}
@@ -134,17 +173,25 @@ func oldReleaseView(ctx context.Context, cacheDir string, log io.Writer) (aptVie
 // distro-info-data's /usr/share/distro-info/debian.csv.
 var debianCodenames = []string{"buster", "bullseye", "bookworm", "trixie", "forky", "duke"}
 
-// previousCodename returns the codename of the Debian release before
-// codename, from distro-info-data when installed.
-func previousCodename(codename string) (string, error) {
+// adjacentCodename returns the codename of the Debian release step
+// releases after codename (-1: the previous release, 1: the next), from
+// distro-info-data when installed.
+func adjacentCodename(codename string, step int) (string, error) {
 	names := debianCodenames
 	if data, err := os.ReadFile("/usr/share/distro-info/debian.csv"); err == nil {
 		names = codenamesFromCSV(data)
 	}
-	if i := slices.Index(names, codename); i > 0 {
-		return names[i-1], nil
+	return stepCodename(names, codename, step)
+}
+
+// stepCodename returns the release step places after codename in names
+// (releases in order).
+func stepCodename(names []string, codename string, step int) (string, error) {
+	i := slices.Index(names, codename)
+	if i < 0 || i+step < 0 || i+step >= len(names) {
+		return "", fmt.Errorf("no Debian release known %d from %q", step, codename)
 	}
-	return "", fmt.Errorf("no Debian release known before %q", codename)
+	return names[i+step], nil
 }
 
 // codenamesFromCSV returns the numbered releases (not sid or experimental)
@@ -239,12 +286,24 @@ func imagePackage(ctx context.Context, v aptView, ver string) (string, error) {
 
 // resolveKernel finds the newest cloud kernel of series in the system's apt
 // sources, then in <codename>-backports, then in the previous Debian
-// release (on bookworm: 6.1, 6.12 and 5.10 in that order).
+// release, then in the next release's backports (on bookworm: 6.1, 6.12,
+// 5.10 and 7.x in that order).
 func resolveKernel(ctx context.Context, cacheDir, series string, log io.Writer) (aptView, string, string, error) {
+	codename, err := osCodename()
+	if err != nil {
+		return aptView{}, "", "", err
+	}
 	views := []func() (aptView, error){
 		func() (aptView, error) { return aptView{name: "system apt sources"}, nil },
-		func() (aptView, error) { return backportsView(ctx, cacheDir, log) },
+		func() (aptView, error) { return backportsView(ctx, cacheDir, codename, log) },
 		func() (aptView, error) { return oldReleaseView(ctx, cacheDir, log) },
+		func() (aptView, error) {
+			next, err := adjacentCodename(codename, 1)
+			if err != nil {
+				return aptView{}, err
+			}
+			return backportsView(ctx, cacheDir, next, log)
+		},
 	}
 	var tried []string
 	for _, mk := range views {
@@ -302,78 +361,192 @@ func prepareKernel(ctx context.Context, cacheDir, series string, log io.Writer) 
 		return nil, err
 	}
 	dir := filepath.Join(cacheDir, "kernels", pkg+"_"+ver)
-	if k, err := readKernel(dir); err == nil && slices.Equal(k.Wanted, guestModules()) {
+	if k, err := readKernel(dir); err == nil && slices.Equal(k.Wanted, guestModuleNames()) {
 		return k, nil
 	}
-	debDir := filepath.Join(cacheDir, "debs")
-	cached := filepath.Join(debDir, pkg+"_"+strings.ReplaceAll(ver, ":", "%3a")+"_amd64.deb")
-	if _, err := os.Stat(cached); err == nil {
-		return unpackKernel(ctx, series, pkg, ver, cached, dir)
+	pkgs, err := kernelPackages(ctx, view, pkg, ver)
+	if err != nil {
+		return nil, err
 	}
-	fmt.Fprintf(log, "vmtest: downloading %s %s from %s\n", pkg, ver, view.name)
-	if err := os.MkdirAll(debDir, 0o755); err != nil {
-		return nil, fmt.Errorf("deb cache: %w", err)
-	}
-	cmd := view.cmd(ctx, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", pkg+"="+ver)
-	cmd.Dir = debDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("apt-get download %s=%s: %w\n%s", pkg, ver, err, tail(string(out), 10))
-	}
-	debs, _ := filepath.Glob(filepath.Join(debDir, pkg+"_*.deb"))
-	var deb string
-	for _, d := range debs {
-		if strings.Contains(filepath.Base(d), "_"+strings.ReplaceAll(ver, ":", "%3a")+"_") {
-			deb = d
+	var debs []string
+	for _, p := range pkgs {
+		deb, err := downloadPackage(ctx, view, filepath.Join(cacheDir, "debs"), p, ver, log)
+		if err != nil {
+			return nil, err
 		}
+		debs = append(debs, deb)
 	}
-	if deb == "" {
-		return nil, fmt.Errorf("apt-get download %s=%s left no .deb in %s", pkg, ver, debDir)
-	}
-	return unpackKernel(ctx, series, pkg, ver, deb, dir)
+	return unpackKernel(ctx, series, pkg, ver, debs, dir)
 }
 
-// unpackKernel extracts vmlinuz, config and guestModules (decompressed, with
-// their dependencies in load order) from deb into dir.
-func unpackKernel(ctx context.Context, series, pkg, ver, deb, dir string) (*kernel, error) {
+// kernelPackages returns pkg (a linux-image package at version ver) and
+// the packages it depends on at exactly ver: the parts of the same kernel
+// build. Up to 6.12 the image package holds everything; 7.x splits the
+// kernel into linux-binary (vmlinuz), linux-base (config) and
+// linux-modules.
+func kernelPackages(ctx context.Context, v aptView, pkg, ver string) ([]string, error) {
+	out, err := v.cmd(ctx, "apt-cache", "show", pkg+"="+ver).Output()
+	if err != nil {
+		return nil, fmt.Errorf("apt-cache show %s=%s: %w", pkg, ver, err)
+	}
+	return append([]string{pkg}, pinnedDepends(string(out), ver)...), nil
+}
+
+// pinnedDepends returns the packages that the first stanza of control
+// (apt-cache show output) depends on at exactly version ver.
+func pinnedDepends(control, ver string) []string {
+	stanza, _, _ := strings.Cut(control, "\n\n")
+	var pinned []string
+	for _, line := range strings.Split(stanza, "\n") {
+		deps, ok := strings.CutPrefix(line, "Depends:")
+		if !ok {
+			continue
+		}
+		for _, d := range strings.Split(deps, ",") {
+			if strings.Contains(d, "|") {
+				continue // an alternative is never a part of the build
+			}
+			name, cond, ok := strings.Cut(strings.TrimSpace(d), " ")
+			if ok && strings.Join(strings.Fields(cond), " ") == "(= "+ver+")" {
+				pinned = append(pinned, name)
+			}
+		}
+	}
+	return pinned
+}
+
+// downloadPackage returns the path of pkg=ver's .deb in debDir,
+// downloading it from v when debDir lacks it.
+func downloadPackage(ctx context.Context, v aptView, debDir, pkg, ver string, log io.Writer) (string, error) {
+	deb := filepath.Join(debDir, pkg+"_"+strings.ReplaceAll(ver, ":", "%3a")+"_amd64.deb")
+	if _, err := os.Stat(deb); err == nil {
+		return deb, nil
+	}
+	fmt.Fprintf(log, "vmtest: downloading %s %s from %s\n", pkg, ver, v.name)
+	if err := os.MkdirAll(debDir, 0o755); err != nil {
+		return "", fmt.Errorf("deb cache: %w", err)
+	}
+	cmd := v.cmd(ctx, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", pkg+"="+ver)
+	cmd.Dir = debDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("apt-get download %s=%s: %w\n%s", pkg, ver, err, tail(string(out), 10))
+	}
+	if _, err := os.Stat(deb); err != nil {
+		return "", fmt.Errorf("apt-get download %s=%s left no %s", pkg, ver, filepath.Base(deb))
+	}
+	return deb, nil
+}
+
+// unpackKernel extracts vmlinuz, config and the guest modules
+// (decompressed, with their dependencies in load order) from debs (the
+// packages of one kernel build) into dir.
+func unpackKernel(ctx context.Context, series, pkg, ver string, debs []string, dir string) (*kernel, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".unpack-")
 	if err != nil {
-		return nil, fmt.Errorf("unpack %s: %w", deb, err)
+		return nil, fmt.Errorf("unpack %s: %w", pkg, err)
 	}
 	defer os.RemoveAll(tmp)
 	root := filepath.Join(tmp, "root")
-	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
+	k := &kernel{Series: series, Package: pkg, Version: ver, Wanted: guestModuleNames()}
+	for _, deb := range debs {
+		if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
+		}
+		st, err := os.Stat(deb)
+		if err != nil {
+			return nil, fmt.Errorf("unpack %s: %w", pkg, err)
+		}
+		k.DebSize += st.Size()
 	}
-	vmlinuz, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
-	if len(vmlinuz) != 1 {
-		return nil, fmt.Errorf("%s: want one boot/vmlinuz-*, found %d", deb, len(vmlinuz))
-	}
-	release := strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-")
-	st, err := os.Stat(deb)
+	files, err := findKernelFiles(root)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s %s: %w", pkg, ver, err)
 	}
-	k := &kernel{Series: series, Package: pkg, Version: ver, Release: release, DebSize: st.Size(), Wanted: guestModules()}
+	k.Release = files.release
 	out := filepath.Join(tmp, "out")
 	if err := os.MkdirAll(filepath.Join(out, "modules"), 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unpack %s: %w", pkg, err)
 	}
-	for src, dst := range map[string]string{vmlinuz[0]: "vmlinuz", filepath.Join(root, "boot", "config-"+release): "config"} {
+	for src, dst := range map[string]string{files.vmlinuz: "vmlinuz", files.config: "config"} {
 		if err := copyPath(src, filepath.Join(out, dst)); err != nil {
 			return nil, err
 		}
 	}
+	cfg, err := readConfig(files.config)
+	if err != nil {
+		return nil, err
+	}
+	load, err := modulesToLoad(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(load) > 0 {
+		if k.Modules, err = unpackModules(ctx, root, files.release, load, filepath.Join(out, "modules")); err != nil {
+			return nil, err
+		}
+	}
+	meta, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(out, "kernel.json"), meta, 0o644); err != nil {
+		return nil, err
+	}
+	os.RemoveAll(dir)
+	if err := os.Rename(out, dir); err != nil {
+		return nil, fmt.Errorf("move unpacked kernel into the cache: %w", err)
+	}
+	k.Dir = dir
+	return k, nil
+}
+
+// kernelFiles are the files of an unpacked kernel build.
+type kernelFiles struct {
+	release string // uname -r
+	vmlinuz string
+	config  string
+}
+
+// findKernelFiles finds vmlinuz and config under root: in boot/ (up to
+// 6.12: boot/vmlinuz-<release>, boot/config-<release>) or in the module
+// directory (7.x: usr/lib/modules/<release>/vmlinuz and config). For the
+// latter it links root/lib to usr/lib, where this system's depmod and
+// modprobe look for modules.
+func findKernelFiles(root string) (kernelFiles, error) {
+	boot, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
+	merged, _ := filepath.Glob(filepath.Join(root, "usr", "lib", "modules", "*", "vmlinuz"))
+	switch {
+	case len(boot) == 1 && len(merged) == 0:
+		release := strings.TrimPrefix(filepath.Base(boot[0]), "vmlinuz-")
+		return kernelFiles{release: release, vmlinuz: boot[0], config: filepath.Join(root, "boot", "config-"+release)}, nil
+	case len(boot) == 0 && len(merged) == 1:
+		if _, err := os.Lstat(filepath.Join(root, "lib")); errors.Is(err, os.ErrNotExist) {
+			if err := os.Symlink(filepath.Join("usr", "lib"), filepath.Join(root, "lib")); err != nil {
+				return kernelFiles{}, fmt.Errorf("link lib to usr/lib: %w", err)
+			}
+		}
+		modDir := filepath.Dir(merged[0])
+		return kernelFiles{release: filepath.Base(modDir), vmlinuz: merged[0], config: filepath.Join(modDir, "config")}, nil
+	}
+	return kernelFiles{}, fmt.Errorf("want one kernel, found %d boot/vmlinuz-* and %d usr/lib/modules/*/vmlinuz", len(boot), len(merged))
+}
+
+// unpackModules writes the modules load names (with their dependencies,
+// decompressed) from the unpacked tree root into dst and returns their
+// file names in insmod order.
+func unpackModules(ctx context.Context, root, release string, load []string, dst string) ([]string, error) {
 	if b, err := exec.CommandContext(ctx, "/sbin/depmod", "-b", root, release).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("depmod -b %s %s: %w: %s", root, release, err, b)
 	}
-	args := append([]string{"-d", root, "-S", release, "--show-depends", "-a"}, guestModules()...)
+	args := append([]string{"-d", root, "-S", release, "--show-depends", "-a"}, load...)
 	b, err := exec.CommandContext(ctx, "/sbin/modprobe", args...).CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("modprobe --show-depends %s for %s: %w: %s", strings.Join(guestModules(), " "), release, err, b)
+		return nil, fmt.Errorf("modprobe --show-depends %s for %s: %w: %s", strings.Join(load, " "), release, err, b)
 	}
+	var modules []string
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
 	for sc.Scan() {
@@ -392,35 +565,34 @@ func unpackKernel(ctx context.Context, series, pkg, ver, deb, dir string) (*kern
 		case strings.HasSuffix(name, ".gz"):
 			dec = []string{"gzip", "-dc", f[1]}
 		}
-		dst := filepath.Join(out, "modules", name)
-		if dec != nil {
-			name = strings.TrimSuffix(name, filepath.Ext(name))
-			dst = filepath.Join(out, "modules", name)
-			data, err := exec.CommandContext(ctx, dec[0], dec[1:]...).Output()
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", strings.Join(dec, " "), err)
-			}
-			if err := os.WriteFile(dst, data, 0o644); err != nil {
+		if dec == nil {
+			if err := copyPath(f[1], filepath.Join(dst, name)); err != nil {
 				return nil, err
 			}
-		} else if err := copyPath(f[1], dst); err != nil {
-			return nil, err
+			modules = append(modules, name)
+			continue
 		}
-		k.Modules = append(k.Modules, name)
+		name = strings.TrimSuffix(name, filepath.Ext(name))
+		data, err := exec.CommandContext(ctx, dec[0], dec[1:]...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", strings.Join(dec, " "), err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
+			return nil, fmt.Errorf("write module %s: %w", name, err)
+		}
+		modules = append(modules, name)
 	}
-	meta, err := json.MarshalIndent(k, "", "  ")
+	return modules, nil
+}
+
+// readConfig parses the kernel config file at path.
+func readConfig(path string) (*kconfig.Config, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read kernel config: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(out, "kernel.json"), meta, 0o644); err != nil {
-		return nil, err
-	}
-	os.RemoveAll(dir)
-	if err := os.Rename(out, dir); err != nil {
-		return nil, fmt.Errorf("move unpacked kernel into the cache: %w", err)
-	}
-	k.Dir = dir
-	return k, nil
+	defer f.Close()
+	return kconfig.Parse(f, path)
 }
 
 func readKernel(dir string) (*kernel, error) {

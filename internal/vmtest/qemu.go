@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/bpfcap/bpfcap/internal/kconfig"
 )
 
 // vmOptions are the qemu settings shared by all guests.
@@ -29,16 +27,9 @@ func runGuest(ctx context.Context, repo, work string, p *guestPlan, vm vmOptions
 	start := time.Now()
 	col := &column{name: p.kernel.Release, runs: map[string]*runResult{}}
 	defer func() { col.seconds = time.Since(start).Seconds() }()
-	cfg, err := func() (*kconfig.Config, error) {
-		f, err := os.Open(p.kernel.config())
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		return kconfig.Parse(f, p.kernel.config())
-	}()
+	cfg, err := readConfig(p.kernel.config())
 	if err != nil {
-		col.bootErr = fmt.Sprintf("read kernel config: %v", err)
+		col.bootErr = err.Error()
 		return col
 	}
 	col.config = cfg
