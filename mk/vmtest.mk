@@ -1,6 +1,8 @@
 # Kernel matrix (internal/vmtest): the privileged tests in Debian's 5.10
 # (bullseye), 6.1 and 6.12 cloud kernels under qemu TCG, and on the host.
 #   make vmtest [KERNELS=5.10,6.1,6.12,host] [PKGS=./probe,./xdpcap] [RUN=regex]
+#   make vmtest KERNELS=7.3  # newest series of the next release's backports
+#                            # (trixie-backports); never in the default list
 #   make vmtest-selftest     # a broken probe name must make the matrix fail
 # Downloads and unpacked kernels are cached in .cache/vmtest.
 KERNELS ?= 5.10,6.1,6.12,host

@@ -1,6 +1,6 @@
 // Command vmtest runs bpfcap's privileged tests in a kernel matrix: the
 // current Debian 5.10, 6.1 and 6.12 cloud kernels, booted under qemu TCG,
-// and the host kernel. It prints a table kernel x test -> pass / FAIL / skip[n]
+// and the host kernel; on request also the newest 7.x cloud kernel. It prints a table kernel x test -> pass / FAIL / skip[n]
 // with the skip reasons below it, and exits non-zero on any failure, test
 // missing in a column, package that does not build, -run pattern that
 // matches nothing, boot failure or timeout. A skip that contradicts the
@@ -12,7 +12,9 @@
 //
 //	make vmtest KERNELS=6.12 PKGS=./probe RUN='^TestTraceDropNoSocket$'
 //
-// KERNELS takes 5.10, 6.1, 6.12 and host (comma-separated; default all four),
+// KERNELS takes 5.10, 6.1, 6.12 and host (comma-separated; default all four)
+// and, on request only, the newest series of the next Debian release's
+// backports (7.3 from trixie-backports on bookworm: KERNELS=7.3);
 // PKGS packages relative to the repository root (default: every package
 // with a test marked testutils.RunsInGuests, each running exactly its
 // marked tests), RUN a -test.run
@@ -57,16 +59,22 @@
 // the linux-image-cloud-amd64 metapackage (newest version of the series in
 // `apt-cache madison`), looked for in this order: the system's apt sources
 // (6.1 from bookworm-security), a private apt view of <codename>-backports
-// (6.12), and a private view of the previous Debian release and its
-// security updates (bullseye: 5.10; the previous codename comes from
-// distro-info-data's debian.csv when installed). Private views keep their
-// lists in .cache/vmtest/apt/<name> (the machine's apt configuration is not
-// changed). The image package is fetched with `apt-get download` (21.5 MB
-// for 5.10, 26.7 MB for 6.1, 33.9 MB for 6.12) and vmlinuz, config and the
-// guest modules (with dependencies from `depmod -b` and `modprobe
-// --show-depends`, decompressed from .ko.xz; 5.10's are plain .ko) are kept in
-// .cache/vmtest/kernels. Without network the newest cached kernel of each
-// series is used.
+// (6.12), a private view of the previous Debian release and its security
+// updates (bullseye: 5.10), and a private view of the next release's
+// backports (trixie-backports: 7.3; neighbouring codenames come from
+// distro-info-data's debian.csv when installed). A series is just a version
+// prefix: any series one of these offers can be named in -kernels. Private
+// views keep their lists in .cache/vmtest/apt/<name> (the machine's apt
+// configuration is not changed). The image package is fetched with
+// `apt-get download` (21.5 MB for 5.10, 26.7 MB for 6.1, 33.9 MB for
+// 6.12), with the packages it depends on at exactly its version: 7.x
+// splits the kernel into linux-binary (vmlinuz), linux-base (config) and
+// linux-modules, all in usr/lib/modules/<release> (37.5 MB for 7.3).
+// vmlinuz, config and the guest modules (with dependencies from `depmod
+// -b` and `modprobe --show-depends`, decompressed from .ko.xz; 5.10's are
+// plain .ko; a module the config builds in, such as 7.x's nfnetlink, is
+// not loaded) are kept in .cache/vmtest/kernels. Without network the
+// newest cached kernel of each series is used.
 //
 // Test binaries are built once with `go test -c` (cgo on, libpcap
 // dynamic). The initramfs is an uncompressed newc cpio written by this

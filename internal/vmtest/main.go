@@ -60,7 +60,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	kernels := fs.String("kernels", "5.10,6.1,6.12,host", "comma-separated kernels: Debian cloud kernel series (5.10, 6.1, 6.12) and/or host")
+	kernels := fs.String("kernels", "5.10,6.1,6.12,host", "comma-separated kernels: Debian cloud kernel series (5.10, 6.1, 6.12; on request the next release's backports series, 7.3 on bookworm) and/or host")
 	pkgs := fs.String("pkgs", "", "comma- or space-separated packages (./probe); empty: the default matrix")
 	fs.StringVar(&o.run, "run", "", "-test.run pattern for every package (default: each package's matrix pattern)")
 	fs.StringVar(&o.cache, "cache", ".cache/vmtest", "cache directory for kernels, apt lists and logs")
