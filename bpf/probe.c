@@ -71,6 +71,10 @@ struct probe_config {
 			    * probed function's address: one program serves
 			    * many perf kprobes where links carry no cookie
 			    * (before Linux 5.15) */
+	__u32 arg_regs;    /* fentry with PROBE_LOC_CALLER: the registers the
+			    * function's arguments take (the trampoline saves
+			    * them just below its frame; see fentry_caller) */
+	__u32 func_ip;     /* 1: bpf_get_func_ip is there (Linux 5.15+) */
 };
 
 /* Whether and how paged frags are copied (probe_config.frags). */
@@ -580,6 +584,8 @@ static __always_inline void fill_event(__u32 hook, struct bpfcap_event *ev, stru
 	}
 }
 
+static __always_inline __u64 fentry_caller(void *ctx);
+
 /*
  * The common path of every hook kind. The filter runs on only the bytes it
  * can read (bpfcap_filter_head), in place or copied (see the file's
@@ -587,7 +593,7 @@ static __always_inline void fill_event(__u32 hook, struct bpfcap_event *ev, stru
  * filter rejects costs about the same whatever its size.
  */
 static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location,
-				       const int direct)
+				       const int fentry_location, const int direct)
 {
 	struct bpfcap_scratch_record *rec;
 	struct bpfcap_track_info ti = {};
@@ -695,6 +701,10 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_MATCHED);
 	if (!bpfcap_hook_rate_admit(hook, shared ? hook : 0))
 		goto out;
+	/* fentry finds its caller only for a packet it keeps: a few reads
+	 * and a helper call, at every dropped packet otherwise. */
+	if (fentry_location)
+		location = fentry_caller(ctx);
 	bpfcap_track_info(ctx, (__u64)(long)skb, location, &ti);
 	/*
 	 * Then the whole record, for a match, through the scratch record:
@@ -719,9 +729,10 @@ out:
 }
 
 /* capture_skb, then forgets a tracked skb at a hook that frees it. */
-static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location, const int direct)
+static __always_inline int capture(void *ctx, struct sk_buff *skb, __u32 reason, int has_reason, __u64 location,
+				   const int fentry_location, const int direct)
 {
-	capture_skb(ctx, skb, reason, has_reason, location, direct);
+	capture_skb(ctx, skb, reason, has_reason, location, fentry_location, direct);
 	bpfcap_track_end((__u64)(long)skb);
 	return 0;
 }
@@ -745,29 +756,61 @@ static __always_inline __u64 kprobe_caller(struct pt_regs *regs)
 }
 
 /*
+ * Whether the BPF trampoline frame whose rbp is tramp is the one that
+ * called this program for the function at ip: its rbp + 8 holds the return
+ * into the function, just past its fentry call (5 bytes, 4 more after an
+ * endbr64). Then *ret is its rbp + 16: the function's own return address.
+ */
+#if defined(__TARGET_ARCH_x86)
+static __always_inline int tramp_frame(__u64 tramp, __u64 ip, __u64 *ret)
+{
+	__u64 into = 0;
+
+	if (bpf_probe_read_kernel(&into, sizeof(into), (void *)(tramp + 8)) < 0 || into <= ip || into > ip + 16)
+		return 0;
+	return bpf_probe_read_kernel(ret, sizeof(*ret), (void *)(tramp + 16)) == 0;
+}
+#endif
+
+/*
  * The return address of the function an fentry program is on: the code
  * that called it (0: unknown). x86-64 only. A BPF trampoline is called
  * from the function's first instruction, before the function has pushed
  * anything, and starts with push rbp; mov rbp, rsp: its rbp + 8 holds the
  * return into the function and rbp + 16 the function's own return
  * address (where the trampoline returns to when it ran the function
- * itself, for fexit). The program the trampoline calls starts the same
- * way, and its frame pointer (r10 is rbp) points at the trampoline's
- * saved rbp. Where programs run on a private stack (Linux 6.13+), r10 is
- * not rbp and the word there is not a kernel stack address: the second
- * read fails and the location stays unknown.
+ * itself, for fexit).
+ *
+ * Two ways to that frame. The program the trampoline calls starts the
+ * same way, so its frame pointer (r10 is rbp) points at the trampoline's
+ * saved rbp; but where programs run on a private stack (Linux 6.13+) r10
+ * is not rbp. And the trampoline saves the function's arguments (ctx)
+ * just below its rbp, with a slot for the return value above them when
+ * it also runs fexit programs: rbp is ctx + 8 * arg_regs, or 8 more. With
+ * bpf_get_func_ip (5.15+) each candidate is checked against the
+ * function's address (tramp_frame) and the first that holds is taken;
+ * before 5.15 (no private stacks then) the frame pointer's is.
  */
-static __always_inline __u64 fentry_caller(void)
+static __always_inline __u64 fentry_caller(void *ctx)
 {
 #if defined(__TARGET_ARCH_x86)
-	__u64 tramp = 0, ret = 0;
+	__u64 tramp = 0, ret = 0, ip, below;
 	void *fp;
 
 	asm volatile("%0 = r10" : "=r"(fp));
-	if (bpf_probe_read_kernel(&tramp, sizeof(tramp), fp) < 0 ||
-	    bpf_probe_read_kernel(&ret, sizeof(ret), (void *)(tramp + 16)) < 0)
-		return 0;
-	return ret;
+	if (!probe_cfg.func_ip) {
+		if (bpf_probe_read_kernel(&tramp, sizeof(tramp), fp) < 0 ||
+		    bpf_probe_read_kernel(&ret, sizeof(ret), (void *)(tramp + 16)) < 0)
+			return 0;
+		return ret;
+	}
+	ip = bpf_get_func_ip(ctx);
+	if (bpf_probe_read_kernel(&tramp, sizeof(tramp), fp) == 0 && tramp_frame(tramp, ip, &ret))
+		return ret;
+	below = (__u64)ctx + 8 * (__u64)(probe_cfg.arg_regs & 15);
+	if (tramp_frame(below, ip, &ret) || tramp_frame(below + 8, ip, &ret))
+		return ret;
+	return 0;
 #else
 	return 0;
 #endif
@@ -787,7 +830,7 @@ int probe_kprobe(struct pt_regs *ctx)
 	__u32 reason = probe_cfg.has_reason ? regs_arg(ctx, probe_cfg.reason_arg) : 0;
 	__u64 location = probe_cfg.location_from == PROBE_LOC_CALLER ? kprobe_caller(ctx) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0, 0);
 }
 
 SEC("fentry")
@@ -795,9 +838,9 @@ int probe_fentry(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)ctx_arg(ctx, probe_cfg.skb_arg);
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
-	__u64 location = probe_cfg.location_from == PROBE_LOC_CALLER ? fentry_caller() : ctx_location(ctx);
+	const int caller = probe_cfg.location_from == PROBE_LOC_CALLER;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, caller ? 0 : ctx_location(ctx), caller, 1);
 }
 
 SEC("fexit")
@@ -807,7 +850,7 @@ int probe_fexit(__u64 *ctx)
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
 	__u64 location = ctx_location(ctx);
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0, 1);
 }
 
 SEC("tp_btf")
@@ -817,7 +860,7 @@ int probe_tp_btf(__u64 *ctx)
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
 	__u64 location = ctx_location(ctx);
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 1);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0, 1);
 }
 
 SEC("raw_tracepoint")
@@ -827,7 +870,7 @@ int probe_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 	__u32 reason = probe_cfg.has_reason ? ctx_arg(ctx, probe_cfg.reason_arg) : 0;
 	__u64 location = ctx_location(ctx);
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0, 0);
 }
 
 SEC("tracepoint")
@@ -837,7 +880,7 @@ int probe_tracepoint(void *ctx)
 	__u32 reason = probe_cfg.has_reason ? record_u32(ctx, probe_cfg.reason_arg) : 0;
 	__u64 location = probe_cfg.location_from == PROBE_LOC_ARG ? record_u64(ctx, probe_cfg.location_arg) : 0;
 
-	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0);
+	return capture(ctx, skb, reason, probe_cfg.has_reason, location, 0, 0);
 }
 
 /*

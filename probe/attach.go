@@ -31,8 +31,9 @@ func programFor(kind Kind) (string, error) {
 // BTF attach target of the program that serves t's kind and the probe's
 // configuration (where the sk_buff and the drop reason are, which header a
 // record starts at, how paged data is mapped, whether it may load packet
-// bytes through skb->head: haveHeadLoads).
-func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages pageMap, headLoads bool) (*ebpf.CollectionSpec, string, error) {
+// bytes through skb->head: haveHeadLoads; whether it may call
+// bpf_get_func_ip: haveFuncIP).
+func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages pageMap, headLoads, funcIP bool) (*ebpf.CollectionSpec, string, error) {
 	name, err := programFor(t.Kind)
 	if err != nil {
 		return nil, "", err
@@ -68,6 +69,14 @@ func prepareSpec(base *ebpf.CollectionSpec, t *Target, header uint32, pages page
 		switch {
 		case t.LocationIsCaller:
 			cfg.LocationFrom = locationFromCaller
+			if t.Kind == KindFentry {
+				// fentry_caller finds the trampoline's frame past the
+				// saved arguments, checked with bpf_get_func_ip.
+				cfg.ArgRegs = uint32(t.ArgRegs)
+				if funcIP {
+					cfg.FuncIp = 1
+				}
+			}
 		case t.HasLocation:
 			cfg.LocationArg, cfg.LocationFrom = uint32(t.LocationArg-1), locationFromArg
 		}

@@ -193,6 +193,21 @@ func protoParams(proto *btf.FuncProto, skip int) []param {
 	return ps
 }
 
+// argRegs returns the number of 8-byte registers params take as a
+// function's arguments (a struct passed by value takes one per 8 bytes):
+// how many words a BPF trampoline saves for them.
+func argRegs(params []param) int {
+	n := 0
+	for _, p := range params {
+		size, err := btf.Sizeof(p.typ)
+		if err != nil || size <= 0 {
+			size = 8
+		}
+		n += (size + 7) / 8
+	}
+	return n
+}
+
 // locationArg returns the 1-based index of the argument holding the
 // address of the code that frees the skb (kfree_skb's and consume_skb's
 // location), or 0: the pointer argument named location, or, in a

@@ -277,7 +277,7 @@ func (r *Resolver) expandFunctions(what string, want Kind, funcs []HookPoint, ex
 			exp.Refused = append(exp.Refused, Refusal{Hook: kind.String() + ":" + hp.Name, Err: err})
 			continue
 		}
-		t := &Target{Spec: Spec{Kind: want, Name: hp.Name}, Kind: kind, Name: hp.Name, SkbArg: hp.Arg, Optional: true}
+		t := &Target{Spec: Spec{Kind: want, Name: hp.Name}, Kind: kind, Name: hp.Name, SkbArg: hp.Arg, ArgRegs: argRegs(params), Optional: true}
 		if kind == KindKprobe && hp.Arg > 5 {
 			exp.Refused = append(exp.Refused, Refusal{Hook: t.String(), Err: fmt.Errorf("a kprobe reads only arguments 1-5 portably, the sk_buff is arg%d", hp.Arg)})
 			continue

@@ -67,3 +67,20 @@ func memberOffset(members []btf.Member, name string) (uint32, bool) {
 	}
 	return 0, false
 }
+
+// haveFuncIP tells whether the running kernel has the bpf_get_func_ip
+// helper (Linux 5.15), by its BPF_FUNC_get_func_ip in the kernel BTF's
+// enum bpf_func_id: bpf/probe.c's fentry_caller checks the frames it
+// reads against the traced function's address with it.
+func haveFuncIP(kernel *btf.Spec) bool {
+	var ids *btf.Enum
+	if err := kernel.TypeByName("bpf_func_id", &ids); err != nil {
+		return false
+	}
+	for _, v := range ids.Values {
+		if v.Name == "BPF_FUNC_get_func_ip" {
+			return true
+		}
+	}
+	return false
+}

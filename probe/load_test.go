@@ -55,7 +55,7 @@ func TestTraceProgramsVerify(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				tg = &Target{Spec: s, Kind: s.Kind, Name: s.Name, SkbArg: skbArgs(params)[0]}
+				tg = &Target{Spec: s, Kind: s.Kind, Name: s.Name, SkbArg: skbArgs(params)[0], ArgRegs: argRegs(params)}
 				if ra := reasonArg(params); ra != 0 {
 					tg.ReasonArg, tg.HasReason = ra, true
 				}
@@ -76,7 +76,7 @@ func TestTraceProgramsVerify(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					cs, name, err := prepareSpec(base, tg, header, pages, hl)
+					cs, name, err := prepareSpec(base, tg, header, pages, hl, haveFuncIP(r.Kernel()))
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -25,7 +25,7 @@ func TestLocationConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range cases {
-		spec, prog, err := prepareSpec(base, &c.target, headerAuto, pageMap{}, false)
+		spec, prog, err := prepareSpec(base, &c.target, headerAuto, pageMap{}, false, false)
 		if err != nil {
 			t.Fatalf("%s: %v", &c.target, err)
 		}
@@ -36,6 +36,23 @@ func TestLocationConfig(t *testing.T) {
 		if prog != c.wantProg || cfg.LocationFrom != c.from || cfg.LocationArg != c.arg {
 			t.Errorf("%s: program %s, location_from %d, location_arg %d; want %s, %d, %d",
 				&c.target, prog, cfg.LocationFrom, cfg.LocationArg, c.wantProg, c.from, c.arg)
+		}
+	}
+
+	// fentry finds its caller past the function's saved arguments, and
+	// checks the frame with bpf_get_func_ip where the kernel has it.
+	for _, funcIP := range []bool{false, true} {
+		tg := Target{Kind: KindFentry, Name: "sk_skb_reason_drop", SkbArg: 2, ReasonArg: 3, HasReason: true, HasLocation: true, LocationIsCaller: true, ArgRegs: 3}
+		spec, _, err := prepareSpec(base, &tg, headerAuto, pageMap{}, false, funcIP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg probeConfig
+		if err := spec.Variables["probe_cfg"].Get(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ArgRegs != 3 || (cfg.FuncIp == 1) != funcIP {
+			t.Errorf("fentry with bpf_get_func_ip %v: arg_regs %d, func_ip %d; want 3, %v", funcIP, cfg.ArgRegs, cfg.FuncIp, funcIP)
 		}
 	}
 

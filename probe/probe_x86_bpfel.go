@@ -35,6 +35,8 @@ type probeProbeConfig struct {
 	Vmemmap      uint64
 	CookieHook   uint32
 	AddrHook     uint32
+	ArgRegs      uint32
+	FuncIp       uint32
 }
 
 // Names of all BPF objects in the ELF.

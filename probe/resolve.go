@@ -44,6 +44,9 @@ type Target struct {
 	// skb (see callerLocation), whose caller is what the kfree_skb and
 	// consume_skb tracepoints report as the location.
 	LocationIsCaller bool
+	// ArgRegs is the number of registers the function's arguments take
+	// (function kinds): an fentry program finds its caller past them.
+	ArgRegs int
 	// Note is one line for stderr saying what was attached instead of
 	// what was asked for and why; empty when the spec attached as written.
 	Note string
@@ -246,7 +249,7 @@ func (r *Resolver) resolveFunction(spec Spec) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{Spec: spec, Kind: spec.Kind, Name: name, SkbArg: idx}
+	t := &Target{Spec: spec, Kind: spec.Kind, Name: name, SkbArg: idx, ArgRegs: argRegs(params)}
 	if ra := reasonArg(params); ra != 0 {
 		t.ReasonArg, t.HasReason = ra, true
 	}

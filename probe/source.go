@@ -196,10 +196,11 @@ func Open(opts Options) (_ *Source, err error) {
 	sessionMaps[hookAddrsMap] = addrs
 	pages := findPageMap()
 	headLoads := haveHeadLoads()
+	funcIP := haveFuncIP(r.Kernel())
 	// Loaded concurrently with hook.Load (Builder.Load is for one
 	// goroutine); each program goes to the builder with its hook.
 	results := loadAttachAll(targets, func(i int, t *Target) (*hook.Program, error) {
-		spec, progName, err := prepareSpec(base, t, header, pages, headLoads)
+		spec, progName, err := prepareSpec(base, t, header, pages, headLoads, funcIP)
 		if err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
 		}
