@@ -249,15 +249,7 @@ func patternFile(t *testing.T, port int) (string, string) {
 	out := filepath.Join(t.TempDir(), "pattern.pcapng")
 	tr := startPatternRun(t, "trace", "tp_btf:*", "-w", out, "udp dst port "+strconv.Itoa(port))
 	tr.waitAttached(t, out)
-	noPorts := udpNoPorts(t, p.PeerNSName)
-	sendUDP(t, p, p.PeerIP, port, 3)
-	deadline := time.Now().Add(10 * time.Second)
-	for udpNoPorts(t, p.PeerNSName) < noPorts+3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the peer did not drop the 3 datagrams")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	sendDropped(t, p, port, 3)
 	if err := tr.stop(t); err != nil {
 		t.Fatalf("bpfcap trace: %v\n%s", err, tr.stderr)
 	}

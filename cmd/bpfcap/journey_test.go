@@ -70,15 +70,7 @@ func journeyCapture(t *testing.T, port int) (string, *testutils.VethPair) {
 	tr := startRun(t, "trace", "tp_btf:net_dev_start_xmit", "tp_btf:netif_receive_skb", "tp_btf:kfree_skb",
 		"proto", "eth", "-w", out, "udp dst port "+strconv.Itoa(port))
 	tr.waitAttached(t, out)
-	noPorts := udpNoPorts(t, p.PeerNSName)
-	sendUDP(t, p, p.PeerIP, port, 3)
-	deadline := time.Now().Add(10 * time.Second)
-	for udpNoPorts(t, p.PeerNSName) < noPorts+3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the peer did not drop the 3 datagrams")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	sendDropped(t, p, port, 3)
 	if err := tr.stop(t); err != nil {
 		t.Fatalf("bpfcap trace: %v\n%s", err, tr.stderr)
 	}

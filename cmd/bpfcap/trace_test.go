@@ -148,6 +148,28 @@ func sendUDP(t *testing.T, p *testutils.VethPair, dst net.IP, port, n int) {
 	}
 }
 
+// sendDropped sends n datagrams to port of the peer, where no socket
+// listens, and returns once the peer's stack dropped them all (its UDP
+// NoPorts counter says so).
+func sendDropped(t *testing.T, p *testutils.VethPair, port, n int) {
+	t.Helper()
+	noPorts := udpNoPorts(t, p.PeerNSName)
+	sendUDP(t, p, p.PeerIP, port, n)
+	waitNoPorts(t, p, noPorts+n)
+}
+
+// waitNoPorts waits until the peer's UDP NoPorts counter reaches want.
+func waitNoPorts(t *testing.T, p *testutils.VethPair, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for udpNoPorts(t, p.PeerNSName) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the peer's stack did not drop the datagrams (UDP NoPorts below %d)", want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // udpNoPorts reads the UDP NoPorts counter (datagrams to closed ports) of
 // the named network namespace.
 func udpNoPorts(t *testing.T, ns string) int {
@@ -191,18 +213,10 @@ func TestTraceCLIDropNoSocket(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "drops.pcapng")
 	tr := startRun(t, "trace", "kprobe:kfree_skb:arg1", "proto", "ip", "-w", out, "udp port 6544")
 	tr.waitAttached(t, out)
-	noPorts := udpNoPorts(t, p.PeerNSName)
-	sendUDP(t, p, p.PeerIP, 6544, 3)
-	sendUDP(t, p, p.PeerIP, 6545, 3) // dropped too, but filtered out
-	// Stop only once the peer's stack dropped all six (its UDP NoPorts
-	// counter says so); the run drains the ring after cancel.
-	deadline := time.Now().Add(10 * time.Second)
-	for udpNoPorts(t, p.PeerNSName) < noPorts+6 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the peer did not drop the 6 datagrams")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Stop only once the peer's stack dropped all six; the run drains
+	// the ring after cancel.
+	sendDropped(t, p, 6544, 3)
+	sendDropped(t, p, 6545, 3) // dropped too, but filtered out
 	if err := tr.stop(t); err != nil {
 		t.Fatalf("bpfcap trace: %v\n%s", err, tr.stderr)
 	}
