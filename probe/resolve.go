@@ -160,11 +160,11 @@ type handOver struct {
 // handed the sk_buff on.
 //
 // net_dev_xmit fires once the driver's ndo_start_xmit returned, and the
-// driver owns the skb then: a veth has already queued it to its peer,
-// which may free it on another CPU (the tracepoint takes skb->len as an
-// argument for this reason). With a flood through a veth whose peer runs
-// XDP, a program there saw 0.7-2% fewer packets than tcpdump's tap, and
-// one at net_dev_start_xmit saw them all (bench/rate).
+// driver owns the skb then (the tracepoint takes skb->len as an argument
+// for this reason): a NIC's transmit completion may free it on another
+// CPU, and a veth has already queued it to its peer, whose NAPI (or RPS)
+// may run elsewhere. bench/rate saw a program there run for 0.2% of a
+// cloned flood's packets with the MAC header gone (its skb reset).
 //
 // qdisc_enqueue fires once the qdisc accepted the skb; a lockless qdisc
 // (pfifo_fast) is not locked then, and another CPU may already have

@@ -14,13 +14,13 @@
 // found below what the generator offers. Figures are ratios against
 // tcpdump measured in the same run.
 //
-// net_dev_xmit fires after the driver took the packet: there, the peer of
-// "out" may already have freed the sk_buff on the other CPU, and bpfcap
-// misses 0.2-2% of the packets tcpdump's tap sees before the driver
-// (none at net_dev_start_xmit, which fires before it, in the same run).
-// At both, a packet is lost only if it reached net_dev_start_xmit: with
-// bpfcap running, "out" counted up to 1.5% more packets than passed that
-// tracepoint, whose every run a second, independent program (tapMeter)
-// counts; bpfcap wrote exactly that count in every such step, with no
-// run of its program skipped (recursion misses 0).
+// net_dev_xmit fires after the driver took the packet, which may be freed
+// or reused by then (bpfcap's trace globs pass it over); the bench
+// measures it beside net_dev_start_xmit, which fires just before the
+// driver. At both, a packet is lost only if it reached net_dev_start_xmit:
+// on a loaded machine, with bpfcap running, "out" counted up to 1.5% more
+// packets than passed that tracepoint, whose every run a second,
+// independent program (tapMeter) counts; bpfcap wrote exactly that count
+// in every such step, with no run of its program skipped (recursion
+// misses 0). On a quiet machine all three counts agree.
 package ratebench
