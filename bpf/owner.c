@@ -17,10 +17,9 @@ char __license[] SEC("license") = "Dual BSD/GPL";
  * flood asks again): then it costs a lookup and the pid and cgroup reads,
  * not the comm read and the update of the LRU hash (660 ns per sendmsg
  * under a UDP flood, about 310 ns without them; kernel run-time
- * statistics). A
- * recorded owner keeps its comm while its process and cgroup stay: a
- * thread that renamed itself, or an exec keeping the socket, shows the
- * name the socket was first used under.
+ * statistics). A recorded owner keeps its comm while its process and
+ * cgroup stay: a thread that renamed itself, or an exec keeping the
+ * socket, shows the name the socket was first used under.
  */
 static __always_inline void learn(__u64 cookie)
 {
