@@ -22,7 +22,9 @@ func TestTraceHandedOverHook(t *testing.T) {
 	capture := func(args ...string) (stderr string, ifaces map[string]string) {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "handover.pcapng")
-		tr := startRun(t, append(append([]string{"trace"}, args...), "-w", out, "udp dst port "+strconv.Itoa(port))...)
+		// Even the one named hook gets the pattern's waits: in an emulated
+		// guest on a loaded machine loading takes more than 20 s at times.
+		tr := startPatternRun(t, append(append([]string{"trace"}, args...), "-w", out, "udp dst port "+strconv.Itoa(port))...)
 		tr.waitAttached(t, out)
 		sendDropped(t, p, port, 3)
 		if err := tr.stop(t); err != nil {
