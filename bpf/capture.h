@@ -81,6 +81,7 @@ enum bpfcap_cfg_flag {
 	BPFCAP_CFG_TASK = 1 << 2,       /* the hook runs in process context: the current
 					 * task owns packets whose socket has no known owner */
 	BPFCAP_CFG_COUNT_SEEN = 1 << 3, /* count BPFCAP_STAT_SEEN (one map update per packet) */
+	BPFCAP_CFG_META = 1 << 4,       /* a metadata filter (want_*) is set: bpfcap_want_meta */
 };
 
 /*
@@ -105,7 +106,8 @@ struct bpfcap_config {
 	__u64 want_cgroup;    /* owner's cgroup v2 id (0: any) */
 	char want_comm[16];   /* owner's comm, NUL-padded ("": any) */
 	/* Filter before copy and the rate bound (see their block below). */
-	__u32 filter_reads;  /* bytes from the record start the filter can read (BPFCAP_MAX_DATA: any) */
+	__u32 filter_reads;  /* bytes from the record start the filter can read, at most
+			      * snaplen (BPFCAP_MAX_DATA: any; 0: unfiltered) */
 	__u32 rate_interval; /* rate bound: ns per packet and CPU (0: unbounded) */
 	__u32 rate_burst;    /* rate bound: packets let through back to back (>= 1) */
 };
@@ -540,11 +542,13 @@ static __always_inline int bpfcap_owner_get(__u64 cookie, struct bpfcap_owner *o
 	return 0;
 }
 
-/* Whether any of the metadata filters of bpfcap_want_meta is set. */
+/*
+ * Whether any of the metadata filters of bpfcap_want_meta is set: one
+ * flag, so that a program without them reads one word, not five fields.
+ */
 static __always_inline int bpfcap_has_meta_filter(void)
 {
-	return bpfcap_cfg.want_pid || bpfcap_cfg.want_netns || bpfcap_cfg.want_mark_mask ||
-	       bpfcap_cfg.want_cgroup || bpfcap_cfg.want_comm[0];
+	return bpfcap_cfg.flags & BPFCAP_CFG_META;
 }
 
 /*
@@ -588,7 +592,8 @@ static __always_inline int bpfcap_want_meta(__u64 cookie, __u32 netns, __u32 mar
  *
  * Programs that copy the packet before filtering (tracing hooks) copy
  * only bpfcap_filter_head(want) bytes first: what the filter can read
- * (filter.ReadExtent, from Go), at most the want they would capture. The
+ * (filter.ReadExtent, from Go, at most the snap length; 0 when the program
+ * runs unfiltered), at most the want they would capture. The
  * filter decides on that head exactly as on the whole copy (its loads past
  * the head are loads past the packet's end in both), and only a match is
  * copied in full.
@@ -597,11 +602,8 @@ static __always_inline __u32 bpfcap_filter_head(__u32 want)
 {
 	__u32 n = bpfcap_cfg.filter_reads;
 
-	if (bpfcap_cfg.flags & BPFCAP_CFG_UNFILTERED)
-		return 0;
 	return n < want ? n : want;
 }
-
 /*
  * ---- Rate bound ----
  *

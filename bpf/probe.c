@@ -631,7 +631,7 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 			return 0;
 	}
 	if (!shared)
-		bpfcap_hook_stat_inc(bpfcap_cfg.hook, BPFCAP_STAT_SEEN);
+		bpfcap_count_seen();
 
 	read_fields(skb, &f, direct);
 	hoff = start_of(&f, &linktype);
@@ -653,11 +653,8 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 		return 0;
 	}
 
-	want = bpfcap_snaplen();
-	if ((__u64)wire < want)
-		want = wire;
-	/* First only what the filter reads. */
-	fhead = bpfcap_filter_head(want);
+	/* First only what the filter reads (at most the snap length). */
+	fhead = bpfcap_filter_head(wire);
 	cap_len = 0;
 	if (direct && probe_cfg.head_loads && (long)fhead <= linear) {
 		/*
@@ -701,6 +698,9 @@ static __always_inline int capture_skb(void *ctx, struct sk_buff *skb, __u32 rea
 	bpfcap_hook_stat_inc(hook, BPFCAP_STAT_MATCHED);
 	if (!bpfcap_hook_rate_admit(hook, shared ? hook : 0))
 		goto out;
+	want = bpfcap_snaplen();
+	if ((__u64)wire < want)
+		want = wire;
 	/* fentry finds its caller only for a packet it keeps: a few reads
 	 * and a helper call, at every dropped packet otherwise. */
 	if (fentry_location)

@@ -20,6 +20,7 @@ const (
 	abiBpfcapCfgFlagBPFCAP_CFG_UNFILTERED abiBpfcapCfgFlag = 2
 	abiBpfcapCfgFlagBPFCAP_CFG_TASK       abiBpfcapCfgFlag = 4
 	abiBpfcapCfgFlagBPFCAP_CFG_COUNT_SEEN abiBpfcapCfgFlag = 8
+	abiBpfcapCfgFlagBPFCAP_CFG_META       abiBpfcapCfgFlag = 16
 )
 
 type abiBpfcapConfig struct {

@@ -49,4 +49,5 @@ const (
 	cfgUnfiltered = uint32(abiBpfcapCfgFlagBPFCAP_CFG_UNFILTERED)
 	cfgTask       = uint32(abiBpfcapCfgFlagBPFCAP_CFG_TASK)
 	cfgCountSeen  = uint32(abiBpfcapCfgFlagBPFCAP_CFG_COUNT_SEEN)
+	cfgMeta       = uint32(abiBpfcapCfgFlagBPFCAP_CFG_META)
 )

@@ -8,16 +8,20 @@ import (
 
 // filterReads is bpfcap_config.filter_reads for a program filtering with
 // cbpf: the bytes it copies before running the filter, the rest being
-// copied only for packets that match. 0 without a kernel filter; MaxData
-// when the filter's reads have no bound (filter.ReadExtent), which copies
-// everything first.
-func filterReads(cbpf []bpf.Instruction) uint32 {
+// copied only for packets that match. 0 without a kernel filter; the snap
+// length (MaxData when snaplen is 0 or above it) when the filter's reads
+// have no bound (filter.ReadExtent), which copies everything first, or
+// reach past it: the filter never reads more than a record holds.
+func filterReads(cbpf []bpf.Instruction, snaplen int) uint32 {
 	if cbpf == nil {
 		return 0
 	}
+	if snaplen <= 0 || snaplen > MaxData {
+		snaplen = MaxData
+	}
 	n, ok := filter.ReadExtent(cbpf)
-	if !ok || n > MaxData {
-		return MaxData
+	if !ok || n > uint32(snaplen) {
+		return uint32(snaplen)
 	}
 	return n
 }

@@ -265,7 +265,7 @@ func loadOne(spec *ebpf.CollectionSpec, ring *Ring, opts Options, cbpf []bpf.Ins
 		MaxHooks:    uint32(ring.MaxHooks()),
 	}
 	opts.Want.setConfig(&cfg)
-	cfg.FilterReads = filterReads(cbpf)
+	cfg.FilterReads = filterReads(cbpf, opts.Snaplen)
 	cfg.RateInterval, cfg.RateBurst = rateBound(opts.MaxRate)
 	if ring.Perf() {
 		cfg.Flags |= cfgPerf

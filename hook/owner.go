@@ -62,6 +62,9 @@ func (f MetaFilter) setConfig(c *config) {
 	for i := 0; i < len(f.Comm) && i < CommLen-1; i++ {
 		c.WantComm[i] = int8(f.Comm[i]) // C char
 	}
+	if f.PID != 0 || f.Netns != 0 || f.MarkMask != 0 || f.Cgroup != 0 || f.Comm != "" {
+		c.Flags |= cfgMeta
+	}
 }
 
 // ownerAttach lists the learner's programs and where they attach: socket

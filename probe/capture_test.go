@@ -65,7 +65,7 @@ func TestTraceDropNoSocket(t *testing.T) {
 	src, sink, stop := runCapture(t, Options{
 		Hooks:          []string{"kprobe:" + fn + ":arg1"},
 		Proto:          "ip",
-		CaptureOptions: hook.CaptureOptions{Filter: "udp dst port 6543"},
+		CaptureOptions: hook.CaptureOptions{Filter: "udp dst port 6543", CountSeen: true},
 	})
 	if d := src.Interfaces()[0].Description; strings.Contains(d, "userspace") {
 		t.Errorf("the filter does not run in the kernel: %s", d)
@@ -172,7 +172,7 @@ func TestTraceDeviceFilter(t *testing.T) {
 			Hooks:          []string{"tracepoint:net:net_dev_xmit"},
 			Proto:          "eth",
 			Device:         p.HostName,
-			CaptureOptions: hook.CaptureOptions{Filter: "icmp"},
+			CaptureOptions: hook.CaptureOptions{Filter: "icmp", CountSeen: true},
 		})
 		return nil
 	})

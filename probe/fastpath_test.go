@@ -108,8 +108,9 @@ func filterReads(t *testing.T, port, payloadLen, off int, perf bool) {
 				Proto:  "eth",
 				Device: "lo",
 				CaptureOptions: hook.CaptureOptions{
-					Filter: filter,
-					Ring:   hook.RingOptions{Perf: perf},
+					Filter:    filter,
+					Ring:      hook.RingOptions{Perf: perf},
+					CountSeen: true,
 				},
 			})
 			return nil

@@ -22,8 +22,9 @@ import (
 // serves many (kprobe-multi, attach cookies, function addresses).
 const sharedSeenNote = hook.SeenNotCountedNote + " (one program serves many functions)"
 
-// Options configure a tracing capture. Tracing hooks count the packets
-// they see (CountSeen is ignored), except those whose program serves many
+// Options configure a tracing capture. With CountSeen, tracing hooks
+// count every packet they see (one map update per packet and hook, which
+// a rejected packet pays), except those whose program serves many
 // functions (kprobe-multi, attach cookies, function addresses), which
 // work out their hook only for packets they keep.
 type Options struct {
@@ -158,7 +159,6 @@ func Open(opts Options) (_ *Source, err error) {
 		return nil, fmt.Errorf("trace: read the embedded probe object: %w", err)
 	}
 	co := opts.CaptureOptions
-	co.CountSeen = true // bpf/probe.c counts every packet it sees
 	co.Ring.Compile = compileOnce(co.Ring.Compile)
 	if co.Filter != "" {
 		// Once, before hundreds of loads: a filter that does not

@@ -22,6 +22,7 @@ func newTraceCmd(env *cliEnv) *cobra.Command {
 		meta         metaFlags
 		maxRate      int
 		track, stack bool
+		countSeen    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trace HOOK... [proto P] [len SNAPLEN] [dev IFNAME] [pages N] [data_out FILE] [FILTER...]",
@@ -167,11 +168,10 @@ kfree_skb_reason, sk_skb_reason_drop, consume_skb; fentry on x86-64);
 				return err
 			}
 			open := func(ctx context.Context) (bpfcap.Source, error) {
-				co := env.kernelCapture(ctx, &o, mask, true)
+				co := env.kernelCapture(ctx, &o, mask, countSeen)
 				co.Want = want
 				co.MaxRate = maxRate
 				src, err := probe.Open(probe.Options{
-					// Tracing hooks count every packet they see.
 					CaptureOptions: co,
 					Hooks:          hooks,
 					Proto:          o.Proto,
@@ -198,6 +198,7 @@ kfree_skb_reason, sk_skb_reason_drop, consume_skb; fentry on x86-64);
 	addMaxRateFlag(cmd.Flags(), &maxRate)
 	cmd.Flags().BoolVar(&track, "track", false, "follow every packet the filter matched at any hook until it is freed (through NAT; clones where fexit works)")
 	cmd.Flags().BoolVar(&stack, "stack", false, "record the kernel stack of each captured packet")
+	cmd.Flags().BoolVar(&countSeen, "count-seen", false, "count every packet each hook sees (the 'seen' statistic; one map update per packet and hook; not with kprobe-multi)")
 	return cmd
 }
 
