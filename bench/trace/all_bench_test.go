@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/bpfcap/bpfcap/internal/testutils"
 	"github.com/bpfcap/bpfcap/pcapng"
 	"github.com/bpfcap/bpfcap/probe"
@@ -46,7 +49,7 @@ func BenchmarkTraceAllFlood(b *testing.B) {
 			for range 3 {
 				best(&traced, f.send(b, packetsPerPhase))
 			}
-		}, &targets)
+		}, func() { f.send(b, onPathCheck) }, &targets)
 		best(&untraced, f.send(b, packetsPerPhase))
 		detach := emptyHooks(b, targets)
 		for range 3 {
@@ -91,12 +94,17 @@ func TestTraceAllFlood(t *testing.T) {
 	}
 }
 
+// onPathCheck is how many packets traceAll's check sends.
+const onPathCheck = 10_000
+
 // traceAll runs `all` as `bpfcap trace all` does by default (proto ip,
-// packet tracking, the pattern-mode rate bound) with a filter that matches
-// no packet of the flood, writing to io.Discard, while send runs; it fails
-// if anything was captured and returns what was attached, and its targets
-// in *targets.
-func traceAll(b *testing.B, send func(), targets *[]*probe.Target) probe.AttachReport {
+// packet tracking, the pattern-mode rate bound, the packets each hook sees
+// not counted) with a filter that matches no packet of the flood, writing
+// to io.Discard, while send runs; it fails if anything was captured, or if
+// the capture programs did not run onPathCheck times while check sent as
+// many packets (BPF run-time statistics on for that part only), and
+// returns what was attached, and its targets in *targets.
+func traceAll(b *testing.B, send, check func(), targets *[]*probe.Target) probe.AttachReport {
 	b.Helper()
 	opts := probe.Options{Hooks: []string{probe.All}, Proto: "ip", Track: true}
 	opts.Filter = "udp dst port 1"
@@ -119,21 +127,80 @@ func traceAll(b *testing.B, send func(), targets *[]*probe.Target) probe.AttachR
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, w) }()
 	send()
+	runs := captureRuns(b, check)
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatalf("run: %v", err)
 	}
-	var seen, captured uint64
+	var captured uint64
 	for _, st := range src.Stats() {
-		seen += st.Seen
 		captured += st.Captured
 	}
 	if captured != 0 {
 		b.Fatalf("a filter that matches nothing captured %d packets", captured)
 	}
-	if seen < 3*packetsPerPhase {
-		b.Fatalf("the hooks saw %d packets of floods of %d: `all` is not on their path", seen, 3*packetsPerPhase)
+	if runs < onPathCheck {
+		b.Fatalf("the capture programs ran %d times for a flood of %d: `all` is not on its path", runs, onPathCheck)
 	}
 	*targets = src.Targets()
 	return src.AttachReport()
+}
+
+// captureRuns returns how many times this process's capture programs
+// (bpf/probe.c's, not tracking's own) ran while send ran, from BPF
+// run-time statistics enabled for that time.
+func captureRuns(b *testing.B, send func()) uint64 {
+	b.Helper()
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run-time statistics: %v", err)
+	}
+	defer stats.Close()
+	type prog struct {
+		p      *ebpf.Program
+		before uint64
+	}
+	var progs []prog
+	defer func() {
+		for _, p := range progs {
+			p.p.Close()
+		}
+	}()
+	for _, id := range ownProgramIDs(b) {
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		info, err := p.Info()
+		if err != nil || !captureProgram(info.Name) {
+			p.Close()
+			continue
+		}
+		st, err := p.Stats()
+		if err != nil {
+			p.Close()
+			b.Fatalf("program statistics: %v", err)
+		}
+		progs = append(progs, prog{p: p, before: st.RunCount})
+	}
+	send()
+	var runs uint64
+	for _, p := range progs {
+		st, err := p.p.Stats()
+		if err != nil {
+			b.Fatalf("program statistics: %v", err)
+		}
+		runs += st.RunCount - p.before
+	}
+	return runs
+}
+
+// captureProgram says whether a program name (as the kernel keeps it: 15
+// bytes) is one of bpf/probe.c's capture programs, not tracking's own.
+func captureProgram(name string) bool {
+	switch name {
+	case "probe_kprobe", "probe_fentry", "probe_fexit", "probe_tp_btf", "probe_raw_tp", "probe_tracepoin":
+		return true
+	}
+	return false
 }
