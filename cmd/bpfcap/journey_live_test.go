@@ -228,7 +228,7 @@ func TestJourneyLiveTerminal(t *testing.T) {
 		t.Fatalf("bpfcap trace: %v\n%s", err, stderr)
 	}
 	// At exit: the hooks that matched, and the totals.
-	m := regexp.MustCompile(`(?m)^(\d+) hooks?: seen \d+, matched \d+, captured \d+, lost 0(, skipped \d+)? \((\d+) hooks? matched nothing; -v lists every hook\)$`).FindStringSubmatch(stderr.String())
+	m := regexp.MustCompile(`(?m)^(\d+) hooks?: matched \d+, captured \d+, lost 0(, skipped \d+)? \((\d+) hooks? matched nothing; -v lists every hook\)$`).FindStringSubmatch(stderr.String())
 	if m == nil {
 		t.Fatalf("no totals line at exit:\n%s", stderr)
 	}
