@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -11,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/bpfcap/bpfcap/internal/testutils"
-	"github.com/bpfcap/bpfcap/pcapng"
 )
 
 // TestTraceCountSeen: trace counts the packets a hook sees only with
@@ -38,7 +34,7 @@ func TestTraceCountSeen(t *testing.T) {
 			t.Fatalf("bpfcap %v: %v\n%s", args, err, tr.stderr)
 		}
 		stderr := tr.stderr.String()
-		idbs, stats := readStats(t, out)
+		idbs, _, stats := readPcapngStats(t, out)
 		if len(idbs) != 1 || len(stats) == 0 {
 			t.Fatalf("--count-seen=%v: interfaces %v, statistics %v", count, idbs, stats)
 		}
@@ -73,27 +69,4 @@ func TestTraceCountSeen(t *testing.T) {
 			t.Errorf("with --count-seen: interface description %q says the packets seen are not counted", desc)
 		}
 	}
-}
-
-// readStats reads a pcapng file through and returns its interfaces and
-// statistics blocks.
-func readStats(t *testing.T, path string) ([]pcapng.Interface, []pcapng.ReadStats) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rd, err := pcapng.NewReader(f)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	for {
-		if _, err := rd.Next(); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("read %s: %v", path, err)
-		}
-	}
-	return rd.Interfaces(), rd.Stats()
 }

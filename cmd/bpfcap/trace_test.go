@@ -98,6 +98,14 @@ func (tr *traceRun) waitAttached(t *testing.T, path string) {
 
 func readPcapng(t *testing.T, path string) ([]pcapng.Interface, []*pcapng.Packet) {
 	t.Helper()
+	ifaces, pkts, _ := readPcapngStats(t, path)
+	return ifaces, pkts
+}
+
+// readPcapngStats reads a pcapng file bpfcap closed: its interfaces,
+// packets and statistics blocks (at least one).
+func readPcapngStats(t *testing.T, path string) ([]pcapng.Interface, []*pcapng.Packet, []pcapng.ReadStats) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +129,7 @@ func readPcapng(t *testing.T, path string) ([]pcapng.Interface, []*pcapng.Packet
 	if len(rd.Stats()) == 0 {
 		t.Errorf("%s has no interface statistics block: not closed cleanly", path)
 	}
-	return rd.Interfaces(), pkts
+	return rd.Interfaces(), pkts, rd.Stats()
 }
 
 // sendUDP sends datagrams from the host end's namespace to dst:port.
