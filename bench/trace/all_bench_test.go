@@ -156,41 +156,28 @@ func captureRuns(b *testing.B, send func()) uint64 {
 		b.Fatalf("enable BPF run-time statistics: %v", err)
 	}
 	defer stats.Close()
-	type prog struct {
-		p      *ebpf.Program
-		before uint64
-	}
-	var progs []prog
+	progs := ownPrograms(b, captureProgram)
 	defer func() {
 		for _, p := range progs {
-			p.p.Close()
+			p.Close()
 		}
 	}()
-	for _, id := range ownProgramIDs(b) {
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue
-		}
-		info, err := p.Info()
-		if err != nil || !captureProgram(info.Name) {
-			p.Close()
-			continue
-		}
+	before := make([]uint64, len(progs))
+	for i, p := range progs {
 		st, err := p.Stats()
 		if err != nil {
-			p.Close()
 			b.Fatalf("program statistics: %v", err)
 		}
-		progs = append(progs, prog{p: p, before: st.RunCount})
+		before[i] = st.RunCount
 	}
 	send()
 	var runs uint64
-	for _, p := range progs {
-		st, err := p.p.Stats()
+	for i, p := range progs {
+		st, err := p.Stats()
 		if err != nil {
 			b.Fatalf("program statistics: %v", err)
 		}
-		runs += st.RunCount - p.before
+		runs += st.RunCount - before[i]
 	}
 	return runs
 }

@@ -141,18 +141,34 @@ func emptyProgramRun(b *testing.B, spec string, send func()) progRun {
 // process holds (other processes on the machine may run their own).
 func findProbeProgram(b *testing.B) *ebpf.Program {
 	b.Helper()
+	progs := ownPrograms(b, func(name string) bool { return strings.HasPrefix(name, "probe_") })
+	if len(progs) == 0 {
+		b.Fatalf("this process holds no probe program")
+	}
+	for _, p := range progs[1:] {
+		p.Close()
+	}
+	return progs[0]
+}
+
+// ownPrograms opens the BPF programs this process has file descriptors
+// of whose names (as the kernel keeps them: 15 bytes) keep says to; the
+// caller closes them.
+func ownPrograms(b *testing.B, keep func(name string) bool) []*ebpf.Program {
+	b.Helper()
+	var progs []*ebpf.Program
 	for _, id := range ownProgramIDs(b) {
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
 		}
-		if info, err := p.Info(); err == nil && strings.HasPrefix(info.Name, "probe_") {
-			return p
+		if info, err := p.Info(); err == nil && keep(info.Name) {
+			progs = append(progs, p)
+			continue
 		}
 		p.Close()
 	}
-	b.Fatalf("this process holds no probe program")
-	return nil
+	return progs
 }
 
 // ownProgramIDs lists the ids of the BPF programs this process has file
