@@ -604,6 +604,7 @@ static __always_inline __u32 bpfcap_filter_head(__u32 want)
 
 	return n < want ? n : want;
 }
+
 /*
  * ---- Rate bound ----
  *
